@@ -1,1 +1,63 @@
-//! Placeholder
+//! The contract of the rpc framework, with no I/O: the envelope, the errors,
+//! the codecs, the service trait, the registry and the client-call trait.
+//!
+//! # Example
+//!
+//! ```ignore
+//! #[rpc_core::rpc_service]
+//! pub trait Calculator {
+//!     /// Adds two numbers.
+//!     async fn add(&self, x: i64, y: i64) -> i64;
+//! }
+//! ```
+//!
+//! # Layout
+//!
+//! The framework is three crates, data flowing one way (core at the bottom):
+//!
+//! | crate | holds |
+//! |---|---|
+//! | `rpc-core` (this) | [`error`] (the [`Error`] type and the one table of codes), [`codec`] (the [`Codec`] trait, [`codec::Bincode`], [`codec::Json`]), [`service`] (the [`Service`] trait a generated server implements), [`registry`] ([`Registry`]: several services, dispatch by name), [`client`] ([`Transport`], the [`Client`] handle a generated client wraps), [`context`] (the running call's [`Context`]), [`value`] (the dynamic [`Value`]) |
+//! | `rpc-macros` | `#[rpc_service]`: parse → validate → generate |
+//! | `rpc-transport` | tokio: framing, the authkey handshake, the hello, server, client connection, configuration |
+//!
+//! A call's path, each step in one place:
+//!
+//! ```text
+//! calc.add(2, 3)                      generated CalculatorClient (rpc-macros)
+//!   → Client::call                    client.rs: args struct, erased
+//!   → Transport::call                 rpc-transport: encode into the write buffer, register the waiter
+//!   → Codec::encode_request           codec/: envelope + args, one pass
+//!   → frame, socket                   rpc-transport: 4-byte length prefix
+//!   → Codec::decode_request           server connection reads the envelope
+//!   → Registry::dispatch              registry.rs: name → service, args decoded by the generated Service::call
+//!   → handler                         the user's impl, inside Context::scope
+//!   ← Codec::encode_response          result or Fault, straight into the write buffer
+//!   ← Codec::decode_response          client reader: id → waiter
+//!   ← Response::into_result           caller's task decodes the typed result
+//! ```
+//!
+//! Generated code names only `::rpc_core::…` and `::core::…` paths; what it
+//! needs beyond the public API lives in the hidden `__private` module.
+
+pub mod client;
+pub mod codec;
+pub mod context;
+pub mod error;
+pub mod registry;
+pub mod service;
+pub mod value;
+
+pub use crate::client::{Client, Response, Transport};
+pub use crate::codec::Codec;
+pub use crate::context::Context;
+pub use crate::error::{CallError, Error, ErrorKind};
+pub use crate::registry::Registry;
+pub use crate::service::{CallFuture, Service};
+pub use crate::value::Value;
+
+#[cfg(feature = "macros")]
+pub use rpc_macros::rpc_service;
+
+#[doc(hidden)]
+pub mod __private;

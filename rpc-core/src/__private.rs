@@ -1,0 +1,67 @@
+//! What generated code needs beyond the public API. Not a stable interface.
+
+pub use erased_serde;
+pub use serde;
+
+pub use crate::service::{BoxFuture, MethodInfo, ParamInfo, Payload, Reply, ServiceInfo};
+
+use crate::error::Error;
+use crate::service::Fault;
+
+/// Decodes a method's argument struct from the caller's deserializer.
+pub fn decode_args<T: serde::de::DeserializeOwned>(
+    method: &str,
+    args: &mut dyn erased_serde::Deserializer<'_>,
+) -> Result<T, Error> {
+    erased_serde::deserialize(args).map_err(|e| Error::invalid_params(method, e))
+}
+
+/// A successful reply.
+pub fn ok<T: serde::Serialize + Send + 'static>(value: T) -> Reply {
+    Ok(Box::new(value))
+}
+
+/// An application error reply: `message` describes it, `error` is its data.
+pub fn app_error<E: serde::Serialize + Send + 'static>(message: String, error: E) -> Reply {
+    Err(Fault::application(message, Box::new(error)))
+}
+
+/// The error for a method name the service does not have.
+pub fn unknown_method(service: &'static ServiceInfo, method: &str) -> Error {
+    let known: Vec<&str> = service.methods.iter().map(|m| m.name).collect();
+    Error::method_not_found(&format!("{}.{method}", service.name), &known.join(", "))
+}
+
+/// Describes an application error: by `Display` when it has one, else by its
+/// type name. Used as `(&Describe(&e)).rpc_describe()`, which picks
+/// [`ViaDisplay`] when `E: Display` (autoref specialisation).
+pub struct Describe<'a, E>(pub &'a E);
+
+/// Picked when the error implements `Display`.
+pub trait ViaDisplay {
+    /// The error's `Display` text.
+    fn rpc_describe(&self) -> String;
+}
+
+impl<E: core::fmt::Display> ViaDisplay for Describe<'_, E> {
+    fn rpc_describe(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+/// The fallback: the error's type name.
+pub trait ViaTypeName {
+    /// The error's type name.
+    fn rpc_describe(&self) -> String;
+}
+
+impl<E> ViaTypeName for &Describe<'_, E> {
+    fn rpc_describe(&self) -> String {
+        core::any::type_name::<E>().to_owned()
+    }
+}
+
+/// Asserts at compile time that a parameter or result type can cross the
+/// wire; generated code calls it spanned on the user's type, so the error
+/// points there.
+pub const fn assert_serde<T: serde::Serialize + serde::de::DeserializeOwned>() {}

@@ -1,0 +1,179 @@
+//! The client side of a call: the [`Transport`] trait a connection implements,
+//! and the [`Client`] handle that generated clients wrap.
+//!
+//! A generated `CalculatorClient` holds a [`Client`]; `calc.add(2, 3)` becomes
+//! [`Client::call`] with the method's argument struct, which the transport
+//! encodes straight into its outgoing buffer. The transport resolves the
+//! call with a [`Response`]: the reply frame and where its result lies in it,
+//! decoded here, in the caller's task, into the method's return type.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::{self, Codec};
+use crate::error::{CallError, Error, ErrorKind};
+use crate::service::BoxFuture;
+
+/// A connection that can carry calls: implemented by `rpc-transport`'s
+/// client connection, and by anything else that can (an in-memory channel in
+/// tests, a pooled or reconnecting client).
+pub trait Transport: Send + Sync + 'static {
+    /// Encodes a request for `method` with `args` and sends it; the future
+    /// resolves to the matching response, or fails with the connection's
+    /// error, or with [`ErrorKind::Timeout`] once `timeout` (or the
+    /// transport's default) has passed.
+    ///
+    /// `args` is encoded before this returns, so it need not outlive the call.
+    fn call(
+        &self,
+        method: &str,
+        args: &dyn erased_serde::Serialize,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<Result<Response, Error>>;
+}
+
+/// A reply as the transport received it: the frame, the codec that reads it,
+/// and whether it holds a result or an error.
+#[derive(Debug)]
+pub struct Response {
+    codec: &'static dyn Codec,
+    frame: Bytes,
+    outcome: Result<Range<usize>, WireFault>,
+}
+
+/// A failed call as the wire carries it: code, message, and where the error's
+/// typed data lies in the frame.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WireFault {
+    /// The JSON-RPC code (see [`ErrorKind::from_code`]).
+    pub code: i32,
+    /// The server's message.
+    pub message: String,
+    /// The bytes of the error's `data`, as a range of the frame.
+    pub data: Option<Range<usize>>,
+}
+
+impl Response {
+    /// A response read from `frame`; `outcome` locates the result or error in it.
+    pub fn new(
+        codec: &'static dyn Codec,
+        frame: Bytes,
+        outcome: Result<Range<usize>, WireFault>,
+    ) -> Response {
+        Response {
+            codec,
+            frame,
+            outcome,
+        }
+    }
+
+    /// Decodes the result of a method that cannot fail by itself.
+    pub fn into_result<R: DeserializeOwned>(self) -> Result<R, Error> {
+        match &self.outcome {
+            Ok(range) => codec::decode(self.codec, &self.frame[range.clone()]),
+            Err(fault) => Err(self.fault_error(fault)),
+        }
+    }
+
+    /// Decodes the result of a method declared `-> Result<R, E>`: its typed
+    /// error arrives as [`CallError::Application`].
+    pub fn into_fallible<R: DeserializeOwned, E: DeserializeOwned>(
+        self,
+    ) -> Result<R, CallError<E>> {
+        let fault = match &self.outcome {
+            Ok(range) => return Ok(codec::decode(self.codec, &self.frame[range.clone()])?),
+            Err(fault) => fault,
+        };
+        match (&fault.data, ErrorKind::from_code(fault.code)) {
+            (Some(data), ErrorKind::Application) => {
+                let e = codec::decode(self.codec, &self.frame[data.clone()]).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Parse,
+                        format!("the application error did not decode: {}", e.message()),
+                    )
+                })?;
+                Err(CallError::Application(e))
+            }
+            _ => Err(CallError::Rpc(self.fault_error(fault))),
+        }
+    }
+
+    fn fault_error(&self, fault: &WireFault) -> Error {
+        Error::new(ErrorKind::from_code(fault.code), fault.message.clone())
+    }
+}
+
+/// A cheap, cloneable handle on a [`Transport`]; clones share the connection.
+///
+/// ```no_run
+/// # async fn demo(client: rpc_core::Client) -> Result<(), rpc_core::Error> {
+/// #[derive(serde::Serialize)]
+/// struct AddArgs { x: i64, y: i64 }
+/// let sum: i64 = client.call("Calculator.add", &AddArgs { x: 2, y: 3 }).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    transport: Arc<dyn Transport>,
+    timeout: Option<Duration>,
+}
+
+impl Client {
+    /// A handle on `transport`.
+    pub fn new(transport: impl Transport) -> Client {
+        Client::from_arc(Arc::new(transport))
+    }
+
+    /// A handle on a shared transport.
+    pub fn from_arc(transport: Arc<dyn Transport>) -> Client {
+        Client {
+            transport,
+            timeout: None,
+        }
+    }
+
+    /// A handle whose calls time out after `timeout` instead of the
+    /// transport's default; the connection is shared with `self`.
+    pub fn with_timeout(&self, timeout: Duration) -> Client {
+        Client {
+            transport: self.transport.clone(),
+            timeout: Some(timeout),
+        }
+    }
+
+    /// Calls `method` with `args`, decoding the result as `R`.
+    pub async fn call<A, R>(&self, method: &str, args: &A) -> Result<R, Error>
+    where
+        A: Serialize,
+        R: DeserializeOwned,
+    {
+        self.send(method, args).await?.into_result()
+    }
+
+    /// Calls a method declared `-> Result<R, E>`.
+    pub async fn call_fallible<A, R, E>(&self, method: &str, args: &A) -> Result<R, CallError<E>>
+    where
+        A: Serialize,
+        R: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        self.send(method, args).await?.into_fallible()
+    }
+
+    fn send<A: Serialize>(&self, method: &str, args: &A) -> BoxFuture<Result<Response, Error>> {
+        self.transport.call(method, args, self.timeout)
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,187 @@
+//! Compact binary envelopes with bincode 2 (standard configuration: varint
+//! integers, little endian).
+//!
+//! ```text
+//! request   00 | id: varint | deadline_ms: varint (0 = none) | method: len+utf8 | args…
+//! response  01 | id: varint | 00 | result…
+//!           01 | id: varint | 01 | code: zigzag varint | message: len+utf8 | 00 or 01 | data…
+//! ```
+//!
+//! The argument struct, the result and the error data follow their header in
+//! the same buffer: nothing is encoded twice. Kinds `02` to `05` are reserved
+//! for cancel, going-away, ping and pong.
+
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use serde::de::{DeserializeSeed, Deserializer};
+
+use super::{
+    Codec, Id, Inbound, Incoming, OutRequest, Request, Visit, atomically, deadline_ms, encode_error,
+};
+use crate::client::WireFault;
+use crate::error::{Error, ErrorKind};
+use crate::service::Reply;
+
+/// The bincode codec.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Bincode;
+
+/// No length prefix inside a frame may claim more than a frame can hold.
+const LIMIT: usize = 1 << 30;
+
+type Config = ::bincode::config::Configuration<
+    ::bincode::config::LittleEndian,
+    ::bincode::config::Varint,
+    ::bincode::config::Limit<LIMIT>,
+>;
+
+const CONFIG: Config = ::bincode::config::standard().with_limit::<LIMIT>();
+
+/// kind, id, deadline_ms, method.
+type RequestHead<'a> = (u8, u64, u64, &'a str);
+
+const REQUEST: u8 = 0;
+const RESPONSE: u8 = 1;
+const OK: u8 = 0;
+const ERR: u8 = 1;
+
+fn put(dst: &mut BytesMut, value: impl serde::Serialize) -> Result<(), Error> {
+    ::bincode::serde::encode_into_std_write(value, &mut dst.writer(), CONFIG)
+        .map(drop)
+        .map_err(encode_error)
+}
+
+fn take<'a, T: serde::Deserialize<'a>>(
+    bytes: &'a [u8],
+) -> Result<(T, usize), ::bincode::error::DecodeError> {
+    ::bincode::serde::borrow_decode_from_slice(bytes, CONFIG)
+}
+
+impl Codec for Bincode {
+    fn name(&self) -> &'static str {
+        "bincode"
+    }
+
+    fn encode_request(&self, dst: &mut BytesMut, r: &OutRequest<'_>) -> Result<(), Error> {
+        atomically(dst, |dst| {
+            put(dst, (REQUEST, r.id, deadline_ms(r.deadline), r.method))?;
+            put(dst, r.args)
+        })
+    }
+
+    fn decode_response(&self, frame: &[u8]) -> Result<Inbound, Error> {
+        let malformed = |e| Error::new(ErrorKind::Parse, format!("a response is malformed: {e}"));
+        let ((kind, id, status), n): ((u8, u64, u8), _) = take(frame).map_err(malformed)?;
+        if kind != RESPONSE {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!("unexpected message kind {kind} from the server"),
+            ));
+        }
+        let outcome = match status {
+            OK => Ok(n..frame.len()),
+            ERR => {
+                let ((code, message, has_data), m): ((i32, String, bool), _) =
+                    take(&frame[n..]).map_err(malformed)?;
+                let data = has_data.then_some(n + m..frame.len());
+                Err(WireFault {
+                    code,
+                    message,
+                    data,
+                })
+            }
+            other => {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("unknown response status {other}"),
+                ));
+            }
+        };
+        Ok(Inbound::Response { id, outcome })
+    }
+
+    fn decode_request<'a>(&self, frame: &'a [u8]) -> Incoming<'a> {
+        match take::<RequestHead<'_>>(frame) {
+            Ok(((REQUEST, id, deadline, method), n)) => Incoming::Request(Request {
+                id: Some(Id::Num(id)),
+                method: method.into(),
+                deadline: (deadline > 0).then(|| Duration::from_millis(deadline)),
+                params: &frame[n..],
+            }),
+            Ok(((kind, id, ..), _)) => Incoming::Invalid {
+                id: Id::Num(id),
+                error: Error::new(
+                    ErrorKind::InvalidRequest,
+                    format!("unexpected message kind {kind} from the client"),
+                ),
+            },
+            Err(e) => Incoming::Invalid {
+                id: Id::Null,
+                error: Error::new(ErrorKind::Parse, format!("a request is malformed: {e}")),
+            },
+        }
+    }
+
+    fn encode_response(&self, dst: &mut BytesMut, id: &Id, reply: &Reply) -> Result<(), Error> {
+        let id = match id {
+            Id::Num(n) => *n,
+            // bincode requests always carry numeric ids; an unreadable one is answered as 0.
+            Id::Str(_) | Id::Null => 0,
+        };
+        atomically(dst, |dst| match reply {
+            Ok(value) => {
+                put(dst, (RESPONSE, id, OK))?;
+                put(dst, value)
+            }
+            Err(fault) => {
+                let has_data = fault.data.is_some();
+                put(
+                    dst,
+                    (
+                        RESPONSE,
+                        id,
+                        ERR,
+                        fault.kind.code(),
+                        &fault.message,
+                        has_data,
+                    ),
+                )?;
+                fault.data.as_ref().map_or(Ok(()), |data| put(dst, data))
+            }
+        })
+    }
+
+    fn encode_batch(&self, dst: &mut BytesMut, responses: &[BytesMut]) {
+        // bincode has no batches; decode_request never yields one.
+        debug_assert!(responses.is_empty(), "bincode has no batches");
+        let _ = dst;
+    }
+
+    fn decode_value(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), Error> {
+        let (result, used) =
+            ::bincode::serde::seed_decode_from_slice(Seed(visit), bytes, CONFIG)
+                .map_err(|e| Error::new(ErrorKind::Parse, format!("a value is malformed: {e}")))?;
+        result?;
+        match bytes.len() - used {
+            0 => Ok(()),
+            left => Err(Error::new(
+                ErrorKind::Parse,
+                format!("{left} bytes left over after a value"),
+            )),
+        }
+    }
+}
+
+/// Hands bincode's deserializer to a visitor, through erased-serde.
+struct Seed<'v, 'f>(&'v mut Visit<'f>);
+
+impl<'de> DeserializeSeed<'de> for Seed<'_, '_> {
+    type Value = Result<(), Error>;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        Ok((self.0)(&mut <dyn erased_serde::Deserializer<'_>>::erase(
+            de,
+        )))
+    }
+}

@@ -1,0 +1,300 @@
+//! JSON-RPC 2.0 envelopes: every frame is a readable JSON-RPC object (or a
+//! batch array), with arguments and results inline.
+//!
+//! ```text
+//! → {"jsonrpc":"2.0","id":1,"method":"Calculator.add","params":[2,3],"deadline_ms":30000}
+//! ← {"jsonrpc":"2.0","id":1,"result":5}
+//! ← {"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"…","data":{"DivideByZero":null}}}
+//! ```
+//!
+//! `params` may be an array (by position) or an object (by name); a missing
+//! `params` means no arguments. `deadline_ms` is this framework's extension
+//! (the caller's remaining time); other JSON-RPC peers may leave it out.
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::ops::Range;
+
+use bytes::{BufMut, BytesMut};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+use super::{
+    Codec, Id, Inbound, Incoming, OutRequest, Request, Visit, atomically, deadline_ms, encode_error,
+};
+use crate::client::WireFault;
+use crate::error::{Error, ErrorKind};
+use crate::service::Reply;
+
+/// The JSON-RPC 2.0 codec.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Json;
+
+#[derive(Deserialize)]
+struct JsonRequest<'a> {
+    #[serde(borrow)]
+    jsonrpc: Cow<'a, str>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    method: Cow<'a, str>,
+    #[serde(default, borrow)]
+    params: Option<&'a RawValue>,
+    #[serde(default)]
+    deadline_ms: u64,
+}
+
+#[derive(Deserialize)]
+struct JsonResponse<'a> {
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    error: Option<JsonError<'a>>,
+}
+
+#[derive(Deserialize)]
+struct JsonError<'a> {
+    code: i32,
+    message: String,
+    #[serde(default, borrow, deserialize_with = "present")]
+    data: Option<&'a RawValue>,
+}
+
+/// Only the id, to answer a request that is otherwise malformed.
+#[derive(Deserialize)]
+struct IdProbe<'a> {
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+}
+
+/// Tells a present `null` (`Some("null")`) from an absent member (`None`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+impl Codec for Json {
+    fn name(&self) -> &'static str {
+        "json"
+    }
+
+    fn encode_request(&self, dst: &mut BytesMut, r: &OutRequest<'_>) -> Result<(), Error> {
+        atomically(dst, |dst| {
+            write!(dst.writer(), r#"{{"jsonrpc":"2.0","id":{},"method":"#, r.id)
+                .map_err(encode_error)?;
+            serde_json::to_writer(dst.writer(), r.method).map_err(encode_error)?;
+            dst.put_slice(br#","params":"#);
+            serde_json::to_writer(dst.writer(), r.args).map_err(encode_error)?;
+            if r.deadline.is_some() {
+                write!(
+                    dst.writer(),
+                    r#","deadline_ms":{}"#,
+                    deadline_ms(r.deadline)
+                )
+                .map_err(encode_error)?;
+            }
+            dst.put_u8(b'}');
+            Ok(())
+        })
+    }
+
+    fn decode_response(&self, frame: &[u8]) -> Result<Inbound, Error> {
+        let r: JsonResponse<'_> = serde_json::from_slice(frame).map_err(|e| {
+            Error::new(
+                ErrorKind::Parse,
+                format!("a response is not valid JSON-RPC: {e}"),
+            )
+        })?;
+        let id = match r.id.map(parse_id) {
+            Some(Ok(Id::Num(id))) => id,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    "a response has no numeric id",
+                ));
+            }
+        };
+        let outcome = match (r.result, r.error) {
+            (Some(result), None) => Ok(span(frame, result)),
+            (None, Some(e)) => Err(WireFault {
+                code: e.code,
+                message: e.message,
+                data: e.data.map(|d| span(frame, d)),
+            }),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    "a response needs exactly one of `result` and `error`",
+                ));
+            }
+        };
+        Ok(Inbound::Response { id, outcome })
+    }
+
+    fn decode_request<'a>(&self, frame: &'a [u8]) -> Incoming<'a> {
+        match frame.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'[') => decode_batch(frame),
+            _ => decode_one(frame),
+        }
+    }
+
+    fn encode_response(&self, dst: &mut BytesMut, id: &Id, reply: &Reply) -> Result<(), Error> {
+        atomically(dst, |dst| {
+            dst.put_slice(br#"{"jsonrpc":"2.0","id":"#);
+            write_id(dst, id)?;
+            match reply {
+                Ok(value) => {
+                    dst.put_slice(br#","result":"#);
+                    serde_json::to_writer(dst.writer(), value).map_err(encode_error)?;
+                }
+                Err(fault) => {
+                    write!(
+                        dst.writer(),
+                        r#","error":{{"code":{},"message":"#,
+                        fault.kind.code()
+                    )
+                    .map_err(encode_error)?;
+                    serde_json::to_writer(dst.writer(), &fault.message).map_err(encode_error)?;
+                    if let Some(data) = &fault.data {
+                        dst.put_slice(br#","data":"#);
+                        serde_json::to_writer(dst.writer(), data).map_err(encode_error)?;
+                    }
+                    dst.put_u8(b'}');
+                }
+            }
+            dst.put_u8(b'}');
+            Ok(())
+        })
+    }
+
+    fn encode_batch(&self, dst: &mut BytesMut, responses: &[BytesMut]) {
+        dst.put_u8(b'[');
+        for (i, r) in responses.iter().enumerate() {
+            if i > 0 {
+                dst.put_u8(b',');
+            }
+            dst.put_slice(r);
+        }
+        dst.put_u8(b']');
+    }
+
+    fn decode_value(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), Error> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        visit(&mut <dyn erased_serde::Deserializer<'_>>::erase(&mut de))?;
+        de.end().map_err(|e| {
+            Error::new(
+                ErrorKind::Parse,
+                format!("trailing characters after a value: {e}"),
+            )
+        })
+    }
+}
+
+fn decode_one(frame: &[u8]) -> Incoming<'_> {
+    let r: JsonRequest<'_> = match serde_json::from_slice(frame) {
+        Ok(r) => r,
+        Err(e) => return invalid(frame, e),
+    };
+    let id = match r.id.map(parse_id).transpose() {
+        Ok(id) => id,
+        Err(error) => {
+            return Incoming::Invalid {
+                id: Id::Null,
+                error,
+            };
+        }
+    };
+    if r.jsonrpc != "2.0" {
+        let error = Error::new(ErrorKind::InvalidRequest, r#"`jsonrpc` must be "2.0""#);
+        return Incoming::Invalid {
+            id: id.unwrap_or(Id::Null),
+            error,
+        };
+    }
+    Incoming::Request(Request {
+        id,
+        method: r.method,
+        deadline: (r.deadline_ms > 0).then(|| std::time::Duration::from_millis(r.deadline_ms)),
+        params: r.params.map_or(b"[]".as_slice(), |p| p.get().as_bytes()),
+    })
+}
+
+fn decode_batch(frame: &[u8]) -> Incoming<'_> {
+    let items: Vec<&RawValue> = match serde_json::from_slice(frame) {
+        Ok(items) => items,
+        Err(e) => return invalid(frame, e),
+    };
+    if items.is_empty() {
+        let error = Error::new(ErrorKind::InvalidRequest, "an empty batch");
+        return Incoming::Invalid {
+            id: Id::Null,
+            error,
+        };
+    }
+    Incoming::Batch(
+        items
+            .into_iter()
+            .map(|raw| decode_one(raw.get().as_bytes()))
+            .collect(),
+    )
+}
+
+/// A request that did not decode: a parse error if it is not JSON, else an
+/// invalid request, answered under its id when that much can be read.
+fn invalid(frame: &[u8], e: serde_json::Error) -> Incoming<'_> {
+    if e.is_syntax() || e.is_eof() {
+        let error = Error::new(
+            ErrorKind::Parse,
+            format!("the request is not valid JSON: {e}"),
+        );
+        return Incoming::Invalid {
+            id: Id::Null,
+            error,
+        };
+    }
+    let id = serde_json::from_slice::<IdProbe<'_>>(frame)
+        .ok()
+        .and_then(|p| p.id)
+        .and_then(|raw| parse_id(raw).ok())
+        .unwrap_or(Id::Null);
+    let error = Error::new(
+        ErrorKind::InvalidRequest,
+        format!("not a JSON-RPC request: {e}"),
+    );
+    Incoming::Invalid { id, error }
+}
+
+fn parse_id(raw: &RawValue) -> Result<Id, Error> {
+    let bad = |_| {
+        Error::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "`id` must be an integer, a string or null, not {}",
+                raw.get()
+            ),
+        )
+    };
+    match raw.get().as_bytes().first() {
+        Some(b'n') => Ok(Id::Null),
+        Some(b'"') => serde_json::from_str(raw.get()).map(Id::Str).map_err(bad),
+        _ => serde_json::from_str(raw.get()).map(Id::Num).map_err(bad),
+    }
+}
+
+fn write_id(dst: &mut BytesMut, id: &Id) -> Result<(), Error> {
+    match id {
+        Id::Num(n) => write!(dst.writer(), "{n}").map_err(encode_error),
+        Id::Str(s) => serde_json::to_writer(dst.writer(), s).map_err(encode_error),
+        Id::Null => {
+            dst.put_slice(b"null");
+            Ok(())
+        }
+    }
+}
+
+/// Where `raw`, borrowed from `frame`, lies in it.
+fn span(frame: &[u8], raw: &RawValue) -> Range<usize> {
+    let start = raw.get().as_ptr() as usize - frame.as_ptr() as usize;
+    start..start + raw.get().len()
+}

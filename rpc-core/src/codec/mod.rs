@@ -1,0 +1,174 @@
+//! Codecs: how an envelope and its values become the bytes of one frame.
+//!
+//! Every codec implements [`Codec`] in the same order: client side
+//! (`encode_request`, `decode_response`), server side (`decode_request`,
+//! `encode_response`, `encode_batch`), then values (`decode_value`).
+//! Arguments and results are encoded once, straight into the frame buffer,
+//! inside the envelope — never as a nested string or byte blob.
+//!
+//! | codec | request frame |
+//! |---|---|
+//! | [`Json`] | `{"jsonrpc":"2.0","id":1,"method":"Calculator.add","params":{"x":2,"y":3}}` |
+//! | [`Bincode`] | `00` kind, varint id, varint deadline (ms, 0 = none), method, then the argument struct |
+//!
+//! bincode is not self-describing: it cannot decode types that need
+//! `deserialize_any` (`serde_json::Value`, untagged enums, `#[serde(flatten)]`).
+//! Use [`crate::Value`] for dynamic values; it round-trips in both codecs.
+
+mod bincode;
+mod json;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use serde::de::DeserializeOwned;
+
+use crate::client::WireFault;
+use crate::error::{Error, ErrorKind};
+use crate::service::Reply;
+
+pub use self::bincode::Bincode;
+pub use self::json::Json;
+
+/// Visits a value's deserializer; see [`Codec::decode_value`].
+pub type Visit<'f> = dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<(), Error> + 'f;
+
+/// The envelope format of a connection, chosen by configuration.
+pub trait Codec: Send + Sync + fmt::Debug + 'static {
+    /// The name configuration uses: `"bincode"`, `"json"`.
+    fn name(&self) -> &'static str;
+
+    /// Appends the payload of a request frame to `dst`. On error `dst` is
+    /// left as it was.
+    fn encode_request(&self, dst: &mut BytesMut, request: &OutRequest<'_>) -> Result<(), Error>;
+
+    /// Reads a frame a server sent.
+    fn decode_response(&self, frame: &[u8]) -> Result<Inbound, Error>;
+
+    /// Reads a frame a client sent. Never fails: what cannot be read becomes
+    /// [`Incoming::Invalid`], to be answered with an error.
+    fn decode_request<'a>(&self, frame: &'a [u8]) -> Incoming<'a>;
+
+    /// Appends the payload of a response frame to `dst`. On error (a result
+    /// the codec cannot represent) `dst` is left as it was.
+    fn encode_response(&self, dst: &mut BytesMut, id: &Id, reply: &Reply) -> Result<(), Error>;
+
+    /// Appends one frame answering a batch, from the responses' payloads.
+    fn encode_batch(&self, dst: &mut BytesMut, responses: &[BytesMut]);
+
+    /// Hands `visit` a deserializer over exactly `bytes` (one value); fails if
+    /// bytes are left over.
+    fn decode_value(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), Error>;
+}
+
+/// All codecs this crate ships, by name.
+pub const ALL: &[&dyn Codec] = &[&Bincode, &Json];
+
+/// The codec called `name`.
+pub fn by_name(name: &str) -> Option<&'static dyn Codec> {
+    ALL.iter().copied().find(|c| c.name() == name)
+}
+
+/// Decodes one `T` from `bytes`.
+pub fn decode<T: DeserializeOwned>(codec: &dyn Codec, bytes: &[u8]) -> Result<T, Error> {
+    let mut out = None;
+    codec.decode_value(bytes, &mut |de| {
+        let value = erased_serde::deserialize(de)
+            .map_err(|e| Error::new(ErrorKind::Parse, format!("the reply did not decode: {e}")))?;
+        out = Some(value);
+        Ok(())
+    })?;
+    out.ok_or_else(|| Error::new(ErrorKind::Parse, "the reply held no value"))
+}
+
+/// A request as a client sends it.
+pub struct OutRequest<'a> {
+    /// Matches the response to the call.
+    pub id: u64,
+    /// `Service.method`, or a bare method name.
+    pub method: &'a str,
+    /// How long the caller waits, relative to when the server reads the frame.
+    pub deadline: Option<Duration>,
+    /// The method's argument struct.
+    pub args: &'a dyn erased_serde::Serialize,
+}
+
+/// A frame from the server, as the client reads it.
+#[derive(Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Inbound {
+    /// The answer to request `id`; the result or error is located in the frame.
+    Response {
+        /// The request's id.
+        id: u64,
+        /// Where the result lies in the frame, or the error.
+        outcome: Result<Range<usize>, WireFault>,
+    },
+}
+
+/// A request id: a number from our clients, anything JSON-RPC allows from others.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Id {
+    /// A numeric id (all ids our clients send).
+    Num(u64),
+    /// A JSON-RPC string id.
+    Str(String),
+    /// A JSON-RPC `null` id, also used to answer what could not be read.
+    Null,
+}
+
+/// A frame from a client, as the server reads it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Incoming<'a> {
+    /// One call.
+    Request(Request<'a>),
+    /// Several calls in one frame, answered by one frame (JSON-RPC batch).
+    Batch(Vec<Incoming<'a>>),
+    /// Something that is not a valid request; answer `error` under `id`.
+    Invalid {
+        /// The id to answer under, when it could be read.
+        id: Id,
+        /// What is wrong with it.
+        error: Error,
+    },
+}
+
+/// One call, borrowed from its frame.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// `None` for a notification, which gets no answer.
+    pub id: Option<Id>,
+    /// `Service.method`, or a bare method name.
+    pub method: Cow<'a, str>,
+    /// How long the caller waits from now.
+    pub deadline: Option<Duration>,
+    /// The encoded argument struct, for [`Codec::decode_value`].
+    pub params: &'a [u8],
+}
+
+/// Runs `encode` and rolls `dst` back to its length before if it fails.
+fn atomically<T>(
+    dst: &mut BytesMut,
+    encode: impl FnOnce(&mut BytesMut) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let mark = dst.len();
+    encode(dst).inspect_err(|_| dst.truncate(mark))
+}
+
+fn encode_error(e: impl fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::Internal,
+        format!("a value could not be encoded: {e}"),
+    )
+}
+
+/// Milliseconds of a deadline on the wire, where 0 means none.
+fn deadline_ms(deadline: Option<Duration>) -> u64 {
+    deadline.map_or(0, |d| {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    })
+}

@@ -1,0 +1,130 @@
+//! The context of the call a handler is running: its deadline and peer,
+//! reached with [`Context::current`] rather than through a parameter, so new
+//! fields never break an implementation.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Poll, ready};
+use std::time::Instant;
+
+thread_local! {
+    static CURRENT: RefCell<Option<Context>> = const { RefCell::new(None) };
+}
+
+/// What a handler can know about the call it serves.
+///
+/// ```
+/// # use rpc_core::Context;
+/// async fn handler() -> String {
+///     match Context::current().and_then(|c| c.peer()) {
+///         Some(peer) => format!("hello, {peer}"),
+///         None => "hello".to_owned(),
+///     }
+/// }
+/// ```
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Context {
+    deadline: Option<Instant>,
+    peer: Option<SocketAddr>,
+}
+
+impl Context {
+    /// An empty context.
+    pub fn new() -> Context {
+        Context::default()
+    }
+
+    /// Sets the instant after which the caller no longer waits.
+    pub fn with_deadline(mut self, deadline: Option<Instant>) -> Context {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Sets the caller's address.
+    pub fn with_peer(mut self, peer: Option<SocketAddr>) -> Context {
+        self.peer = peer;
+        self
+    }
+
+    /// The context of the call being served on this task, if any.
+    pub fn current() -> Option<Context> {
+        CURRENT.with(|c| c.borrow().clone())
+    }
+
+    /// The instant after which the caller no longer waits.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The caller's address, when the transport has one.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// Runs `future` with `self` as [`Context::current`] during every poll.
+    pub fn scope<F: Future + Unpin>(self, future: F) -> Scoped<F> {
+        Scoped {
+            context: Some(self),
+            future,
+        }
+    }
+}
+
+/// A future that runs with a [`Context`] installed; see [`Context::scope`].
+#[derive(Debug)]
+pub struct Scoped<F> {
+    context: Option<Context>,
+    future: F,
+}
+
+impl<F: Future + Unpin> Future for Scoped<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let _guard = Installed::new(&mut this.context);
+        let out = ready!(Pin::new(&mut this.future).poll(cx));
+        Poll::Ready(out)
+    }
+}
+
+/// Puts a context into the thread-local slot and puts the outer one back on
+/// drop, so scopes nest and a panicking handler leaves no stale context.
+struct Installed<'a> {
+    slot: &'a mut Option<Context>,
+    outer: Option<Context>,
+}
+
+impl<'a> Installed<'a> {
+    fn new(slot: &'a mut Option<Context>) -> Installed<'a> {
+        let outer = CURRENT.with(|c| c.replace(slot.take()));
+        Installed { slot, outer }
+    }
+}
+
+impl Drop for Installed<'_> {
+    fn drop(&mut self) {
+        *self.slot = CURRENT.with(|c| c.replace(self.outer.take()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn current_is_set_only_inside_the_scope() {
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let seen = Context::new()
+            .with_peer(Some(peer))
+            .scope(Box::pin(async {
+                Context::current().and_then(|c| c.peer())
+            }))
+            .await;
+        assert_eq!(seen, Some(peer));
+        assert!(Context::current().is_none());
+    }
+}

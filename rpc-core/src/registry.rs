@@ -1,0 +1,215 @@
+//! The registry: every service a server offers, found by name.
+//!
+//! A method is addressed as `Service.method`; a bare `method` resolves too
+//! when exactly one service has it (Python-style clients call `add`). The
+//! registry knows nothing of connections or formats: [`Registry::dispatch`]
+//! takes a method name and any deserializer of its arguments, and returns the
+//! handler's future.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::codec::Codec;
+use crate::error::{Error, ErrorKind};
+use crate::service::{CallFuture, MethodInfo, Service, ServiceInfo};
+
+/// Service names the framework keeps for its own services.
+pub const RESERVED: &[&str] = &["rpc", "system"];
+
+/// Several services, resolved by method name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    services: Vec<Arc<dyn Service>>,
+    /// `Service.method` and unambiguous bare names → (service, method).
+    routes: HashMap<String, Route>,
+}
+
+/// A resolved method: which service, and its description.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    service: usize,
+    method: &'static MethodInfo,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Adds `service`. Fails if its name is taken or reserved.
+    pub fn register(&mut self, service: impl Service) -> Result<&mut Registry, Error> {
+        let info = service.info();
+        if RESERVED.contains(&info.name) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "the service name `{}` is reserved for the framework",
+                    info.name
+                ),
+            ));
+        }
+        if self.services.iter().any(|s| s.info().name == info.name) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("a service named `{}` is already registered", info.name),
+            ));
+        }
+        self.services.push(Arc::new(service));
+        self.reroute();
+        Ok(self)
+    }
+
+    /// Adds `service`, builder-style; see [`Registry::register`].
+    pub fn with(mut self, service: impl Service) -> Result<Registry, Error> {
+        self.register(service)?;
+        Ok(self)
+    }
+
+    fn reroute(&mut self) {
+        self.routes.clear();
+        let mut bare: HashMap<&str, Vec<Route>> = HashMap::new();
+        for (i, s) in self.services.iter().enumerate() {
+            let info = s.info();
+            for m in info.methods {
+                let route = Route {
+                    service: i,
+                    method: m,
+                };
+                self.routes
+                    .insert(format!("{}.{}", info.name, m.name), route);
+                bare.entry(m.name).or_default().push(route);
+            }
+        }
+        for (name, routes) in bare {
+            if let [route] = routes[..] {
+                self.routes.entry(name.to_owned()).or_insert(route);
+            }
+        }
+    }
+
+    /// The services, in registration order.
+    pub fn services(&self) -> impl Iterator<Item = &'static ServiceInfo> + '_ {
+        self.services.iter().map(|s| s.info())
+    }
+
+    /// Finds `name` (`Service.method` or a bare, unambiguous `method`).
+    pub fn resolve(&self, name: &str) -> Result<Route, Error> {
+        self.routes
+            .get(name)
+            .copied()
+            .ok_or_else(|| self.not_found(name))
+    }
+
+    /// The method `route` names.
+    pub fn method(&self, route: Route) -> &'static MethodInfo {
+        route.method
+    }
+
+    /// The service `route` belongs to.
+    pub fn service(&self, route: Route) -> &'static ServiceInfo {
+        self.services[route.service].info()
+    }
+
+    /// Resolves `name`, decodes its arguments from `args` and starts the call.
+    /// The future turns a handler's panic into an error reply.
+    pub fn dispatch(
+        &self,
+        name: &str,
+        args: &mut dyn erased_serde::Deserializer<'_>,
+    ) -> Result<CallFuture, Error> {
+        let route = self.resolve(name)?;
+        self.call(route, args)
+    }
+
+    /// Starts a call to an already resolved method.
+    pub fn call(
+        &self,
+        route: Route,
+        args: &mut dyn erased_serde::Deserializer<'_>,
+    ) -> Result<CallFuture, Error> {
+        let service = &self.services[route.service];
+        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            service.call(route.method.name, args)
+        }));
+        match started {
+            Ok(started) => started.map(CallFuture::new),
+            Err(panic) => Err(Error::new(
+                ErrorKind::HandlerPanic,
+                format!(
+                    "decoding the arguments panicked: {}",
+                    crate::service::panic_message(&*panic)
+                ),
+            )),
+        }
+    }
+
+    /// Like [`Registry::dispatch`], with arguments in `codec`'s encoding.
+    pub fn dispatch_encoded(
+        &self,
+        name: &str,
+        codec: &dyn Codec,
+        params: &[u8],
+    ) -> Result<CallFuture, Error> {
+        let route = self.resolve(name)?;
+        let mut started = None;
+        codec
+            .decode_value(params, &mut |de| {
+                started = Some(self.call(route, de)?);
+                Ok(())
+            })
+            .map_err(|e| match e.kind() {
+                ErrorKind::InvalidParams | ErrorKind::MethodNotFound => e,
+                _ => Error::invalid_params(name, e.message()),
+            })?;
+        started.ok_or_else(|| Error::invalid_params(name, "no arguments were read"))
+    }
+
+    fn not_found(&self, name: &str) -> Error {
+        let bare = name.rsplit('.').next().unwrap_or(name);
+        let candidates: Vec<String> = self
+            .services()
+            .flat_map(|s| {
+                s.methods
+                    .iter()
+                    .filter(|m| m.name == bare)
+                    .map(move |m| format!("{}.{}", s.name, m.name))
+            })
+            .collect();
+        if !name.contains('.') && candidates.len() > 1 {
+            return Error::new(
+                ErrorKind::MethodNotFound,
+                format!(
+                    "`{name}` is ambiguous; call one of: {}",
+                    candidates.join(", ")
+                ),
+            );
+        }
+        Error::method_not_found(name, &self.describe_methods())
+    }
+
+    /// `Service.method(x: T, …) -> R` for every method, comma separated.
+    fn describe_methods(&self) -> String {
+        let all: Vec<String> = self
+            .services()
+            .flat_map(|s| {
+                s.methods
+                    .iter()
+                    .map(move |m| format!("{}.{}", s.name, m.signature()))
+            })
+            .collect();
+        if all.is_empty() {
+            "none".to_owned()
+        } else {
+            all.join(", ")
+        }
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.services().map(|s| s.name))
+            .finish()
+    }
+}

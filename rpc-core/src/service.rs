@@ -1,0 +1,203 @@
+//! The server side of a service: the [`Service`] trait that `#[rpc_service]`
+//! implements for its generated `…Server` adapter, and the static description
+//! of a service's methods that the registry uses for lookup and introspection.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::error::{Error, ErrorKind};
+
+/// A boxed, `Send` future: what a handler call returns.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A value ready to be encoded by whichever codec the caller uses.
+pub type Payload = Box<dyn erased_serde::Serialize + Send>;
+
+/// What a handler produced: the method's result, or a [`Fault`].
+pub type Reply = Result<Payload, Fault>;
+
+/// A failed call as it is sent back: the kind (which gives the wire code), a
+/// message, and for application errors the typed error itself as `data`.
+pub struct Fault {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The method's typed error, for [`ErrorKind::Application`].
+    pub data: Option<Payload>,
+}
+
+impl Fault {
+    /// An application error: `error` is sent as data, `message` describes it.
+    pub fn application(message: String, error: Payload) -> Fault {
+        Fault {
+            kind: ErrorKind::Application,
+            message,
+            data: Some(error),
+        }
+    }
+}
+
+impl From<Error> for Fault {
+    fn from(e: Error) -> Fault {
+        Fault {
+            kind: e.kind(),
+            message: e.message().to_owned(),
+            data: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fault")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("data", &self.data.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
+/// A service: a name, its methods, and a way to call one of them.
+///
+/// Implemented by the `…Server` adapter that `#[rpc_service]` generates; you
+/// rarely implement it by hand. [`Service::call`] decodes the arguments from
+/// whatever deserializer the transport supplies (a JSON-RPC `params` value, a
+/// bincode frame, a URL query…), so one implementation serves every
+/// transport.
+pub trait Service: Send + Sync + 'static {
+    /// The service's name and methods.
+    fn info(&self) -> &'static ServiceInfo;
+
+    /// Decodes the arguments of `method` from `args` and starts the call.
+    ///
+    /// Fails with [`ErrorKind::InvalidParams`] when the arguments do not
+    /// decode, and [`ErrorKind::MethodNotFound`] when `method` is not one of
+    /// [`ServiceInfo::methods`]. The future resolves to the handler's reply.
+    fn call(
+        &self,
+        method: &str,
+        args: &mut dyn erased_serde::Deserializer<'_>,
+    ) -> Result<BoxFuture<Reply>, Error>;
+}
+
+/// The static description of a service.
+#[derive(Debug)]
+pub struct ServiceInfo {
+    /// The name methods are addressed by: `Name.method`.
+    pub name: &'static str,
+    /// The trait's doc comment.
+    pub doc: &'static str,
+    /// Its methods, in declaration order.
+    pub methods: &'static [MethodInfo],
+}
+
+/// The static description of one method.
+#[derive(Debug)]
+pub struct MethodInfo {
+    /// The method's name.
+    pub name: &'static str,
+    /// Its doc comment.
+    pub doc: &'static str,
+    /// Its parameters, in order.
+    pub params: &'static [ParamInfo],
+    /// The success type, as written in the trait (`i64`, `()`, …).
+    pub returns: &'static str,
+    /// The application error type of a `-> Result<T, E>` method.
+    pub error: Option<&'static str>,
+    /// Marked `#[rpc(idempotent)]`: safe to repeat.
+    pub idempotent: bool,
+}
+
+/// One parameter: its name and its type as written.
+#[derive(Debug)]
+pub struct ParamInfo {
+    /// The parameter's name.
+    pub name: &'static str,
+    /// Its type, as written in the trait.
+    pub ty: &'static str,
+}
+
+impl ServiceInfo {
+    /// The method called `name`.
+    pub fn method(&self, name: &str) -> Option<&'static MethodInfo> {
+        self.methods.iter().find(|m| m.name == name)
+    }
+}
+
+impl MethodInfo {
+    /// `name(x: i64, y: i64) -> i64`, as shown in errors and introspection.
+    pub fn signature(&self) -> String {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| format!("{}: {}", p.name, p.ty))
+            .collect();
+        let mut s = format!("{}({}) -> ", self.name, params.join(", "));
+        match self.error {
+            Some(e) => s.push_str(&format!("Result<{}, {e}>", self.returns)),
+            None => s.push_str(self.returns),
+        }
+        s
+    }
+}
+
+/// A started call: the handler's future, with panics turned into a
+/// [`ErrorKind::HandlerPanic`] fault carrying the panic's message, at once.
+#[must_use = "a call does nothing unless polled"]
+pub struct CallFuture {
+    inner: Option<BoxFuture<Reply>>,
+}
+
+impl CallFuture {
+    /// Guards `future`.
+    pub fn new(future: BoxFuture<Reply>) -> CallFuture {
+        CallFuture {
+            inner: Some(future),
+        }
+    }
+}
+
+impl Future for CallFuture {
+    type Output = Reply;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Reply> {
+        let Some(inner) = self.inner.as_mut() else {
+            return std::task::Poll::Ready(Err(Error::new(
+                ErrorKind::Internal,
+                "a call was polled after it ended",
+            )
+            .into()));
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(ready) => {
+                self.inner = None;
+                ready
+            }
+            Err(panic) => {
+                // The future is in an unknown state after a panic: drop it.
+                self.inner = None;
+                let message = format!("the handler panicked: {}", panic_message(&*panic));
+                std::task::Poll::Ready(Err(Error::new(ErrorKind::HandlerPanic, message).into()))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for CallFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallFuture").finish_non_exhaustive()
+    }
+}
+
+/// The text of a panic's payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "a non-string panic payload"
+    }
+}
