@@ -1,0 +1,257 @@
+//! A server connection after the hello: the reader starts a call per request
+//! and the writer drains the outbox, both in the connection's task.
+//!
+//! Calls run concurrently and reply in completion order. A call is first
+//! polled once on the reader; one that finishes at once (most do) replies
+//! without a task of its own, the rest are spawned into the connection's
+//! `JoinSet`, so they end with the connection.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use futures::StreamExt;
+use rpc_core::codec::{Codec, Id, Incoming, Request};
+use rpc_core::service::{Fault, Reply};
+use rpc_core::{Context, Error, ErrorKind, Registry};
+use tokio::task::JoinSet;
+use tokio_util::codec::{Framed, FramedRead};
+use tracing::debug;
+
+use crate::frame::{FrameCodec, FrameError};
+use crate::net::Io;
+use crate::outbox::{Outbox, Pushed};
+use crate::session::frame_error;
+
+/// What a connection needs to serve calls.
+pub(crate) struct ServerConnection<'a> {
+    pub(crate) registry: &'a Registry,
+    pub(crate) codec: &'static dyn Codec,
+    pub(crate) peer: Option<SocketAddr>,
+    /// The largest frame the client accepts.
+    pub(crate) peer_max_frame: usize,
+}
+
+/// Where replies go: the outbox, encoded by the connection's codec.
+#[derive(Clone)]
+struct Replies {
+    outbox: Arc<Outbox>,
+    codec: &'static dyn Codec,
+    max_frame: usize,
+}
+
+impl ServerConnection<'_> {
+    /// Serves calls until the client closes the connection (then lets calls
+    /// in flight finish and sends their replies) or it fails.
+    pub(crate) async fn run<S: Io>(self, framed: Framed<S, FrameCodec>) -> Result<(), Error> {
+        let parts = framed.into_parts();
+        let (read, mut write) = tokio::io::split(parts.io);
+        let mut frames = FramedRead::new(read, parts.codec);
+        frames.read_buffer_mut().extend_from_slice(&parts.read_buf);
+        let replies = Replies {
+            outbox: Arc::new(Outbox::default()),
+            codec: self.codec,
+            max_frame: self.peer_max_frame,
+        };
+        let outbox = replies.outbox.clone();
+        let reading = self.read_loop(&mut frames, &replies);
+        let writing = outbox.drain_into(&mut write);
+        tokio::pin!(reading, writing);
+        tokio::select! {
+            read = &mut reading => {
+                outbox.close();
+                let written = writing.await;
+                read?;
+                written.map_err(|e| Error::new(ErrorKind::ConnectionLost, format!("writing to the client failed: {e}")))
+            }
+            written = &mut writing => {
+                // The writer stops first only when the socket failed: calls
+                // in flight (dropped with the reader) have nowhere to reply.
+                Err(Error::new(ErrorKind::ConnectionLost, match written {
+                    Ok(()) => "the connection was closed".to_owned(),
+                    Err(e) => format!("writing to the client failed: {e}"),
+                }))
+            }
+        }
+    }
+
+    async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        frames: &mut FramedRead<R, FrameCodec>,
+        replies: &Replies,
+    ) -> Result<(), Error> {
+        let mut calls = JoinSet::new();
+        loop {
+            tokio::select! {
+                frame = frames.next() => match frame {
+                    Some(Ok(frame)) => self.handle(&frame, replies, &mut calls),
+                    Some(Err(e)) => return Err(frame_error(e)),
+                    None => break,
+                },
+                Some(_) = calls.join_next(), if !calls.is_empty() => {}
+            }
+        }
+        debug!(
+            in_flight = calls.len(),
+            "client closed its side; finishing calls in flight"
+        );
+        while calls.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    fn handle(&self, frame: &BytesMut, replies: &Replies, calls: &mut JoinSet<()>) {
+        match self.codec.decode_request(frame) {
+            Incoming::Request(request) => {
+                let id = request.id.clone();
+                let call = self.start(request);
+                match (id, call) {
+                    (Some(id), Ok(reply)) => replies.send(&id, reply),
+                    (Some(id), Err(pending)) => {
+                        let replies = replies.clone();
+                        calls.spawn(async move { replies.send(&id, pending.await) });
+                    }
+                    (None, Ok(_)) => {}
+                    (None, Err(pending)) => drop(calls.spawn(async move { drop(pending.await) })),
+                }
+            }
+            Incoming::Batch(items) => self.batch(items, replies, calls),
+            Incoming::Invalid { id, error } => replies.send(&id, Err(error.into())),
+            _ => replies.send(
+                &Id::Null,
+                Err(Error::new(ErrorKind::InvalidRequest, "unsupported message").into()),
+            ),
+        }
+    }
+
+    /// Starts a call, polling it once: `Ok` if it is done already, else the
+    /// rest of it, bounded by the caller's deadline.
+    fn start(&self, request: Request<'_>) -> Result<Reply, Pending> {
+        let call = match self
+            .registry
+            .dispatch_encoded(&request.method, self.codec, request.params)
+        {
+            Ok(call) => call,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        let deadline = request.deadline.map(|d| Instant::now() + d);
+        let context = Context::new().with_peer(self.peer).with_deadline(deadline);
+        let mut call = context.scope(call);
+        // A waker that does nothing is enough for this first poll: a call
+        // that is not done is polled again at once by its own task, which
+        // registers the real waker.
+        let mut cx = std::task::Context::from_waker(Waker::noop());
+        match Pin::new(&mut call).poll(&mut cx) {
+            Poll::Ready(reply) => Ok(reply),
+            Poll::Pending => Err(Box::pin(bounded(call, deadline))),
+        }
+    }
+
+    fn batch(&self, items: Vec<Incoming<'_>>, replies: &Replies, calls: &mut JoinSet<()>) {
+        let mut started = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                Incoming::Request(request) => {
+                    let id = request.id.clone();
+                    started.push((id, self.start(request)));
+                }
+                Incoming::Invalid { id, error } => started.push((Some(id), Ok(Err(error.into())))),
+                _ => started.push((
+                    Some(Id::Null),
+                    Ok(Err(Error::new(
+                        ErrorKind::InvalidRequest,
+                        "a batch inside a batch",
+                    )
+                    .into())),
+                )),
+            }
+        }
+        let replies = replies.clone();
+        calls.spawn(async move {
+            let mut encoded = Vec::with_capacity(started.len());
+            for (id, call) in started {
+                let reply = match call {
+                    Ok(reply) => reply,
+                    Err(pending) => pending.await,
+                };
+                if let Some(id) = id {
+                    encoded.push(replies.encode_alone(&id, &reply));
+                }
+            }
+            if !encoded.is_empty() {
+                replies.push_batch(&encoded);
+            }
+        });
+    }
+}
+
+/// The part of a call still running after its first poll.
+type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// Runs `call` until it replies or `deadline` passes.
+async fn bounded(call: impl Future<Output = Reply>, deadline: Option<Instant>) -> Reply {
+    let Some(deadline) = deadline else {
+        return call.await;
+    };
+    match tokio::time::timeout_at(deadline.into(), call).await {
+        Ok(reply) => reply,
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            "the call did not finish before its deadline",
+        )
+        .into()),
+    }
+}
+
+impl Replies {
+    /// Queues the reply to request `id`; a reply too large for the client, or
+    /// one the codec cannot encode, is replaced by an error saying so.
+    fn send(&self, id: &Id, reply: Reply) {
+        let pushed = self.outbox.push(self.max_frame, |buf| {
+            self.codec.encode_response(buf, id, &reply)
+        });
+        let fault = match pushed {
+            Ok(_) => return,
+            Err(Pushed::Encode(e)) => Fault::from(e),
+            Err(Pushed::Frame(FrameError::TooLarge { len, limit })) => Fault::from(Error::new(
+                ErrorKind::FrameTooLarge,
+                format!(
+                    "the reply of {len} bytes exceeds the client's frame limit of {limit} bytes"
+                ),
+            )),
+            Err(Pushed::Frame(e)) => Fault::from(Error::new(ErrorKind::Internal, e.to_string())),
+        };
+        let fallback = self.outbox.push(self.max_frame, |buf| {
+            self.codec.encode_response(buf, id, &Err(fault))
+        });
+        if let Err(e) = fallback {
+            debug!(error = ?e, "even the error reply could not be sent");
+        }
+    }
+
+    /// One batch member's reply, encoded on its own.
+    fn encode_alone(&self, id: &Id, reply: &Reply) -> BytesMut {
+        let mut buf = BytesMut::new();
+        if let Err(e) = self.codec.encode_response(&mut buf, id, reply) {
+            let _ = self.codec.encode_response(&mut buf, id, &Err(e.into()));
+        }
+        buf
+    }
+
+    fn push_batch(&self, encoded: &[BytesMut]) {
+        let pushed = self.outbox.push(self.max_frame, |buf| {
+            self.codec.encode_batch(buf, encoded);
+            Ok::<_, Error>(())
+        });
+        if let Err(e) = pushed {
+            let error = Error::new(
+                ErrorKind::FrameTooLarge,
+                format!("the batch reply could not be sent: {e:?}"),
+            );
+            self.send(&Id::Null, Err(error.into()));
+        }
+    }
+}

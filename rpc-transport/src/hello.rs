@@ -1,0 +1,166 @@
+//! The hello: the first frame after authentication, sent by the client, and
+//! the server's answer. It states the protocol version, the codec and each
+//! side's largest frame, so a mismatch is reported instead of misparsed.
+//!
+//! ```text
+//! client → {"protocol":1,"codec":"bincode","max_frame_bytes":16777216}
+//! server → {"protocol":1,"codec":"bincode","max_frame_bytes":16777216}
+//!       or {"error":"the server does not accept the codec `cbor`; it accepts: bincode, json"}, then closes
+//! ```
+//!
+//! The hello is JSON whatever the codec, so its first byte is `{`, never
+//! `0x80`: a server tells its own clients from Python peers (whose first frame
+//! is a pickle) by that byte. After the hello, the server never speaks first.
+
+use rpc_core::{Error, ErrorKind};
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The client's hello, and the server's accepting answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The protocol version.
+    pub protocol: u32,
+    /// The codec of every later frame.
+    pub codec: String,
+    /// The largest frame the sender accepts.
+    pub max_frame_bytes: usize,
+}
+
+/// The server's answer to a hello.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// The hello is accepted; this is the server's own.
+    Accept(Hello),
+    /// The hello is refused, and why; the server closes the connection.
+    Refuse {
+        /// What was wrong.
+        error: String,
+    },
+}
+
+impl Hello {
+    /// Encodes the hello as one frame payload.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a hello always encodes")
+    }
+
+    /// Reads a client's hello.
+    pub fn decode(payload: &[u8]) -> Result<Hello, Error> {
+        serde_json::from_slice(payload).map_err(|e| {
+            Error::new(
+                ErrorKind::Protocol,
+                format!("the first frame after authentication is not a hello: {e}"),
+            )
+        })
+    }
+
+    /// The server's answer to this hello, given what it accepts.
+    pub fn answer(&self, codecs: &[String], max_frame_bytes: usize) -> Answer {
+        if self.protocol != PROTOCOL_VERSION {
+            let error = format!(
+                "the client speaks protocol version {}, the server version {PROTOCOL_VERSION}",
+                self.protocol
+            );
+            return Answer::Refuse { error };
+        }
+        if !codecs.contains(&self.codec) {
+            let error = format!(
+                "the server does not accept the codec `{}`; it accepts: {}",
+                self.codec,
+                codecs.join(", ")
+            );
+            return Answer::Refuse { error };
+        }
+        Answer::Accept(Hello {
+            protocol: PROTOCOL_VERSION,
+            codec: self.codec.clone(),
+            max_frame_bytes,
+        })
+    }
+}
+
+impl Answer {
+    /// Encodes the answer as one frame payload.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an answer always encodes")
+    }
+
+    /// Reads the server's answer; a refusal becomes the error it names.
+    pub fn decode(payload: &[u8]) -> Result<Hello, Error> {
+        let answer: Answer = serde_json::from_slice(payload).map_err(|e| {
+            Error::new(
+                ErrorKind::Protocol,
+                format!("the server's answer to the hello is malformed: {e}"),
+            )
+        })?;
+        match answer {
+            Answer::Accept(hello) => Ok(hello),
+            Answer::Refuse { error } if error.contains("codec") => {
+                Err(Error::new(ErrorKind::CodecRejected, error))
+            }
+            Answer::Refuse { error } => Err(Error::new(ErrorKind::Protocol, error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(codec: &str) -> Hello {
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            codec: codec.into(),
+            max_frame_bytes: 1024,
+        }
+    }
+
+    #[test]
+    fn a_hello_never_starts_like_a_pickle() {
+        assert_eq!(hello("json").encode()[0], b'{');
+    }
+
+    #[test]
+    fn an_accepted_hello_round_trips() {
+        let answer = hello("json").answer(&["bincode".into(), "json".into()], 2048);
+        let back = Answer::decode(&answer.encode()).unwrap();
+        assert_eq!(
+            back,
+            Hello {
+                max_frame_bytes: 2048,
+                ..hello("json")
+            }
+        );
+    }
+
+    #[test]
+    fn a_refused_codec_names_what_is_accepted() {
+        let answer = hello("cbor").answer(&["bincode".into()], 2048);
+        let e = Answer::decode(&answer.encode()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::CodecRejected);
+        assert!(e.message().contains("`cbor`; it accepts: bincode"), "{e}");
+    }
+
+    #[test]
+    fn another_protocol_version_is_refused() {
+        let h = Hello {
+            protocol: 9,
+            ..hello("json")
+        };
+        let e = Answer::decode(&h.answer(&["json".into()], 1).encode()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        assert!(e.message().contains("version 9"), "{e}");
+    }
+
+    #[test]
+    fn garbage_is_not_a_hello() {
+        assert_eq!(
+            Hello::decode(b"\x80\x04").unwrap_err().kind(),
+            ErrorKind::Protocol
+        );
+    }
+}

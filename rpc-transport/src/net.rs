@@ -1,0 +1,140 @@
+//! Where connections come from: TCP, or Unix-domain sockets for addresses
+//! written `unix:/path`. Everything above works on any
+//! `AsyncRead + AsyncWrite` stream, so tests also use in-memory pairs
+//! (`tokio::io::duplex`).
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+#[cfg(unix)]
+use tokio::net::{UnixListener, UnixStream};
+
+/// A byte stream a connection can run over.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// A bound listener.
+#[derive(Debug)]
+pub enum Listener {
+    /// A TCP listener.
+    Tcp(TcpListener),
+    /// A Unix-domain socket listener.
+    #[cfg(unix)]
+    Unix(UnixListener, String),
+}
+
+/// An accepted or connected stream.
+#[derive(Debug)]
+pub enum Stream {
+    /// A TCP stream (with `TCP_NODELAY` set).
+    Tcp(TcpStream),
+    /// A Unix-domain stream.
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+impl Listener {
+    /// Binds `address`: `host:port`, or `unix:/path`.
+    pub async fn bind(address: &str) -> io::Result<Listener> {
+        #[cfg(unix)]
+        if let Some(path) = address.strip_prefix("unix:") {
+            return Ok(Listener::Unix(
+                UnixListener::bind(path)?,
+                address.to_owned(),
+            ));
+        }
+        Ok(Listener::Tcp(TcpListener::bind(address).await?))
+    }
+
+    /// The bound address, as `host:port` or `unix:/path`.
+    pub fn local_addr(&self) -> io::Result<String> {
+        match self {
+            Listener::Tcp(l) => Ok(l.local_addr()?.to_string()),
+            #[cfg(unix)]
+            Listener::Unix(_, address) => Ok(address.clone()),
+        }
+    }
+
+    /// Accepts the next connection and its peer's address, when it has one.
+    pub async fn accept(&self) -> io::Result<(Stream, Option<SocketAddr>)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, peer) = l.accept().await?;
+                s.set_nodelay(true)?;
+                Ok((Stream::Tcp(s), Some(peer)))
+            }
+            #[cfg(unix)]
+            Listener::Unix(l, _) => Ok((Stream::Unix(l.accept().await?.0), None)),
+        }
+    }
+}
+
+/// Connects to `address`: `host:port`, or `unix:/path`.
+pub async fn connect(address: &str) -> io::Result<Stream> {
+    #[cfg(unix)]
+    if let Some(path) = address.strip_prefix("unix:") {
+        return Ok(Stream::Unix(UnixStream::connect(path).await?));
+    }
+    let s = TcpStream::connect(address).await?;
+    s.set_nodelay(true)?;
+    Ok(Stream::Tcp(s))
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Stream::Tcp($s) => $e,
+            #[cfg(unix)]
+            Stream::Unix($s) => $e,
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, s => Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, s => Pin::new(s).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Tcp(s) => s.is_write_vectored(),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_shutdown(cx))
+    }
+}

@@ -1,0 +1,99 @@
+//! The outbox: one buffer of outgoing frames per connection, and the writer
+//! that drains it.
+//!
+//! Whoever has a frame to send (a caller on the client, a finished handler
+//! on the server) encodes it straight into the shared buffer under a short
+//! lock and wakes the writer. The writer swaps the whole buffer out and
+//! writes it in one go, so frames that became ready together share one
+//! syscall, and it flushes as soon as nothing more is ready.
+
+use std::sync::Mutex;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+
+use crate::frame::{FrameError, begin_frame, finish_frame};
+
+/// Frames waiting to be written.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    state: Mutex<State>,
+    ready: Notify,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    buf: BytesMut,
+    closed: bool,
+}
+
+impl Outbox {
+    /// Appends one frame whose payload `encode` writes, unless the outbox is
+    /// closed; the frame is refused (and nothing appended) if it exceeds
+    /// `max_frame_bytes`.
+    pub(crate) fn push<T, E>(
+        &self,
+        max_frame_bytes: usize,
+        encode: impl FnOnce(&mut BytesMut) -> Result<T, E>,
+    ) -> Result<Option<T>, Pushed<E>> {
+        let mut state = self.state.lock().expect("outbox lock");
+        if state.closed {
+            return Ok(None);
+        }
+        let start = begin_frame(&mut state.buf);
+        let out = match encode(&mut state.buf) {
+            Ok(out) => out,
+            Err(e) => {
+                state.buf.truncate(start);
+                return Err(Pushed::Encode(e));
+            }
+        };
+        finish_frame(&mut state.buf, start, max_frame_bytes).map_err(Pushed::Frame)?;
+        drop(state);
+        self.ready.notify_one();
+        Ok(Some(out))
+    }
+
+    /// Stops accepting frames; the writer ends once it has written what is
+    /// already queued.
+    pub(crate) fn close(&self) {
+        self.state.lock().expect("outbox lock").closed = true;
+        self.ready.notify_one();
+    }
+
+    /// Writes queued frames to `io` until the outbox is closed and drained,
+    /// or the write fails.
+    pub(crate) async fn drain_into<W: AsyncWrite + Unpin>(
+        &self,
+        io: &mut W,
+    ) -> std::io::Result<()> {
+        let mut spare = BytesMut::new();
+        loop {
+            let (chunk, closed) = {
+                let mut state = self.state.lock().expect("outbox lock");
+                (std::mem::replace(&mut state.buf, spare), state.closed)
+            };
+            if chunk.is_empty() {
+                if closed {
+                    return io.shutdown().await;
+                }
+                spare = chunk;
+                self.ready.notified().await;
+                continue;
+            }
+            io.write_all(&chunk).await?;
+            spare = chunk;
+            spare.clear();
+        }
+    }
+}
+
+/// Why a frame was not queued.
+#[derive(Debug)]
+pub(crate) enum Pushed<E> {
+    /// The payload did not encode.
+    Encode(E),
+    /// The frame is over the peer's limit.
+    Frame(FrameError),
+}

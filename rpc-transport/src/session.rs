@@ -1,0 +1,87 @@
+//! Opening a session on a fresh stream, both sides: the authkey handshake,
+//! then the hello. Nothing else is read or written before both succeed.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use rpc_core::{Error, ErrorKind};
+use tokio_util::codec::Framed;
+
+use crate::frame::{FrameCodec, FrameError};
+use crate::handshake::{AuthError, AuthOptions};
+use crate::net::Io;
+
+/// The framework error for a failed handshake.
+pub(crate) fn auth_error(e: AuthError) -> Error {
+    let text = e.to_string();
+    let message = text
+        .strip_prefix("authentication failed: ")
+        .unwrap_or(&text)
+        .to_owned();
+    let message = match std::error::Error::source(&e) {
+        Some(source) => format!("{message}: {source}"),
+        None => message,
+    };
+    Error::new(ErrorKind::Authentication, message).with_source(e)
+}
+
+/// The framework error for a failed read or write of a frame.
+pub(crate) fn frame_error(e: FrameError) -> Error {
+    match e {
+        FrameError::TooLarge { .. } => Error::new(ErrorKind::FrameTooLarge, e.to_string()),
+        e => Error::new(ErrorKind::ConnectionLost, e.to_string()).with_source(e),
+    }
+}
+
+/// Reads one frame within `limit`, as part of opening the session.
+pub(crate) async fn read_frame<S: Io>(
+    framed: &mut Framed<S, FrameCodec>,
+    limit: Duration,
+    what: &str,
+) -> Result<bytes::BytesMut, Error> {
+    match tokio::time::timeout(limit, framed.next()).await {
+        Ok(Some(Ok(frame))) => Ok(frame),
+        Ok(Some(Err(e))) => Err(frame_error(e)),
+        Ok(None) => Err(Error::new(
+            ErrorKind::ConnectionLost,
+            format!("the peer closed the connection before {what}"),
+        )),
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            format!("no {what} within {limit:?}"),
+        )),
+    }
+}
+
+/// Sends one frame.
+pub(crate) async fn send_frame<S: Io>(
+    framed: &mut Framed<S, FrameCodec>,
+    payload: Vec<u8>,
+) -> Result<(), Error> {
+    framed
+        .send(bytes::Bytes::from(payload))
+        .await
+        .map_err(frame_error)
+}
+
+/// Runs the handshake as the accepting side.
+pub(crate) async fn accept<S: Io>(
+    framed: &mut Framed<S, FrameCodec>,
+    authkey: &[u8],
+    opts: &AuthOptions,
+) -> Result<(), Error> {
+    crate::handshake::accept(framed, authkey, opts)
+        .await
+        .map_err(auth_error)
+}
+
+/// Runs the handshake as the connecting side.
+pub(crate) async fn connect<S: Io>(
+    framed: &mut Framed<S, FrameCodec>,
+    authkey: &[u8],
+    opts: &AuthOptions,
+) -> Result<(), Error> {
+    crate::handshake::connect(framed, authkey, opts)
+        .await
+        .map_err(auth_error)
+}
