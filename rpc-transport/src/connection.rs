@@ -45,8 +45,8 @@ struct Replies {
 }
 
 impl ServerConnection<'_> {
-    /// Serves calls until the client closes the connection (then lets calls
-    /// in flight finish and sends their replies) or it fails.
+    /// Serves calls until the client closes the connection (which cancels
+    /// its calls still in flight) or the connection fails.
     pub(crate) async fn run<S: Io>(self, framed: Framed<S, FrameCodec>) -> Result<(), Error> {
         let parts = framed.into_parts();
         let (read, mut write) = tokio::io::split(parts.io);
@@ -62,20 +62,14 @@ impl ServerConnection<'_> {
         let writing = outbox.drain_into(&mut write);
         tokio::pin!(reading, writing);
         tokio::select! {
-            read = &mut reading => {
-                outbox.close();
-                let written = writing.await;
-                read?;
-                written.map_err(|e| Error::new(ErrorKind::ConnectionLost, format!("writing to the client failed: {e}")))
-            }
-            written = &mut writing => {
-                // The writer stops first only when the socket failed: calls
-                // in flight (dropped with the reader) have nowhere to reply.
-                Err(Error::new(ErrorKind::ConnectionLost, match written {
-                    Ok(()) => "the connection was closed".to_owned(),
-                    Err(e) => format!("writing to the client failed: {e}"),
-                }))
-            }
+            read = &mut reading => read,
+            written = &mut writing => match written {
+                // The client went away while a reply was on its way: a
+                // normal end, and the calls still in flight are cancelled.
+                Err(e) if is_disconnect(&e) => Ok(()),
+                Err(e) => Err(Error::new(ErrorKind::ConnectionLost, format!("writing to the client failed: {e}"))),
+                Ok(()) => Ok(()),
+            },
         }
     }
 
@@ -186,6 +180,12 @@ impl ServerConnection<'_> {
             }
         });
     }
+}
+
+/// Whether a write failed because the peer closed the connection.
+fn is_disconnect(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted)
 }
 
 /// The part of a call still running after its first poll.
