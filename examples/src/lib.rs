@@ -1,1 +1,16 @@
-//! p
+//! Services used by the example binaries, the integration tests and the
+//! benchmark: a calculator and the key-value store of the Python XML-RPC
+//! recipe.
+//!
+//! The binaries (`cargo run -p examples --bin NAME`):
+//!
+//! | binary | what it shows |
+//! |---|---|
+//! | `demo` | server and client in one process: add/sub with bincode, then JSON, a typed error, a rejected wrong key |
+//! | `calc-server --config FILE` | the calculator served as the `[server]` table says |
+//! | `calc-client --config FILE` | prints `add(2, 3) = 5` and `sub(2, 3) = -1` |
+//! | `kv-server --config FILE` | the key-value store served as the `[server]` table says |
+
+pub mod calculator;
+pub mod cli;
+pub mod kv;

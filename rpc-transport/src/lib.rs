@@ -1,4 +1,68 @@
-//! Tokio transport of the rpc framework (docs written once the modules settle).
+//! The tokio transport of the rpc framework: framing, the authkey
+//! handshake, the hello, the server and the client connection, and their
+//! configuration.
+//!
+//! ```no_run
+//! # async fn demo(registry: rpc_core::Registry) -> Result<(), Box<dyn std::error::Error>> {
+//! use rpc_transport::{ClientConfig, Server, ServerConfig};
+//!
+//! let config = ServerConfig::builder().listen("127.0.0.1:0").authkey("peekaboo").build()?;
+//! let listening = Server::new(config, registry).bind().await?;
+//! let address = listening.local_addr().to_owned();
+//! tokio::spawn(listening.serve());
+//!
+//! let config = ClientConfig::builder().connect(address).authkey("peekaboo").codec("json").build()?;
+//! let client: rpc_core::Client = rpc_transport::connect(&config).await?;
+//! // CalculatorClient::new(client).add(2, 3).await?
+//! # Ok(()) }
+//! ```
+//!
+//! # The wire
+//!
+//! Every message is a [`frame`]: a 4-byte big-endian signed length, then the
+//! payload (a length of -1 announces an 8-byte length), as Python's
+//! `multiprocessing.connection` writes it.
+//!
+//! ```text
+//! +-------------------------+-------------------+
+//! | length: i32 big-endian  | payload (length)  |
+//! +-------------------------+-------------------+
+//! ```
+//!
+//! A connection opens with the mutual [`handshake`] — nothing else is read
+//! before both sides have proved they hold the authkey — then the client's
+//! [`hello`] (protocol, codec, largest frame) and the server's answer. After
+//! that, requests and responses in the codec's envelope
+//! ([`rpc_core::codec`]), many in flight, matched by id.
+//!
+//! ```text
+//! server                                             client
+//!   | -- #CHALLENGE#{sha256}<40 random bytes> ------> |
+//!   | <------------ {sha256}HMAC-SHA256(key, msg) --- |
+//!   | -- #WELCOME# (or #FAILURE#, then close) ------> |
+//!   | <------ #CHALLENGE#{sha256}<40 random bytes> -- |
+//!   | -- {sha256}HMAC-SHA256(key, msg) -------------> |
+//!   | <----------------------------------- #WELCOME# -- |
+//!   | <------------------------------------ hello --- |
+//!   | -- answer (accept, or refuse and close) ------> |
+//!   | <------------------------------- request id=1 - |
+//!   | <------------------------------- request id=2 - |
+//!   | -- response id=2 -----------------------------> |   in completion order
+//!   | -- response id=1 -----------------------------> |
+//! ```
+//!
+//! # Tasks
+//!
+//! | side | task | does |
+//! |---|---|---|
+//! | server | accept loop ([`Listening::serve_until`]) | spawns a task per connection; never stops on a bad peer |
+//! | server | connection task | handshake, hello, then a reader that starts calls (polled once inline, spawned only if not done) and a writer draining the connection's outbox |
+//! | server | call tasks | calls not done at their first poll, bounded by the caller's deadline; dropped with the connection |
+//! | client | connection task | writes the outbox (callers encode into it directly) and reads replies, waking each caller's one-shot by id |
+//!
+//! Connections run over any `AsyncRead + AsyncWrite` stream ([`net::Io`]):
+//! TCP and Unix-domain sockets ship, and tests use in-memory pairs through
+//! [`Server::serve_stream`] and [`Connection::over`].
 
 pub mod client;
 pub mod config;

@@ -1,0 +1,26 @@
+//! Serves the key-value store as a config file's `[server]` table says.
+//!
+//! ```sh
+//! cargo run -p examples --bin kv-server -- --config examples/config/calc.toml
+//! ```
+//!
+//! The first line of stdout is `listening HOST:PORT`; logs go to stderr;
+//! Ctrl-C stops it.
+
+use clap::Parser;
+use examples::cli::{self, Args};
+use examples::kv::{KeyValueServer, MemoryStore};
+use rpc_core::Registry;
+use rpc_transport::ServerConfig;
+
+#[tokio::main]
+async fn main() {
+    cli::init_logging();
+    cli::exit_on_error(run(Args::parse()).await);
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let config = ServerConfig::from_file(&args.config)?;
+    let registry = Registry::new().with(KeyValueServer::new(MemoryStore::default()))?;
+    cli::serve(config, registry).await
+}

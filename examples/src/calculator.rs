@@ -1,0 +1,56 @@
+//! The calculator: `add`, `sub`, and `div` with a typed error.
+
+use std::fmt;
+
+use rpc_core::rpc_service;
+use serde::{Deserialize, Serialize};
+
+/// Why a division failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MathError {
+    /// The divisor was zero.
+    DivideByZero,
+}
+
+impl fmt::Display for MathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MathError::DivideByZero => f.write_str("division by zero"),
+        }
+    }
+}
+
+impl std::error::Error for MathError {}
+
+/// Integer arithmetic.
+#[rpc_service]
+pub trait Calculator {
+    /// Adds two numbers.
+    #[rpc(idempotent)]
+    async fn add(&self, x: i64, y: i64) -> i64;
+
+    /// Subtracts `y` from `x`.
+    #[rpc(idempotent)]
+    async fn sub(&self, x: i64, y: i64) -> i64;
+
+    /// Divides `x` by `y`, failing on a zero divisor.
+    async fn div(&self, x: i64, y: i64) -> Result<i64, MathError>;
+}
+
+/// The calculator's implementation.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Calc;
+
+impl Calculator for Calc {
+    async fn add(&self, x: i64, y: i64) -> i64 {
+        x.wrapping_add(y)
+    }
+
+    async fn sub(&self, x: i64, y: i64) -> i64 {
+        x.wrapping_sub(y)
+    }
+
+    async fn div(&self, x: i64, y: i64) -> Result<i64, MathError> {
+        x.checked_div(y).ok_or(MathError::DivideByZero)
+    }
+}

@@ -1,0 +1,430 @@
+//! Generate: every item `#[rpc_service]` emits, one method of
+//! [`ServiceGenerator`] each. Runs only on a trait `valid.rs` accepted.
+//!
+//! Generated code names only `::rpc_core::…`, `::core::…` and, where core has
+//! no equivalent, `::std::…` paths. Hidden items live in an anonymous
+//! `const _: () = { … };` block, so they cannot clash with the user's names
+//! yet resolve the user's types exactly as the trait does; the few names
+//! introduced inside it start with `__rpc`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::{Ident, ReturnType, Visibility};
+
+use crate::ast::{self, Method, Output, Param, Service};
+
+/// Builds the trait, the server, the client and their hidden helpers.
+pub(crate) struct ServiceGenerator<'a> {
+    service: &'a Service<'a>,
+    vis: &'a Visibility,
+    trait_ident: &'a Ident,
+    /// The server's type parameter: `S`, or `T` for a trait named `S`.
+    param: Ident,
+    server: Ident,
+    client: Ident,
+    /// The service name on the wire.
+    name: String,
+}
+
+impl<'a> ServiceGenerator<'a> {
+    pub(crate) fn new(service: &'a Service<'a>) -> ServiceGenerator<'a> {
+        let ident = &service.item.ident;
+        let base = ident.unraw();
+        ServiceGenerator {
+            service,
+            vis: &service.item.vis,
+            trait_ident: ident,
+            param: format_ident!("{}", if base == "S" { "T" } else { "S" }),
+            server: format_ident!("{}Server", base),
+            client: format_ident!("{}Client", base),
+            name: service.name(),
+        }
+    }
+
+    pub(crate) fn generate(&self) -> TokenStream {
+        let trait_item = self.trait_item();
+        let helpers = crate::probe::helpers();
+        let server_struct = self.server_struct();
+        let client_struct = self.client_struct();
+        let args_structs = self.service.methods.iter().map(|m| self.args_struct(m));
+        let info_static = self.info_static();
+        let server_impl = self.server_impl();
+        let service_impl = self.service_impl();
+        let client_impl = self.client_impl();
+        let assertions = self.service.methods.iter().map(|m| self.assertions(m));
+        let cfgs = self
+            .service
+            .item
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("cfg"));
+        let cfgs = quote!(#(#cfgs)*);
+        quote! {
+            #trait_item
+            #cfgs
+            #server_struct
+            #cfgs
+            #client_struct
+            #cfgs
+            const _: () = {
+                #helpers
+                #(#args_structs)*
+                #info_static
+                #server_impl
+                #service_impl
+                #client_impl
+                #(#assertions)*
+            };
+        }
+    }
+
+    /// The user's trait with each `async fn` as `fn … -> impl Future + Send`.
+    fn trait_item(&self) -> TokenStream {
+        let item = self.service.item;
+        let (attrs, vis, trait_token, ident) =
+            (&item.attrs, &item.vis, &item.trait_token, &item.ident);
+        let supertraits = item.supertraits.iter();
+        let methods = self.service.methods.iter().map(|m| {
+            let attrs = &m.attrs;
+            let sig = &m.item.sig;
+            let (fn_token, name, inputs) = (&sig.fn_token, &sig.ident, &sig.inputs);
+            let (output, span) = match &sig.output {
+                ReturnType::Default => (quote!(()), name.span()),
+                ReturnType::Type(_, ty) => (quote!(#ty), ty.span()),
+            };
+            let future = quote_spanned! {span=>
+                impl ::core::future::Future<Output = #output> + ::core::marker::Send
+            };
+            let semi = m.item.semi_token.unwrap_or_default();
+            quote! { #(#attrs)* #fn_token #name(#inputs) -> #future #semi }
+        });
+        quote! {
+            #(#attrs)*
+            #vis #trait_token #ident: #(#supertraits +)* ::core::marker::Send + ::core::marker::Sync + 'static {
+                #(#methods)*
+            }
+        }
+    }
+
+    fn server_struct(&self) -> TokenStream {
+        let (vis, server, param) = (self.vis, &self.server, &self.param);
+        let doc = format!(
+            " Serves a [`{}`] implementation: register it with `rpc_core::Registry::register`.",
+            self.trait_ident.unraw()
+        );
+        quote! {
+            #[doc = #doc]
+            #[allow(dead_code)]
+            #vis struct #server<#param> {
+                service: ::std::sync::Arc<#param>,
+            }
+        }
+    }
+
+    fn client_struct(&self) -> TokenStream {
+        let (vis, client) = (self.vis, &self.client);
+        let doc = format!(
+            " Calls the methods of a remote [`{}`] over an `rpc_core::Client`.",
+            self.trait_ident.unraw()
+        );
+        quote! {
+            #[doc = #doc]
+            #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+            #[allow(dead_code)]
+            #vis struct #client {
+                client: ::rpc_core::Client,
+            }
+        }
+    }
+
+    /// The arguments of one method, as they cross the wire: a struct whose
+    /// fields are the parameters, so they decode by position or by name. It
+    /// is generic over the field types, so its derived impls never fail; the
+    /// assertions do.
+    fn args_struct(&self, method: &Method<'_>) -> TokenStream {
+        let cfgs = method.cfgs();
+        let ident = args_ident(method);
+        let generics: Vec<Ident> = (0..method.params.len())
+            .map(|i| format_ident!("__T{}", i))
+            .collect();
+        let names = method.params.iter().map(param_ident);
+        let generics_decl = (!generics.is_empty()).then(|| quote!(<#(#generics),*>));
+        quote! {
+            #(#cfgs)*
+            #[derive(::rpc_core::__private::serde::Serialize, ::rpc_core::__private::serde::Deserialize)]
+            #[serde(crate = "::rpc_core::__private::serde", deny_unknown_fields)]
+            #[allow(non_camel_case_types)]
+            struct #ident #generics_decl { #(#names: #generics),* }
+        }
+    }
+
+    fn info_static(&self) -> TokenStream {
+        let name = &self.name;
+        let doc = ast::doc(&self.service.item.attrs.iter().collect::<Vec<_>>());
+        let methods = self.service.methods.iter().map(|m| self.method_info(m));
+        quote! {
+            static __RPC_INFO: ::rpc_core::__private::ServiceInfo = ::rpc_core::__private::ServiceInfo {
+                name: #name,
+                doc: #doc,
+                methods: &[#(#methods),*],
+            };
+        }
+    }
+
+    fn method_info(&self, method: &Method<'_>) -> TokenStream {
+        let cfgs = method.cfgs();
+        let (name, doc, idempotent) = (method.name(), ast::doc(&method.attrs), method.idempotent);
+        let params = method.params.iter().map(|p| {
+            let name = param_ident(p).unraw().to_string();
+            let ty = ast::type_string(&p.arg.ty);
+            quote!(::rpc_core::__private::ParamInfo { name: #name, ty: #ty })
+        });
+        let (returns, error) = match &method.output {
+            Output::Unit => ("()".to_owned(), quote!(::core::option::Option::None)),
+            Output::Plain(ty) => (ast::type_string(ty), quote!(::core::option::Option::None)),
+            Output::Fallible { ok, err } => {
+                let err = ast::type_string(err);
+                (
+                    ast::type_string(ok),
+                    quote!(::core::option::Option::Some(#err)),
+                )
+            }
+        };
+        quote! {
+            #(#cfgs)*
+            ::rpc_core::__private::MethodInfo {
+                name: #name,
+                doc: #doc,
+                params: &[#(#params),*],
+                returns: #returns,
+                error: #error,
+                idempotent: #idempotent,
+            }
+        }
+    }
+
+    fn server_impl(&self) -> TokenStream {
+        let (vis, server, param, trait_ident) =
+            (self.vis, &self.server, &self.param, self.trait_ident);
+        let name = server.to_string();
+        quote! {
+            #[allow(dead_code)]
+            impl<#param: #trait_ident> #server<#param> {
+                /// Serves `service`.
+                #vis fn new(service: #param) -> Self {
+                    Self { service: ::std::sync::Arc::new(service) }
+                }
+
+                /// Serves a shared `service`.
+                #vis fn from_arc(service: ::std::sync::Arc<#param>) -> Self {
+                    Self { service }
+                }
+            }
+
+            impl<#param> ::core::clone::Clone for #server<#param> {
+                fn clone(&self) -> Self {
+                    Self { service: ::core::clone::Clone::clone(&self.service) }
+                }
+            }
+
+            impl<#param> ::core::fmt::Debug for #server<#param> {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    f.debug_struct(#name).finish_non_exhaustive()
+                }
+            }
+        }
+    }
+
+    fn service_impl(&self) -> TokenStream {
+        let (server, param, trait_ident) = (&self.server, &self.param, self.trait_ident);
+        let arms = self.service.methods.iter().map(|m| self.dispatch_arm(m));
+        quote! {
+            impl<#param: #trait_ident> ::rpc_core::Service for #server<#param> {
+                fn info(&self) -> &'static ::rpc_core::__private::ServiceInfo {
+                    &__RPC_INFO
+                }
+
+                fn call(
+                    &self,
+                    method: &str,
+                    args: &mut dyn ::rpc_core::__private::erased_serde::Deserializer<'_>,
+                ) -> ::core::result::Result<
+                    ::rpc_core::__private::BoxFuture<::rpc_core::__private::Reply>,
+                    ::rpc_core::Error,
+                > {
+                    match method {
+                        #(#arms)*
+                        _ => ::core::result::Result::Err(
+                            ::rpc_core::__private::unknown_method(&__RPC_INFO, method),
+                        ),
+                    }
+                }
+            }
+        }
+    }
+
+    /// `"add" => …`: decode the arguments, start the call, box its future.
+    fn dispatch_arm(&self, method: &Method<'_>) -> TokenStream {
+        let cfgs = method.cfgs();
+        let (param, trait_ident) = (&self.param, self.trait_ident);
+        let (name, wire, probe) = (method.name(), self.wire_name(method), probe(method));
+        let ident = &method.item.sig.ident;
+        let fields = method.params.iter().map(param_ident);
+        let reply = match method.output {
+            Output::Fallible { .. } => quote! {
+                match __rpc_result {
+                    ::core::result::Result::Ok(__rpc_value) => __rpc_probe.__rpc_ok(__rpc_value),
+                    ::core::result::Result::Err(__rpc_error) => {
+                        let __rpc_message = {
+                            use ::rpc_core::__private::{ViaDisplay as _, ViaTypeName as _};
+                            (&::rpc_core::__private::Describe(&__rpc_error)).rpc_describe()
+                        };
+                        __rpc_probe.__rpc_error(__rpc_message, __rpc_error)
+                    }
+                }
+            },
+            _ => quote!(__rpc_probe.__rpc_ok(__rpc_result)),
+        };
+        quote! {
+            #(#cfgs)*
+            #name => {
+                let __rpc_probe = #probe;
+                let __rpc_args = __rpc_probe.__rpc_decode(#wire, args)?;
+                let __rpc_service = ::core::clone::Clone::clone(&self.service);
+                let __rpc_future = async move {
+                    let __rpc_result =
+                        <#param as #trait_ident>::#ident(&*__rpc_service, #(__rpc_args.#fields),*).await;
+                    #reply
+                };
+                let __rpc_future = __rpc_probe.__rpc_box(__rpc_future);
+                ::core::result::Result::Ok(__rpc_future)
+            }
+        }
+    }
+
+    fn client_impl(&self) -> TokenStream {
+        let (vis, client) = (self.vis, &self.client);
+        let methods = self.service.methods.iter().map(|m| self.client_method(m));
+        quote! {
+            #[allow(dead_code)]
+            impl #client {
+                /// Calls the service through `client`.
+                #vis fn new(client: ::rpc_core::Client) -> Self {
+                    Self { client }
+                }
+
+                /// A client whose calls time out after `timeout`; the connection is shared.
+                #vis fn with_timeout(&self, timeout: ::core::time::Duration) -> Self {
+                    Self { client: self.client.with_timeout(timeout) }
+                }
+
+                #(#methods)*
+            }
+        }
+    }
+
+    /// `pub async fn add(&self, x: i64, y: i64) -> Result<i64, Error>`.
+    fn client_method(&self, method: &Method<'_>) -> TokenStream {
+        let vis = self.vis;
+        let (ident, wire, args) = (
+            &method.item.sig.ident,
+            self.wire_name(method),
+            args_ident(method),
+        );
+        let keep = |a: &&&syn::Attribute| a.path().is_ident("doc") || a.path().is_ident("cfg");
+        let attrs = method.attrs.iter().filter(keep);
+        let default_doc = ast::doc(&method.attrs).is_empty().then(|| {
+            let doc = format!(" Calls `{wire}`.");
+            quote!(#[doc = #doc])
+        });
+        let params = method.params.iter().map(|p| {
+            let (name, ty) = (param_ident(p), &p.arg.ty);
+            quote!(#name: #ty)
+        });
+        let fields = method.params.iter().map(param_ident);
+        let (output, call) = match &method.output {
+            Output::Unit => (
+                quote!(::core::result::Result<(), ::rpc_core::Error>),
+                quote!(__rpc_call),
+            ),
+            Output::Plain(ty) => (
+                quote!(::core::result::Result<#ty, ::rpc_core::Error>),
+                quote!(__rpc_call),
+            ),
+            Output::Fallible { ok, err } => (
+                quote!(::core::result::Result<#ok, ::rpc_core::CallError<#err>>),
+                quote!(__rpc_call_fallible),
+            ),
+        };
+        let probe = probe(method);
+        quote! {
+            #(#attrs)*
+            #default_doc
+            #vis async fn #ident(&self, #(#params),*) -> #output {
+                let __rpc_args = #args { #(#fields),* };
+                #probe.#call(&self.client, #wire, &__rpc_args).await
+            }
+        }
+    }
+
+    /// Compile-time checks that each type can cross the wire, spanned on the
+    /// user's type so a failure is reported there, and only there (see
+    /// `probe.rs`).
+    fn assertions(&self, method: &Method<'_>) -> TokenStream {
+        let types = method
+            .params
+            .iter()
+            .map(|p| &*p.arg.ty)
+            .chain(match &method.output {
+                Output::Unit => vec![],
+                Output::Plain(ty) => vec![*ty],
+                Output::Fallible { ok, err } => vec![*ok, *err],
+            });
+        let checks = types.map(|ty| {
+            let cfgs = method.cfgs();
+            quote_spanned! {ty.span()=>
+                #(#cfgs)*
+                const _: () = {
+                    ::rpc_core::__private::assert_serde::<#ty>();
+                    __rpc_assert_send::<#ty>();
+                };
+            }
+        });
+        quote!(#(#checks)*)
+    }
+
+    /// `Service.method`, as the client sends it.
+    fn wire_name(&self, method: &Method<'_>) -> String {
+        format!("{}.{}", self.name, method.name())
+    }
+}
+
+/// `&__RpcProbe::<(Args, R, E)>::NEW`: the probe for one method's types
+/// (`()` for a missing result or error).
+fn probe(method: &Method<'_>) -> TokenStream {
+    let args = args_ident(method);
+    let params = method.params.iter().map(|p| &p.arg.ty);
+    let args = match method.params.is_empty() {
+        true => quote!(#args),
+        false => quote!(#args<#(#params),*>),
+    };
+    let (ok, err) = match &method.output {
+        Output::Unit => (quote!(()), quote!(())),
+        Output::Plain(ty) => (quote!(#ty), quote!(())),
+        Output::Fallible { ok, err } => (quote!(#ok), quote!(#err)),
+    };
+    quote!((&__RpcProbe::<(#args, #ok, #err)>::NEW))
+}
+
+/// `__rpc_args_add`: the hidden argument struct of `add`.
+fn args_ident(method: &Method<'_>) -> Ident {
+    Ident::new(&format!("__rpc_args_{}", method.name()), Span::call_site())
+}
+
+fn param_ident<'a>(param: &Param<'a>) -> &'a Ident {
+    param
+        .ident
+        .expect("valid.rs rejects parameters without a plain name")
+}

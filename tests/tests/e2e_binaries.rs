@@ -1,0 +1,484 @@
+//! The example binaries as processes: `calc-server`, `calc-client`,
+//! `kv-server` and `demo`, with temporary config files on `127.0.0.1:0`.
+//!
+//! The binaries belong to the `examples` package, so Cargo does not build
+//! them for this test crate: the first test that needs them runs
+//! `cargo build -p examples --bins` into this test's own target directory
+//! (a no-op when they are up to date), once per test process.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::{CODECS, KEY, client_builder, within, within_for};
+use examples::calculator::CalculatorClient;
+use examples::kv::{KeyValueClient, KvError};
+use rpc_core::{CallError, Value};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// How long building the example binaries may take.
+const BUILD_LIMIT: Duration = Duration::from_secs(20 * 60);
+
+/// How long a process may take to start, or to run to its end.
+const PROCESS_LIMIT: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------
+// Finding (and building) the binaries.
+// ---------------------------------------------------------------------------
+
+/// The directory holding the example binaries, built if need be.
+fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match DIR.get_or_init(build_binaries) {
+        Ok(dir) => dir,
+        Err(e) => panic!("the example binaries are not available: {e}"),
+    }
+}
+
+/// The path of the example binary `name`.
+fn bin(name: &str) -> PathBuf {
+    bin_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Runs `cargo build -p examples --bins` into the target directory this test
+/// runs from (`target/<profile>/deps/<this test>`), bounded by [`BUILD_LIMIT`].
+fn build_binaries() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let deps = exe.parent().ok_or("the test binary has no directory")?;
+    let profile_dir = deps
+        .parent()
+        .ok_or("the test binary's directory has no parent")?;
+    let target_dir = profile_dir
+        .parent()
+        .ok_or("the profile directory has no parent")?;
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("the tests package has no parent directory")?;
+    let cargo = std::env::var_os("CARGO")
+        .or_else(|| option_env!("CARGO").map(Into::into))
+        .unwrap_or_else(|| "cargo".into());
+
+    let log_path = std::env::temp_dir().join(format!(
+        "rpc-e2e-build-{}-{}.log",
+        std::process::id(),
+        unique()
+    ));
+    let log =
+        std::fs::File::create(&log_path).map_err(|e| format!("creating the build log: {e}"))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| format!("cloning the build log: {e}"))?;
+    let mut command = std::process::Command::new(&cargo);
+    command
+        .args(["build", "-p", "examples", "--bins", "--target-dir"])
+        .arg(target_dir)
+        .current_dir(workspace)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        command.arg("--release");
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("running {cargo:?}: {e}"))?;
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() > BUILD_LIMIT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(with_log(
+                    &log_path,
+                    "building the example binaries timed out",
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => {
+                let _ = child.kill();
+                return Err(format!("waiting for cargo: {e}"));
+            }
+        }
+    };
+    if !status.success() {
+        return Err(with_log(
+            &log_path,
+            &format!("cargo build failed ({status})"),
+        ));
+    }
+    let _ = std::fs::remove_file(&log_path);
+    Ok(profile_dir.to_owned())
+}
+
+/// `what`, followed by the end of the build log (which is removed).
+fn with_log(log_path: &Path, what: &str) -> String {
+    let log = std::fs::read_to_string(log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(log_path);
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    format!("{what}:\n{}", tail.join("\n"))
+}
+
+fn unique() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+// ---------------------------------------------------------------------------
+// Temporary config files and child processes.
+// ---------------------------------------------------------------------------
+
+/// A config file under the temp directory, removed when dropped.
+struct TempConfig {
+    path: PathBuf,
+}
+
+impl TempConfig {
+    fn new(text: &str) -> TempConfig {
+        let path =
+            std::env::temp_dir().join(format!("rpc-e2e-{}-{}.toml", std::process::id(), unique()));
+        std::fs::write(&path, text).expect("writing a temp config");
+        TempConfig { path }
+    }
+}
+
+impl Drop for TempConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A `[server]` table on `127.0.0.1:0` with the test key, plus `extra` lines.
+fn server_config(extra: &str) -> TempConfig {
+    TempConfig::new(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nauthkey = \"{KEY}\"\n{extra}"
+    ))
+}
+
+/// A `[client]` table for `address` with `codec` and `authkey`.
+fn client_config(address: &str, codec: &str, authkey: &str) -> TempConfig {
+    TempConfig::new(&format!(
+        "[client]\nconnect = \"{address}\"\nauthkey = \"{authkey}\"\ncodec = \"{codec}\"\ncall_timeout_ms = 30000\n"
+    ))
+}
+
+/// A command for the example binary `name`, isolated from this process's
+/// `RPC_*` environment.
+fn command(name: &str) -> Command {
+    let mut command = Command::new(bin(name));
+    command
+        .env_remove("RPC_AUTHKEY")
+        .env_remove("RPC_CODEC")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs a command to its end, bounded.
+async fn run(mut command: Command, what: &str) -> Output {
+    let child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+    within_for(PROCESS_LIMIT, what, child.wait_with_output())
+        .await
+        .unwrap_or_else(|e| panic!("running {what}: {e}"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A running server process, killed when dropped.
+struct ServerProcess {
+    child: Child,
+    address: String,
+    /// Kept open so the server's later writes to stdout do not fail.
+    _stdout: Option<Lines<BufReader<ChildStdout>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl ServerProcess {
+    /// Starts `name --config <config>` and reads its `listening HOST:PORT` line.
+    async fn start(name: &str, config: &TempConfig) -> ServerProcess {
+        let mut command = command(name);
+        command.arg("--config").arg(&config.path);
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let mut pipe = child.stderr.take().expect("stderr is piped");
+        let sink = stderr.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = pipe.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .expect("stderr sink")
+                    .extend_from_slice(&buf[..n]);
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+        let mut server = ServerProcess {
+            child,
+            address: String::new(),
+            _stdout: None,
+            stderr,
+        };
+        let first = within_for(PROCESS_LIMIT, "the listening line", stdout.next_line()).await;
+        let first = match first {
+            Ok(Some(line)) => line,
+            other => panic!(
+                "{name} printed no first line ({other:?}); stderr: {}",
+                server.stderr_text()
+            ),
+        };
+        let address = first
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("{name}'s first line is {first:?}"))
+            .to_owned();
+        assert!(address.starts_with("127.0.0.1:"), "{first}");
+        assert_ne!(address, "127.0.0.1:0", "the real port is printed");
+        server.address = address;
+        server._stdout = Some(stdout);
+        server
+    }
+
+    fn stderr_text(&self) -> String {
+        text(&self.stderr.lock().expect("stderr sink"))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// calc-server and calc-client.
+// ---------------------------------------------------------------------------
+
+const CLIENT_OUTPUT: &str = "add(2, 3) = 5\nsub(2, 3) = -1\n";
+
+#[tokio::test]
+async fn calc_client_prints_exactly_add_and_sub_against_calc_server_in_both_codecs() {
+    let config = server_config("");
+    let server = ServerProcess::start("calc-server", &config).await;
+    for codec in CODECS {
+        let client = client_config(&server.address, codec, KEY);
+        let mut calc_client = command("calc-client");
+        calc_client.arg("--config").arg(&client.path);
+        let out = run(calc_client, "calc-client").await;
+        assert!(
+            out.status.success(),
+            "{codec}: {}; stderr: {}",
+            out.status,
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), CLIENT_OUTPUT, "{codec}");
+    }
+}
+
+#[tokio::test]
+async fn rpc_codec_in_the_environment_overrides_the_codec_in_the_file() {
+    // A server that accepts only json: a client speaking the file's bincode fails.
+    let config = server_config("codecs = [\"json\"]\n");
+    let server = ServerProcess::start("calc-server", &config).await;
+    let client = client_config(&server.address, "bincode", KEY);
+
+    let mut from_file = command("calc-client");
+    from_file.arg("--config").arg(&client.path);
+    let out = run(from_file, "calc-client speaking bincode").await;
+    assert!(!out.status.success(), "the server accepts only json");
+    assert!(
+        text(&out.stderr).contains("bincode"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let mut from_env = command("calc-client");
+    from_env
+        .arg("--config")
+        .arg(&client.path)
+        .env("RPC_CODEC", "json");
+    let out = run(from_env, "calc-client with RPC_CODEC=json").await;
+    assert!(
+        out.status.success(),
+        "{}; stderr: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), CLIENT_OUTPUT);
+}
+
+#[tokio::test]
+async fn calc_client_against_a_port_nobody_listens_on_fails_with_an_error_on_stderr() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+        listener.local_addr().expect("its address").port()
+    };
+    let client = client_config(&format!("127.0.0.1:{port}"), "bincode", KEY);
+    let mut calc_client = command("calc-client");
+    calc_client.arg("--config").arg(&client.path);
+    let out = run(calc_client, "calc-client without a server").await;
+    assert!(!out.status.success(), "{}", out.status);
+    assert_eq!(text(&out.stdout), "", "nothing is printed on stdout");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("error"), "{stderr}");
+    assert!(
+        stderr.contains(&port.to_string()),
+        "the address is named: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn calc_client_with_the_wrong_authkey_fails_and_says_authentication() {
+    let config = server_config("");
+    let server = ServerProcess::start("calc-server", &config).await;
+    let client = client_config(&server.address, "bincode", "not-the-key");
+    let mut calc_client = command("calc-client");
+    calc_client.arg("--config").arg(&client.path);
+    let out = run(calc_client, "calc-client with the wrong key").await;
+    assert!(!out.status.success(), "{}", out.status);
+    assert_eq!(text(&out.stdout), "");
+    let stderr = text(&out.stderr);
+    assert!(stderr.to_lowercase().contains("authentication"), "{stderr}");
+
+    // The server is still serving good clients.
+    let client = client_config(&server.address, "json", KEY);
+    let mut calc_client = command("calc-client");
+    calc_client.arg("--config").arg(&client.path);
+    let out = run(calc_client, "calc-client with the right key").await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), CLIENT_OUTPUT);
+}
+
+#[tokio::test]
+async fn calc_server_with_an_unknown_key_in_its_config_fails_naming_the_key() {
+    let config = server_config("listen_backlog = 5\n");
+    let mut calc_server = command("calc-server");
+    calc_server.arg("--config").arg(&config.path);
+    let out = run(calc_server, "calc-server with a bad config").await;
+    assert!(!out.status.success(), "{}", out.status);
+    assert!(
+        !text(&out.stdout).contains("listening"),
+        "{}",
+        text(&out.stdout)
+    );
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("listen_backlog"), "{stderr}");
+}
+
+#[tokio::test]
+async fn calc_server_exits_cleanly_on_sigint() {
+    let config = server_config("");
+    let mut server = ServerProcess::start("calc-server", &config).await;
+    // A served call shows the server is in its serving loop, Ctrl-C handler installed.
+    let config = client_builder(&server.address, "bincode").build().unwrap();
+    let client = within("connecting to calc-server", rpc_transport::connect(&config))
+        .await
+        .expect("connecting to calc-server");
+    let calc = CalculatorClient::new(client);
+    assert_eq!(within("add", calc.add(2, 3)).await.unwrap(), 5);
+
+    let pid = server.child.id().expect("the server is running");
+    let kill = run_status(
+        Command::new("kill").args(["-INT", &pid.to_string()]),
+        "kill -INT",
+    )
+    .await;
+    assert!(kill.success(), "kill -INT {pid}: {kill}");
+    let status = within_for(PROCESS_LIMIT, "calc-server to exit", server.child.wait())
+        .await
+        .expect("waiting for calc-server");
+    assert!(
+        status.success(),
+        "calc-server exits 0 on SIGINT, got {status}; stderr: {}",
+        server.stderr_text()
+    );
+}
+
+async fn run_status(command: &mut Command, what: &str) -> ExitStatus {
+    command.stdin(Stdio::null()).kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+    within_for(PROCESS_LIMIT, what, child.wait())
+        .await
+        .unwrap_or_else(|e| panic!("running {what}: {e}"))
+}
+
+// ---------------------------------------------------------------------------
+// kv-server and demo.
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn kv_server_serves_the_typed_key_value_client_in_both_codecs() {
+    let config = server_config("");
+    let server = ServerProcess::start("kv-server", &config).await;
+    for codec in CODECS {
+        let kv = KeyValueClient::new(common::connect(&server.address, codec).await);
+        let spam = Value::from(json!([1, 2, 3]));
+        within("set", kv.set("spam".into(), spam.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{codec}: set: {e}"));
+        match within("get", kv.get("spam".into())).await {
+            Ok(v) => assert_eq!(v, spam, "{codec}"),
+            Err(e) => panic!("{codec}: get: {e:?}"),
+        }
+        assert_eq!(
+            within("keys", kv.keys()).await.unwrap(),
+            ["spam"],
+            "{codec}"
+        );
+        within("delete", kv.delete("spam".into()))
+            .await
+            .unwrap_or_else(|e| panic!("{codec}: delete: {e:?}"));
+        assert!(
+            !within("exists", kv.exists("spam".into())).await.unwrap(),
+            "{codec}"
+        );
+        match within("get", kv.get("nope".into())).await {
+            Err(CallError::Application(KvError::NotFound { key })) => assert_eq!(key, "nope"),
+            other => panic!("{codec}: get(\"nope\") should be NotFound, got {other:?}"),
+        }
+    }
+    drop(server);
+}
+
+#[tokio::test]
+async fn the_demo_runs_every_step_and_exits_zero() {
+    let out = run(command("demo"), "demo").await;
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}; stdout: {stdout}; stderr: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    for line in [
+        "[bincode] add(2, 3) = 5",
+        "[bincode] sub(2, 3) = -1",
+        "[json] add(2, 3) = 5",
+        "[json] sub(2, 3) = -1",
+        "div(1, 0) failed with the typed error MathError::DivideByZero",
+        "a client with the wrong key was refused",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(line)),
+            "missing {line:?} in:\n{stdout}"
+        );
+    }
+}

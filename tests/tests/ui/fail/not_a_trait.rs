@@ -1,0 +1,6 @@
+use rpc_core::rpc_service;
+
+#[rpc_service]
+pub struct Calculator;
+
+fn main() {}

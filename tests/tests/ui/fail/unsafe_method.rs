@@ -1,0 +1,16 @@
+use rpc_core::rpc_service;
+
+#[rpc_service]
+pub trait Calculator {
+    async unsafe fn add(&self, x: i64, y: i64) -> i64;
+}
+
+struct Calc;
+
+impl Calculator for Calc {
+    async unsafe fn add(&self, x: i64, y: i64) -> i64 {
+        x + y
+    }
+}
+
+fn main() {}
