@@ -75,7 +75,7 @@ impl Response {
     /// Decodes the result of a method that cannot fail by itself.
     pub fn into_result<R: DeserializeOwned>(self) -> Result<R, Error> {
         match &self.outcome {
-            Ok(range) => codec::decode(self.codec, &self.frame[range.clone()]),
+            Ok(range) => self.decode(range.clone()),
             Err(fault) => Err(self.fault_error(fault)),
         }
     }
@@ -86,12 +86,12 @@ impl Response {
         self,
     ) -> Result<R, CallError<E>> {
         let fault = match &self.outcome {
-            Ok(range) => return Ok(codec::decode(self.codec, &self.frame[range.clone()])?),
+            Ok(range) => return Ok(self.decode(range.clone())?),
             Err(fault) => fault,
         };
         match (&fault.data, ErrorKind::from_code(fault.code)) {
             (Some(data), ErrorKind::Application) => {
-                let e = codec::decode(self.codec, &self.frame[data.clone()]).map_err(|e| {
+                let e = self.decode(data.clone()).map_err(|e| {
                     Error::new(
                         ErrorKind::Parse,
                         format!("the application error did not decode: {}", e.message()),
@@ -101,6 +101,13 @@ impl Response {
             }
             _ => Err(CallError::Rpc(self.fault_error(fault))),
         }
+    }
+
+    /// Decodes the value at `range`; [`crate::Bytes`] in it share the frame.
+    fn decode<T: DeserializeOwned>(&self, range: Range<usize>) -> Result<T, Error> {
+        crate::blob::decoding_from(&self.frame, || {
+            codec::decode(self.codec, &self.frame[range])
+        })
     }
 
     fn fault_error(&self, fault: &WireFault) -> Error {

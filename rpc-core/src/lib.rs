@@ -40,6 +40,7 @@
 //! Generated code names only `::rpc_core::…` and `::core::…` paths; what it
 //! needs beyond the public API lives in the hidden `__private` module.
 
+pub mod blob;
 pub mod client;
 pub mod codec;
 pub mod context;
@@ -48,6 +49,7 @@ pub mod registry;
 pub mod service;
 pub mod value;
 
+pub use crate::blob::Bytes;
 pub use crate::client::{Client, Response, Transport};
 pub use crate::codec::Codec;
 pub use crate::context::Context;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use rpc_core::codec::{Codec, Id, Incoming, Request};
 use rpc_core::service::{Fault, Reply};
@@ -82,7 +82,7 @@ impl ServerConnection<'_> {
         loop {
             tokio::select! {
                 frame = frames.next() => match frame {
-                    Some(Ok(frame)) => self.handle(&frame, replies, &mut calls),
+                    Some(Ok(frame)) => self.handle(&frame.freeze(), replies, &mut calls),
                     Some(Err(e)) => return Err(frame_error(e)),
                     None => break,
                 },
@@ -97,11 +97,11 @@ impl ServerConnection<'_> {
         Ok(())
     }
 
-    fn handle(&self, frame: &BytesMut, replies: &Replies, calls: &mut JoinSet<()>) {
+    fn handle(&self, frame: &Bytes, replies: &Replies, calls: &mut JoinSet<()>) {
         match self.codec.decode_request(frame) {
             Incoming::Request(request) => {
                 let id = request.id.clone();
-                let call = self.start(request);
+                let call = self.start(request, frame);
                 match (id, call) {
                     (Some(id), Ok(reply)) => replies.send(&id, reply),
                     (Some(id), Err(pending)) => {
@@ -112,7 +112,7 @@ impl ServerConnection<'_> {
                     (None, Err(pending)) => drop(calls.spawn(async move { drop(pending.await) })),
                 }
             }
-            Incoming::Batch(items) => self.batch(items, replies, calls),
+            Incoming::Batch(items) => self.batch(items, frame, replies, calls),
             Incoming::Invalid { id, error } => replies.send(&id, Err(error.into())),
             _ => replies.send(
                 &Id::Null,
@@ -123,11 +123,12 @@ impl ServerConnection<'_> {
 
     /// Starts a call, polling it once: `Ok` if it is done already, else the
     /// rest of it, bounded by the caller's deadline.
-    fn start(&self, request: Request<'_>) -> Result<Reply, Pending> {
-        let call = match self
-            .registry
-            .dispatch_encoded(&request.method, self.codec, request.params)
-        {
+    fn start(&self, request: Request<'_>, frame: &Bytes) -> Result<Reply, Pending> {
+        let dispatch = || {
+            self.registry
+                .dispatch_encoded(&request.method, self.codec, request.params)
+        };
+        let call = match rpc_core::blob::decoding_from(frame, dispatch) {
             Ok(call) => call,
             Err(e) => return Ok(Err(e.into())),
         };
@@ -144,13 +145,19 @@ impl ServerConnection<'_> {
         }
     }
 
-    fn batch(&self, items: Vec<Incoming<'_>>, replies: &Replies, calls: &mut JoinSet<()>) {
+    fn batch(
+        &self,
+        items: Vec<Incoming<'_>>,
+        frame: &Bytes,
+        replies: &Replies,
+        calls: &mut JoinSet<()>,
+    ) {
         let mut started = Vec::with_capacity(items.len());
         for item in items {
             match item {
                 Incoming::Request(request) => {
                     let id = request.id.clone();
-                    started.push((id, self.start(request)));
+                    started.push((id, self.start(request, frame)));
                 }
                 Incoming::Invalid { id, error } => started.push((Some(id), Ok(Err(error.into())))),
                 _ => started.push((

@@ -1,0 +1,227 @@
+//! `rpc-bench`: the framework end to end under `../shared/peerbench`'s
+//! workload and command line, so it can be measured beside the peers:
+//!
+//! ```sh
+//! cargo build --release -p examples --bin rpc-bench
+//! target/release/rpc-bench server --addr 127.0.0.1:0 --codec bincode
+//! target/release/rpc-bench client --addr HOST:PORT --scenario pipe --codec bincode --duration-s 5 --warmup-s 1
+//! ../shared/peerbench/run.sh --systems-file "$PWD/peerbench.toml"
+//! ```
+//!
+//! Every connection runs the authkey handshake (key `peerbench`) and the
+//! calls go through the generated `BenchClient`. The client prints one JSON
+//! line: calls completed inside the measured window, calls per second,
+//! latency percentiles, and MB/s (payload bytes both ways) for `payload`.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use examples::bench::{BenchClient, BenchImpl, BenchServer};
+use rpc_core::{Bytes, Registry};
+use rpc_transport::{ClientConfig, Server, ServerConfig};
+
+const AUTHKEY: &str = "peerbench";
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Serves the benchmark service; prints `listening HOST:PORT` first.
+    Server {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: String,
+        #[arg(long, default_value = "bincode")]
+        codec: String,
+    },
+    /// Runs one scenario and prints one JSON line.
+    Client(ClientArgs),
+}
+
+#[derive(Clone, clap::Args)]
+struct ClientArgs {
+    #[arg(long)]
+    addr: String,
+    #[arg(long, value_enum)]
+    scenario: Scenario,
+    #[arg(long, default_value = "bincode")]
+    codec: String,
+    #[arg(long = "duration-s", default_value_t = 5.0)]
+    duration_s: f64,
+    #[arg(long = "warmup-s", default_value_t = 1.0)]
+    warmup_s: f64,
+    /// Connections (default: by scenario).
+    #[arg(long)]
+    conns: Option<usize>,
+    /// Calls in flight per connection (default: by scenario).
+    #[arg(long)]
+    inflight: Option<usize>,
+    #[arg(long = "payload-bytes", default_value_t = 1 << 20)]
+    payload_bytes: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Seq,
+    Pipe,
+    Fanin,
+    Payload,
+}
+
+impl Scenario {
+    /// (connections, calls in flight per connection).
+    fn shape(self) -> (usize, usize) {
+        match self {
+            Scenario::Pipe => (1, 64),
+            Scenario::Fanin => (32, 1),
+            Scenario::Seq | Scenario::Payload => (1, 1),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Seq => "seq",
+            Scenario::Pipe => "pipe",
+            Scenario::Fanin => "fanin",
+            Scenario::Payload => "payload",
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let result = match Cli::parse().role {
+        Role::Server { addr, codec } => serve(addr, codec).await,
+        Role::Client(args) => run_client(args).await,
+    };
+    examples::cli::exit_on_error(result);
+}
+
+async fn serve(addr: String, codec: String) -> Result<(), Box<dyn std::error::Error>> {
+    let config = ServerConfig::builder()
+        .listen(addr)
+        .authkey(AUTHKEY)
+        .codecs([codec])
+        .max_frame_bytes(64 << 20)
+        .no_env()
+        .build()?;
+    let registry = Registry::new().with(BenchServer::new(BenchImpl))?;
+    let listening = Server::new(config, registry).bind().await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening {}", listening.local_addr())?;
+    out.flush()?;
+    drop(out);
+    listening.serve().await;
+    Ok(())
+}
+
+/// The measured interval: calls that complete inside it count.
+#[derive(Clone, Copy)]
+struct Window {
+    start: Instant,
+    end: Instant,
+}
+
+async fn run_client(a: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let (conns, inflight) = a.scenario.shape();
+    let (conns, inflight) = (a.conns.unwrap_or(conns), a.inflight.unwrap_or(inflight));
+    let config = ClientConfig::builder()
+        .connect(&a.addr)
+        .authkey(AUTHKEY)
+        .codec(&a.codec)
+        .max_frame_bytes(64 << 20)
+        .call_timeout(Duration::from_secs(60))
+        .no_env()
+        .build()?;
+    let mut clients = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        clients.push(BenchClient::new(rpc_transport::connect(&config).await?));
+    }
+    let start = Instant::now() + Duration::from_secs_f64(a.warmup_s);
+    let window = Window {
+        start,
+        end: start + Duration::from_secs_f64(a.duration_s),
+    };
+    let payload = Bytes::from(vec![
+        0x5a;
+        if a.scenario == Scenario::Payload {
+            a.payload_bytes
+        } else {
+            0
+        }
+    ]);
+    let mut workers = tokio::task::JoinSet::new();
+    for i in 0..conns * inflight {
+        let client = clients[i / inflight].clone();
+        workers.spawn(worker(
+            client,
+            window,
+            a.scenario,
+            payload.clone(),
+            i as i64,
+        ));
+    }
+    let mut latencies = Vec::new();
+    while let Some(done) = workers.join_next().await {
+        latencies.extend(done??);
+    }
+    report(&a, conns, inflight, latencies, window);
+    Ok(())
+}
+
+/// Calls back to back until the window closes; returns the latencies (ns)
+/// of the calls that completed inside it.
+async fn worker(
+    client: BenchClient,
+    window: Window,
+    scenario: Scenario,
+    payload: Bytes,
+    i: i64,
+) -> Result<Vec<u64>, rpc_core::Error> {
+    let mut latencies = Vec::with_capacity(1 << 16);
+    while Instant::now() < window.end {
+        let t0 = Instant::now();
+        if scenario == Scenario::Payload {
+            let back = client.echo(payload.clone()).await?;
+            assert_eq!(back.len(), payload.len(), "echo returned another payload");
+        } else {
+            let sum = client.add(i, 3).await?;
+            assert_eq!(sum, i + 3, "add returned a wrong sum");
+        }
+        let t1 = Instant::now();
+        if t1 >= window.start && t1 < window.end {
+            latencies.push((t1 - t0).as_nanos() as u64);
+        }
+    }
+    Ok(latencies)
+}
+
+fn report(a: &ClientArgs, conns: usize, inflight: usize, mut lat: Vec<u64>, window: Window) {
+    lat.sort_unstable();
+    let secs = (window.end - window.start).as_secs_f64();
+    let calls = lat.len();
+    let pct = |p: f64| {
+        let rank = ((p * calls as f64).ceil() as usize).clamp(1, calls.max(1));
+        lat.get(rank - 1)
+            .map_or(0.0, |ns| round(*ns as f64 / 1000.0, 1))
+    };
+    let mb_per_s = (a.scenario == Scenario::Payload)
+        .then(|| round((calls * 2 * a.payload_bytes) as f64 / secs / 1e6, 1));
+    let line = serde_json::json!({
+        "system": "rpc", "scenario": a.scenario.name(), "codec": a.codec,
+        "conns": conns, "inflight": inflight, "calls": calls, "secs": round(secs, 3),
+        "calls_per_s": round(calls as f64 / secs, 0),
+        "p50_us": pct(0.50), "p99_us": pct(0.99), "p999_us": pct(0.999), "max_us": pct(1.0),
+        "payload_bytes": a.payload_bytes, "mb_per_s": mb_per_s,
+    });
+    println!("{line}");
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (x * m).round() / m
+}
