@@ -6,6 +6,11 @@
 //! `const _: () = { … };` block, so they cannot clash with the user's names
 //! yet resolve the user's types exactly as the trait does; the few names
 //! introduced inside it start with `__rpc`.
+//!
+//! Whether a type can cross the wire is checked by `rpc_core::__private`'s
+//! `assert_wire`, once per type and spanned on it; every other use of the
+//! types goes through its `Probe`, which adds no error of its own when that
+//! check fails (see `rpc-core/src/__private/probe.rs`).
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -45,7 +50,6 @@ impl<'a> ServiceGenerator<'a> {
 
     pub(crate) fn generate(&self) -> TokenStream {
         let trait_item = self.trait_item();
-        let helpers = crate::probe::helpers();
         let server_struct = self.server_struct();
         let client_struct = self.client_struct();
         let args_structs = self.service.methods.iter().map(|m| self.args_struct(m));
@@ -69,7 +73,10 @@ impl<'a> ServiceGenerator<'a> {
             #client_struct
             #cfgs
             const _: () = {
-                #helpers
+                // `ViaNever` is only picked when an `assert_wire` fails, and
+                // neither is used by a trait without methods.
+                #[allow(unused_imports)]
+                use ::rpc_core::__private::{ViaNever as _, ViaWire as _};
                 #(#args_structs)*
                 #info_static
                 #server_impl
@@ -369,9 +376,8 @@ impl<'a> ServiceGenerator<'a> {
         }
     }
 
-    /// Compile-time checks that each type can cross the wire, spanned on the
-    /// user's type so a failure is reported there, and only there (see
-    /// `probe.rs`).
+    /// `assert_wire` of each type, spanned on the user's type so a failure is
+    /// reported there, and only there.
     fn assertions(&self, method: &Method<'_>) -> TokenStream {
         let types = method
             .params
@@ -386,10 +392,7 @@ impl<'a> ServiceGenerator<'a> {
             let cfgs = method.cfgs();
             quote_spanned! {ty.span()=>
                 #(#cfgs)*
-                const _: () = {
-                    ::rpc_core::__private::assert_serde::<#ty>();
-                    __rpc_assert_send::<#ty>();
-                };
+                const _: () = ::rpc_core::__private::assert_wire::<#ty>();
             }
         });
         quote!(#(#checks)*)
@@ -401,8 +404,8 @@ impl<'a> ServiceGenerator<'a> {
     }
 }
 
-/// `&__RpcProbe::<(Args, R, E)>::NEW`: the probe for one method's types
-/// (`()` for a missing result or error).
+/// `&Probe::<(Args, R, E)>::NEW`: the probe for one method's types (`()` for
+/// a missing result or error).
 fn probe(method: &Method<'_>) -> TokenStream {
     let args = args_ident(method);
     let params = method.params.iter().map(|p| &p.arg.ty);
@@ -415,7 +418,7 @@ fn probe(method: &Method<'_>) -> TokenStream {
         Output::Plain(ty) => (quote!(#ty), quote!(())),
         Output::Fallible { ok, err } => (quote!(#ok), quote!(#err)),
     };
-    quote!((&__RpcProbe::<(#args, #ok, #err)>::NEW))
+    quote!((&::rpc_core::__private::Probe::<(#args, #ok, #err)>::NEW))
 }
 
 /// `__rpc_args_add`: the hidden argument struct of `add`.

@@ -48,8 +48,8 @@
 //! | hidden | per method, an argument struct whose fields are the parameters; the `ServiceInfo` static; compile-time checks that every type can cross the wire. They sit in an anonymous `const _: () = { … };` block and cannot clash with your names. |
 //!
 //! Generated code uses absolute paths only (`::rpc_core`, `::core`, and
-//! `::std` for `Arc` and `Box`), so it compiles under `#![no_implicit_prelude]`
-//! and next to any names of yours. The generated items take the trait's
+//! `::std` for `Arc`), so it compiles under `#![no_implicit_prelude]` and
+//! next to any names of yours. The generated items take the trait's
 //! visibility.
 //!
 //! # Options
@@ -108,7 +108,6 @@
 mod ast;
 mod expand;
 mod fallback;
-mod probe;
 mod valid;
 
 use proc_macro::TokenStream;

@@ -2,8 +2,9 @@
 //! on the offending token saying what is wrong and what to write instead.
 //! All rules run, so one compile shows every mistake.
 //!
-//! Whether a type can cross the wire (`Serialize + DeserializeOwned`) is not
-//! checked here but by assertions in the generated code, spanned on the type.
+//! Whether a type can cross the wire (`Serialize + DeserializeOwned + Send +
+//! 'static`) is not checked here but by `rpc_core::__private::assert_wire` in
+//! the generated code, spanned on the type.
 
 use proc_macro2::{TokenStream, TokenTree};
 use quote::ToTokens;
@@ -14,7 +15,9 @@ use crate::Errors;
 use crate::ast::{Method, Output, Service, type_string};
 
 /// Service names the framework keeps for its own services; the same list as
-/// `rpc_core::registry::RESERVED`, which refuses them at registration.
+/// `rpc_core::registry::RESERVED`, which refuses them at registration (a
+/// proc-macro crate cannot depend on `rpc-core`). `tests/tests/macro_expand.rs`
+/// checks that each of those has a UI case this list refuses.
 const RESERVED_SERVICES: &[&str] = &["rpc", "system"];
 
 /// Method names the generated client already uses, and what for.

@@ -2,10 +2,13 @@
 //! a `Registry` with both codecs, and the client over an in-memory transport.
 
 use std::fmt;
+use std::fs;
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use rpc_core::codec::{Bincode, Id, Inbound, Incoming, Json, OutRequest};
+use rpc_core::registry::RESERVED;
 use rpc_core::service::{BoxFuture, Reply};
 use rpc_core::{
     CallError, Client, Codec, Context, Error, ErrorKind, Registry, Response, Service, Transport,
@@ -272,6 +275,45 @@ fn the_name_option_renames_the_service() {
     assert_eq!(EchoerServer::new(Echo).info().name, "echo");
     assert!(registry().resolve("echo.echo").is_ok());
     assert!(registry().resolve("Echoer.echo").is_err());
+}
+
+/// `rpc-macros` keeps its own copy of `rpc_core::registry::RESERVED` (a
+/// proc-macro crate cannot depend on `rpc-core`), and only trybuild can run
+/// the macro: so every reserved name must have a UI case,
+/// `tests/ui/fail/reserved_service_name*.rs`, whose `.stderr` shows the macro
+/// refusing it, and every such case must name a reserved name. A name added
+/// to one list and not the other fails here or in `macro_ui`.
+#[test]
+fn every_reserved_service_name_is_refused_by_the_macro() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/fail");
+    let mut refused = Vec::new();
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_str().unwrap();
+        if !(file.starts_with("reserved_service_name") && file.ends_with(".rs")) {
+            continue;
+        }
+        let source = fs::read_to_string(&path).unwrap();
+        let name = source
+            .split("#[rpc_service(name = \"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("{file} has no `#[rpc_service(name = \"...\")]`"));
+        let stderr = fs::read_to_string(path.with_extension("stderr")).unwrap();
+        let expected = format!("the service name `{name}` is reserved");
+        assert!(
+            stderr.contains(&expected),
+            "{file}: the macro does not refuse `{name}`"
+        );
+        refused.push(name.to_owned());
+    }
+    refused.sort();
+    let mut reserved = RESERVED.to_vec();
+    reserved.sort();
+    assert_eq!(
+        refused, reserved,
+        "one UI case per name in `rpc_core::registry::RESERVED`, and the same list in `rpc-macros/src/valid.rs`"
+    );
 }
 
 /// A transport that serves calls from a registry in memory, through a codec.

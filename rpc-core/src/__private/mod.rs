@@ -1,7 +1,19 @@
 //! What generated code needs beyond the public API. Not a stable interface.
+//!
+//! The same for every service: generated code only names these items
+//! (`::rpc_core::__private::…`) and defines nothing of its own but the
+//! service's argument structs, its `ServiceInfo` and its impls.
+//!
+//! [`Wire`], [`assert_wire`] and [`Probe`] (in `probe.rs`) check that a
+//! service's types can cross the wire, so that a type that cannot is
+//! reported once, on the type the user wrote.
 
 pub use erased_serde;
 pub use serde;
+
+mod probe;
+
+pub use probe::{Probe, Serde, ViaNever, ViaWire, Wire, assert_wire};
 
 pub use crate::service::{BoxFuture, MethodInfo, ParamInfo, Payload, Reply, ServiceInfo};
 
@@ -60,8 +72,3 @@ impl<E> ViaTypeName for &Describe<'_, E> {
         core::any::type_name::<E>().to_owned()
     }
 }
-
-/// Asserts at compile time that a parameter or result type can cross the
-/// wire; generated code calls it spanned on the user's type, so the error
-/// points there.
-pub const fn assert_serde<T: serde::Serialize + serde::de::DeserializeOwned>() {}
