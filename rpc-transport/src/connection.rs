@@ -14,12 +14,12 @@ use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
 use rpc_core::codec::{Codec, Id, Incoming, Request};
 use rpc_core::service::{Fault, Reply};
 use rpc_core::{Context, Error, ErrorKind, Registry};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
-use tokio_util::codec::{Framed, FramedRead};
+use tokio_util::codec::{Decoder, Framed, FramedParts};
 use tracing::debug;
 
 use crate::frame::{FrameCodec, FrameError};
@@ -47,54 +47,66 @@ struct Replies {
 impl ServerConnection<'_> {
     /// Serves calls until the client closes the connection (which cancels
     /// its calls still in flight) or the connection fails.
+    ///
+    /// One loop reads and writes: it handles every complete frame it has,
+    /// writes the replies they produced in one go, then waits for more bytes,
+    /// or for a spawned call to queue its reply. Nothing wakes this task for
+    /// the replies it queues itself, and the socket is not split.
     pub(crate) async fn run<S: Io>(self, framed: Framed<S, FrameCodec>) -> Result<(), Error> {
-        let parts = framed.into_parts();
-        let (read, mut write) = tokio::io::split(parts.io);
-        let mut frames = FramedRead::new(read, parts.codec);
-        frames.read_buffer_mut().extend_from_slice(&parts.read_buf);
+        let FramedParts {
+            mut io,
+            mut codec,
+            read_buf: mut input,
+            ..
+        } = framed.into_parts();
         let replies = Replies {
             outbox: Arc::new(Outbox::default()),
             codec: self.codec,
             max_frame: self.peer_max_frame,
         };
-        let outbox = replies.outbox.clone();
-        let reading = self.read_loop(&mut frames, &replies);
-        let writing = outbox.drain_into(&mut write);
-        tokio::pin!(reading, writing);
-        tokio::select! {
-            read = &mut reading => read,
-            written = &mut writing => match written {
-                // The client went away while a reply was on its way: a
-                // normal end, and the calls still in flight are cancelled.
-                Err(e) if is_disconnect(&e) => Ok(()),
-                Err(e) => Err(Error::new(ErrorKind::ConnectionLost, format!("writing to the client failed: {e}"))),
-                Ok(()) => Ok(()),
-            },
-        }
-    }
-
-    async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
-        &self,
-        frames: &mut FramedRead<R, FrameCodec>,
-        replies: &Replies,
-    ) -> Result<(), Error> {
         let mut calls = JoinSet::new();
+        let mut output = BytesMut::new();
         loop {
+            while let Some(frame) = codec.decode(&mut input).map_err(frame_error)? {
+                self.handle(&frame.freeze(), &replies, &mut calls);
+            }
+            replies.outbox.take(&mut output);
+            if !output.is_empty() {
+                match io.write_all(&output).await {
+                    Ok(()) => output.clear(),
+                    // The client went away while a reply was on its way: a
+                    // normal end, and the calls still in flight are cancelled.
+                    Err(e) if is_disconnect(&e) => return Ok(()),
+                    Err(e) => {
+                        return Err(Error::new(
+                            ErrorKind::ConnectionLost,
+                            format!("writing to the client failed: {e}"),
+                        ));
+                    }
+                }
+                continue;
+            }
+            if input.capacity() - input.len() < READ_CHUNK / 2 {
+                input.reserve(READ_CHUNK);
+            }
             tokio::select! {
-                frame = frames.next() => match frame {
-                    Some(Ok(frame)) => self.handle(&frame.freeze(), replies, &mut calls),
-                    Some(Err(e)) => return Err(frame_error(e)),
-                    None => break,
+                read = io.read_buf(&mut input) => match read {
+                    Ok(0) if input.is_empty() => {
+                        debug!(cancelled = calls.len(), "client closed the connection");
+                        return Ok(());
+                    }
+                    Ok(0) => {
+                        let why = format!("the client closed the connection {} bytes into a frame", input.len());
+                        return Err(Error::new(ErrorKind::ConnectionLost, why));
+                    }
+                    Ok(_) => {}
+                    Err(e) if is_disconnect(&e) => return Ok(()),
+                    Err(e) => return Err(Error::new(ErrorKind::ConnectionLost, format!("reading from the client failed: {e}"))),
                 },
+                () = replies.outbox.ready() => {}
                 Some(_) = calls.join_next(), if !calls.is_empty() => {}
             }
         }
-        debug!(
-            in_flight = calls.len(),
-            "client closed its side; finishing calls in flight"
-        );
-        while calls.join_next().await.is_some() {}
-        Ok(())
     }
 
     fn handle(&self, frame: &Bytes, replies: &Replies, calls: &mut JoinSet<()>) {
@@ -194,6 +206,9 @@ fn is_disconnect(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
     matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted)
 }
+
+/// How much more room a read asks for when the input buffer is nearly full.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// The part of a call still running after its first poll.
 type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;

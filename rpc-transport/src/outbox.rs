@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
 
 use crate::frame::{FrameError, begin_frame, finish_frame};
 
@@ -62,29 +63,39 @@ impl Outbox {
         self.ready.notify_one();
     }
 
+    /// Moves everything queued into `out` (which must be empty), leaving
+    /// `out`'s old allocation for the next frames; says whether the outbox
+    /// is closed.
+    pub(crate) fn take(&self, out: &mut BytesMut) -> bool {
+        debug_assert!(out.is_empty());
+        let mut state = self.state.lock().expect("outbox lock");
+        std::mem::swap(&mut state.buf, out);
+        state.closed
+    }
+
+    /// Completes once a frame has been queued (or the outbox closed) since
+    /// the last wait.
+    pub(crate) fn ready(&self) -> Notified<'_> {
+        self.ready.notified()
+    }
+
     /// Writes queued frames to `io` until the outbox is closed and drained,
     /// or the write fails.
     pub(crate) async fn drain_into<W: AsyncWrite + Unpin>(
         &self,
         io: &mut W,
     ) -> std::io::Result<()> {
-        let mut spare = BytesMut::new();
+        let mut chunk = BytesMut::new();
         loop {
-            let (chunk, closed) = {
-                let mut state = self.state.lock().expect("outbox lock");
-                (std::mem::replace(&mut state.buf, spare), state.closed)
-            };
-            if chunk.is_empty() {
-                if closed {
-                    return io.shutdown().await;
-                }
-                spare = chunk;
-                self.ready.notified().await;
-                continue;
+            let closed = self.take(&mut chunk);
+            if !chunk.is_empty() {
+                io.write_all(&chunk).await?;
+                chunk.clear();
+            } else if closed {
+                return io.shutdown().await;
+            } else {
+                self.ready().await;
             }
-            io.write_all(&chunk).await?;
-            spare = chunk;
-            spare.clear();
         }
     }
 }
