@@ -17,14 +17,17 @@
 //! every pending call fails at once with the reason.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use futures::StreamExt;
 use rpc_core::client::Response;
 use rpc_core::codec::{Codec, Inbound, OutRequest};
 use rpc_core::service::BoxFuture;
 use rpc_core::{Client, Error, ErrorKind, Transport};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use tokio_util::codec::{Framed, FramedRead};
@@ -62,6 +65,8 @@ struct Shared {
     /// The largest frame the server accepts.
     server_max_frame: usize,
     call_timeout: Duration,
+    /// Callers woken with a reply since the writer last looked.
+    woken: AtomicUsize,
 }
 
 type Waiter = oneshot::Sender<Result<Response, Error>>;
@@ -117,6 +122,7 @@ impl Connection {
             codec,
             server_max_frame: server.max_frame_bytes,
             call_timeout: config.call_timeout(),
+            woken: AtomicUsize::new(0),
         });
         let task = tokio::spawn(run(shared.clone(), framed)).abort_handle();
         Ok(Connection { shared, task })
@@ -231,7 +237,10 @@ impl Shared {
         };
         let waiter = self.waiters.lock().expect("waiters lock").by_id.remove(&id);
         match waiter {
-            Some(waiter) => drop(waiter.send(Ok(Response::new(self.codec, frame, outcome)))),
+            Some(waiter) => {
+                self.woken.fetch_add(1, Ordering::Relaxed);
+                drop(waiter.send(Ok(Response::new(self.codec, frame, outcome))));
+            }
             // A call that timed out or was dropped: its reply has no taker.
             None => debug!(id, "a reply for a call no longer waiting"),
         }
@@ -267,6 +276,30 @@ impl Drop for Waiting {
     }
 }
 
+/// Writes queued requests until the outbox is closed and drained.
+///
+/// Requests queued together share one write. When the reader has just woken
+/// callers that have not queued their next request yet, the writer yields
+/// once so they can: under pipelining, that turns a write per call into a
+/// write per batch; with one call in flight it never waits.
+async fn write_loop<W: AsyncWrite + Unpin>(shared: &Shared, io: &mut W) -> std::io::Result<()> {
+    let mut chunk = BytesMut::new();
+    loop {
+        if shared.woken.swap(0, Ordering::Relaxed) > shared.outbox.queued() {
+            tokio::task::yield_now().await;
+        }
+        let closed = shared.outbox.take(&mut chunk);
+        if !chunk.is_empty() {
+            io.write_all(&chunk).await?;
+            chunk.clear();
+        } else if closed {
+            return io.shutdown().await;
+        } else {
+            shared.outbox.ready().await;
+        }
+    }
+}
+
 /// The connection's task: writes queued requests and reads replies until
 /// either side fails, then fails every pending call with the reason.
 async fn run<S: Io>(shared: Arc<Shared>, framed: Framed<S, FrameCodec>) {
@@ -283,7 +316,7 @@ async fn run<S: Io>(shared: Arc<Shared>, framed: Framed<S, FrameCodec>) {
             "the server closed the connection",
         ))
     };
-    let writing = shared.outbox.drain_into(&mut write);
+    let writing = write_loop(&shared, &mut write);
     let error = tokio::select! {
         Err(e) = reading => e,
         written = writing => match written {

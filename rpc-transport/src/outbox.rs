@@ -10,7 +10,6 @@
 use std::sync::Mutex;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
@@ -26,6 +25,8 @@ pub(crate) struct Outbox {
 #[derive(Debug, Default)]
 struct State {
     buf: BytesMut,
+    /// Frames in `buf`.
+    frames: usize,
     closed: bool,
 }
 
@@ -51,6 +52,7 @@ impl Outbox {
             }
         };
         finish_frame(&mut state.buf, start, max_frame_bytes).map_err(Pushed::Frame)?;
+        state.frames += 1;
         drop(state);
         self.ready.notify_one();
         Ok(Some(out))
@@ -70,33 +72,19 @@ impl Outbox {
         debug_assert!(out.is_empty());
         let mut state = self.state.lock().expect("outbox lock");
         std::mem::swap(&mut state.buf, out);
+        state.frames = 0;
         state.closed
+    }
+
+    /// How many frames are queued.
+    pub(crate) fn queued(&self) -> usize {
+        self.state.lock().expect("outbox lock").frames
     }
 
     /// Completes once a frame has been queued (or the outbox closed) since
     /// the last wait.
     pub(crate) fn ready(&self) -> Notified<'_> {
         self.ready.notified()
-    }
-
-    /// Writes queued frames to `io` until the outbox is closed and drained,
-    /// or the write fails.
-    pub(crate) async fn drain_into<W: AsyncWrite + Unpin>(
-        &self,
-        io: &mut W,
-    ) -> std::io::Result<()> {
-        let mut chunk = BytesMut::new();
-        loop {
-            let closed = self.take(&mut chunk);
-            if !chunk.is_empty() {
-                io.write_all(&chunk).await?;
-                chunk.clear();
-            } else if closed {
-                return io.shutdown().await;
-            } else {
-                self.ready().await;
-            }
-        }
     }
 }
 
