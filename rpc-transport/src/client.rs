@@ -21,13 +21,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Poll, ready};
+
+use bytes::{Buf, BytesMut};
 use futures::StreamExt;
 use rpc_core::client::Response;
 use rpc_core::codec::{Codec, Inbound, OutRequest};
 use rpc_core::service::BoxFuture;
 use rpc_core::{Client, Error, ErrorKind, Transport};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 use tokio_util::codec::{Framed, FramedRead};
@@ -57,16 +61,32 @@ pub struct Connection {
     task: AbortHandle,
 }
 
-#[derive(Debug)]
 struct Shared {
     outbox: Outbox,
+    /// The socket's write half and the bytes taken from the outbox but not
+    /// yet written. Callers write through it directly when no one else is.
+    sink: Mutex<Sink>,
     waiters: Mutex<Waiters>,
     codec: &'static dyn Codec,
     /// The largest frame the server accepts.
     server_max_frame: usize,
     call_timeout: Duration,
-    /// Callers woken with a reply since the writer last looked.
+    /// Callers woken with a reply that have not queued a request since:
+    /// while some have, the request just queued waits for theirs.
     woken: AtomicUsize,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("codec", &self.codec)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Sink {
+    io: Box<dyn AsyncWrite + Send + Unpin>,
+    pending: BytesMut,
 }
 
 type Waiter = oneshot::Sender<Result<Response, Error>>;
@@ -116,15 +136,23 @@ impl Connection {
                 format!("this client has no codec `{}`", hello.codec),
             )
         })?;
+        let parts = framed.into_parts();
+        let (read, write) = tokio::io::split(parts.io);
         let shared = Arc::new(Shared {
             outbox: Outbox::default(),
+            sink: Mutex::new(Sink {
+                io: Box::new(write),
+                pending: BytesMut::new(),
+            }),
             waiters: Mutex::default(),
             codec,
             server_max_frame: server.max_frame_bytes,
             call_timeout: config.call_timeout(),
             woken: AtomicUsize::new(0),
         });
-        let task = tokio::spawn(run(shared.clone(), framed)).abort_handle();
+        let mut frames = FramedRead::new(read, parts.codec);
+        frames.read_buffer_mut().extend_from_slice(&parts.read_buf);
+        let task = tokio::spawn(run(shared.clone(), frames)).abort_handle();
         Ok(Connection { shared, task })
     }
 }
@@ -199,7 +227,10 @@ impl Shared {
             self.codec.encode_request(buf, &request)
         });
         let failed = match queued {
-            Ok(Some(())) => return Ok((id, rx)),
+            Ok(Some(())) => {
+                self.send_queued();
+                return Ok((id, rx));
+            }
             Ok(None) => Error::new(ErrorKind::ConnectionLost, "the connection is closed"),
             Err(Pushed::Encode(e)) => Error::new(
                 ErrorKind::InvalidParams,
@@ -218,6 +249,60 @@ impl Shared {
         };
         self.forget(id);
         Err(failed)
+    }
+
+    /// Gets what was just queued on its way: written here, in the caller's
+    /// task, when no woken caller is about to queue more and no write is in
+    /// progress; otherwise by the writer, which is woken for it.
+    fn send_queued(&self) {
+        let others_coming = self
+            .woken
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
+            })
+            .unwrap_or(0)
+            > 1;
+        if !others_coming && self.write_now() {
+            return;
+        }
+        self.outbox.wake();
+    }
+
+    /// Writes the queue without waiting; true if all of it went out.
+    fn write_now(&self) -> bool {
+        let Ok(mut sink) = self.sink.try_lock() else {
+            return false;
+        };
+        if !sink.pending.is_empty() {
+            // The writer is waiting for the socket: leave it its turn.
+            return false;
+        }
+        // A write that cannot finish registers this waker for the socket's
+        // readiness; the writer, woken by the caller, polls again and puts
+        // its own waker back.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        matches!(self.poll_flush(&mut sink, &mut cx), Poll::Ready(Ok(false)))
+    }
+
+    /// Writes queued bytes until none are left (`Ready(Ok(closed))`) or the
+    /// socket is full (`Pending`).
+    fn poll_flush(
+        &self,
+        sink: &mut Sink,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<bool>> {
+        loop {
+            let closed = sink.pending.is_empty() && self.outbox.take(&mut sink.pending);
+            if sink.pending.is_empty() {
+                return Poll::Ready(Ok(closed));
+            }
+            let Sink { io, pending } = sink;
+            match ready!(Pin::new(io).poll_write(cx, pending)) {
+                Ok(0) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                Ok(n) => pending.advance(n),
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
     }
 
     fn forget(&self, id: u64) {
@@ -276,37 +361,34 @@ impl Drop for Waiting {
     }
 }
 
-/// Writes queued requests until the outbox is closed and drained.
+/// Writes what callers queued but did not write themselves, until the
+/// outbox is closed and drained.
 ///
-/// Requests queued together share one write. When the reader has just woken
+/// Requests queued together share one write: when the reader has just woken
 /// callers that have not queued their next request yet, the writer yields
-/// once so they can: under pipelining, that turns a write per call into a
-/// write per batch; with one call in flight it never waits.
-async fn write_loop<W: AsyncWrite + Unpin>(shared: &Shared, io: &mut W) -> std::io::Result<()> {
-    let mut chunk = BytesMut::new();
+/// once so they can. Under pipelining that turns a write per call into a
+/// write per batch; with one call in flight, callers write themselves.
+async fn write_loop(shared: &Shared) -> std::io::Result<()> {
     loop {
-        if shared.woken.swap(0, Ordering::Relaxed) > shared.outbox.queued() {
+        shared.outbox.ready().await;
+        if shared.woken.load(Ordering::Relaxed) > 0 {
             tokio::task::yield_now().await;
         }
-        let closed = shared.outbox.take(&mut chunk);
-        if !chunk.is_empty() {
-            io.write_all(&chunk).await?;
-            chunk.clear();
-        } else if closed {
-            return io.shutdown().await;
-        } else {
-            shared.outbox.ready().await;
+        let closed =
+            poll_fn(|cx| shared.poll_flush(&mut shared.sink.lock().expect("sink lock"), cx))
+                .await?;
+        if closed {
+            return poll_fn(|cx| {
+                Pin::new(&mut shared.sink.lock().expect("sink lock").io).poll_shutdown(cx)
+            })
+            .await;
         }
     }
 }
 
 /// The connection's task: writes queued requests and reads replies until
 /// either side fails, then fails every pending call with the reason.
-async fn run<S: Io>(shared: Arc<Shared>, framed: Framed<S, FrameCodec>) {
-    let parts = framed.into_parts();
-    let (read, mut write) = tokio::io::split(parts.io);
-    let mut frames = FramedRead::new(read, parts.codec);
-    frames.read_buffer_mut().extend_from_slice(&parts.read_buf);
+async fn run<R: AsyncRead + Unpin>(shared: Arc<Shared>, mut frames: FramedRead<R, FrameCodec>) {
     let reading = async {
         while let Some(frame) = frames.next().await {
             shared.deliver(frame.map_err(frame_error)?.freeze())?;
@@ -316,7 +398,7 @@ async fn run<S: Io>(shared: Arc<Shared>, framed: Framed<S, FrameCodec>) {
             "the server closed the connection",
         ))
     };
-    let writing = write_loop(&shared, &mut write);
+    let writing = write_loop(&shared);
     let error = tokio::select! {
         Err(e) = reading => e,
         written = writing => match written {

@@ -231,12 +231,15 @@ async fn bounded(call: impl Future<Output = Reply>, deadline: Option<Instant>) -
 impl Replies {
     /// Queues the reply to request `id`; a reply too large for the client, or
     /// one the codec cannot encode, is replaced by an error saying so.
+    ///
+    /// Replies queued by the connection's own loop need no wake; those of
+    /// spawned calls do, and a spare wake costs the loop one extra turn.
     fn send(&self, id: &Id, reply: Reply) {
         let pushed = self.outbox.push(self.max_frame, |buf| {
             self.codec.encode_response(buf, id, &reply)
         });
         let fault = match pushed {
-            Ok(_) => return,
+            Ok(_) => return self.outbox.wake(),
             Err(Pushed::Encode(e)) => Fault::from(e),
             Err(Pushed::Frame(FrameError::TooLarge { len, limit })) => Fault::from(Error::new(
                 ErrorKind::FrameTooLarge,
@@ -252,6 +255,7 @@ impl Replies {
         if let Err(e) = fallback {
             debug!(error = ?e, "even the error reply could not be sent");
         }
+        self.outbox.wake();
     }
 
     /// One batch member's reply, encoded on its own.
@@ -268,6 +272,7 @@ impl Replies {
             self.codec.encode_batch(buf, encoded);
             Ok::<_, Error>(())
         });
+        self.outbox.wake();
         if let Err(e) = pushed {
             let error = Error::new(
                 ErrorKind::FrameTooLarge,

@@ -25,15 +25,13 @@ pub(crate) struct Outbox {
 #[derive(Debug, Default)]
 struct State {
     buf: BytesMut,
-    /// Frames in `buf`.
-    frames: usize,
     closed: bool,
 }
 
 impl Outbox {
     /// Appends one frame whose payload `encode` writes, unless the outbox is
     /// closed; the frame is refused (and nothing appended) if it exceeds
-    /// `max_frame_bytes`.
+    /// `max_frame_bytes`. The writer is not woken: see [`Outbox::wake`].
     pub(crate) fn push<T, E>(
         &self,
         max_frame_bytes: usize,
@@ -52,10 +50,12 @@ impl Outbox {
             }
         };
         finish_frame(&mut state.buf, start, max_frame_bytes).map_err(Pushed::Frame)?;
-        state.frames += 1;
-        drop(state);
-        self.ready.notify_one();
         Ok(Some(out))
+    }
+
+    /// Wakes whoever waits in [`Outbox::ready`].
+    pub(crate) fn wake(&self) {
+        self.ready.notify_one();
     }
 
     /// Stops accepting frames; the writer ends once it has written what is
@@ -72,17 +72,11 @@ impl Outbox {
         debug_assert!(out.is_empty());
         let mut state = self.state.lock().expect("outbox lock");
         std::mem::swap(&mut state.buf, out);
-        state.frames = 0;
         state.closed
     }
 
-    /// How many frames are queued.
-    pub(crate) fn queued(&self) -> usize {
-        self.state.lock().expect("outbox lock").frames
-    }
-
-    /// Completes once a frame has been queued (or the outbox closed) since
-    /// the last wait.
+    /// Completes once [`Outbox::wake`] or [`Outbox::close`] was called
+    /// since the last wait.
     pub(crate) fn ready(&self) -> Notified<'_> {
         self.ready.notified()
     }

@@ -218,6 +218,11 @@ impl ServerProcess {
     async fn start(name: &str, config: &TempConfig) -> ServerProcess {
         let mut command = command(name);
         command.arg("--config").arg(&config.path);
+        ServerProcess::spawn(name, command).await
+    }
+
+    /// Starts `command` and reads its `listening HOST:PORT` line.
+    async fn spawn(name: &str, mut command: Command) -> ServerProcess {
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("starting {name}: {e}"));
@@ -480,5 +485,55 @@ async fn the_demo_runs_every_step_and_exits_zero() {
             stdout.lines().any(|l| l.starts_with(line)),
             "missing {line:?} in:\n{stdout}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// rpc-bench, the peerbench system.
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn rpc_bench_runs_every_scenario_and_prints_one_json_line() {
+    for codec in ["bincode", "json"] {
+        let mut serve = command("rpc-bench");
+        serve.args(["server", "--addr", "127.0.0.1:0", "--codec", codec]);
+        let server = ServerProcess::spawn("rpc-bench server", serve).await;
+        for scenario in ["seq", "pipe", "fanin", "payload"] {
+            let mut client = command("rpc-bench");
+            client.args([
+                "client",
+                "--addr",
+                &server.address,
+                "--scenario",
+                scenario,
+                "--codec",
+                codec,
+            ]);
+            client.args([
+                "--duration-s",
+                "0.3",
+                "--warmup-s",
+                "0.05",
+                "--payload-bytes",
+                "65536",
+            ]);
+            let out = run(client, "rpc-bench client").await;
+            assert!(
+                out.status.success(),
+                "{scenario}/{codec}: {}",
+                text(&out.stderr)
+            );
+            let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+                panic!(
+                    "{scenario}/{codec}: not one JSON line ({e}): {}",
+                    text(&out.stdout)
+                )
+            });
+            assert_eq!(line["system"], "rpc");
+            assert_eq!(line["scenario"], scenario);
+            assert_eq!(line["codec"], codec);
+            assert!(line["calls"].as_u64().unwrap() > 0, "{line}");
+            assert_eq!(line["mb_per_s"].is_null(), scenario != "payload", "{line}");
+        }
     }
 }
