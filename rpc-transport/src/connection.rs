@@ -66,6 +66,8 @@ impl ServerConnection<'_> {
         };
         let mut calls = JoinSet::new();
         let mut output = BytesMut::new();
+        // Room for the next read: small until a read fills it.
+        let mut room = IDLE_ROOM;
         loop {
             while let Some(frame) = codec.decode(&mut input).map_err(frame_error)? {
                 self.handle(&frame.freeze(), &replies, &mut calls);
@@ -73,7 +75,12 @@ impl ServerConnection<'_> {
             replies.outbox.take(&mut output);
             if !output.is_empty() {
                 match io.write_all(&output).await {
-                    Ok(()) => output.clear(),
+                    Ok(()) => {
+                        output.clear();
+                        if output.capacity() > READ_CHUNK {
+                            output = BytesMut::new();
+                        }
+                    }
                     // The client went away while a reply was on its way: a
                     // normal end, and the calls still in flight are cancelled.
                     Err(e) if is_disconnect(&e) => return Ok(()),
@@ -86,11 +93,16 @@ impl ServerConnection<'_> {
                 }
                 continue;
             }
-            if input.capacity() - input.len() < READ_CHUNK / 2 {
-                input.reserve(READ_CHUNK);
+            if input.is_empty() && input.capacity() > 2 * room {
+                input = BytesMut::new();
             }
+            if input.capacity() - input.len() < room / 2 {
+                input.reserve(room);
+            }
+            let spare = input.capacity() - input.len();
             tokio::select! {
                 read = io.read_buf(&mut input) => match read {
+                    Ok(n) if n == spare && room < READ_CHUNK => room = READ_CHUNK,
                     Ok(0) if input.is_empty() => {
                         debug!(cancelled = calls.len(), "client closed the connection");
                         return Ok(());
@@ -209,6 +221,9 @@ fn is_disconnect(e: &std::io::Error) -> bool {
 
 /// How much more room a read asks for when the input buffer is nearly full.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// The read room of a connection that has never filled it.
+const IDLE_ROOM: usize = 2 * 1024;
 
 /// The part of a call still running after its first poll.
 type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;

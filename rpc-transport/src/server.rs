@@ -99,6 +99,8 @@ impl Server {
             ));
         }
         let hello = Hello::decode(&first)?;
+        // `first` shares the handshake's 8 KiB read buffer: let it go.
+        drop(first);
         let answer = hello.answer(config.codecs(), config.max_frame_bytes());
         session::send_frame(&mut framed, answer.encode()).await?;
         let Answer::Accept(_) = answer else {
