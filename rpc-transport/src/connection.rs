@@ -1,10 +1,13 @@
-//! A server connection after the hello: the reader starts a call per request
-//! and the writer drains the outbox, both in the connection's task.
+//! A server connection after the hello: one task reads requests, starts
+//! calls and writes their replies.
 //!
 //! Calls run concurrently and reply in completion order. A call is first
-//! polled once on the reader; one that finishes at once (most do) replies
+//! polled once where it is read; one that finishes at once (most do) replies
 //! without a task of its own, the rest are spawned into the connection's
 //! `JoinSet`, so they end with the connection.
+//!
+//! An idle connection holds little: reads go into a 2 KiB buffer until one
+//! fills it, and buffers a large message grew are released once empty.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -74,31 +77,18 @@ impl ServerConnection<'_> {
             }
             replies.outbox.take(&mut output);
             if !output.is_empty() {
-                match io.write_all(&output).await {
-                    Ok(()) => {
-                        output.clear();
-                        if output.capacity() > READ_CHUNK {
-                            output = BytesMut::new();
-                        }
-                    }
+                match write_out(&mut io, &mut output).await {
+                    Ok(()) => continue,
                     // The client went away while a reply was on its way: a
                     // normal end, and the calls still in flight are cancelled.
                     Err(e) if is_disconnect(&e) => return Ok(()),
                     Err(e) => {
-                        return Err(Error::new(
-                            ErrorKind::ConnectionLost,
-                            format!("writing to the client failed: {e}"),
-                        ));
+                        let why = format!("writing to the client failed: {e}");
+                        return Err(Error::new(ErrorKind::ConnectionLost, why));
                     }
                 }
-                continue;
             }
-            if input.is_empty() && input.capacity() > 2 * room {
-                input = BytesMut::new();
-            }
-            if input.capacity() - input.len() < room / 2 {
-                input.reserve(room);
-            }
+            make_room(&mut input, room);
             let spare = input.capacity() - input.len();
             tokio::select! {
                 read = io.read_buf(&mut input) => match read {
@@ -219,7 +209,31 @@ fn is_disconnect(e: &std::io::Error) -> bool {
     matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted)
 }
 
-/// How much more room a read asks for when the input buffer is nearly full.
+/// Writes `output` and empties it, letting go of a buffer a large reply grew.
+async fn write_out<W: tokio::io::AsyncWrite + Unpin>(
+    io: &mut W,
+    output: &mut BytesMut,
+) -> std::io::Result<()> {
+    io.write_all(output).await?;
+    output.clear();
+    if output.capacity() > READ_CHUNK {
+        *output = BytesMut::new();
+    }
+    Ok(())
+}
+
+/// Leaves at least half of `room` free in `input` for the next read, and
+/// lets go of a buffer a large request grew once it is empty.
+fn make_room(input: &mut BytesMut, room: usize) {
+    if input.is_empty() && input.capacity() > 2 * room {
+        *input = BytesMut::new();
+    }
+    if input.capacity() - input.len() < room / 2 {
+        input.reserve(room);
+    }
+}
+
+/// How much more room a read asks for once a read has filled the buffer.
 const READ_CHUNK: usize = 16 * 1024;
 
 /// The read room of a connection that has never filled it.
