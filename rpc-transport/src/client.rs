@@ -11,10 +11,11 @@
 //! ```
 //!
 //! A caller encodes its request straight into the connection's outbox and
-//! registers a one-shot waiter under its id; one task per connection writes
-//! the outbox and reads replies, handing each frame to its waiter, and the
-//! caller decodes its result in its own task. When the connection fails,
-//! every pending call fails at once with the reason.
+//! registers a one-shot waiter under its id; it writes the outbox itself
+//! when the socket is idle, else leaves it to the connection's task, which
+//! also reads replies and hands each frame to its waiter. The caller decodes
+//! its result in its own task. When the connection fails, every pending
+//! call fails at once with the reason.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

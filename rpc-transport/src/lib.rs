@@ -56,9 +56,10 @@
 //! | side | task | does |
 //! |---|---|---|
 //! | server | accept loop ([`Listening::serve_until`]) | spawns a task per connection; never stops on a bad peer |
-//! | server | connection task | handshake, hello, then a reader that starts calls (polled once inline, spawned only if not done) and a writer draining the connection's outbox |
+//! | server | connection task | handshake, hello, then one loop: handle every complete frame (a call is polled once inline and spawned only if not done), write the replies in one go, wait for bytes or a spawned call's reply |
 //! | server | call tasks | calls not done at their first poll, bounded by the caller's deadline; dropped with the connection |
-//! | client | connection task | writes the outbox (callers encode into it directly) and reads replies, waking each caller's one-shot by id |
+//! | client | callers | encode the request into the connection's outbox and, when the socket is idle and no other woken caller is about to queue, write it themselves |
+//! | client | connection task | reads replies, waking each caller's one-shot by id; writes what callers left queued, letting just-woken callers queue first so a batch shares one write |
 //!
 //! Connections run over any `AsyncRead + AsyncWrite` stream ([`net::Io`]):
 //! TCP and Unix-domain sockets ship, and tests use in-memory pairs through
