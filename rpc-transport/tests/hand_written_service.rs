@@ -175,3 +175,47 @@ async fn calls_cross_tcp() {
     }
     server.abort();
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn calls_cross_a_unix_socket() {
+    let path = std::env::temp_dir().join(format!("rpc-test-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let address = format!("unix:{}", path.display());
+    let server_config = ServerConfig::builder()
+        .listen(&address)
+        .authkey("k")
+        .no_env()
+        .build()
+        .unwrap();
+    let listening = Server::new(server_config, Registry::new().with(Echo).unwrap())
+        .bind()
+        .await
+        .unwrap();
+    assert_eq!(listening.local_addr(), address);
+    let server = tokio::spawn(listening.serve());
+    let client_config = ClientConfig::builder()
+        .connect(&address)
+        .authkey("k")
+        .no_env()
+        .build()
+        .unwrap();
+    let client = tokio::time::timeout(
+        Duration::from_secs(5),
+        rpc_transport::connect(&client_config),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    #[derive(serde::Serialize)]
+    struct Args {
+        text: &'static str,
+    }
+    let out: String = client
+        .call("Echo.shout", &Args { text: "unix" })
+        .await
+        .unwrap();
+    assert_eq!(out, "UNIX");
+    server.abort();
+    let _ = std::fs::remove_file(&path);
+}
