@@ -1,7 +1,17 @@
 //! The benchmark service of `rpc-bench`: the workload of `peerbench`
 //! (`add`, `sub`, and `echo` of a byte payload).
 
-use rpc_core::{Bytes, rpc_service};
+use std::io::Write;
+
+use rpc_core::{Bytes, Registry, rpc_service};
+use rpc_transport::{Server, ServerConfig};
+
+/// The authkey of the benchmark's server and clients.
+pub const AUTHKEY: &str = "peerbench";
+
+/// The largest frame the benchmark accepts (its payloads reach 1 MiB and
+/// more when overridden).
+pub const MAX_FRAME_BYTES: usize = 64 << 20;
 
 /// The peerbench workload.
 #[rpc_service]
@@ -35,4 +45,25 @@ impl Bench for BenchImpl {
     async fn echo(&self, data: Bytes) -> Bytes {
         data
     }
+}
+
+/// Serves the benchmark service on `addr`, accepting only `codec`; prints
+/// `listening HOST:PORT` as the first line of stdout, then serves until the
+/// task is dropped.
+pub async fn serve(addr: String, codec: String) -> Result<(), Box<dyn std::error::Error>> {
+    let config = ServerConfig::builder()
+        .listen(addr)
+        .authkey(AUTHKEY)
+        .codecs([codec])
+        .max_frame_bytes(MAX_FRAME_BYTES)
+        .no_env()
+        .build()?;
+    let registry = Registry::new().with(BenchServer::new(BenchImpl))?;
+    let listening = Server::new(config, registry).bind().await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening {}", listening.local_addr())?;
+    out.flush()?;
+    drop(out);
+    listening.serve().await;
+    Ok(())
 }

@@ -56,17 +56,15 @@
 //!   its peak is the N idle connections.
 
 use std::error::Error;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use examples::bench::{BenchClient, BenchImpl, BenchServer};
-use rpc_core::{Bytes, Registry};
-use rpc_transport::{ClientConfig, Server, ServerConfig};
-
-const AUTHKEY: &str = "peerbench";
+use examples::bench::{AUTHKEY, BenchClient, MAX_FRAME_BYTES};
+use rpc_core::Bytes;
+use rpc_transport::ClientConfig;
 
 /// The budget: RSS per idle connection.
 const BUDGET_KIB: f64 = 32.0;
@@ -148,21 +146,7 @@ async fn serve(addr: String, codec: String, exit_with_stdin: bool) -> Result<(),
             std::process::exit(0);
         });
     }
-    let config = ServerConfig::builder()
-        .listen(addr)
-        .authkey(AUTHKEY)
-        .codecs([codec])
-        .max_frame_bytes(64 << 20)
-        .no_env()
-        .build()?;
-    let registry = Registry::new().with(BenchServer::new(BenchImpl))?;
-    let listening = Server::new(config, registry).bind().await?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "listening {}", listening.local_addr())?;
-    out.flush()?;
-    drop(out);
-    listening.serve().await;
-    Ok(())
+    examples::bench::serve(addr, codec).await
 }
 
 async fn measure(a: MeasureArgs) -> Result<(), BoxError> {
@@ -179,7 +163,7 @@ async fn measure(a: MeasureArgs) -> Result<(), BoxError> {
         .connect(&server.addr)
         .authkey(AUTHKEY)
         .codec(&a.codec)
-        .max_frame_bytes(64 << 20)
+        .max_frame_bytes(MAX_FRAME_BYTES)
         .call_timeout(Duration::from_secs(30))
         .no_env()
         .build()?;

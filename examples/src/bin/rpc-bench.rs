@@ -13,15 +13,12 @@
 //! line: calls completed inside the measured window, calls per second,
 //! latency percentiles, and MB/s (payload bytes both ways) for `payload`.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use examples::bench::{BenchClient, BenchImpl, BenchServer};
-use rpc_core::{Bytes, Registry};
-use rpc_transport::{ClientConfig, Server, ServerConfig};
-
-const AUTHKEY: &str = "peerbench";
+use examples::bench::{AUTHKEY, BenchClient, MAX_FRAME_BYTES};
+use rpc_core::Bytes;
+use rpc_transport::ClientConfig;
 
 #[derive(Parser)]
 struct Cli {
@@ -95,28 +92,10 @@ impl Scenario {
 #[tokio::main]
 async fn main() {
     let result = match Cli::parse().role {
-        Role::Server { addr, codec } => serve(addr, codec).await,
+        Role::Server { addr, codec } => examples::bench::serve(addr, codec).await,
         Role::Client(args) => run_client(args).await,
     };
     examples::cli::exit_on_error(result);
-}
-
-async fn serve(addr: String, codec: String) -> Result<(), Box<dyn std::error::Error>> {
-    let config = ServerConfig::builder()
-        .listen(addr)
-        .authkey(AUTHKEY)
-        .codecs([codec])
-        .max_frame_bytes(64 << 20)
-        .no_env()
-        .build()?;
-    let registry = Registry::new().with(BenchServer::new(BenchImpl))?;
-    let listening = Server::new(config, registry).bind().await?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "listening {}", listening.local_addr())?;
-    out.flush()?;
-    drop(out);
-    listening.serve().await;
-    Ok(())
 }
 
 /// The measured interval: calls that complete inside it count.
@@ -133,7 +112,7 @@ async fn run_client(a: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         .connect(&a.addr)
         .authkey(AUTHKEY)
         .codec(&a.codec)
-        .max_frame_bytes(64 << 20)
+        .max_frame_bytes(MAX_FRAME_BYTES)
         .call_timeout(Duration::from_secs(60))
         .no_env()
         .build()?;
