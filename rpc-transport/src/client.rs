@@ -176,12 +176,18 @@ impl Transport for Connection {
         timeout: Option<Duration>,
     ) -> BoxFuture<Result<Response, Error>> {
         let timeout = timeout.unwrap_or(self.shared.call_timeout);
-        let started = self.shared.start(method, args, timeout);
-        let shared = self.shared.clone();
+        // The request is queued now, so the waiter is removed however the
+        // future ends: with a reply, at the timeout, or dropped unpolled.
+        let started = self.shared.start(method, args, timeout).map(|(id, rx)| {
+            let waiting = Waiting {
+                shared: self.shared.clone(),
+                id,
+            };
+            (waiting, rx)
+        });
         let method = method.to_owned();
         Box::pin(async move {
-            let (id, rx) = started?;
-            let waiting = Waiting { shared, id };
+            let (waiting, rx) = started?;
             let outcome = tokio::time::timeout(timeout, rx).await;
             drop(waiting);
             match outcome {
