@@ -253,6 +253,10 @@ impl Shared {
                 ),
             ),
             Err(Pushed::Frame(e)) => Error::new(ErrorKind::Internal, e.to_string()),
+            Err(Pushed::Panicked(why)) => Error::new(
+                ErrorKind::InvalidParams,
+                format!("encoding the arguments of `{method}` panicked: {why}"),
+            ),
         };
         self.forget(id);
         Err(failed)
@@ -301,6 +305,8 @@ impl Shared {
         loop {
             let closed = sink.pending.is_empty() && self.outbox.take(&mut sink.pending);
             if sink.pending.is_empty() {
+                // A buffering stream (TLS, `BufWriter`) holds bytes until flushed.
+                ready!(Pin::new(&mut sink.io).poll_flush(cx))?;
                 return Poll::Ready(Ok(closed));
             }
             let Sink { io, pending } = sink;
@@ -356,6 +362,19 @@ impl Shared {
     }
 }
 
+/// Fails every pending call when the connection's task ends; the first
+/// reason given to [`Shared::close`] is the one callers see.
+struct CloseOnDrop(Arc<Shared>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close(
+            ErrorKind::ConnectionLost,
+            "the connection's task ended".into(),
+        );
+    }
+}
+
 /// Removes a call's waiter when the caller stops waiting (timeout or drop).
 struct Waiting {
     shared: Arc<Shared>,
@@ -396,6 +415,8 @@ async fn write_loop(shared: &Shared) -> std::io::Result<()> {
 /// The connection's task: writes queued requests and reads replies until
 /// either side fails, then fails every pending call with the reason.
 async fn run<R: AsyncRead + Unpin>(shared: Arc<Shared>, mut frames: FramedRead<R, FrameCodec>) {
+    // However this task ends (even by a panic), pending calls fail at once.
+    let _closing = CloseOnDrop(shared.clone());
     let reading = async {
         while let Some(frame) = frames.next().await {
             shared.deliver(frame.map_err(frame_error)?.freeze())?;

@@ -186,16 +186,20 @@ impl ServerConnection<'_> {
         }
         let replies = replies.clone();
         calls.spawn(async move {
-            let mut encoded = Vec::with_capacity(started.len());
-            for (id, call) in started {
-                let reply = match call {
-                    Ok(reply) => reply,
-                    Err(pending) => pending.await,
-                };
-                if let Some(id) = id {
-                    encoded.push(replies.encode_alone(&id, &reply));
-                }
-            }
+            // The members run together, as separate requests would.
+            let done =
+                futures::future::join_all(started.into_iter().map(|(id, call)| async move {
+                    let reply = match call {
+                        Ok(reply) => reply,
+                        Err(pending) => pending.await,
+                    };
+                    (id, reply)
+                }))
+                .await;
+            let encoded: Vec<BytesMut> = done
+                .iter()
+                .filter_map(|(id, reply)| Some(replies.encode_alone(id.as_ref()?, reply)))
+                .collect();
             if !encoded.is_empty() {
                 replies.push_batch(&encoded);
             }
@@ -215,6 +219,8 @@ async fn write_out<W: tokio::io::AsyncWrite + Unpin>(
     output: &mut BytesMut,
 ) -> std::io::Result<()> {
     io.write_all(output).await?;
+    // A buffering stream (TLS, `BufWriter`) holds bytes until flushed.
+    io.flush().await?;
     output.clear();
     if output.capacity() > READ_CHUNK {
         *output = BytesMut::new();
@@ -277,6 +283,10 @@ impl Replies {
                 ),
             )),
             Err(Pushed::Frame(e)) => Fault::from(Error::new(ErrorKind::Internal, e.to_string())),
+            Err(Pushed::Panicked(why)) => Fault::from(Error::new(
+                ErrorKind::HandlerPanic,
+                format!("encoding the reply panicked: {why}"),
+            )),
         };
         let fallback = self.outbox.push(self.max_frame, |buf| {
             self.codec.encode_response(buf, id, &Err(fault))

@@ -7,6 +7,7 @@
 //! writes it in one go, so frames that became ready together share one
 //! syscall, and it flushes as soon as nothing more is ready.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
 
 use bytes::BytesMut;
@@ -37,20 +38,36 @@ impl Outbox {
         max_frame_bytes: usize,
         encode: impl FnOnce(&mut BytesMut) -> Result<T, E>,
     ) -> Result<Option<T>, Pushed<E>> {
-        let mut state = self.state.lock().expect("outbox lock");
+        let mut state = self.lock();
         if state.closed {
             return Ok(None);
         }
         let start = begin_frame(&mut state.buf);
-        let out = match encode(&mut state.buf) {
-            Ok(out) => out,
-            Err(e) => {
+        // A panicking `Serialize` must not leave half a frame behind.
+        let encoded = std::panic::catch_unwind(AssertUnwindSafe(|| encode(&mut state.buf)));
+        let out = match encoded {
+            Ok(Ok(out)) => out,
+            Ok(Err(e)) => {
                 state.buf.truncate(start);
                 return Err(Pushed::Encode(e));
+            }
+            Err(panic) => {
+                state.buf.truncate(start);
+                return Err(Pushed::Panicked(
+                    rpc_core::service::panic_message(&*panic).to_owned(),
+                ));
             }
         };
         finish_frame(&mut state.buf, start, max_frame_bytes).map_err(Pushed::Frame)?;
         Ok(Some(out))
+    }
+
+    /// The state; never poisoned for good, since nothing panics while it is
+    /// held (encoding runs under `catch_unwind`).
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Wakes whoever waits in [`Outbox::ready`].
@@ -61,7 +78,7 @@ impl Outbox {
     /// Stops accepting frames; the writer ends once it has written what is
     /// already queued.
     pub(crate) fn close(&self) {
-        self.state.lock().expect("outbox lock").closed = true;
+        self.lock().closed = true;
         self.ready.notify_one();
     }
 
@@ -70,7 +87,7 @@ impl Outbox {
     /// is closed.
     pub(crate) fn take(&self, out: &mut BytesMut) -> bool {
         debug_assert!(out.is_empty());
-        let mut state = self.state.lock().expect("outbox lock");
+        let mut state = self.lock();
         std::mem::swap(&mut state.buf, out);
         state.closed
     }
@@ -89,4 +106,6 @@ pub(crate) enum Pushed<E> {
     Encode(E),
     /// The frame is over the peer's limit.
     Frame(FrameError),
+    /// Encoding panicked (a user's `Serialize`); the message of the panic.
+    Panicked(String),
 }

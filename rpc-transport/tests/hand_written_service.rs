@@ -32,6 +32,14 @@ static INFO: ServiceInfo = ServiceInfo {
             idempotent: true,
         },
         MethodInfo {
+            name: "bomb",
+            doc: "",
+            params: &[],
+            returns: "Bomb",
+            error: None,
+            idempotent: false,
+        },
+        MethodInfo {
             name: "sleep",
             doc: "",
             params: &[],
@@ -44,6 +52,15 @@ static INFO: ServiceInfo = ServiceInfo {
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct NoArgs {}
+
+/// A value whose `Serialize` panics, as a buggy user type might.
+struct Bomb;
+
+impl serde::Serialize for Bomb {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        panic!("the bomb went off")
+    }
+}
 
 impl Service for Echo {
     fn info(&self) -> &'static ServiceInfo {
@@ -59,6 +76,10 @@ impl Service for Echo {
             "shout" => {
                 let a: ShoutArgs = decode_args("Echo.shout", args)?;
                 Ok(Box::pin(async move { ok(a.text.to_uppercase()) }))
+            }
+            "bomb" => {
+                let _: NoArgs = decode_args("Echo.bomb", args)?;
+                Ok(Box::pin(async move { ok(Bomb) }))
             }
             "sleep" => {
                 let _: NoArgs = decode_args("Echo.sleep", args)?;
@@ -218,4 +239,38 @@ async fn calls_cross_a_unix_socket() {
     assert_eq!(out, "UNIX");
     server.abort();
     let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn a_panicking_serialize_fails_that_call_only_on_either_side() {
+    for codec in ["bincode", "json"] {
+        let (server_config, client_config) = configs(codec);
+        let server = Server::new(server_config, Registry::new().with(Echo).unwrap());
+        let (a, b) = tokio::io::duplex(4096);
+        let _serving = tokio::spawn(async move { server.serve_stream(a, None).await });
+        let client = Client::new(Connection::over(b, &client_config).await.unwrap());
+
+        // The reply's Serialize panics on the server.
+        let e = client
+            .call::<_, ()>("Echo.bomb", &NoArgs {})
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::HandlerPanic, "{e}");
+        assert!(e.message().contains("the bomb went off"), "{e}");
+
+        // The arguments' Serialize panics on the client.
+        let e = client.call::<_, ()>("Echo.shout", &Bomb).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidParams, "{e}");
+        assert!(e.message().contains("the bomb went off"), "{e}");
+
+        #[derive(serde::Serialize)]
+        struct Args {
+            text: &'static str,
+        }
+        let out: String = client
+            .call("Echo.shout", &Args { text: "still here" })
+            .await
+            .unwrap();
+        assert_eq!(out, "STILL HERE", "{codec}");
+    }
 }

@@ -114,6 +114,49 @@ async fn a_batch_of_two_requests_is_answered_by_one_array_frame_holding_both() {
     assert_eq!(by_id(11), &json!({"jsonrpc": "2.0", "id": 11, "result": 2}));
 }
 
+/// Two calls where the first can only finish once the second has run on.
+#[rpc_core::rpc_service]
+trait Gate {
+    async fn wait(&self) -> bool;
+    async fn open_later(&self) -> bool;
+}
+
+#[derive(Default)]
+struct GateImpl(tokio::sync::Notify);
+
+impl Gate for GateImpl {
+    async fn wait(&self) -> bool {
+        self.0.notified().await;
+        true
+    }
+
+    async fn open_later(&self) -> bool {
+        tokio::task::yield_now().await;
+        self.0.notify_one();
+        true
+    }
+}
+
+#[tokio::test]
+async fn the_members_of_a_batch_run_together() {
+    let server = serve(
+        Registry::new()
+            .with(GateServer::new(GateImpl::default()))
+            .unwrap(),
+    )
+    .await;
+    let mut stream = raw_json_session(&server.address).await;
+    let answer = json_round_trip(
+        &mut stream,
+        r#"[{"jsonrpc":"2.0","id":1,"method":"Gate.wait"},
+            {"jsonrpc":"2.0","id":2,"method":"Gate.open_later"}]"#,
+    )
+    .await;
+    let items = answer.as_array().unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(items.len(), 2, "{answer}");
+    assert!(items.iter().all(|item| item["result"] == true), "{answer}");
+}
+
 #[tokio::test]
 async fn a_notification_gets_no_answer() {
     let server = serve(calculator()).await;
