@@ -3,7 +3,7 @@
 //! exception class, so every transport reports a failure the same way.
 //!
 //! What crosses the wire is small: a code, a message and optional data (see
-//! [`crate::codec::WireError`]). The receiving side maps the code back to a
+//! [`crate::client::WireFault`]). The receiving side maps the code back to a
 //! kind with [`ErrorKind::from_code`].
 
 use std::fmt;
