@@ -93,45 +93,71 @@ impl Service for Echo {
     }
 }
 
-fn configs(codec: &str) -> (ServerConfig, ClientConfig) {
-    let server = ServerConfig::builder()
-        .listen("127.0.0.1:0")
-        .authkey("k")
-        .no_env()
-        .build()
-        .unwrap();
-    let client = ClientConfig::builder()
-        .connect("unused")
+/// The arguments of `Echo.shout`.
+#[derive(serde::Serialize)]
+struct Shout<'a> {
+    text: &'a str,
+}
+
+fn client_config(address: &str, codec: &str) -> ClientConfig {
+    ClientConfig::builder()
+        .connect(address)
         .authkey("k")
         .codec(codec)
         .call_timeout(Duration::from_secs(5))
         .no_env()
         .build()
+        .unwrap()
+}
+
+fn server(listen: &str) -> Server {
+    let config = ServerConfig::builder()
+        .listen(listen)
+        .authkey("k")
+        .no_env()
+        .build()
         .unwrap();
-    (server, client)
+    Server::new(config, Registry::new().with(Echo).unwrap())
+}
+
+/// A client served over an in-memory pair; the task serves that one stream.
+async fn in_memory(codec: &str) -> (Client, tokio::task::JoinHandle<Result<(), Error>>) {
+    let server = server("unused");
+    let (a, b) = tokio::io::duplex(4096);
+    let serving = tokio::spawn(async move { server.serve_stream(a, None).await });
+    let connection = Connection::over(b, &client_config("unused", codec))
+        .await
+        .unwrap();
+    (Client::new(connection), serving)
+}
+
+/// Binds `listen`, serves it on a task, and connects a client to it.
+async fn over_a_listener(listen: &str, codec: &str) -> (Client, tokio::task::JoinHandle<()>) {
+    let listening = server(listen).bind().await.unwrap();
+    let address = listening.local_addr().to_owned();
+    let serving = tokio::spawn(listening.serve());
+    let config = client_config(&address, codec);
+    let connect = rpc_transport::connect(&config);
+    let client = tokio::time::timeout(Duration::from_secs(5), connect)
+        .await
+        .unwrap()
+        .unwrap();
+    (client, serving)
 }
 
 #[tokio::test]
 async fn calls_cross_an_in_memory_pair_in_both_codecs() {
     for codec in ["bincode", "json"] {
-        let (server_config, client_config) = configs(codec);
-        let server = Server::new(server_config, Registry::new().with(Echo).unwrap());
-        let (a, b) = tokio::io::duplex(4096);
-        let serving = tokio::spawn(async move { server.serve_stream(a, None).await });
-        let client = Client::new(Connection::over(b, &client_config).await.unwrap());
-        #[derive(serde::Serialize)]
-        struct Args<'a> {
-            text: &'a str,
-        }
+        let (client, serving) = in_memory(codec).await;
         let out: String = client
-            .call("Echo.shout", &Args { text: "hi" })
+            .call("Echo.shout", &Shout { text: "hi" })
             .await
             .unwrap();
         assert_eq!(out, "HI");
-        let out: String = client.call("shout", &Args { text: "bare" }).await.unwrap();
+        let out: String = client.call("shout", &Shout { text: "bare" }).await.unwrap();
         assert_eq!(out, "BARE");
         let e = client
-            .call::<_, String>("Echo.nope", &Args { text: "" })
+            .call::<_, String>("Echo.nope", &Shout { text: "" })
             .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::MethodNotFound, "{e}");
@@ -152,41 +178,13 @@ async fn calls_cross_an_in_memory_pair_in_both_codecs() {
 
 #[tokio::test]
 async fn calls_cross_tcp() {
-    let (server_config, _) = configs("json");
-    let listening = Server::new(server_config, Registry::new().with(Echo).unwrap())
-        .bind()
-        .await
-        .unwrap();
-    let address = listening.local_addr().to_owned();
-    let server = tokio::spawn(listening.serve());
-    let client_config = ClientConfig::builder()
-        .connect(address)
-        .authkey("k")
-        .codec("json")
-        .no_env()
-        .build()
-        .unwrap();
-    let client = tokio::time::timeout(
-        Duration::from_secs(5),
-        rpc_transport::connect(&client_config),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    #[derive(serde::Serialize)]
-    struct Args {
-        text: String,
-    }
+    let (client, serving) = over_a_listener("127.0.0.1:0", "json").await;
     let calls = (0..100).map(|i| {
         let client = client.clone();
         async move {
+            let text = format!("n{i}");
             client
-                .call::<_, String>(
-                    "Echo.shout",
-                    &Args {
-                        text: format!("n{i}"),
-                    },
-                )
+                .call::<_, String>("Echo.shout", &Shout { text: &text })
                 .await
         }
     });
@@ -194,7 +192,7 @@ async fn calls_cross_tcp() {
     for (i, out) in outs.into_iter().enumerate() {
         assert_eq!(out.unwrap(), format!("N{i}"));
     }
-    server.abort();
+    serving.abort();
 }
 
 #[cfg(unix)]
@@ -202,53 +200,20 @@ async fn calls_cross_tcp() {
 async fn calls_cross_a_unix_socket() {
     let path = std::env::temp_dir().join(format!("rpc-test-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
-    let address = format!("unix:{}", path.display());
-    let server_config = ServerConfig::builder()
-        .listen(&address)
-        .authkey("k")
-        .no_env()
-        .build()
-        .unwrap();
-    let listening = Server::new(server_config, Registry::new().with(Echo).unwrap())
-        .bind()
-        .await
-        .unwrap();
-    assert_eq!(listening.local_addr(), address);
-    let server = tokio::spawn(listening.serve());
-    let client_config = ClientConfig::builder()
-        .connect(&address)
-        .authkey("k")
-        .no_env()
-        .build()
-        .unwrap();
-    let client = tokio::time::timeout(
-        Duration::from_secs(5),
-        rpc_transport::connect(&client_config),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    #[derive(serde::Serialize)]
-    struct Args {
-        text: &'static str,
-    }
+    let (client, serving) = over_a_listener(&format!("unix:{}", path.display()), "bincode").await;
     let out: String = client
-        .call("Echo.shout", &Args { text: "unix" })
+        .call("Echo.shout", &Shout { text: "unix" })
         .await
         .unwrap();
     assert_eq!(out, "UNIX");
-    server.abort();
+    serving.abort();
     let _ = std::fs::remove_file(&path);
 }
 
 #[tokio::test]
 async fn a_panicking_serialize_fails_that_call_only_on_either_side() {
     for codec in ["bincode", "json"] {
-        let (server_config, client_config) = configs(codec);
-        let server = Server::new(server_config, Registry::new().with(Echo).unwrap());
-        let (a, b) = tokio::io::duplex(4096);
-        let _serving = tokio::spawn(async move { server.serve_stream(a, None).await });
-        let client = Client::new(Connection::over(b, &client_config).await.unwrap());
+        let (client, _serving) = in_memory(codec).await;
 
         // The reply's Serialize panics on the server.
         let e = client
@@ -263,12 +228,8 @@ async fn a_panicking_serialize_fails_that_call_only_on_either_side() {
         assert_eq!(e.kind(), ErrorKind::InvalidParams, "{e}");
         assert!(e.message().contains("the bomb went off"), "{e}");
 
-        #[derive(serde::Serialize)]
-        struct Args {
-            text: &'static str,
-        }
         let out: String = client
-            .call("Echo.shout", &Args { text: "still here" })
+            .call("Echo.shout", &Shout { text: "still here" })
             .await
             .unwrap();
         assert_eq!(out, "STILL HERE", "{codec}");
