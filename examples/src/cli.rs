@@ -44,6 +44,19 @@ pub async fn serve(
     Ok(())
 }
 
+/// The whole of an example server's `main`: logging, `--config FILE`, and
+/// `service` served as the file's `[server]` table says until Ctrl-C;
+/// on failure the error goes to stderr and the process exits 1.
+pub async fn serve_main(service: impl rpc_core::Service) {
+    init_logging();
+    let run = async {
+        let args = <Args as clap::Parser>::parse();
+        let config = ServerConfig::from_file(&args.config)?;
+        serve(config, Registry::new().with(service)?).await
+    };
+    exit_on_error(run.await);
+}
+
 /// Runs `main`; on failure prints the error to stderr and exits non-zero.
 pub fn exit_on_error(result: Result<(), Box<dyn std::error::Error>>) {
     if let Err(e) = result {

@@ -7,20 +7,9 @@
 //! The first line of stdout is `listening HOST:PORT`; logs go to stderr;
 //! Ctrl-C stops it.
 
-use clap::Parser;
-use examples::cli::{self, Args};
 use examples::kv::{KeyValueServer, MemoryStore};
-use rpc_core::Registry;
-use rpc_transport::ServerConfig;
 
 #[tokio::main]
 async fn main() {
-    cli::init_logging();
-    cli::exit_on_error(run(Args::parse()).await);
-}
-
-async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let config = ServerConfig::from_file(&args.config)?;
-    let registry = Registry::new().with(KeyValueServer::new(MemoryStore::default()))?;
-    cli::serve(config, registry).await
+    examples::cli::serve_main(KeyValueServer::new(MemoryStore::default())).await;
 }
