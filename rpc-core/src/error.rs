@@ -60,6 +60,7 @@ struct Row {
     xmlrpc: i32,
     python: &'static str,
     what: &'static str,
+    label: &'static str,
 }
 
 const fn row(
@@ -69,6 +70,7 @@ const fn row(
     xmlrpc: i32,
     python: &'static str,
     what: &'static str,
+    label: &'static str,
 ) -> Row {
     Row {
         kind,
@@ -77,6 +79,7 @@ const fn row(
         xmlrpc,
         python,
         what,
+        label,
     }
 }
 
@@ -84,31 +87,52 @@ const fn row(
 /// first, the framework's own follow in the "server error" range.
 #[rustfmt::skip]
 const TABLE: &[Row] = &[
-    row(ErrorKind::Parse,          -32700, 400, -32700, "ValueError",         "parse error"),
-    row(ErrorKind::InvalidRequest, -32600, 400, -32600, "ValueError",         "invalid request"),
-    row(ErrorKind::MethodNotFound, -32601, 404, -32601, "AttributeError",     "method not found"),
-    row(ErrorKind::InvalidParams,  -32602, 400, -32602, "TypeError",          "invalid params"),
-    row(ErrorKind::Internal,       -32603, 500, -32603, "RuntimeError",       "internal error"),
-    row(ErrorKind::Application,    -32000, 422, 1,      "RuntimeError",       "application error"),
-    row(ErrorKind::HandlerPanic,   -32001, 500, -32500, "RuntimeError",       "handler panicked"),
-    row(ErrorKind::Timeout,        -32002, 504, -32502, "TimeoutError",       "deadline exceeded"),
-    row(ErrorKind::ShuttingDown,   -32003, 503, -32503, "ConnectionError",    "server shutting down"),
-    row(ErrorKind::Cancelled,      -32004, 499, -32504, "RuntimeError",       "call cancelled"),
-    row(ErrorKind::FrameTooLarge,  -32005, 413, -32505, "ValueError",         "message too large"),
-    row(ErrorKind::CodecRejected,  -32006, 415, -32506, "ValueError",         "codec rejected"),
-    row(ErrorKind::Protocol,       -32007, 400, -32507, "ValueError",         "protocol error"),
-    row(ErrorKind::Authentication, -32008, 401, -32508, "AuthenticationError", "authentication failed"),
-    row(ErrorKind::ConnectionLost, -32009, 502, -32509, "ConnectionError",    "connection lost"),
-    row(ErrorKind::Config,         -32010, 500, -32510, "ValueError",         "invalid configuration"),
-    row(ErrorKind::Io,             -32011, 502, -32511, "OSError",            "i/o error"),
+    row(ErrorKind::Parse,          -32700, 400, -32700, "ValueError",         "parse error",           "parse"),
+    row(ErrorKind::InvalidRequest, -32600, 400, -32600, "ValueError",         "invalid request",       "invalid_request"),
+    row(ErrorKind::MethodNotFound, -32601, 404, -32601, "AttributeError",     "method not found",      "method_not_found"),
+    row(ErrorKind::InvalidParams,  -32602, 400, -32602, "TypeError",          "invalid params",        "invalid_params"),
+    row(ErrorKind::Internal,       -32603, 500, -32603, "RuntimeError",       "internal error",        "internal"),
+    row(ErrorKind::Application,    -32000, 422, 1,      "RuntimeError",       "application error",     "application"),
+    row(ErrorKind::HandlerPanic,   -32001, 500, -32500, "RuntimeError",       "handler panicked",      "handler_panic"),
+    row(ErrorKind::Timeout,        -32002, 504, -32502, "TimeoutError",       "deadline exceeded",     "timeout"),
+    row(ErrorKind::ShuttingDown,   -32003, 503, -32503, "ConnectionError",    "server shutting down",  "shutting_down"),
+    row(ErrorKind::Cancelled,      -32004, 499, -32504, "RuntimeError",       "call cancelled",        "cancelled"),
+    row(ErrorKind::FrameTooLarge,  -32005, 413, -32505, "ValueError",         "message too large",     "frame_too_large"),
+    row(ErrorKind::CodecRejected,  -32006, 415, -32506, "ValueError",         "codec rejected",        "codec_rejected"),
+    row(ErrorKind::Protocol,       -32007, 400, -32507, "ValueError",         "protocol error",        "protocol"),
+    row(ErrorKind::Authentication, -32008, 401, -32508, "AuthenticationError", "authentication failed", "authentication"),
+    row(ErrorKind::ConnectionLost, -32009, 502, -32509, "ConnectionError",    "connection lost",       "connection_lost"),
+    row(ErrorKind::Config,         -32010, 500, -32510, "ValueError",         "invalid configuration", "config"),
+    row(ErrorKind::Io,             -32011, 502, -32511, "OSError",            "i/o error",             "io"),
 ];
 
 impl ErrorKind {
+    /// Every kind, in the table's order; [`ErrorKind::index`] is a position in it.
+    pub const ALL: [ErrorKind; TABLE.len()] = {
+        let mut all = [ErrorKind::Parse; TABLE.len()];
+        let mut i = 0;
+        while i < TABLE.len() {
+            all[i] = TABLE[i].kind;
+            i += 1;
+        }
+        all
+    };
+
     fn row(self) -> &'static Row {
+        &TABLE[self.index()]
+    }
+
+    /// This kind's position in [`ErrorKind::ALL`], for arrays of counters.
+    pub fn index(self) -> usize {
         TABLE
             .iter()
-            .find(|r| r.kind == self)
+            .position(|r| r.kind == self)
             .expect("every kind has a row")
+    }
+
+    /// A snake_case name for metrics labels and logs (`"method_not_found"`).
+    pub fn label(self) -> &'static str {
+        self.row().label
     }
 
     /// The JSON-RPC error code.

@@ -29,6 +29,17 @@ pub struct Registry {
 pub struct Route {
     service: usize,
     method: &'static MethodInfo,
+    /// Position among all methods of the registry, in registration order.
+    slot: usize,
+}
+
+impl Route {
+    /// This method's position among all the registry's methods (in
+    /// registration order, from 0 to [`Registry::method_count`]): an index
+    /// for per-method tables such as counters.
+    pub fn slot(self) -> usize {
+        self.slot
+    }
 }
 
 impl Registry {
@@ -69,13 +80,16 @@ impl Registry {
     fn reroute(&mut self) {
         self.routes.clear();
         let mut bare: HashMap<&str, Vec<Route>> = HashMap::new();
+        let mut slot = 0;
         for (i, s) in self.services.iter().enumerate() {
             let info = s.info();
             for m in info.methods {
                 let route = Route {
                     service: i,
                     method: m,
+                    slot,
                 };
+                slot += 1;
                 self.routes
                     .insert(format!("{}.{}", info.name, m.name), route);
                 bare.entry(m.name).or_default().push(route);
@@ -91,6 +105,19 @@ impl Registry {
     /// The services, in registration order.
     pub fn services(&self) -> impl Iterator<Item = &'static ServiceInfo> + '_ {
         self.services.iter().map(|s| s.info())
+    }
+
+    /// How many methods all services have together.
+    pub fn method_count(&self) -> usize {
+        self.services.iter().map(|s| s.info().methods.len()).sum()
+    }
+
+    /// Every method as `(service, method)`, in [`Route::slot`] order.
+    pub fn methods(
+        &self,
+    ) -> impl Iterator<Item = (&'static ServiceInfo, &'static MethodInfo)> + '_ {
+        self.services()
+            .flat_map(|s| s.methods.iter().map(move |m| (s, m)))
     }
 
     /// Finds `name` (`Service.method` or a bare, unambiguous `method`).

@@ -51,6 +51,8 @@
 //! | `call_timeout_ms` | client | `30000` | time allowed for one call |
 //! | `allow_legacy_auth` | both | `false` | accept the MD5 handshake of Python <= 3.11 peers |
 //! | `python_compat` | server | `false` | serve stock Python `multiprocessing` clients |
+//! | `[server.limits]` | server | see [`Limits`] | connections, handshakes, calls in flight, batch size, invalid messages, idle timeout, shutdown grace |
+//! | `[client.reconnect]` | client | absent (no reconnect) | backoff and whether calls wait while disconnected; see [`Reconnect`] |
 //!
 //! Unknown keys and unknown tables are errors. Known tables that one side does not read
 //! (`[client]` for the server, `[server]` for the client, `[http]`) are skipped.
@@ -69,6 +71,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+
+pub use crate::limits::{Limits, Reconnect};
 
 /// Codec names this build understands, in the order a server prefers them.
 pub const KNOWN_CODECS: &[&str] = &["bincode", "json"];
@@ -197,6 +201,7 @@ pub struct ServerConfig {
     listen: String,
     codecs: Vec<String>,
     python_compat: bool,
+    limits: Limits,
     shared: Shared,
 }
 
@@ -206,6 +211,7 @@ pub struct ClientConfig {
     connect: String,
     codec: String,
     call_timeout: Duration,
+    reconnect: Option<Reconnect>,
     shared: Shared,
 }
 
@@ -234,6 +240,11 @@ impl ServerConfig {
     pub fn python_compat(&self) -> bool {
         self.python_compat
     }
+
+    /// What the server lets its peers cost it.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
 }
 
 impl ClientConfig {
@@ -260,6 +271,11 @@ impl ClientConfig {
     /// The time allowed for one call.
     pub fn call_timeout(&self) -> Duration {
         self.call_timeout
+    }
+
+    /// How to reconnect after the connection drops; `None`: a lost connection stays lost.
+    pub fn reconnect(&self) -> Option<&Reconnect> {
+        self.reconnect.as_ref()
     }
 }
 
@@ -329,6 +345,12 @@ impl ServerConfigBuilder {
         self
     }
 
+    /// Sets every limit at once, replacing the file's `[server.limits]`.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.explicit.limits = Some(limits);
+        self
+    }
+
     /// Validates the settings; fails on a missing authkey or a value out of range.
     pub fn build(self) -> Result<ServerConfig, ConfigError> {
         let env = Layer {
@@ -345,6 +367,7 @@ impl ServerConfigBuilder {
             )?,
             codecs: check_codecs(layer.codecs.unwrap_or_else(all))?,
             python_compat: layer.python_compat.unwrap_or(false),
+            limits: check_limits(layer.limits.unwrap_or_default())?,
         })
     }
 
@@ -373,6 +396,13 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// Reconnects after the connection drops, as `policy` says; replaces
+    /// the file's `[client.reconnect]`.
+    pub fn reconnect(mut self, policy: Reconnect) -> Self {
+        self.explicit.reconnect = Some(policy);
+        self
+    }
+
     /// Validates the settings; fails on a missing authkey or address, or a value out of range.
     pub fn build(self) -> Result<ClientConfig, ConfigError> {
         let env = Layer {
@@ -392,6 +422,7 @@ impl ClientConfigBuilder {
             connect: address("client.connect", connect)?,
             codec: check_codec("client.codec", layer.codec.unwrap_or(DEFAULT_CODEC.into()))?,
             call_timeout: positive("client.call_timeout_ms", call_timeout)?,
+            reconnect: layer.reconnect,
         })
     }
 
@@ -535,6 +566,8 @@ struct Layer {
     call_timeout: Option<Duration>,
     allow_legacy_auth: Option<bool>,
     python_compat: Option<bool>,
+    limits: Option<Limits>,
+    reconnect: Option<Reconnect>,
 }
 
 impl Layer {
@@ -550,6 +583,8 @@ impl Layer {
             call_timeout: self.call_timeout.or(lower.call_timeout),
             allow_legacy_auth: self.allow_legacy_auth.or(lower.allow_legacy_auth),
             python_compat: self.python_compat.or(lower.python_compat),
+            limits: self.limits.or(lower.limits),
+            reconnect: self.reconnect.or(lower.reconnect),
         }
     }
 }
@@ -604,6 +639,7 @@ struct ServerTable {
     handshake_timeout_ms: Option<u64>,
     allow_legacy_auth: Option<bool>,
     python_compat: Option<bool>,
+    limits: Option<Limits>,
 }
 
 /// The `[client]` table as written in the file.
@@ -618,6 +654,7 @@ struct ClientTable {
     max_frame_bytes: Option<usize>,
     handshake_timeout_ms: Option<u64>,
     allow_legacy_auth: Option<bool>,
+    reconnect: Option<Reconnect>,
 }
 
 impl ServerTable {
@@ -630,6 +667,7 @@ impl ServerTable {
             handshake_timeout: self.handshake_timeout_ms.map(Duration::from_millis),
             allow_legacy_auth: self.allow_legacy_auth,
             python_compat: self.python_compat,
+            limits: self.limits,
             ..Layer::default()
         })
     }
@@ -645,6 +683,7 @@ impl ClientTable {
             max_frame_bytes: self.max_frame_bytes,
             handshake_timeout: self.handshake_timeout_ms.map(Duration::from_millis),
             allow_legacy_auth: self.allow_legacy_auth,
+            reconnect: self.reconnect,
             ..Layer::default()
         })
     }
@@ -700,6 +739,13 @@ fn positive(key: &str, timeout: Duration) -> Result<Duration, ConfigError> {
         return Err(invalid(key, 0, "a positive number of milliseconds"));
     }
     Ok(timeout)
+}
+
+fn check_limits(limits: Limits) -> Result<Limits, ConfigError> {
+    match limits.invalid() {
+        Some((key, value)) => Err(invalid(format!("server.limits.{key}"), value, "at least 1")),
+        None => Ok(limits),
+    }
 }
 
 fn address(key: &str, address: String) -> Result<String, ConfigError> {
@@ -859,6 +905,30 @@ mod tests {
         let c = c.authkey("explicit").codec("json").build().unwrap();
         assert_eq!(c.authkey().as_bytes(), b"explicit");
         assert_eq!(c.codec(), "json");
+    }
+
+    #[test]
+    fn nested_limit_and_reconnect_tables_are_read_and_checked() {
+        let text = "[server]\nauthkey = \"k\"\n[server.limits]\nmax_in_flight = 4\nidle_timeout_ms = 0\n\
+                    [client]\nconnect = \"a:1\"\nauthkey = \"k\"\n[client.reconnect]\nwait = true\n";
+        let s = server(text).unwrap();
+        assert_eq!(s.limits().max_in_flight, 4);
+        assert_eq!(s.limits().idle_timeout, None);
+        assert_eq!(s.limits().max_batch, Limits::default().max_batch);
+        let c = client(text).unwrap();
+        assert!(c.reconnect().is_some_and(|r| r.wait));
+        assert!(client(BOTH).unwrap().reconnect().is_none());
+        let zero = "[server]\nauthkey = \"k\"\n[server.limits]\nmax_batch = 0\n";
+        assert_eq!(
+            server_error(zero),
+            "invalid value 0 for `server.limits.max_batch`; expected at least 1"
+        );
+        let unknown = "[server]\nauthkey = \"k\"\n[server.limits]\nmax_calls = 1\n";
+        assert!(
+            server_error(unknown).contains("max_calls"),
+            "{}",
+            server_error(unknown)
+        );
     }
 
     #[test]

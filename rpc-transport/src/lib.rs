@@ -71,6 +71,8 @@ mod connection;
 pub mod frame;
 pub mod handshake;
 pub mod hello;
+mod limits;
+pub mod metrics;
 pub mod net;
 mod outbox;
 pub mod server;

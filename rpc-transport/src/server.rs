@@ -30,6 +30,7 @@ use crate::connection::ServerConnection;
 use crate::frame::FrameCodec;
 use crate::handshake::AuthOptions;
 use crate::hello::{Answer, Hello};
+use crate::metrics::Metrics;
 use crate::net::{Io, Listener};
 use crate::session;
 
@@ -47,19 +48,30 @@ pub struct Server {
 struct Inner {
     config: ServerConfig,
     registry: Registry,
+    metrics: Arc<Metrics>,
 }
 
 impl Server {
     /// A server offering `registry`'s services under `config`.
     pub fn new(config: ServerConfig, registry: Registry) -> Server {
+        let metrics = Metrics::new(&registry);
         Server {
-            inner: Arc::new(Inner { config, registry }),
+            inner: Arc::new(Inner {
+                config,
+                registry,
+                metrics,
+            }),
         }
     }
 
     /// The services it offers.
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+
+    /// The counters of every listener serving this server.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     /// Binds the configured `listen` address.

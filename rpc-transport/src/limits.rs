@@ -1,0 +1,161 @@
+//! The server's limits and the client's reconnect policy: the nested
+//! `[server.limits]` and `[client.reconnect]` tables of the config file.
+//!
+//! ```toml
+//! [server.limits]
+//! max_connections = 10000        # more are accepted and closed at once
+//! max_pending_handshakes = 128   # past this, the oldest pending handshake is dropped
+//! max_in_flight = 1024           # calls running per connection; past it, reading pauses
+//! max_batch = 1024               # calls in one JSON-RPC batch
+//! max_invalid_messages = 64      # malformed or empty messages before the connection is closed
+//! idle_timeout_ms = 600000       # a connection with no call and no byte for this long is closed; 0 = never
+//! shutdown_grace_ms = 10000      # how long calls in flight may finish at shutdown
+//!
+//! [client.reconnect]             # absent: a lost connection stays lost
+//! initial_backoff_ms = 100
+//! max_backoff_ms = 5000
+//! wait = false                   # calls while disconnected: fail at once, or wait (up to their timeout)
+//! ```
+//!
+//! Every limit is counted in messages as well as bytes: the frame limit
+//! bounds one message's size, these bound how many a peer may have the
+//! server hold at once or send in vain.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// What one server lets its peers cost it; see the [module docs](self).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Connections served at once, handshaking ones included; one more is
+    /// closed right after `accept`, and the others are unaffected.
+    pub max_connections: usize,
+    /// Connections still in the authkey handshake; when one more arrives the
+    /// oldest of them is dropped, so a flood of silent peers cannot keep a
+    /// real client out.
+    pub max_pending_handshakes: usize,
+    /// Calls of one connection whose handlers have not stopped; at the
+    /// limit the server stops reading that connection until one ends.
+    pub max_in_flight: usize,
+    /// Calls in one JSON-RPC batch; a larger batch is answered with one error.
+    pub max_batch: usize,
+    /// Messages that are not valid requests (empty frames included) one
+    /// connection may send before it is closed.
+    pub max_invalid_messages: u32,
+    /// A connection with no call running and nothing read for this long is
+    /// closed; `None` (`0` in the file) never.
+    #[serde(rename = "idle_timeout_ms", deserialize_with = "optional_ms")]
+    pub idle_timeout: Option<Duration>,
+    /// At shutdown, how long calls in flight may take to finish before they
+    /// are answered with a "server shutting down" error.
+    #[serde(rename = "shutdown_grace_ms", deserialize_with = "ms")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 10_000,
+            max_pending_handshakes: 128,
+            max_in_flight: 1024,
+            max_batch: 1024,
+            max_invalid_messages: 64,
+            idle_timeout: Some(Duration::from_secs(600)),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Limits {
+    /// The first limit that cannot work, as `(key, value)`.
+    pub(crate) fn invalid(&self) -> Option<(&'static str, usize)> {
+        [
+            ("max_connections", self.max_connections),
+            ("max_pending_handshakes", self.max_pending_handshakes),
+            ("max_in_flight", self.max_in_flight),
+            ("max_batch", self.max_batch),
+        ]
+        .into_iter()
+        .find(|&(_, value)| value == 0)
+    }
+}
+
+/// How a client reconnects after its connection drops; see the [module docs](self).
+///
+/// Calls in flight when the connection drops fail with "connection lost";
+/// the client never sends a call twice (at most once).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Reconnect {
+    /// The wait before the first attempt; it doubles after each failure.
+    #[serde(rename = "initial_backoff_ms", deserialize_with = "ms")]
+    pub initial_backoff: Duration,
+    /// The longest wait between attempts.
+    #[serde(rename = "max_backoff_ms", deserialize_with = "ms")]
+    pub max_backoff: Duration,
+    /// Whether a call made while disconnected waits for the connection (up
+    /// to its timeout) instead of failing at once.
+    pub wait: bool,
+}
+
+impl Default for Reconnect {
+    fn default() -> Reconnect {
+        Reconnect {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            wait: false,
+        }
+    }
+}
+
+impl Reconnect {
+    /// The wait before attempt `attempt` (0-based): doubling from
+    /// `initial_backoff` up to `max_backoff`, less up to half of it at
+    /// random, so clients dropped together do not return together.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let full = self
+            .initial_backoff
+            .saturating_mul(1 << attempt.min(16))
+            .min(self.max_backoff);
+        let mut random = [0u8; 2];
+        // Without randomness the wait is merely not jittered.
+        let _ = getrandom::fill(&mut random);
+        let fraction = f64::from(u16::from_le_bytes(random)) / f64::from(u16::MAX);
+        full.mul_f64(1.0 - fraction / 2.0)
+    }
+}
+
+fn ms<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    u64::deserialize(de).map(Duration::from_millis)
+}
+
+fn optional_ms<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
+    ms(de).map(|d| (!d.is_zero()).then_some(d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_ceiling_with_at_most_half_taken_off() {
+        let policy = Reconnect::default();
+        for (attempt, full) in [(0, 100), (1, 200), (3, 800), (10, 5000), (40, 5000)] {
+            let wait = policy.backoff(attempt);
+            let full = Duration::from_millis(full);
+            assert!(wait <= full && wait >= full / 2, "{attempt}: {wait:?}");
+        }
+    }
+
+    #[test]
+    fn a_zero_limit_is_reported_by_name() {
+        let limits = Limits {
+            max_in_flight: 0,
+            ..Limits::default()
+        };
+        assert_eq!(limits.invalid(), Some(("max_in_flight", 0)));
+        assert_eq!(Limits::default().invalid(), None);
+    }
+}
