@@ -28,9 +28,8 @@ use std::task::{Poll, ready};
 
 use bytes::{Buf, BytesMut};
 use futures::StreamExt;
-use rpc_core::client::Response;
+use rpc_core::client::{Response, ResponseFuture};
 use rpc_core::codec::{Codec, Inbound, OutRequest};
-use rpc_core::service::BoxFuture;
 use rpc_core::{Client, Error, ErrorKind, Transport};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, watch};
@@ -44,11 +43,19 @@ use crate::handshake::AuthOptions;
 use crate::hello::{Answer, Hello, PROTOCOL_VERSION};
 use crate::net::{self, Io};
 use crate::outbox::{Outbox, Pushed};
+use crate::reconnect::Reconnecting;
 use crate::session::{self, frame_error};
 
 /// Connects as `config` says and returns a client handle for generated
 /// clients (`CalculatorClient::new(client)`).
+///
+/// With a `[client.reconnect]` policy the handle reconnects after the
+/// connection drops (see [`crate::reconnect`]); without one, a lost
+/// connection stays lost and every later call fails at once.
 pub async fn connect(config: &ClientConfig) -> Result<Client, Error> {
+    if config.reconnect().is_some() {
+        return Ok(Client::new(Reconnecting::connect(config).await?));
+    }
     Ok(Client::new(Connection::connect(config).await?))
 }
 
@@ -190,12 +197,25 @@ impl Drop for Connection {
 }
 
 impl Transport for Connection {
-    fn call(
+    fn call<'a>(
+        &'a self,
+        method: &'a str,
+        args: &'a (dyn erased_serde::Serialize + Sync),
+        timeout: Option<Duration>,
+    ) -> ResponseFuture<'a> {
+        self.send(method, args, timeout)
+    }
+}
+
+impl Connection {
+    /// [`Transport::call`], with the request queued before this returns,
+    /// so the future borrows nothing.
+    pub(crate) fn send(
         &self,
         method: &str,
         args: &dyn erased_serde::Serialize,
         timeout: Option<Duration>,
-    ) -> BoxFuture<Result<Response, Error>> {
+    ) -> ResponseFuture<'static> {
         let timeout = timeout.unwrap_or(self.shared.call_timeout);
         // The request is queued now, so the waiter is removed however the
         // future ends: with a reply, at the timeout, or dropped unpolled.
