@@ -316,7 +316,8 @@ impl ServerConnection<'_> {
                 return;
             }
         };
-        let span = debug_span!("call", method = %request.method, id = ?id);
+        let span =
+            debug_span!("call", method = %request.method, id = ?id, codec = self.codec.name());
         let call = span.in_scope(|| self.start(route, request, frame));
         match call {
             Ok(reply) => {

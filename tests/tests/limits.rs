@@ -27,6 +27,12 @@ trait Gate {
 
     /// Never returns.
     async fn never(&self) -> u64;
+
+    /// Returns its argument's length.
+    async fn measure(&self, text: String) -> u64;
+
+    /// Returns `n` bytes of text.
+    async fn text(&self, n: u64) -> String;
 }
 
 /// Counts handlers entered and handlers dropped before finishing.
@@ -73,6 +79,14 @@ impl Gate for GateImpl {
 
     async fn fast(&self, n: u64) -> u64 {
         n
+    }
+
+    async fn measure(&self, text: String) -> u64 {
+        text.len() as u64
+    }
+
+    async fn text(&self, n: u64) -> String {
+        "x".repeat(n as usize)
     }
 
     async fn never(&self) -> u64 {
@@ -564,4 +578,62 @@ async fn a_reconnecting_client_set_to_wait_holds_calls_until_it_is_back() {
         within("the waiting call", waiting).await.unwrap().unwrap(),
         4
     );
+}
+
+#[tokio::test]
+async fn a_request_over_the_servers_frame_limit_fails_at_once_naming_size_and_limit() {
+    let gate = GateImpl::default();
+    let config = server_builder().max_frame_bytes(64 * 1024).build().unwrap();
+    let running = Running::on(config, &gate).await;
+    for codec in CODECS {
+        let client = gate_client(&running.address, codec).await;
+        // Just under the limit (the envelope takes the rest) passes.
+        let fits = "y".repeat(60 * 1024);
+        assert_eq!(
+            within("fits", client.measure(fits)).await.unwrap(),
+            60 * 1024
+        );
+        let error = within("too large", client.measure("y".repeat(70 * 1024)))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::FrameTooLarge, "{codec}: {error}");
+        let message = error.to_string();
+        assert!(message.contains("65536 bytes"), "{message}");
+        assert!(
+            message.contains("bytes, over the server's frame limit"),
+            "{message}"
+        );
+        assert_eq!(within("fast", client.fast(1)).await.unwrap(), 1, "{codec}");
+    }
+}
+
+#[tokio::test]
+async fn a_reply_over_the_clients_frame_limit_reaches_the_caller_as_an_error() {
+    let gate = GateImpl::default();
+    let running = Running::start(Limits::default(), &gate).await;
+    for codec in CODECS {
+        let config = client_builder(&running.address, codec)
+            .max_frame_bytes(64 * 1024)
+            .build()
+            .unwrap();
+        let client = GateClient::new(
+            within("connect", rpc_transport::connect(&config))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            within("fits", client.text(60 * 1024)).await.unwrap().len(),
+            60 * 1024
+        );
+        let error = within("too large", client.text(70 * 1024))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::FrameTooLarge, "{codec}: {error}");
+        let message = error.to_string();
+        assert!(
+            message.contains("exceeds the client's frame limit of 65536 bytes"),
+            "{message}"
+        );
+        assert_eq!(within("fast", client.fast(2)).await.unwrap(), 2, "{codec}");
+    }
 }
