@@ -79,7 +79,7 @@ mod connection;
 pub mod frame;
 pub mod handshake;
 pub mod hello;
-mod limits;
+pub mod limits;
 pub mod metrics;
 pub mod net;
 mod outbox;
