@@ -637,3 +637,36 @@ async fn a_reply_over_the_clients_frame_limit_reaches_the_caller_as_an_error() {
         assert_eq!(within("fast", client.fast(2)).await.unwrap(), 2, "{codec}");
     }
 }
+
+#[tokio::test]
+async fn a_peer_that_never_reads_its_replies_is_closed_after_write_timeout() {
+    let gate = GateImpl::default();
+    let limits = Limits {
+        write_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let running = Running::start(limits, &gate).await;
+    let metrics = running.server.metrics().clone();
+    let mut stream = raw_json_session(&running.address).await;
+    let request = br#"{"jsonrpc":"2.0","id":1,"method":"text","params":[60000]}"#;
+    let mut flood = Vec::new();
+    for _ in 0..400 {
+        flood.extend_from_slice(&(request.len() as u32).to_be_bytes());
+        flood.extend_from_slice(request);
+    }
+    // Write what the server takes; it stops reading once its replies back up.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::io::AsyncWriteExt::write_all(&mut stream, &flood),
+    )
+    .await;
+    within("the server to close the connection", async {
+        while metrics.connections_open(Transport::Tcp) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let client = gate_client(&running.address, "bincode").await;
+    assert_eq!(within("fast", client.fast(1)).await.unwrap(), 1);
+    drop(stream);
+}
