@@ -117,6 +117,7 @@ impl ServerConnection<'_> {
         let mut invalid = 0;
         let mut closing = None;
         let mut draining = false;
+        let mut grace_over = false;
         let grace = tokio::time::sleep(limits.shutdown_grace);
         let idle = tokio::time::sleep(limits.idle_timeout.unwrap_or_default());
         tokio::pin!(grace, idle);
@@ -190,9 +191,9 @@ impl ServerConnection<'_> {
                     grace.as_mut().reset(tokio::time::Instant::now() + limits.shutdown_grace);
                     replies.going_away();
                 }
-                () = &mut grace, if draining => {
+                () = &mut grace, if draining && !grace_over => {
                     calls.shut_down(&replies, self.metrics);
-                    draining = true;
+                    grace_over = true;
                 }
                 () = &mut idle, if idling => {
                     let until = last_active + limits.idle_timeout.unwrap_or_default();
