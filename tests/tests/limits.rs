@@ -174,6 +174,16 @@ async fn gate_client(address: &str, codec: &str) -> GateClient {
     GateClient::new(connect(address, codec).await)
 }
 
+/// Waits until `done()` holds, checking every 10 ms.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    within(what, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(150)).await;
 }
@@ -353,10 +363,8 @@ async fn connections_past_max_connections_are_refused_and_the_others_unaffected(
     assert_eq!(within("first", first.fast(1)).await.unwrap(), 1);
     assert_eq!(within("second", second.fast(2)).await.unwrap(), 2);
     drop(first);
-    within("the first connection to close", async {
-        while metrics.connections_open(Transport::Tcp) > 1 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    until("the first connection to close", || {
+        !(metrics.connections_open(Transport::Tcp) > 1)
     })
     .await;
     let again = gate_client(&running.address, "bincode").await;
@@ -404,10 +412,8 @@ async fn a_call_its_caller_dropped_is_cancelled_on_the_server() {
         assert!(gave_up.is_err(), "{codec}: the hold returned");
         gate.wait_for("the handler to be dropped", &gate.dropped, 1)
             .await;
-        within("calls in flight to reach zero", async {
-            while metrics.calls_in_flight() > 0 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+        until("calls in flight to reach zero", || {
+            metrics.calls_in_flight() == 0
         })
         .await;
         assert_eq!(metrics.calls(Transport::Tcp, Err(ErrorKind::Cancelled)), 1);
@@ -501,25 +507,30 @@ async fn restart_on(address: &str, gate: &GateImpl) -> Running {
     .await
 }
 
+/// A client that reconnects quickly; `wait`: calls wait while it is down.
+async fn reconnecting_client(address: &str, codec: &str, wait: bool) -> GateClient {
+    let policy = Reconnect {
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(100),
+        wait,
+    };
+    let config = client_builder(address, codec)
+        .reconnect(policy)
+        .build()
+        .unwrap();
+    GateClient::new(
+        within("connect", rpc_transport::connect(&config))
+            .await
+            .unwrap(),
+    )
+}
+
 #[tokio::test]
 async fn a_reconnecting_client_fails_fast_while_down_and_recovers() {
     let gate = GateImpl::default();
     let running = Running::start(Limits::default(), &gate).await;
     let address = running.address.clone();
-    let policy = Reconnect {
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(100),
-        wait: false,
-    };
-    let config = client_builder(&address, "bincode")
-        .reconnect(policy)
-        .build()
-        .unwrap();
-    let client = GateClient::new(
-        within("connect", rpc_transport::connect(&config))
-            .await
-            .unwrap(),
-    );
+    let client = reconnecting_client(&address, "bincode", false).await;
     assert_eq!(within("fast", client.fast(1)).await.unwrap(), 1);
     running.stopped().await;
     let error = within("a call while down", async {
@@ -546,20 +557,7 @@ async fn a_reconnecting_client_set_to_wait_holds_calls_until_it_is_back() {
     let gate = GateImpl::default();
     let running = Running::start(Limits::default(), &gate).await;
     let address = running.address.clone();
-    let policy = Reconnect {
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(100),
-        wait: true,
-    };
-    let config = client_builder(&address, "json")
-        .reconnect(policy)
-        .build()
-        .unwrap();
-    let client = GateClient::new(
-        within("connect", rpc_transport::connect(&config))
-            .await
-            .unwrap(),
-    );
+    let client = reconnecting_client(&address, "json", true).await;
     assert_eq!(within("fast", client.fast(1)).await.unwrap(), 1);
     running.stopped().await;
     // Give the client a moment to notice the connection is gone.
@@ -660,10 +658,8 @@ async fn a_peer_that_never_reads_its_replies_is_closed_after_write_timeout() {
         tokio::io::AsyncWriteExt::write_all(&mut stream, &flood),
     )
     .await;
-    within("the server to close the connection", async {
-        while metrics.connections_open(Transport::Tcp) > 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    until("the server to close the connection", || {
+        !(metrics.connections_open(Transport::Tcp) > 0)
     })
     .await;
     let client = gate_client(&running.address, "bincode").await;
