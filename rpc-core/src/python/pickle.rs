@@ -58,6 +58,22 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// These options with the budget scaled to an input of `len` bytes: 64
+    /// bytes of value per input byte, at least 1 MiB, at most the budget
+    /// set. A small frame then cannot make a server build a large value,
+    /// while the densest plain data (a list of small ints takes about 32
+    /// bytes of value per 2 bytes of pickle) still fits.
+    pub fn scaled_to(&self, len: usize) -> Options {
+        Options {
+            budget: len
+                .saturating_mul(64)
+                .clamp(1 << 20, self.budget.max(1 << 20)),
+            ..self.clone()
+        }
+    }
+}
+
 /// Why a pickle was not read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

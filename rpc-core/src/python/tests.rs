@@ -532,3 +532,20 @@ fn json_numbers_become_ints_or_floats() {
         ])
     );
 }
+
+#[test]
+fn a_small_frame_gets_a_small_budget() {
+    let bytes = memo_bomb(40);
+    let options = Options::default().scaled_to(bytes.len());
+    assert_eq!(options.budget, 1 << 20);
+    let error = read_value(&bytes, &options).unwrap_err().to_string();
+    assert!(error.contains("more than 1048576 bytes"), "{error}");
+    assert_eq!(Options::default().scaled_to(1 << 30).budget, 64 << 20);
+    // Dense plain data within the scaled budget still reads: 10,000 small ints.
+    let ints = PyValue::List((0..10_000).map(|i| int(i % 200)).collect());
+    let bytes = write(&ints);
+    assert_eq!(
+        read_value(&bytes, &Options::default().scaled_to(bytes.len())).unwrap(),
+        ints
+    );
+}
