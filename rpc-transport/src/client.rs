@@ -48,7 +48,15 @@ use crate::session::{self, frame_error};
 
 /// Connects as `config` says and returns a client handle for generated
 /// clients (`CalculatorClient::new(client)`).
+///
+/// With `codec = "pickle"` or `"py-json"` the server is a Python
+/// `multiprocessing` server in the pattern: see [`crate::python`].
 pub async fn connect(config: &ClientConfig) -> Result<Client, Error> {
+    if crate::config::PYTHON_CODECS.contains(&config.codec()) {
+        return Ok(Client::new(
+            crate::python::PythonConnection::connect(config).await?,
+        ));
+    }
     Ok(Client::new(Connection::connect(config).await?))
 }
 

@@ -73,9 +73,11 @@ pub mod handshake;
 pub mod hello;
 pub mod net;
 mod outbox;
+pub mod python;
 pub mod server;
 mod session;
 
 pub use crate::client::{Connection, connect};
 pub use crate::config::{ClientConfig, ServerConfig};
+pub use crate::python::PythonConnection;
 pub use crate::server::{Listening, Server};

@@ -90,7 +90,18 @@ impl Server {
             allow_legacy: config.allow_legacy_auth(),
         };
         session::accept(&mut framed, config.authkey().as_bytes(), &opts).await?;
-        let first = session::read_frame(&mut framed, config.handshake_timeout(), "hello").await?;
+        // A Python client sends its first request when it makes its first
+        // call, which may be long after it connects.
+        let first_wait = match config.python_compat() {
+            true => Duration::MAX,
+            false => config.handshake_timeout(),
+        };
+        let first = session::read_frame(&mut framed, first_wait, "hello").await?;
+        // Our hello is a JSON object; a Python peer's first frame is a
+        // pickle (0x80 from protocol 2 on), or something to refuse as one.
+        if config.python_compat() && first.first() != Some(&b'{') {
+            return crate::python::serve(framed, &self.inner.registry, first, peer).await;
+        }
         if first.first() == Some(&PICKLE_PROTO) {
             return Err(Error::new(
                 ErrorKind::Protocol,

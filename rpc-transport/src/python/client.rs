@@ -1,0 +1,229 @@
+//! A client [`Transport`] for a Python `multiprocessing.connection.Listener`
+//! server in the pattern: one call at a time, request then reply.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), rpc_core::Error> {
+//! use rpc_transport::ClientConfig;
+//! let config = ClientConfig::builder()
+//!     .connect("127.0.0.1:17001")
+//!     .authkey("peekaboo")
+//!     .codec("pickle") // or "py-json"
+//!     .allow_legacy_auth(true) // a Python 3.11 server
+//!     .build()
+//!     .unwrap();
+//! let client = rpc_transport::connect(&config).await?;
+//! // CalculatorClient::new(client).add(2, 3).await? sends ('add', (2, 3), {})
+//! # Ok(()) }
+//! ```
+//!
+//! The pattern has no request ids, so replies are matched by order: a
+//! caller holds the connection from sending its request until its reply
+//! arrives, and others wait their turn (within their own timeout).
+//!
+//! # When a call fails
+//!
+//! - The Python method raised: with `pickle`, the server sends the pickled
+//!   exception and the call fails with [`ErrorKind::Application`], its
+//!   message naming the class and the exception's message.
+//! - With `py-json`, the pattern's server cannot answer an exception (its
+//!   `json.dumps(e)` raises inside the handler, so nothing is sent): the call
+//!   fails with [`ErrorKind::Timeout`] at the call timeout, saying the Python
+//!   side sent nothing.
+//! - After a timeout, or a call dropped while it waited for its reply, the
+//!   connection is unusable: a late reply would answer the next call. Every
+//!   later call fails at once with [`ErrorKind::ConnectionLost`] saying so;
+//!   connect again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures::{SinkExt, StreamExt};
+use rpc_core::codec::{Codec, Inbound, OutRequest};
+use rpc_core::service::BoxFuture;
+use rpc_core::{Error, ErrorKind, Response, Transport};
+use tokio::sync::Mutex;
+use tokio::time::{Instant, timeout_at};
+use tokio_util::codec::Framed;
+
+use crate::config::ClientConfig;
+use crate::frame::FrameCodec;
+use crate::handshake::AuthOptions;
+use crate::net::{self, Io};
+use crate::session::{self, frame_error};
+
+/// An authenticated connection to a Python server in the pattern;
+/// implements [`Transport`].
+#[derive(Debug)]
+pub struct PythonConnection {
+    state: Arc<Mutex<State>>,
+    codec: &'static dyn Codec,
+    call_timeout: Duration,
+}
+
+struct State {
+    framed: Framed<Box<dyn Io>, FrameCodec>,
+    /// Why the connection can no longer carry calls, once it cannot.
+    broken: Option<String>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PythonConnection {
+    /// Connects to `config.connect()` and authenticates; `config.codec()`
+    /// must be `"pickle"` or `"py-json"`.
+    pub async fn connect(config: &ClientConfig) -> Result<PythonConnection, Error> {
+        let address = config.connect();
+        let stream = net::connect(address).await.map_err(|e| {
+            Error::new(ErrorKind::Io, format!("cannot connect to {address}: {e}")).with_source(e)
+        })?;
+        PythonConnection::over(stream, config).await
+    }
+
+    /// Authenticates over an already connected stream.
+    pub async fn over<S: Io>(io: S, config: &ClientConfig) -> Result<PythonConnection, Error> {
+        let codec = super::codec(config.codec()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "codec `{}` does not call Python servers; use `pickle` or `py-json`",
+                    config.codec()
+                ),
+            )
+        })?;
+        let io: Box<dyn Io> = Box::new(io);
+        let mut framed = Framed::new(io, FrameCodec::new(config.max_frame_bytes()));
+        let opts = AuthOptions {
+            timeout: config.handshake_timeout(),
+            allow_legacy: config.allow_legacy_auth(),
+        };
+        session::connect(&mut framed, config.authkey().as_bytes(), &opts).await?;
+        Ok(PythonConnection {
+            state: Arc::new(Mutex::new(State {
+                framed,
+                broken: None,
+            })),
+            codec,
+            call_timeout: config.call_timeout(),
+        })
+    }
+}
+
+impl Transport for PythonConnection {
+    fn call(
+        &self,
+        method: &str,
+        args: &dyn erased_serde::Serialize,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<Result<Response, Error>> {
+        let timeout = timeout.unwrap_or(self.call_timeout);
+        let request = OutRequest {
+            id: 0,
+            method,
+            deadline: None,
+            args,
+        };
+        let mut frame = BytesMut::new();
+        let encoded = self.codec.encode_request(&mut frame, &request);
+        let (state, codec, method) = (self.state.clone(), self.codec, method.to_owned());
+        Box::pin(async move {
+            encoded?;
+            let deadline = Instant::now() + timeout;
+            let mut state = timeout_at(deadline, state.lock()).await.map_err(|_| {
+                timed_out(
+                    &method,
+                    timeout,
+                    "while an earlier call held the connection",
+                )
+            })?;
+            if let Some(why) = &state.broken {
+                return Err(Error::new(ErrorKind::ConnectionLost, why.clone()));
+            }
+            // Broken until the reply is in: a call dropped half way leaves
+            // a reply in flight that would answer the next call.
+            state.broken = Some(format!(
+                "a call to `{method}` was dropped before its reply arrived, \
+                 so replies no longer match calls; connect again"
+            ));
+            let reply = round_trip(&mut state.framed, frame, deadline).await;
+            let outcome = reply.map_err(|failure| failure.into_error(&method, timeout, codec));
+            let response = outcome.and_then(|frame| match codec.decode_response(&frame)? {
+                Inbound::Response { outcome, .. } => {
+                    Ok(Response::new(codec, frame.freeze(), outcome))
+                }
+                other => Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("unexpected reply from the Python server: {other:?}"),
+                )),
+            });
+            state.broken = match &response {
+                Ok(_) => None,
+                Err(e) => Some(format!(
+                    "an earlier call to `{method}` failed ({e}); connect again"
+                )),
+            };
+            response
+        })
+    }
+}
+
+/// How a round trip failed.
+enum Failure {
+    Timeout,
+    Closed,
+    Frame(Error),
+}
+
+impl Failure {
+    fn into_error(self, method: &str, timeout: Duration, codec: &dyn Codec) -> Error {
+        let json_hint = if codec.name() == "py-json" {
+            "; a Python JSON server in the pattern sends nothing when the method raises, \
+             because json.dumps cannot encode the exception"
+        } else {
+            ""
+        };
+        match self {
+            Failure::Timeout => timed_out(
+                method,
+                timeout,
+                &format!("the Python server sent nothing{json_hint}"),
+            ),
+            Failure::Closed => Error::new(
+                ErrorKind::ConnectionLost,
+                format!(
+                    "the Python server closed the connection without replying to `{method}`{json_hint}"
+                ),
+            ),
+            Failure::Frame(e) => e,
+        }
+    }
+}
+
+async fn round_trip(
+    framed: &mut Framed<Box<dyn Io>, FrameCodec>,
+    frame: BytesMut,
+    deadline: Instant,
+) -> Result<BytesMut, Failure> {
+    let sent = timeout_at(deadline, framed.send(frame.freeze())).await;
+    sent.map_err(|_| Failure::Timeout)?
+        .map_err(|e| Failure::Frame(frame_error(e)))?;
+    match timeout_at(deadline, framed.next()).await {
+        Ok(Some(Ok(reply))) => Ok(reply),
+        Ok(Some(Err(e))) => Err(Failure::Frame(frame_error(e))),
+        Ok(None) => Err(Failure::Closed),
+        Err(_) => Err(Failure::Timeout),
+    }
+}
+
+fn timed_out(method: &str, timeout: Duration, why: &str) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("no reply to `{method}` within {timeout:?}: {why}"),
+    )
+}
