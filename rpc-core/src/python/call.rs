@@ -1,6 +1,7 @@
-//! The request shape of the Python pattern, `(name, args, kwargs)`, and its
-//! replies, for both sides: [`Call::read`] and [`reply`]/[`error_reply`]
-//! serve a Python client; [`request`] and [`read_reply`] call a Python server.
+//! Serving a Python client: its request `(name, args, kwargs)` read with
+//! [`Call::read`] and bound to parameter names with [`Call::params`], and
+//! its reply written with [`reply`] or [`error_reply`]. (Calling a Python
+//! server is [`super::codec`].)
 //!
 //! A reply goes back in the form its request came in ([`Form`]). For a
 //! JSON client an error is the object
@@ -13,13 +14,8 @@
 //! ([`ErrorKind::python_exception`]). For a pickle client it is an instance
 //! of that class, pickled, which the pattern's proxy `raise`s.
 
-use std::ops::Range;
-
-use serde::Deserialize;
-
-use super::pickle::{self, Decoded, Options};
+use super::pickle::{self, Options};
 use super::{PyValue, to_value, write, write_exception};
-use crate::client::WireFault;
 use crate::error::{Error, ErrorKind};
 use crate::service::MethodInfo;
 
@@ -84,7 +80,7 @@ impl Call {
     }
 
     fn from_value(form: Form, value: PyValue) -> Result<Call, Error> {
-        let shape_error = |found: &PyValue| {
+        let shape_error = |found: String| {
             Error::new(
                 ErrorKind::InvalidRequest,
                 format!(
@@ -92,28 +88,39 @@ impl Call {
                 ),
             )
         };
-        let (PyValue::Tuple(parts) | PyValue::List(parts)) = &value else {
-            return Err(shape_error(&value));
+        let parts = match value {
+            PyValue::Tuple(parts) | PyValue::List(parts) if parts.len() == 3 => parts,
+            PyValue::Tuple(parts) | PyValue::List(parts) => {
+                return Err(shape_error(format!("{} items", parts.len())));
+            }
+            other => return Err(shape_error(format!("a {}", other.type_name()))),
         };
-        let [
+        let types: Vec<&str> = parts.iter().map(PyValue::type_name).collect();
+        let found = || format!("({})", types.join(", "));
+        let [method, args, kwargs] =
+            <[PyValue; 3]>::try_from(parts).map_err(|_| shape_error(found()))?;
+        let (
             PyValue::Str(method),
             PyValue::Tuple(args) | PyValue::List(args),
             PyValue::Dict(kwargs),
-        ] = &parts[..]
+        ) = (method, args, kwargs)
         else {
-            return Err(shape_error(&value));
+            return Err(shape_error(found()));
         };
         let kwargs = kwargs
-            .iter()
+            .into_iter()
             .map(|(k, v)| match k {
-                PyValue::Str(k) => Ok((k.clone(), v.clone())),
-                other => Err(shape_error(other)),
+                PyValue::Str(k) => Ok((k, v)),
+                other => Err(shape_error(format!(
+                    "a kwargs key of type {}",
+                    other.type_name()
+                ))),
             })
             .collect::<Result<_, _>>()?;
         Ok(Call {
             form,
-            method: method.clone(),
-            args: args.clone(),
+            method,
+            args,
             kwargs,
         })
     }
@@ -133,28 +140,31 @@ impl Call {
                 self.args.len()
             )));
         }
+        let mut given = vec![false; names.len()];
+        given[..self.args.len()].fill(true);
         let mut bound: Vec<(PyValue, PyValue)> = names
             .iter()
-            .zip(self.args.iter().cloned())
+            .zip(self.args)
             .map(|(n, v)| (PyValue::Str((*n).into()), v))
             .collect();
-        for (name, value) in &self.kwargs {
-            let Some(i) = names.iter().position(|n| n == name) else {
+        for (name, value) in self.kwargs {
+            let Some(i) = names.iter().position(|n| *n == name) else {
                 return Err(bad(format!(
                     "unexpected keyword argument `{name}`; the parameters are {}",
                     names.join(", ")
                 )));
             };
-            if i < self.args.len() || self.kwargs.iter().filter(|(k, _)| k == name).count() > 1 {
+            if std::mem::replace(&mut given[i], true) {
                 return Err(bad(format!("multiple values for argument `{name}`")));
             }
-            bound.push((PyValue::Str(name.clone()), value.clone()));
+            bound.push((PyValue::Str(name), value));
         }
         Ok(PyValue::Dict(bound))
     }
 }
 
-fn parse_error(e: pickle::PickleError) -> Error {
+/// A pickle that could not be read, as a framework error.
+pub(super) fn parse_error(e: pickle::PickleError) -> Error {
     Error::new(ErrorKind::Parse, e.to_string()).with_source(e)
 }
 
@@ -198,109 +208,10 @@ pub fn error_reply(form: Form, kind: ErrorKind, message: &str) -> Vec<u8> {
     }
 }
 
-fn wrap(form: Form, pickle: Vec<u8>) -> Vec<u8> {
+/// `pickle` as the request or reply of `form` carries it.
+pub(super) fn wrap(form: Form, pickle: Vec<u8>) -> Vec<u8> {
     match form {
         Form::Pickle => write(&PyValue::Bytes(pickle)),
         _ => pickle,
     }
-}
-
-/// A request frame for a Python server: `(bare_name, args, {})`, the
-/// arguments positionally from the fields of the argument struct `args`.
-pub fn request(
-    form: Form,
-    method: &str,
-    args: &dyn erased_serde::Serialize,
-) -> Result<Vec<u8>, Error> {
-    let bare = method.rsplit('.').next().unwrap_or(method);
-    let args = match to_value(args) {
-        Ok(PyValue::Dict(fields)) => fields.into_iter().map(|(_, v)| v).collect(),
-        Ok(PyValue::Tuple(items) | PyValue::List(items)) => items,
-        Ok(PyValue::None) => Vec::new(),
-        Ok(other) => vec![other],
-        Err(e) => {
-            let why = format!("the arguments of `{method}` have no Python form: {e}");
-            return Err(Error::new(ErrorKind::InvalidParams, why));
-        }
-    };
-    let call = PyValue::Tuple(vec![
-        PyValue::Str(bare.into()),
-        PyValue::Tuple(args),
-        PyValue::Dict(Vec::new()),
-    ]);
-    Ok(match form {
-        Form::Json => {
-            let text = serde_json::to_string(&call)
-                .map_err(|e| Error::new(ErrorKind::InvalidParams, e.to_string()))?;
-            write(&PyValue::Str(text))
-        }
-        form => wrap(form, write(&call)),
-    })
-}
-
-/// Reads a Python server's reply frame: where the reply's value lies in
-/// `frame` (the inner pickle, or the JSON text), or the error it carries.
-/// A pickled exception becomes an [`ErrorKind::Application`] fault naming
-/// its class and message; so does the JSON error object.
-pub fn read_reply(
-    form: Form,
-    frame: &[u8],
-    options: &Options,
-) -> Result<Result<Range<usize>, WireFault>, Error> {
-    let outer = pickle::parse(frame, options).map_err(parse_error)?;
-    let span = match (form, outer.decode().map_err(parse_error)?) {
-        (Form::Pickle, Decoded::Value(PyValue::Bytes(_)))
-        | (Form::Json, Decoded::Value(PyValue::Str(_))) => outer.span(),
-        _ => None,
-    };
-    let Some(span) = span else {
-        let (wrapper, module) = match form {
-            Form::Json => ("str", "json"),
-            _ => ("bytes", "pickle"),
-        };
-        let why = format!(
-            "the Python server's reply is not a pickled {wrapper}; \
-             it should answer with `conn.send({module}.dumps(result))`"
-        );
-        return Err(Error::new(ErrorKind::Protocol, why));
-    };
-    let fault = |class: String, message: String| WireFault {
-        code: ErrorKind::Application.code(),
-        message: format!("the Python server raised {class}: {message}"),
-        data: None,
-    };
-    match form {
-        Form::Json => Ok(
-            match serde_json::from_slice::<JsonError>(&frame[span.clone()]) {
-                Ok(JsonError { error }) => Err(fault(error.kind, error.message)),
-                Err(_) => Ok(span),
-            },
-        ),
-        _ => {
-            let exceptions = Options {
-                exceptions: true,
-                ..options.clone()
-            };
-            let inner = pickle::parse(&frame[span.clone()], &exceptions).map_err(parse_error)?;
-            Ok(match inner.decode().map_err(parse_error)? {
-                Decoded::Exception(e) => Err(fault(e.class(), e.message())),
-                Decoded::Value(_) => Ok(span),
-            })
-        }
-    }
-}
-
-/// The JSON error object, exactly.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonError {
-    error: JsonErrorBody,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonErrorBody {
-    #[serde(rename = "type")]
-    kind: String,
-    message: String,
 }

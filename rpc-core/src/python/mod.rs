@@ -26,13 +26,13 @@
 //!
 //! | file | holds |
 //! |---|---|
-//! | `mod.rs` | [`PyValue`], its `repr` |
-//! | [`pickle`] | the safe reader: opcodes → nodes → [`PyValue`] |
-//! | `write.rs` | [`PyValue`] → pickle bytes; an exception for a Python client |
+//! | `mod.rs` | [`PyValue`], its `repr` and JSON forms |
+//! | [`pickle`] | the safe reader: opcodes → nodes (`machine.rs`) → [`PyValue`] within the budget (`build.rs`) |
+//! | `write.rs` | [`PyValue`] → pickle bytes ([`write`]); an exception for a Python client ([`write_exception`]) |
 //! | `ser.rs` | any `Serialize` → [`PyValue`] ([`to_value`]) |
 //! | `de.rs` | [`PyValue`] as a serde `Deserializer` |
-//! | [`call`] | the request shape `(name, args, kwargs)` and the replies, both sides |
-//! | [`codec`] | the client-side [`Codec`](crate::Codec)s `pickle` and `py-json` |
+//! | [`call`] | serving a Python client: its request, bound to parameter names, and its reply |
+//! | [`codec`] | calling a Python server: the [`Pickle`] and [`PyJson`] codecs, request frames and replies |
 
 pub mod call;
 pub mod codec;

@@ -1,260 +1,14 @@
-//! A pickle reader that accepts plain data only.
-//!
-//! Reading is two passes. [`parse`] runs the opcodes over the input into a
-//! table of nodes, as Python's unpickler would build objects, except that a
-//! node is data, never an object: a `str` or `bytes` node is a range of the
-//! input, a container holds node numbers, and a memo reference (`BINGET`,
-//! `DUP`) is one more number, not a copy. Every node comes from one opcode,
-//! so the table grows at most with the input. [`Parsed::decode`] then builds
-//! the [`PyValue`] tree from the root, charging each node it builds to an
-//! expansion budget, so a memo bomb (a list of ten references to a list of
-//! ten references to …) fails at the budget instead of filling memory, and
-//! nesting past a depth limit (or a container that holds itself) fails too.
-//!
-//! Accepted: `PROTO`, `FRAME`, `STOP`, `NONE`, `NEWTRUE`/`NEWFALSE`,
-//! `BININT`/`BININT1`/`BININT2`, `LONG1`/`LONG4` (up to 128 bits),
-//! `BINFLOAT`, `SHORT_BINUNICODE`/`BINUNICODE`/`BINUNICODE8`,
-//! `SHORT_BINBYTES`/`BINBYTES`/`BINBYTES8`, `BYTEARRAY8`, the tuple, list and
-//! dict opcodes, `MARK`, `POP`, `POP_MARK`, `DUP`, and the memo opcodes: what
-//! protocols 1 to 5 write for plain data (Python writes protocol 4 or 5).
-//!
-//! Refused: every opcode that names a global or calls something (`GLOBAL`,
-//! `STACK_GLOBAL`, `INST`, `OBJ`, `REDUCE`, `BUILD`, `NEWOBJ`, `NEWOBJ_EX`,
-//! `EXT1`/`EXT2`/`EXT4`, `PERSID`, `BINPERSID`), out-of-band buffers, sets,
-//! and protocol 0's text opcodes. With [`Options::exceptions`], one shape
-//! naming a global is read as data: a class applied to an argument tuple by
-//! `REDUCE`, optionally followed by `BUILD` with a dict, as the whole pickle.
-//! That is how Python pickles an exception; see [`PyException`].
+//! The first pass: the pickle machine, over nodes. Each opcode either adds
+//! at most one node or moves node numbers between the stack, the memo and
+//! containers, so the work and the memory are linear in the input.
 
 use std::collections::HashMap;
 use std::ops::Range;
 
-use super::PyValue;
+use super::{Id, Node, Options, PickleError, Slot};
 
-/// Bounds on what one pickle may make the reader do.
-#[derive(Clone, Debug)]
-pub struct Options {
-    /// How deep containers may nest.
-    pub max_depth: usize,
-    /// How many memo entries a pickle may make.
-    pub max_memo: usize,
-    /// The most memory the decoded value may take, counted as the size of
-    /// each node built plus its text or bytes; memo references count every
-    /// time they are built.
-    pub budget: usize,
-    /// Whether a pickled exception (a class applied to its arguments) is
-    /// accepted as the whole value; for replies from a Python server only.
-    pub exceptions: bool,
-}
-
-impl Default for Options {
-    fn default() -> Options {
-        Options {
-            max_depth: 100,
-            max_memo: 1 << 20,
-            budget: 64 << 20,
-            exceptions: false,
-        }
-    }
-}
-
-impl Options {
-    /// These options with the budget scaled to an input of `len` bytes: 64
-    /// bytes of value per input byte, at least 1 MiB, at most the budget
-    /// set. A small frame then cannot make a server build a large value,
-    /// while the densest plain data (a list of small ints takes about 32
-    /// bytes of value per 2 bytes of pickle) still fits.
-    pub fn scaled_to(&self, len: usize) -> Options {
-        Options {
-            budget: len
-                .saturating_mul(64)
-                .clamp(1 << 20, self.budget.max(1 << 20)),
-            ..self.clone()
-        }
-    }
-}
-
-/// Why a pickle was not read.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PickleError {
-    /// An opcode this reader never runs.
-    #[error(
-        "refused pickle opcode {name} (0x{code:02x}) at byte {offset}: {why}; \
-         only plain data (None, bool, int, float, str, bytes, tuple, list, dict) is accepted"
-    )]
-    Refused {
-        /// The opcode's name in `pickletools`.
-        name: &'static str,
-        /// The opcode byte.
-        code: u8,
-        /// Where it is in the input.
-        offset: usize,
-        /// What it would have done.
-        why: &'static str,
-    },
-    /// The input is not a well-formed pickle.
-    #[error("malformed pickle at byte {offset}: {what}")]
-    Malformed {
-        /// Where reading stopped.
-        offset: usize,
-        /// What is wrong.
-        what: String,
-    },
-    /// The pickle is well formed but over one of the [`Options`] bounds.
-    #[error("pickle refused: {0}")]
-    Limit(String),
-}
-
-/// A pickled exception, read as data: its class and the arguments it was
-/// built with. Nothing of it is imported or run.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PyException {
-    /// The class's module (`builtins`, `__main__`, …).
-    pub module: String,
-    /// The class's name.
-    pub name: String,
-    /// The arguments (`exc.args`).
-    pub args: Vec<PyValue>,
-    /// The instance's `__dict__`, when the pickle set it (`BUILD`).
-    pub state: Option<PyValue>,
-}
-
-impl PyException {
-    /// The class as Python prints it: `KeyError`, or `__main__.MyError`.
-    pub fn class(&self) -> String {
-        match self.module.as_str() {
-            "builtins" | "exceptions" => self.name.clone(),
-            module => format!("{module}.{}", self.name),
-        }
-    }
-
-    /// `str(exc)`: the one argument, or the argument tuple.
-    pub fn message(&self) -> String {
-        match &self.args[..] {
-            [] => String::new(),
-            [PyValue::Str(s)] => s.clone(),
-            [one] => one.to_string(),
-            _ => PyValue::Tuple(self.args.clone()).to_string(),
-        }
-    }
-}
-
-/// What a pickle held.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Decoded {
-    /// Plain data.
-    Value(PyValue),
-    /// A pickled exception (only with [`Options::exceptions`]).
-    Exception(PyException),
-}
-
-/// Reads plain data; anything else is an error.
-pub fn read_value(input: &[u8], options: &Options) -> Result<PyValue, PickleError> {
-    let options = Options {
-        exceptions: false,
-        ..options.clone()
-    };
-    match parse(input, &options)?.decode()? {
-        Decoded::Value(value) => Ok(value),
-        Decoded::Exception(_) => unreachable_exception(),
-    }
-}
-
-fn unreachable_exception() -> Result<PyValue, PickleError> {
-    Err(PickleError::Limit(
-        "an exception where plain data was expected".into(),
-    ))
-}
-
-type Id = usize;
-
-#[derive(Debug)]
-enum Node {
-    None,
-    Bool(bool),
-    Int(i128),
-    Float(f64),
-    Str(Range<usize>),
-    Bytes(Range<usize>),
-    Tuple(Vec<Id>),
-    List(Vec<Id>),
-    Dict(Vec<(Id, Id)>),
-    Class {
-        module: Range<usize>,
-        name: Range<usize>,
-    },
-    Exception {
-        class: Id,
-        args: Id,
-        state: Option<Id>,
-    },
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Slot {
-    Mark,
-    Node(Id),
-}
-
-/// A pickle run into nodes, not yet built into a value.
-#[derive(Debug)]
-pub struct Parsed<'a> {
-    input: &'a [u8],
-    nodes: Vec<Node>,
-    root: Id,
-    options: Options,
-}
-
-/// Runs the opcodes of `input`; see the [module docs](self).
-pub fn parse<'a>(input: &'a [u8], options: &Options) -> Result<Parsed<'a>, PickleError> {
-    let mut machine = Machine {
-        input,
-        pos: 0,
-        nodes: Vec::new(),
-        stack: Vec::new(),
-        memo: HashMap::new(),
-        options,
-    };
-    let root = machine.run()?;
-    Ok(Parsed {
-        input,
-        nodes: machine.nodes,
-        root,
-        options: options.clone(),
-    })
-}
-
-impl Parsed<'_> {
-    /// When the whole pickle is one `str` or `bytes`, where its content lies
-    /// in the input: the payload of a Python peer's frame.
-    pub fn span(&self) -> Option<Range<usize>> {
-        match &self.nodes[self.root] {
-            Node::Str(range) | Node::Bytes(range) => Some(range.clone()),
-            _ => None,
-        }
-    }
-
-    /// Builds the value, within the budget and depth limit.
-    pub fn decode(&self) -> Result<Decoded, PickleError> {
-        let mut builder = Builder {
-            parsed: self,
-            budget: self.options.budget,
-            on_path: vec![false; self.nodes.len()],
-        };
-        match &self.nodes[self.root] {
-            Node::Exception { class, args, state } => builder.exception(*class, *args, *state),
-            _ => builder.build(self.root, 0).map(Decoded::Value),
-        }
-    }
-
-    fn text(&self, range: &Range<usize>) -> String {
-        String::from_utf8_lossy(&self.input[range.clone()]).into_owned()
-    }
-}
-
-/// The first pass: the pickle machine, over nodes.
-struct Machine<'a, 'o> {
+/// The pickle machine, over nodes.
+pub(super) struct Machine<'a, 'o> {
     input: &'a [u8],
     pos: usize,
     nodes: Vec<Node>,
@@ -263,13 +17,26 @@ struct Machine<'a, 'o> {
     options: &'o Options,
 }
 
-impl Machine<'_, '_> {
-    fn run(&mut self) -> Result<Id, PickleError> {
+impl<'a, 'o> Machine<'a, 'o> {
+    pub(super) fn new(input: &'a [u8], options: &'o Options) -> Self {
+        Machine {
+            input,
+            pos: 0,
+            nodes: Vec::new(),
+            stack: Vec::new(),
+            memo: HashMap::new(),
+            options,
+        }
+    }
+
+    /// Runs to `STOP`: the nodes, and which one is the value.
+    pub(super) fn run(mut self) -> Result<(Vec<Node>, Id), PickleError> {
         loop {
             let offset = self.pos;
             let code = self.take(1)?[0];
             if code == b'.' {
-                return self.stop();
+                let root = self.stop()?;
+                return Ok((self.nodes, root));
             }
             self.step(code, offset)?;
         }
@@ -663,124 +430,5 @@ fn refusal(code: u8, offset: usize) -> PickleError {
         code,
         offset,
         why,
-    }
-}
-
-/// The second pass: nodes into a tree, within the budget.
-struct Builder<'p> {
-    parsed: &'p Parsed<'p>,
-    budget: usize,
-    on_path: Vec<bool>,
-}
-
-impl Builder<'_> {
-    fn charge(&mut self, bytes: usize) -> Result<(), PickleError> {
-        let cost = bytes.saturating_add(std::mem::size_of::<PyValue>());
-        self.budget = self.budget.checked_sub(cost).ok_or_else(|| {
-            PickleError::Limit(format!(
-                "the value would take more than {} bytes (memo references \
-                 expand each time they are used)",
-                self.parsed.options.budget
-            ))
-        })?;
-        Ok(())
-    }
-
-    fn build(&mut self, id: Id, depth: usize) -> Result<PyValue, PickleError> {
-        let parsed = self.parsed;
-        let input = parsed.input;
-        let node = &parsed.nodes[id];
-        match node {
-            Node::Str(r) | Node::Bytes(r) => self.charge(r.len())?,
-            _ => self.charge(0)?,
-        }
-        let value = match node {
-            Node::None => PyValue::None,
-            Node::Bool(b) => PyValue::Bool(*b),
-            Node::Int(i) => PyValue::Int(*i),
-            Node::Float(x) => PyValue::Float(*x),
-            Node::Str(r) => PyValue::Str(parsed.text(r)),
-            Node::Bytes(r) => PyValue::Bytes(input[r.clone()].to_vec()),
-            Node::Tuple(items) => PyValue::Tuple(self.children(id, items, depth)?),
-            Node::List(items) => PyValue::List(self.children(id, items, depth)?),
-            Node::Dict(pairs) => {
-                let flat: Vec<Id> = pairs.iter().flat_map(|&(k, v)| [k, v]).collect();
-                let mut flat = self.children(id, &flat, depth)?.into_iter();
-                let mut entries = Vec::with_capacity(pairs.len());
-                while let (Some(k), Some(v)) = (flat.next(), flat.next()) {
-                    entries.push((k, v));
-                }
-                PyValue::Dict(entries)
-            }
-            Node::Class { .. } | Node::Exception { .. } => {
-                return Err(PickleError::Limit(
-                    "a global inside a value; only a whole pickled exception names one".into(),
-                ));
-            }
-        };
-        Ok(value)
-    }
-
-    fn children(
-        &mut self,
-        id: Id,
-        items: &[Id],
-        depth: usize,
-    ) -> Result<Vec<PyValue>, PickleError> {
-        if depth >= self.parsed.options.max_depth {
-            return Err(PickleError::Limit(format!(
-                "containers nested deeper than {} levels",
-                self.parsed.options.max_depth
-            )));
-        }
-        if std::mem::replace(&mut self.on_path[id], true) {
-            return Err(PickleError::Limit(
-                "a container that holds itself has no plain-data form".into(),
-            ));
-        }
-        let built = items
-            .iter()
-            .map(|&item| self.build(item, depth + 1))
-            .collect();
-        self.on_path[id] = false;
-        built
-    }
-
-    fn exception(
-        &mut self,
-        class: Id,
-        args: Id,
-        state: Option<Id>,
-    ) -> Result<Decoded, PickleError> {
-        let Node::Class { module, name } = &self.parsed.nodes[class] else {
-            return Err(PickleError::Limit("REDUCE of something not a class".into()));
-        };
-        let (module, name) = (self.parsed.text(module), self.parsed.text(name));
-        let dotted = |s: &str| {
-            !s.is_empty()
-                && s.split('.').all(|part| {
-                    part.chars()
-                        .next()
-                        .is_some_and(|c| c.is_alphabetic() || c == '_')
-                        && part.chars().all(|c| c.is_alphanumeric() || c == '_')
-                })
-        };
-        if !dotted(&module) || !dotted(&name) {
-            return Err(PickleError::Limit(format!(
-                "`{module}.{name}` is not a class name"
-            )));
-        }
-        let PyValue::Tuple(args) = self.build(args, 0)? else {
-            return Err(PickleError::Limit(
-                "exception arguments that are not a tuple".into(),
-            ));
-        };
-        let state = state.map(|s| self.build(s, 0)).transpose()?;
-        Ok(Decoded::Exception(PyException {
-            module,
-            name,
-            args,
-            state,
-        }))
     }
 }
