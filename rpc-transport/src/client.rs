@@ -120,6 +120,13 @@ impl Connection {
 
     /// Opens a session over an already connected stream.
     pub async fn over<S: Io>(io: S, config: &ClientConfig) -> Result<Connection, Error> {
+        if crate::config::PYTHON_CODECS.contains(&config.codec()) {
+            let why = format!(
+                "codec `{}` calls Python servers; use `rpc_transport::connect` or `PythonConnection::over`",
+                config.codec()
+            );
+            return Err(Error::new(ErrorKind::Config, why));
+        }
         let mut framed = Framed::new(io, FrameCodec::new(config.max_frame_bytes()));
         let opts = AuthOptions {
             timeout: config.handshake_timeout(),

@@ -1,11 +1,14 @@
 """A stock Python client in the Cookbook RPC pattern, unchanged but for
-its command line: `client.py PORT AUTHKEY pickle|json [--modern]`.
+its command line: `client.py PORT AUTHKEY pickle|json|plain [--modern] [--idle SECONDS]`.
 
+`plain` sends the call tuple itself (`conn.send((name, args, kwargs))`).
+`--idle` waits that long after connecting before the first call.
 Prints one line per call; exits 0 when every line was printed.
 """
 import json
 import pickle
 import sys
+import time
 from multiprocessing.connection import Client
 
 
@@ -37,6 +40,24 @@ class JSONRPCProxy:
         return do_rpc
 
 
+class PlainRPCProxy:
+    def __init__(self, connection):
+        self._connection = connection
+
+    def __getattr__(self, name):
+        def do_rpc(*args, **kwargs):
+            self._connection.send((name, args, kwargs))
+            result = self._connection.recv()
+            if isinstance(result, Exception):
+                raise result
+            return result
+
+        return do_rpc
+
+
+PROXIES = {"pickle": RPCProxy, "json": JSONRPCProxy, "plain": PlainRPCProxy}
+
+
 def main():
     port, authkey, variant = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3]
     if "--modern" in sys.argv:
@@ -44,7 +65,9 @@ def main():
 
         modern_auth.install()
     c = Client(("127.0.0.1", port), authkey=authkey)
-    proxy = RPCProxy(c) if variant == "pickle" else JSONRPCProxy(c)
+    if "--idle" in sys.argv:
+        time.sleep(float(sys.argv[sys.argv.index("--idle") + 1]))
+    proxy = PROXIES[variant](c)
     print("add(2, 3) =", proxy.add(2, 3))
     print("sub(2, 3) =", proxy.sub(2, 3))
     print("add(x=2, y=3) =", proxy.add(x=2, y=3))

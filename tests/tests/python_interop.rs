@@ -135,6 +135,37 @@ async fn a_python_3_11_client_calls_the_calculator_over_json() {
 }
 
 #[tokio::test]
+async fn a_python_client_sending_the_bare_tuple_gets_bare_replies() {
+    require_python!();
+    let server = calculator(true).await;
+    let out = run("client.py", &[&port(&server), common::KEY, "plain"]).await;
+    assert!(out.contains("add(x=2, y=3) = 5\n"), "{out}");
+    assert!(
+        out.contains("div(1, 0) raised RuntimeError: `div` failed: division by zero\n"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn a_python_client_may_wait_before_its_first_call() {
+    require_python!();
+    let config = server_builder()
+        .python_compat(true)
+        .allow_legacy_auth(true)
+        .handshake_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let registry = Registry::new().with(CalculatorServer::new(Calc)).unwrap();
+    let server = serve_with(config, registry).await;
+    let out = run(
+        "client.py",
+        &[&port(&server), common::KEY, "pickle", "--idle", "1"],
+    )
+    .await;
+    assert!(out.contains("add(2, 3) = 5\n"), "{out}");
+}
+
+#[tokio::test]
 async fn a_python_client_with_the_modern_handshake_needs_no_legacy_auth() {
     require_python!();
     let server = calculator(false).await;
@@ -247,6 +278,33 @@ async fn malicious_pickles_are_refused_and_the_connection_closed() {
 }
 
 // ---------------------------------------------------------------------------
+// Our client, speaking the pattern.
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn our_pickle_and_py_json_clients_call_our_own_server_too() {
+    let server = calculator(false).await;
+    for codec in ["pickle", "py-json"] {
+        let config = client_builder(&server.address, codec).build().unwrap();
+        let client = within("connecting", rpc_transport::connect(&config))
+            .await
+            .unwrap();
+        let calc = CalculatorClient::new(client);
+        assert_eq!(calc.add(2, 3).await.unwrap(), 5);
+        assert_eq!(calc.sub(2, 3).await.unwrap(), -1);
+        let Err(CallError::Rpc(error)) = calc.div(1, 0).await else {
+            panic!("div(1, 0) fails");
+        };
+        assert_eq!(error.kind(), ErrorKind::Application);
+        assert_eq!(
+            error.message(),
+            "the Python server raised RuntimeError: `div` failed: division by zero"
+        );
+        assert_eq!(calc.add(40, 2).await.unwrap(), 42, "{codec}: still usable");
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Our client, a Python server.
 // ---------------------------------------------------------------------------
 
@@ -261,8 +319,10 @@ async fn python_server(variant: &str, modern: bool) -> PythonServer {
     if modern {
         args.push("--modern");
     }
+    // Its stderr would show the JSON handler's traceback, which is expected.
     let mut child = python("server.py", &args)
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("python3 starts");
     let stdout = child.stdout.take().unwrap();
