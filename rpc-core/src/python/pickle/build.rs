@@ -17,7 +17,7 @@ impl<'p> Builder<'p> {
     pub(super) fn new(parsed: &'p Parsed<'p>) -> Self {
         Builder {
             parsed,
-            budget: parsed.options.budget,
+            budget: parsed.budget_left,
             on_path: vec![false; parsed.nodes.len()],
         }
     }

@@ -1,6 +1,7 @@
 //! The first pass: the pickle machine, over nodes. Each opcode either adds
 //! at most one node or moves node numbers between the stack, the memo and
-//! containers, so the work and the memory are linear in the input.
+//! containers, so the work is linear in the input; the memory it takes is
+//! charged to the budget as it grows.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -15,7 +16,12 @@ pub(super) struct Machine<'a, 'o> {
     stack: Vec<Slot>,
     memo: HashMap<u64, Id>,
     options: &'o Options,
+    /// What is left of the budget.
+    budget: usize,
 }
+
+/// Roughly what one memo entry costs in the map.
+const MEMO_ENTRY: usize = 32;
 
 impl<'a, 'o> Machine<'a, 'o> {
     pub(super) fn new(input: &'a [u8], options: &'o Options) -> Self {
@@ -26,17 +32,19 @@ impl<'a, 'o> Machine<'a, 'o> {
             stack: Vec::new(),
             memo: HashMap::new(),
             options,
+            budget: options.budget,
         }
     }
 
-    /// Runs to `STOP`: the nodes, and which one is the value.
-    pub(super) fn run(mut self) -> Result<(Vec<Node>, Id), PickleError> {
+    /// Runs to `STOP`: the nodes, which one is the value, and what is left
+    /// of the budget to build it.
+    pub(super) fn run(mut self) -> Result<(Vec<Node>, Id, usize), PickleError> {
         loop {
             let offset = self.pos;
             let code = self.take(1)?[0];
             if code == b'.' {
                 let root = self.stop()?;
-                return Ok((self.nodes, root));
+                return Ok((self.nodes, root, self.budget));
             }
             self.step(code, offset)?;
         }
@@ -130,16 +138,12 @@ impl<'a, 'o> Machine<'a, 'o> {
                 let items = self.pop_mark()?;
                 self.extend_dict(items)
             }
-            b'(' => {
-                self.stack.push(Slot::Mark);
-                Ok(())
-            }
+            b'(' => self.push_slot(Slot::Mark),
             b'0' => self.stack.pop().map(drop).ok_or_else(|| self.underflow()),
             b'1' => self.pop_mark().map(drop),
             b'2' => {
                 let top = self.top()?;
-                self.stack.push(Slot::Node(top));
-                Ok(())
+                self.push_slot(Slot::Node(top))
             }
             0x94 => self.put(self.memo.len() as u64),
             b'q' => {
@@ -236,8 +240,25 @@ impl<'a, 'o> Machine<'a, 'o> {
     }
 
     fn push(&mut self, node: Node) -> Result<(), PickleError> {
+        self.charge(std::mem::size_of::<Node>())?;
         self.nodes.push(node);
-        self.stack.push(Slot::Node(self.nodes.len() - 1));
+        self.push_slot(Slot::Node(self.nodes.len() - 1))
+    }
+
+    fn push_slot(&mut self, slot: Slot) -> Result<(), PickleError> {
+        self.charge(std::mem::size_of::<Slot>())?;
+        self.stack.push(slot);
+        Ok(())
+    }
+
+    /// Counts `bytes` of memory against the budget.
+    fn charge(&mut self, bytes: usize) -> Result<(), PickleError> {
+        self.budget = self.budget.checked_sub(bytes).ok_or_else(|| {
+            PickleError::Limit(format!(
+                "reading the pickle would take more than {} bytes",
+                self.options.budget
+            ))
+        })?;
         Ok(())
     }
 
@@ -255,6 +276,8 @@ impl<'a, 'o> Machine<'a, 'o> {
             .len()
             .checked_sub(n)
             .ok_or_else(|| self.underflow())?;
+        // The numbers move into a container (or a node's parts).
+        self.charge(n * std::mem::size_of::<Id>())?;
         let items = self.stack.split_off(at);
         items
             .into_iter()
@@ -314,6 +337,7 @@ impl<'a, 'o> Machine<'a, 'o> {
                 self.options.max_memo
             )));
         }
+        self.charge(MEMO_ENTRY)?;
         self.memo.insert(index, top);
         Ok(())
     }
@@ -323,8 +347,7 @@ impl<'a, 'o> Machine<'a, 'o> {
             .memo
             .get(&index)
             .ok_or_else(|| self.malformed(format!("memo entry {index} was never set")))?;
-        self.stack.push(Slot::Node(id));
-        Ok(())
+        self.push_slot(Slot::Node(id))
     }
 
     /// `GLOBAL`, `STACK_GLOBAL`, `REDUCE` and `BUILD`, read as the parts of a

@@ -6,10 +6,13 @@
 //! input, a container holds node numbers, and a memo reference (`BINGET`,
 //! `DUP`) is one more number, not a copy. Every node comes from one opcode,
 //! so the table grows at most with the input. [`Parsed::decode`] then builds
-//! the [`PyValue`] tree from the root, charging each node it builds to an
-//! expansion budget, so a memo bomb (a list of ten references to a list of
-//! ten references to …) fails at the budget instead of filling memory, and
+//! the [`PyValue`] tree from the root. Both passes charge the memory they
+//! take to one budget ([`Options::budget`]), the second for every node it
+//! builds, so a memo bomb (a list of ten references to a list of ten
+//! references to …) fails at the budget instead of filling memory, and
 //! nesting past a depth limit (or a container that holds itself) fails too.
+//! A length prefix is checked against the bytes actually left before
+//! anything is read, so a `BINUNICODE8` claiming 2⁶² bytes costs nothing.
 //!
 //! Accepted: `PROTO`, `FRAME`, `STOP`, `NONE`, `NEWTRUE`/`NEWFALSE`,
 //! `BININT`/`BININT1`/`BININT2`, `LONG1`/`LONG4` (up to 128 bits),
@@ -42,9 +45,9 @@ pub struct Options {
     pub max_depth: usize,
     /// How many memo entries a pickle may make.
     pub max_memo: usize,
-    /// The most memory the decoded value may take, counted as the size of
-    /// each node built plus its text or bytes; memo references count every
-    /// time they are built.
+    /// The most memory reading may take, in bytes: the nodes, stack and
+    /// memo of the first pass, then each value built (its size plus its text
+    /// or bytes), memo references every time they are built.
     pub budget: usize,
     /// Whether a pickled exception (a class applied to its arguments) is
     /// accepted as the whole value; for replies from a Python server only.
@@ -64,10 +67,10 @@ impl Default for Options {
 
 impl Options {
     /// These options with the budget scaled to an input of `len` bytes: 64
-    /// bytes of value per input byte, at least 1 MiB, at most the budget
-    /// set. A small frame then cannot make a server build a large value,
-    /// while the densest plain data (a list of small ints takes about 32
-    /// bytes of value per 2 bytes of pickle) still fits.
+    /// bytes per input byte, at least 1 MiB, at most the budget set. A small
+    /// frame then cannot make a server allocate much, while the densest
+    /// plain data still fits: a list of small ints takes about 104 bytes to
+    /// read and build per 2 bytes of pickle.
     pub fn scaled_to(&self, len: usize) -> Options {
         Options {
             budget: len
@@ -209,16 +212,19 @@ pub struct Parsed<'a> {
     nodes: Vec<Node>,
     root: Id,
     options: Options,
+    /// The budget reading left for building.
+    budget_left: usize,
 }
 
 /// Runs the opcodes of `input`; see the [module docs](self).
 pub fn parse<'a>(input: &'a [u8], options: &Options) -> Result<Parsed<'a>, PickleError> {
-    let (nodes, root) = Machine::new(input, options).run()?;
+    let (nodes, root, budget_left) = Machine::new(input, options).run()?;
     Ok(Parsed {
         input,
         nodes,
         root,
         options: options.clone(),
+        budget_left,
     })
 }
 

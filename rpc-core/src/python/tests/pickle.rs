@@ -252,3 +252,20 @@ fn a_small_frame_gets_a_small_budget() {
         ints
     );
 }
+
+#[test]
+fn reading_itself_is_charged_to_the_budget() {
+    // 100,000 DUPs of None: small, but a stack slot each.
+    let mut bytes = vec![0x80, 4, b'N'];
+    bytes.extend(std::iter::repeat_n(b'2', 100_000));
+    bytes.push(b'.');
+    let options = Options {
+        budget: 1 << 20,
+        ..Options::default()
+    };
+    let error = read_value(&bytes, &options).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "pickle refused: reading the pickle would take more than 1048576 bytes"
+    );
+}
