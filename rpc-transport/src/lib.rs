@@ -51,6 +51,14 @@
 //!   | -- response id=1 -----------------------------> |
 //! ```
 //!
+//! # Python peers
+//!
+//! With `python_compat = true` a server also serves stock Python
+//! `multiprocessing.connection` clients on the same port, told apart by
+//! their first frame (a pickle, not a hello); with `codec = "pickle"` or
+//! `"py-json"` a client calls a Python server. Both speak the Python
+//! Cookbook's RPC pattern, one call at a time: see [`python`].
+//!
 //! # Tasks
 //!
 //! | side | task | does |

@@ -304,6 +304,25 @@ async fn our_pickle_and_py_json_clients_call_our_own_server_too() {
     }
 }
 
+#[tokio::test]
+async fn a_request_over_the_frame_limit_fails_alone() {
+    let server = calculator(false).await;
+    let config = client_builder(&server.address, "pickle")
+        .max_frame_bytes(1024)
+        .build()
+        .unwrap();
+    let client = within("connecting", rpc_transport::connect(&config))
+        .await
+        .unwrap();
+    let error = client
+        .call::<_, i64>("add", &("x".repeat(2000), 1))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::FrameTooLarge, "{error}");
+    let calc = CalculatorClient::new(client);
+    assert_eq!(calc.add(2, 3).await.unwrap(), 5);
+}
+
 // ---------------------------------------------------------------------------
 // Our client, a Python server.
 // ---------------------------------------------------------------------------

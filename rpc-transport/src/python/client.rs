@@ -59,6 +59,8 @@ pub struct PythonConnection {
     state: Arc<Mutex<State>>,
     codec: &'static dyn Codec,
     call_timeout: Duration,
+    /// The largest request sent (this side's `max_frame_bytes`).
+    max_frame: usize,
 }
 
 struct State {
@@ -111,6 +113,7 @@ impl PythonConnection {
             })),
             codec,
             call_timeout: config.call_timeout(),
+            max_frame: config.max_frame_bytes(),
         })
     }
 }
@@ -130,7 +133,10 @@ impl Transport for PythonConnection {
             args,
         };
         let mut frame = BytesMut::new();
-        let encoded = self.codec.encode_request(&mut frame, &request);
+        let encoded = self
+            .codec
+            .encode_request(&mut frame, &request)
+            .and_then(|()| self.check_size(method, frame.len()));
         let (state, codec, method) = (self.state.clone(), self.codec, method.to_owned());
         Box::pin(async move {
             encoded?;
@@ -170,6 +176,23 @@ impl Transport for PythonConnection {
             };
             response
         })
+    }
+}
+
+impl PythonConnection {
+    /// Refuses a request over the frame limit before it is sent, so the
+    /// connection stays usable.
+    fn check_size(&self, method: &str, len: usize) -> Result<(), Error> {
+        if len <= self.max_frame {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::FrameTooLarge,
+            format!(
+                "the request to `{method}` is {len} bytes, over max_frame_bytes ({})",
+                self.max_frame
+            ),
+        ))
     }
 }
 
