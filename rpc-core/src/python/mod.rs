@@ -28,7 +28,7 @@
 //! |---|---|
 //! | `mod.rs` | [`PyValue`], its `repr` and JSON forms |
 //! | [`pickle`] | the safe reader: opcodes → nodes (`machine.rs`) → [`PyValue`] within the budget (`build.rs`) |
-//! | `write.rs` | [`PyValue`] → pickle bytes ([`write`]); an exception for a Python client ([`write_exception`]) |
+//! | `write.rs` | [`PyValue`] → pickle bytes ([`write()`]); an exception for a Python client ([`write_exception`]) |
 //! | `ser.rs` | any `Serialize` → [`PyValue`] ([`to_value`]) |
 //! | `de.rs` | [`PyValue`] as a serde `Deserializer` |
 //! | [`call`] | serving a Python client: its request, bound to parameter names, and its reply |
