@@ -140,42 +140,100 @@ impl Transport for PythonConnection {
         let (state, codec, method) = (self.state.clone(), self.codec, method.to_owned());
         Box::pin(async move {
             encoded?;
-            let deadline = Instant::now() + timeout;
-            let mut state = timeout_at(deadline, state.lock()).await.map_err(|_| {
-                timed_out(
-                    &method,
-                    timeout,
-                    "while an earlier call held the connection",
-                )
-            })?;
-            if let Some(why) = &state.broken {
-                return Err(Error::new(ErrorKind::ConnectionLost, why.clone()));
-            }
-            // Broken until the reply is in: a call dropped half way leaves
-            // a reply in flight that would answer the next call.
-            state.broken = Some(format!(
-                "a call to `{method}` was dropped before its reply arrived, \
-                 so replies no longer match calls; connect again"
-            ));
-            let reply = round_trip(&mut state.framed, frame, deadline).await;
-            let outcome = reply.map_err(|failure| failure.into_error(&method, timeout, codec));
-            let response = outcome.and_then(|frame| match codec.decode_response(&frame)? {
-                Inbound::Response { outcome, .. } => {
-                    Ok(Response::new(codec, frame.freeze(), outcome))
-                }
-                other => Err(Error::new(
-                    ErrorKind::Protocol,
-                    format!("unexpected reply from the Python server: {other:?}"),
-                )),
-            });
-            state.broken = match &response {
-                Ok(_) => None,
-                Err(e) => Some(format!(
-                    "an earlier call to `{method}` failed ({e}); connect again"
-                )),
+            let call = Call {
+                method,
+                timeout,
+                deadline: Instant::now() + timeout,
+                codec,
             };
-            response
+            let mut state = timeout_at(call.deadline, state.lock())
+                .await
+                .map_err(|_| call.timed_out("while an earlier call held the connection"))?;
+            state.exchange(frame, &call).await
         })
+    }
+}
+
+/// One call, as the connection carries it.
+struct Call {
+    method: String,
+    timeout: Duration,
+    deadline: Instant,
+    codec: &'static dyn Codec,
+}
+
+impl State {
+    /// Sends the request and reads its reply, leaving the connection
+    /// broken unless the reply was read.
+    async fn exchange(&mut self, frame: BytesMut, call: &Call) -> Result<Response, Error> {
+        if let Some(why) = &self.broken {
+            return Err(Error::new(ErrorKind::ConnectionLost, why.clone()));
+        }
+        // Broken until the reply is in: a call dropped half way leaves a
+        // reply in flight that would answer the next call.
+        self.broken = Some(format!(
+            "a call to `{}` was dropped before its reply arrived, \
+             so replies no longer match calls; connect again",
+            call.method
+        ));
+        let reply = round_trip(&mut self.framed, frame, call.deadline).await;
+        let response = reply
+            .map_err(|failure| call.failed(failure))
+            .and_then(|frame| call.response(frame));
+        self.broken = match &response {
+            Ok(_) => None,
+            Err(e) => Some(format!(
+                "an earlier call to `{}` failed ({e}); connect again",
+                call.method
+            )),
+        };
+        response
+    }
+}
+
+impl Call {
+    fn response(&self, frame: BytesMut) -> Result<Response, Error> {
+        match self.codec.decode_response(&frame)? {
+            Inbound::Response { outcome, .. } => {
+                Ok(Response::new(self.codec, frame.freeze(), outcome))
+            }
+            other => Err(Error::new(
+                ErrorKind::Protocol,
+                format!("unexpected reply from the Python server: {other:?}"),
+            )),
+        }
+    }
+
+    fn failed(&self, failure: Failure) -> Error {
+        let json_hint = if self.codec.name() == "py-json" {
+            "; a Python JSON server in the pattern sends nothing when the method raises, \
+             because json.dumps cannot encode the exception"
+        } else {
+            ""
+        };
+        match failure {
+            Failure::Timeout => {
+                self.timed_out(&format!("the Python server sent nothing{json_hint}"))
+            }
+            Failure::Closed => Error::new(
+                ErrorKind::ConnectionLost,
+                format!(
+                    "the Python server closed the connection without replying to `{}`{json_hint}",
+                    self.method
+                ),
+            ),
+            Failure::Frame(e) => e,
+        }
+    }
+
+    fn timed_out(&self, why: &str) -> Error {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "no reply to `{}` within {:?}: {why}",
+                self.method, self.timeout
+            ),
+        )
     }
 }
 
@@ -203,31 +261,7 @@ enum Failure {
     Frame(Error),
 }
 
-impl Failure {
-    fn into_error(self, method: &str, timeout: Duration, codec: &dyn Codec) -> Error {
-        let json_hint = if codec.name() == "py-json" {
-            "; a Python JSON server in the pattern sends nothing when the method raises, \
-             because json.dumps cannot encode the exception"
-        } else {
-            ""
-        };
-        match self {
-            Failure::Timeout => timed_out(
-                method,
-                timeout,
-                &format!("the Python server sent nothing{json_hint}"),
-            ),
-            Failure::Closed => Error::new(
-                ErrorKind::ConnectionLost,
-                format!(
-                    "the Python server closed the connection without replying to `{method}`{json_hint}"
-                ),
-            ),
-            Failure::Frame(e) => e,
-        }
-    }
-}
-
+/// Writes the request and reads one frame back, both by `deadline`.
 async fn round_trip(
     framed: &mut Framed<Box<dyn Io>, FrameCodec>,
     frame: BytesMut,
@@ -242,11 +276,4 @@ async fn round_trip(
         Ok(None) => Err(Failure::Closed),
         Err(_) => Err(Failure::Timeout),
     }
-}
-
-fn timed_out(method: &str, timeout: Duration, why: &str) -> Error {
-    Error::new(
-        ErrorKind::Timeout,
-        format!("no reply to `{method}` within {timeout:?}: {why}"),
-    )
 }
