@@ -50,7 +50,7 @@
 //! | `handshake_timeout_ms` | both | `5000` | time allowed for the authkey handshake |
 //! | `call_timeout_ms` | client | `30000` | time allowed for one call |
 //! | `allow_legacy_auth` | both | `false` | accept the MD5 handshake of Python <= 3.11 peers |
-//! | `python_compat` | server | `false` | serve stock Python `multiprocessing` clients (pickle and JSON forms) on the same port; see [`crate::python`] |
+//! | `python_compat` | server | `false` | serve stock Python `multiprocessing` clients (pickle and JSON forms) on the same port; the first frame after authentication is then awaited without a time limit, as a Python client sends it at its first call; see [`crate::python`] |
 //!
 //! Unknown keys and unknown tables are errors. Known tables that one side does not read
 //! (`[client]` for the server, `[server]` for the client, `[http]`) are skipped.

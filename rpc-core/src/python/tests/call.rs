@@ -241,3 +241,27 @@ fn binding_errors_read_like_python() {
     );
     assert!(error(call(vec![int(1)], &[("x", 1)])).contains("multiple values for argument `x`"));
 }
+
+#[test]
+fn the_codecs_answer_as_the_serve_loop_does_and_point_requests_elsewhere() {
+    use crate::codec::{Codec, Id, Incoming};
+    use crate::python::{Pickle, PyJson};
+    let mut dst = bytes::BytesMut::new();
+    let ok: crate::service::Reply = Ok(Box::new(5_i64));
+    Pickle.encode_response(&mut dst, &Id::Null, &ok).unwrap();
+    assert_eq!(&dst[..], reply(Form::Pickle, &5_i64).unwrap());
+    let mut dst = bytes::BytesMut::new();
+    let failed: crate::service::Reply =
+        Err(crate::Error::new(ErrorKind::InvalidParams, "no").into());
+    PyJson
+        .encode_response(&mut dst, &Id::Null, &failed)
+        .unwrap();
+    assert_eq!(
+        &dst[..],
+        error_reply(Form::Json, ErrorKind::InvalidParams, "no")
+    );
+    let Incoming::Invalid { error, .. } = Pickle.decode_request(&hex(PICKLE_REQUEST)) else {
+        panic!("a Python request is not read by the codec");
+    };
+    assert!(error.message().contains("Call::read"), "{error}");
+}
