@@ -149,10 +149,11 @@ fn joined<T: fmt::Display>(
 }
 
 /// As JSON: tuples and lists become arrays, `bytes` an array of numbers;
-/// what `json.dumps` writes for the same data, bytes aside.
+/// what `json.dumps` writes for the same data, bytes aside. In JSON, dict
+/// keys that are ints become strings, as there; other non-`str` keys fail.
 impl serde::Serialize for PyValue {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{Error, SerializeMap};
+        use serde::ser::SerializeMap;
         match self {
             PyValue::None => s.serialize_unit(),
             PyValue::Bool(b) => s.serialize_bool(*b),
@@ -167,15 +168,7 @@ impl serde::Serialize for PyValue {
             PyValue::Dict(entries) => {
                 let mut map = s.serialize_map(Some(entries.len()))?;
                 for (k, v) in entries {
-                    match k {
-                        PyValue::Str(k) => map.serialize_entry(k, v)?,
-                        other => {
-                            return Err(S::Error::custom(format_args!(
-                                "a dict key of type {} has no JSON form; use str keys",
-                                other.type_name()
-                            )));
-                        }
-                    }
+                    map.serialize_entry(k, v)?;
                 }
                 map.end()
             }

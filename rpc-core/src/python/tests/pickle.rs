@@ -269,3 +269,11 @@ fn reading_itself_is_charged_to_the_budget() {
         "pickle refused: reading the pickle would take more than 1048576 bytes"
     );
 }
+
+#[test]
+fn json_form_of_a_dict_with_int_keys_is_what_json_dumps_writes() {
+    let dict = PyValue::Dict(vec![(int(1), s("a"))]);
+    assert_eq!(serde_json::to_string(&dict).unwrap(), r#"{"1":"a"}"#);
+    let bad = PyValue::Dict(vec![(PyValue::Tuple(vec![]), s("a"))]);
+    assert!(serde_json::to_string(&bad).is_err());
+}
