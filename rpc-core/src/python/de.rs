@@ -5,7 +5,8 @@
 //! as maps (and as structs, by name), `None` as `()` or `Option::None`, a
 //! `str` as a unit enum variant and a one-entry dict `{variant: value}` as
 //! any other variant. `bytes` also read where a string is asked for, so
-//! [`crate::Bytes`] takes them as they are.
+//! [`crate::Bytes`] takes them as they are, and as a sequence, so
+//! `Vec<u8>` does.
 
 use serde::de::value::{MapAccessDeserializer, MapDeserializer, SeqDeserializer};
 use serde::de::{self, IntoDeserializer, Visitor};
@@ -69,6 +70,19 @@ impl<'de> de::Deserializer<'de> for PyValue {
         }
     }
 
+    /// `bytes` read as a sequence too, so `Vec<u8>` takes them.
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self {
+            PyValue::Bytes(bytes) => {
+                let mut seq = SeqDeserializer::new(bytes.into_iter());
+                let value = visitor.visit_seq(&mut seq)?;
+                seq.end()?;
+                Ok(value)
+            }
+            other => other.deserialize_any(visitor),
+        }
+    }
+
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
         _: &'static str,
@@ -101,7 +115,7 @@ impl<'de> de::Deserializer<'de> for PyValue {
 
     forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct
+        bytes byte_buf unit unit_struct tuple tuple_struct map struct
         identifier ignored_any
     }
 }
@@ -155,5 +169,7 @@ mod tests {
     fn bytes_read_as_bytes_even_where_text_is_asked_for() {
         let blob = crate::Bytes::deserialize(PyValue::Bytes(vec![1, 2])).unwrap();
         assert_eq!(&blob[..], [1, 2]);
+        let vec = Vec::<u8>::deserialize(PyValue::Bytes(vec![1, 2])).unwrap();
+        assert_eq!(vec, [1, 2]);
     }
 }

@@ -22,6 +22,20 @@
 //! exception is a reply from a Python *server*, which may be a pickled
 //! exception; see [`pickle::Options::exceptions`].
 //!
+//! # Limits
+//!
+//! - Pickles of protocol 0 and 1's text opcodes, sets, and ints wider than
+//!   128 bits are refused; so are `bytes` pickled at protocol 2, which
+//!   Python writes as a call to `_codecs.encode`. `conn.send` uses Python's
+//!   default protocol (4, or 5 from 3.14), which has none of these.
+//! - A method's typed error reaches a Python client as the class of
+//!   [`ErrorKind::Application`](crate::ErrorKind::Application)
+//!   (`RuntimeError`) with its message, not as data; and a Python exception
+//!   reaches our client as an `Application` error naming class and message.
+//! - The values cross as serde sees them, human-readable: a
+//!   [`crate::Bytes`] result reaches Python as base64 text (a `Vec<u8>` is a
+//!   list of ints), while Python `bytes` read into either.
+//!
 //! # Layout
 //!
 //! | file | holds |
