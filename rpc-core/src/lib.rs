@@ -17,7 +17,7 @@
 //!
 //! | crate | holds |
 //! |---|---|
-//! | `rpc-core` (this) | [`error`] (the [`Error`] type and the one table of codes), [`codec`] (the [`Codec`] trait, [`codec::Bincode`], [`codec::Json`]), [`service`] (the [`Service`] trait a generated server implements), [`registry`] ([`Registry`]: several services, dispatch by name), [`client`] ([`Transport`], the [`Client`] handle a generated client wraps), [`context`] (the running call's [`Context`]), [`value`] (the dynamic [`Value`]), [`blob`] ([`Bytes`], bulk data sliced from the frame) |
+//! | `rpc-core` (this) | [`error`] (the [`Error`] type and the one table of codes), [`codec`] (the [`Codec`] trait, [`codec::Bincode`], [`codec::Json`]), [`service`] (the [`Service`] trait a generated server implements), [`registry`] ([`Registry`]: several services, dispatch by name), [`client`] ([`Transport`], the [`Client`] handle a generated client wraps), [`context`] (the running call's [`Context`]), [`value`] (the dynamic [`Value`]), [`blob`] ([`Bytes`], bulk data sliced from the frame), [`python`] (safe pickle, the Python pattern's calls and replies, the `pickle` and `py-json` codecs) |
 //! | `rpc-macros` | `#[rpc_service]`: parse → validate → generate |
 //! | `rpc-transport` | tokio: framing, the authkey handshake, the hello, server (limits, graceful shutdown), client connection (cancel, reconnect), metrics, configuration |
 //!
@@ -45,6 +45,7 @@ pub mod client;
 pub mod codec;
 pub mod context;
 pub mod error;
+pub mod python;
 pub mod registry;
 pub mod service;
 pub mod value;

@@ -49,10 +49,17 @@ use crate::session::{self, frame_error};
 /// Connects as `config` says and returns a client handle for generated
 /// clients (`CalculatorClient::new(client)`).
 ///
-/// With a `[client.reconnect]` policy the handle reconnects after the
-/// connection drops (see [`crate::reconnect`]); without one, a lost
-/// connection stays lost and every later call fails at once.
+/// With `codec = "pickle"` or `"py-json"` the server is a Python
+/// `multiprocessing` server in the pattern: see [`crate::python`]. With a
+/// `[client.reconnect]` policy the handle reconnects after the connection
+/// drops (see [`crate::reconnect`]); without one, a lost connection stays
+/// lost and every later call fails at once.
 pub async fn connect(config: &ClientConfig) -> Result<Client, Error> {
+    if crate::config::PYTHON_CODECS.contains(&config.codec()) {
+        return Ok(Client::new(
+            crate::python::PythonConnection::connect(config).await?,
+        ));
+    }
     if config.reconnect().is_some() {
         return Ok(Client::new(Reconnecting::connect(config).await?));
     }
@@ -121,6 +128,13 @@ impl Connection {
 
     /// Opens a session over an already connected stream.
     pub async fn over<S: Io>(io: S, config: &ClientConfig) -> Result<Connection, Error> {
+        if crate::config::PYTHON_CODECS.contains(&config.codec()) {
+            let why = format!(
+                "codec `{}` calls Python servers; use `rpc_transport::connect` or `PythonConnection::over`",
+                config.codec()
+            );
+            return Err(Error::new(ErrorKind::Config, why));
+        }
         let mut framed = Framed::new(io, FrameCodec::new(config.max_frame_bytes()));
         let opts = AuthOptions {
             timeout: config.handshake_timeout(),

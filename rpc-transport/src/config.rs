@@ -45,12 +45,12 @@
 //! | `authkey` | both | required | shared secret of the handshake |
 //! | `authkey_file` | both | — | file holding the secret instead; one trailing newline (`\n` or `\r\n`) is dropped; a relative path is relative to the config file |
 //! | `codecs` | server | all of [`KNOWN_CODECS`] | codecs the server accepts |
-//! | `codec` | client | `"bincode"` | codec the client speaks |
+//! | `codec` | client | `"bincode"` | codec the client speaks; `"pickle"` or `"py-json"` ([`PYTHON_CODECS`]) call a Python `multiprocessing` server in the pattern |
 //! | `max_frame_bytes` | both | `16777216` (16 MiB) | largest frame sent or accepted, 1 KiB to 1 GiB |
 //! | `handshake_timeout_ms` | both | `5000` | time allowed for the authkey handshake |
 //! | `call_timeout_ms` | client | `30000` | time allowed for one call |
 //! | `allow_legacy_auth` | both | `false` | accept the MD5 handshake of Python <= 3.11 peers |
-//! | `python_compat` | server | `false` | serve stock Python `multiprocessing` clients |
+//! | `python_compat` | server | `false` | serve stock Python `multiprocessing` clients (pickle and JSON forms) on the same port; the first frame after authentication is then awaited without a time limit, as a Python client sends it at its first call; see [`crate::python`] |
 //! | `[server.limits]` | server | see [`Limits`] | connections, handshakes, calls in flight, batch size, invalid messages, idle timeout, shutdown grace |
 //! | `[client.reconnect]` | client | absent (no reconnect) | backoff and whether calls wait while disconnected; see [`Reconnect`] |
 //!
@@ -76,6 +76,11 @@ pub use crate::limits::{Limits, Reconnect};
 
 /// Codec names this build understands, in the order a server prefers them.
 pub const KNOWN_CODECS: &[&str] = &["bincode", "json"];
+
+/// Codecs a client may name to call a Python `multiprocessing` server in the
+/// pattern (see [`crate::python`]); a server's `codecs` never list them, as
+/// `python_compat` decides whether Python peers are served.
+pub const PYTHON_CODECS: &[&str] = &["pickle", "py-json"];
 
 /// Top-level tables a config file may hold; this module reads `[server]` and `[client]`.
 const KNOWN_TABLES: &[&str] = &["server", "client", "http"];
@@ -384,7 +389,7 @@ impl ClientConfigBuilder {
         self
     }
 
-    /// Sets the codec, one of [`KNOWN_CODECS`]; overrides `RPC_CODEC`.
+    /// Sets the codec, one of [`KNOWN_CODECS`] or [`PYTHON_CODECS`]; overrides `RPC_CODEC`.
     pub fn codec(mut self, codec: impl Into<String>) -> Self {
         self.explicit.codec = Some(codec.into());
         self
@@ -420,7 +425,11 @@ impl ClientConfigBuilder {
         Ok(ClientConfig {
             shared: Shared::resolve("client", &mut layer)?,
             connect: address("client.connect", connect)?,
-            codec: check_codec("client.codec", layer.codec.unwrap_or(DEFAULT_CODEC.into()))?,
+            codec: check_codec(
+                "client.codec",
+                layer.codec.unwrap_or(DEFAULT_CODEC.into()),
+                &[KNOWN_CODECS, PYTHON_CODECS].concat(),
+            )?,
             call_timeout: positive("client.call_timeout_ms", call_timeout)?,
             reconnect: layer.reconnect,
         })
@@ -763,13 +772,13 @@ fn check_codecs(codecs: Vec<String>) -> Result<Vec<String>, ConfigError> {
     }
     codecs
         .into_iter()
-        .map(|c| check_codec("server.codecs", c))
+        .map(|c| check_codec("server.codecs", c, KNOWN_CODECS))
         .collect()
 }
 
-fn check_codec(key: &str, codec: String) -> Result<String, ConfigError> {
-    if !KNOWN_CODECS.contains(&codec.as_str()) {
-        let expected = format!("one of {}", quoted(KNOWN_CODECS));
+fn check_codec(key: &str, codec: String, known: &[&str]) -> Result<String, ConfigError> {
+    if !known.contains(&codec.as_str()) {
+        let expected = format!("one of {}", quoted(known));
         return Err(invalid(key, format!("{codec:?}"), expected));
     }
     Ok(codec)
@@ -1076,6 +1085,18 @@ mod tests {
                 .to_string()
                 .contains("client.codec")
         );
+    }
+
+    #[test]
+    fn a_client_may_name_a_python_codec_and_a_server_may_not() {
+        for codec in PYTHON_CODECS {
+            let c = client(&format!(
+                "[client]\nconnect = \"h:1\"\nauthkey = \"k\"\ncodec = \"{codec}\""
+            ));
+            assert_eq!(c.unwrap().codec(), *codec);
+        }
+        let error = server_error("[server]\nauthkey = \"k\"\ncodecs = [\"py-json\"]");
+        assert!(error.contains("one of `bincode`, `json`"), "{error}");
     }
 
     #[test]

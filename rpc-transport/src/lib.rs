@@ -53,6 +53,14 @@
 //!   | -- going away (shutdown) ---------------------> |   no new calls; in-flight ones still answered
 //! ```
 //!
+//! # Python peers
+//!
+//! With `python_compat = true` a server also serves stock Python
+//! `multiprocessing.connection` clients on the same port, told apart by
+//! their first frame (a pickle, not a hello); with `codec = "pickle"` or
+//! `"py-json"` a client calls a Python server. Both speak the Python
+//! Cookbook's RPC pattern, one call at a time: see [`python`].
+//!
 //! # Tasks
 //!
 //! | side | task | does |
@@ -83,10 +91,12 @@ pub mod limits;
 pub mod metrics;
 pub mod net;
 mod outbox;
+pub mod python;
 pub mod reconnect;
 pub mod server;
 mod session;
 
 pub use crate::client::{Connection, connect};
 pub use crate::config::{ClientConfig, ServerConfig};
+pub use crate::python::PythonConnection;
 pub use crate::server::{Listening, Server};

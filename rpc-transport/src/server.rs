@@ -38,7 +38,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use rpc_core::{Error, ErrorKind, Registry};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
@@ -147,9 +146,31 @@ impl Server {
     pub async fn serve_stream<S: Io>(&self, io: S, peer: Option<SocketAddr>) -> Result<(), Error> {
         let config = &self.inner.config;
         let mut framed = Framed::new(io, FrameCodec::new(config.max_frame_bytes()));
-        let first = self.open(&mut framed).await.inspect_err(|_| {
+        let open = self.inner.metrics.connection_opened(Transport::Tcp);
+        self.authenticate(&mut framed).await.inspect_err(|_| {
             self.inner.metrics.refused(Refused::Handshake);
         })?;
+        // A Python client sends its first request when it makes its first
+        // call, which may be long after it connects: it gets the idle timeout.
+        let first_wait = match config.python_compat() {
+            true => config.limits().idle_timeout.unwrap_or(Duration::MAX),
+            false => config.handshake_timeout(),
+        };
+        let first = session::read_frame(&mut framed, first_wait, "hello").await?;
+        // Our hello is a JSON object; a Python peer's first frame is a
+        // pickle (0x80 from protocol 2 on), or something to refuse as one.
+        if config.python_compat() && first.first() != Some(&b'{') {
+            drop(open);
+            let _open = self.inner.metrics.connection_opened(Transport::Python);
+            let python = crate::python::PythonPeer {
+                registry: &self.inner.registry,
+                metrics: &self.inner.metrics,
+                limits: config.limits(),
+                draining: self.draining(),
+                peer,
+            };
+            return crate::python::serve(framed, first, python).await;
+        }
         if first.first() == Some(&PICKLE_PROTO) {
             return Err(Error::new(
                 ErrorKind::Protocol,
@@ -182,9 +203,9 @@ impl Server {
 }
 
 impl Server {
-    /// Authenticates the peer and reads its first frame, within the
-    /// handshake timeout; dropped early when newer connections need the room.
-    async fn open<S: Io>(&self, framed: &mut Framed<S, FrameCodec>) -> Result<BytesMut, Error> {
+    /// Authenticates the peer within the handshake timeout; dropped early
+    /// when newer connections need the room.
+    async fn authenticate<S: Io>(&self, framed: &mut Framed<S, FrameCodec>) -> Result<(), Error> {
         let config = &self.inner.config;
         let opts = AuthOptions {
             timeout: config.handshake_timeout(),
@@ -192,10 +213,7 @@ impl Server {
         };
         let _pending = self.inner.metrics.handshake_started();
         let (seq, shed) = self.pending_handshake();
-        let opening = async {
-            session::accept(framed, config.authkey().as_bytes(), &opts).await?;
-            session::read_frame(framed, config.handshake_timeout(), "hello").await
-        };
+        let opening = session::accept(framed, config.authkey().as_bytes(), &opts);
         let opened = tokio::select! {
             opened = opening => opened,
             Ok(()) = shed => Err(Error::new(
@@ -316,10 +334,8 @@ impl Listening {
     ) {
         let server = self.server.clone();
         let span = info_span!("connection", peer = ?peer);
-        let open = server.inner.metrics.connection_opened(Transport::Tcp);
         connections.spawn(
             async move {
-                let _open = open;
                 match server.serve_stream(stream, peer).await {
                     Ok(()) => debug!("connection closed"),
                     Err(e) => warn!(error = %e, "connection ended"),

@@ -1,0 +1,156 @@
+//! Serving one Python client after authentication: read a request, run it,
+//! send its reply, and nothing else; the pattern's proxy reads exactly one
+//! frame per call.
+//!
+//! An application error, an unknown method or bad arguments are answered
+//! (a pickled exception, or the JSON error object) and the connection goes
+//! on. A request that cannot be read as plain data (a pickle naming a global,
+//! a memo bomb, a malformed frame) is answered with a `ValueError` saying
+//! why, and the connection is closed.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use futures::StreamExt;
+use rpc_core::python::call::{self, Call, Form};
+use rpc_core::python::pickle::Options;
+use rpc_core::service::Reply;
+use rpc_core::{Context, Error, ErrorKind, Registry};
+use tokio::sync::watch;
+use tokio_util::codec::Framed;
+use tracing::debug;
+
+use crate::frame::FrameCodec;
+use crate::limits::Limits;
+use crate::metrics::{Metrics, Transport};
+use crate::net::Io;
+use crate::session::{self, frame_error};
+
+/// What serving a Python peer needs from its server.
+pub(crate) struct PythonPeer<'a> {
+    pub(crate) registry: &'a Registry,
+    pub(crate) metrics: &'a Metrics,
+    pub(crate) limits: &'a Limits,
+    /// Becomes `true` when the server starts shutting down.
+    pub(crate) draining: watch::Receiver<bool>,
+    pub(crate) peer: Option<SocketAddr>,
+}
+
+/// Serves a Python client whose first request is `first`, until it closes
+/// the connection (`Ok`) or sends what cannot be read (`Err`, after telling it).
+///
+/// The pattern cannot take a notice, so shutdown closes an idle connection
+/// and answers a request that arrives while draining with a
+/// `ConnectionError` ("server shutting down") before closing; an idle
+/// connection is closed after the idle timeout.
+pub(crate) async fn serve<S: Io>(
+    mut framed: Framed<S, FrameCodec>,
+    first: BytesMut,
+    mut python: PythonPeer<'_>,
+) -> Result<(), Error> {
+    let options = Options::default();
+    let mut frame = first;
+    loop {
+        let draining = *python.draining.borrow();
+        let (form, reply, refused) = match Call::read(&frame, &options.scaled_to(frame.len())) {
+            Ok(call) if draining => {
+                let why = "the server is shutting down and did not run this call";
+                let reply = call::error_reply(call.form, ErrorKind::ShuttingDown, why);
+                (
+                    call.form,
+                    reply,
+                    Some(Error::new(ErrorKind::ShuttingDown, why)),
+                )
+            }
+            Ok(call) => (call.form, python.answer(call).await, None),
+            Err(refusal) => {
+                let error = refusal.error;
+                let reply = call::error_reply(refusal.form, error.kind(), error.message());
+                (refusal.form, reply, refusal.close.then_some(error))
+            }
+        };
+        let reply = within_limit(form, reply, framed.codec().max_frame_bytes());
+        session::send_frame(&mut framed, reply).await?;
+        if let Some(error) = refused {
+            return Err(error);
+        }
+        let idle = python.limits.idle_timeout.unwrap_or(Duration::MAX);
+        let next = tokio::select! {
+            next = tokio::time::timeout(idle, framed.next()) => next,
+            () = crate::server::draining_started(&mut python.draining), if !draining => {
+                debug!("closing an idle Python connection: the server is shutting down");
+                return Ok(());
+            }
+        };
+        frame = match next {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(e))) => return Err(frame_error(e)),
+            Ok(None) => {
+                debug!("Python client closed the connection");
+                return Ok(());
+            }
+            Err(_) => {
+                debug!("closing an idle Python connection");
+                return Ok(());
+            }
+        };
+    }
+}
+
+impl PythonPeer<'_> {
+    /// Runs one call, counts it, and encodes its reply in the request's form.
+    async fn answer(&self, call: Call) -> Vec<u8> {
+        let (form, method) = (call.form, call.method.clone());
+        let started = Instant::now();
+        let route = self.registry.resolve(&method);
+        let running = route
+            .as_ref()
+            .map_err(|e| Error::new(e.kind(), e.message()));
+        let running = running.and_then(|&route| {
+            let params = call.params(self.registry.method(route))?;
+            self.registry.call(
+                route,
+                &mut <dyn erased_serde::Deserializer<'_>>::erase(params),
+            )
+        });
+        let reply: Reply = match running {
+            Ok(future) => Context::new().with_peer(self.peer).scope(future).await,
+            Err(e) => Err(e.into()),
+        };
+        let outcome = reply.as_ref().map(drop).map_err(|fault| fault.kind);
+        let route = route.ok();
+        self.metrics
+            .record_call(Transport::Python, route, outcome, started.elapsed());
+        let encoded = match reply {
+            Ok(result) => call::reply(form, &*result as &dyn erased_serde::Serialize),
+            Err(fault) => return failure(form, &method, fault.kind, &fault.message),
+        };
+        encoded.unwrap_or_else(|e| failure(form, &method, e.kind(), e.message()))
+    }
+}
+
+/// An error reply whose message names the method and the error.
+fn failure(form: Form, method: &str, kind: ErrorKind, message: &str) -> Vec<u8> {
+    match kind {
+        // These messages name the method already.
+        ErrorKind::MethodNotFound | ErrorKind::InvalidParams => {
+            call::error_reply(form, kind, message)
+        }
+        _ => call::error_reply(form, kind, &format!("`{method}` failed: {message}")),
+    }
+}
+
+/// `reply`, or an error in its place if it is over the frame limit (a
+/// Python client reads any size, but this server sends no more than it
+/// accepts).
+fn within_limit(form: Form, reply: Vec<u8>, limit: usize) -> Vec<u8> {
+    if reply.len() <= limit {
+        return reply;
+    }
+    let why = format!(
+        "the reply is {} bytes, over this server's max_frame_bytes of {limit}",
+        reply.len()
+    );
+    call::error_reply(form, ErrorKind::FrameTooLarge, &why)
+}
