@@ -71,6 +71,8 @@ mod connection;
 pub mod frame;
 pub mod handshake;
 pub mod hello;
+#[cfg(feature = "http")]
+pub mod http;
 mod limits;
 pub mod metrics;
 pub mod net;

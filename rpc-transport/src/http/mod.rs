@@ -1,0 +1,288 @@
+//! The HTTP gateway (feature `http`): every service of a [`Server`]'s
+//! registry over HTTP/1.1, as JSON-RPC 2.0, as XML-RPC and REST-style.
+//!
+//! ```no_run
+//! # async fn demo(server: rpc_transport::Server) -> Result<(), Box<dyn std::error::Error>> {
+//! use rpc_transport::http::{HttpConfig, HttpGateway};
+//!
+//! let config = HttpConfig::builder().listen("127.0.0.1:8080").password("a-different-secret").build()?;
+//! let listening = HttpGateway::new(config, &server)?.bind().await?;
+//! println!("http listening {}", listening.local_addr());
+//! listening.serve_until(async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Endpoints
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST /rpc` | JSON-RPC 2.0: one request, a batch, notifications; params by position or by name |
+//! | `POST /RPC2` | XML-RPC, with `system.listMethods`, `system.methodSignature`, `system.methodHelp` |
+//! | `POST /{Service}/{method}` | a JSON body (array = by position, object = by name; empty = none) → the bare JSON result |
+//! | `GET /{Service}/{method}?x=2&y=3` | the same for methods marked `#[rpc(idempotent)]`; 405 for others |
+//! | `GET /` | the services, their methods and parameters, as JSON |
+//! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
+//! | `GET /healthz` | 200 `serving`, or 503 `draining` once [`Health::set_draining`] ran; needs no password |
+//!
+//! ```text
+//! $ curl -u rpc:PASSWORD 'http://127.0.0.1:8080/Calculator/add?x=2&y=3'
+//! 5
+//! $ curl -u rpc:PASSWORD -d '{"jsonrpc":"2.0","id":1,"method":"Calculator.div","params":[1,0]}' http://127.0.0.1:8080/rpc
+//! {"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"division by zero","data":"DivideByZero"}}
+//! ```
+//!
+//! ```python
+//! s = xmlrpc.client.ServerProxy('http://rpc:PASSWORD@127.0.0.1:8080/RPC2', allow_none=True)
+//! s.set('spam', [1, 2, 3]); s.get('spam')   # [1, 2, 3]
+//! ```
+//!
+//! # Errors and statuses
+//!
+//! JSON-RPC answers a request it could read with 200 (a notification-only
+//! request with 204), the outcome in the body; a body that is not JSON-RPC at
+//! all gets 400 and an error object. XML-RPC answers failures as `<fault>`
+//! (`faultCode` from [`ErrorKind::xmlrpc_fault`]). REST answers the status of
+//! [`ErrorKind::http_status`] — 400 bad arguments, 404 unknown method, 413
+//! body too large, 422 application error, 500 handler panic, 504 deadline —
+//! with `{"error":{"code":…,"message":…,"data":…}}`.
+//!
+//! # Security
+//!
+//! Every endpoint but `/healthz` needs HTTP Basic credentials: any user name
+//! and the `[http]` password, which must differ from the `[server]` authkey
+//! (the gateway refuses to start otherwise, and never accepts the authkey).
+//! Plain HTTP gives **no confidentiality**: the password and every call cross
+//! the network in the clear. Listen on loopback, or behind a proxy that
+//! terminates TLS.
+//!
+//! Bodies are bounded (`max_body_bytes`, by default the server's
+//! `max_frame_bytes`), as are the time of a request (`request_timeout_ms`)
+//! and the nesting of JSON and XML values (64 levels). XML is read without
+//! a DTD: only the five predefined entities and numeric character references.
+
+mod auth;
+mod call;
+pub mod config;
+mod jsonrpc;
+mod listener;
+mod ops;
+mod query;
+mod reply;
+mod rest;
+mod xml_de;
+mod xml_read;
+mod xml_ser;
+mod xml_value;
+mod xmlrpc;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::routing::{get, post};
+use rpc_core::{Error, ErrorKind, ErrorKind::Config, Registry};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use self::config::{HttpConfig, HttpConfigBuilder, Password};
+use crate::Server;
+use crate::metrics::Metrics;
+
+/// Time the whole request gets beyond `request_timeout`, so that a call that
+/// runs out of time is answered by the gateway's own error, not cut off.
+const ANSWER_MARGIN: Duration = Duration::from_secs(1);
+
+/// Whether the gateway is serving or draining, as `/healthz` reports it.
+/// Cheap to clone; every clone sees the same state.
+#[derive(Clone, Debug, Default)]
+pub struct Health(Arc<AtomicBool>);
+
+impl Health {
+    /// A health that reports serving.
+    pub fn new() -> Health {
+        Health::default()
+    }
+
+    /// From now on `/healthz` answers 503 `draining`.
+    pub fn set_draining(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Health::set_draining`] ran.
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What every request handler shares.
+struct Gateway {
+    registry: Registry,
+    metrics: Arc<Metrics>,
+    guard: auth::Guard,
+    health: Health,
+    request_timeout: Duration,
+    max_batch: usize,
+}
+
+/// The gateway of one [`Server`]: its services, its counters, an `[http]`
+/// configuration. Build it, [`bind`](HttpGateway::bind) it, serve.
+pub struct HttpGateway {
+    gateway: Arc<Gateway>,
+    listen: String,
+    max_body_bytes: usize,
+}
+
+impl HttpGateway {
+    /// A gateway to `server`'s services, counting into `server`'s metrics.
+    ///
+    /// Fails if the `[http]` password equals the `[server]` authkey: the two
+    /// secrets guard different doors and must not open each other's.
+    pub fn new(config: HttpConfig, server: &Server) -> Result<HttpGateway, Error> {
+        if config.password().as_bytes() == server.config().authkey().as_bytes() {
+            return Err(Error::new(
+                Config,
+                "the [http] password is the [server] authkey; choose a different password",
+            ));
+        }
+        let gateway = Gateway {
+            registry: server.registry().clone(),
+            metrics: server.metrics().clone(),
+            guard: auth::Guard::new(config.password(), config.realm())?,
+            health: Health::new(),
+            request_timeout: config.request_timeout(),
+            max_batch: server.config().limits().max_batch,
+        };
+        Ok(HttpGateway {
+            gateway: Arc::new(gateway),
+            listen: config.listen().to_owned(),
+            max_body_bytes: config
+                .max_body_bytes()
+                .unwrap_or(server.config().max_frame_bytes()),
+        })
+    }
+
+    /// Reports `health` at `/healthz` (shared with whoever drains the server).
+    pub fn with_health(mut self, health: Health) -> HttpGateway {
+        if let Some(gateway) = Arc::get_mut(&mut self.gateway) {
+            gateway.health = health;
+        }
+        self
+    }
+
+    /// The health `/healthz` reports.
+    pub fn health(&self) -> &Health {
+        &self.gateway.health
+    }
+
+    /// Binds the configured `listen` address.
+    pub async fn bind(self) -> Result<HttpListening, Error> {
+        let listener = tokio::net::TcpListener::bind(&self.listen)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Io,
+                    format!("cannot listen on {}: {e}", self.listen),
+                )
+                .with_source(e)
+            })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?
+            .to_string();
+        Ok(HttpListening {
+            router: self.router(),
+            listener: listener::Counting::new(listener, self.gateway.metrics.clone()),
+            local_addr,
+            health: self.gateway.health.clone(),
+        })
+    }
+
+    fn router(&self) -> Router {
+        let gateway = &self.gateway;
+        let limit = self.max_body_bytes;
+        let with_password = Router::new()
+            .route("/", get(ops::index))
+            .route("/metrics", get(ops::metrics))
+            .route("/rpc", post(jsonrpc::handle))
+            .route("/RPC2", post(xmlrpc::handle))
+            .route("/{service}/{method}", get(rest::get).post(rest::post))
+            .route_layer(middleware::from_fn_with_state(
+                gateway.clone(),
+                auth::require_password,
+            ));
+        Router::new()
+            .route("/healthz", get(ops::healthz))
+            .merge(with_password)
+            .fallback(ops::not_found)
+            .layer(DefaultBodyLimit::max(limit))
+            .with_state(gateway.clone())
+            .layer(RequestBodyLimitLayer::new(limit))
+            .layer(middleware::map_response(reply::explain_too_large))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::GATEWAY_TIMEOUT,
+                gateway.request_timeout + ANSWER_MARGIN,
+            ))
+            .layer(CatchPanicLayer::new())
+            .layer(TraceLayer::new_for_http())
+    }
+}
+
+impl std::fmt::Debug for HttpGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpGateway")
+            .field("listen", &self.listen)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bound gateway, ready to serve.
+pub struct HttpListening {
+    router: Router,
+    listener: listener::Counting,
+    local_addr: String,
+    health: Health,
+}
+
+impl HttpListening {
+    /// The bound address (`host:port`; with port 0 configured, the real port).
+    pub fn local_addr(&self) -> &str {
+        &self.local_addr
+    }
+
+    /// Serves until the task is dropped.
+    pub async fn serve(self) {
+        self.serve_until(std::future::pending()).await
+    }
+
+    /// Serves until `shutdown` completes; then reports draining, stops
+    /// accepting, and returns once the requests in progress are answered.
+    pub async fn serve_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let health = self.health;
+        let shutdown = async move {
+            shutdown.await;
+            health.set_draining();
+        };
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "the HTTP gateway stopped");
+        }
+    }
+}
+
+impl std::fmt::Debug for HttpListening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpListening")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
