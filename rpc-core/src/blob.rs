@@ -171,7 +171,10 @@ mod tests {
     fn bincode_bytes_are_sliced_from_the_frame() {
         let payload = Bytes::from(vec![0x5a; 4096]);
         let frame = encoded(&Bincode, &payload);
-        let codec::Inbound::Response { outcome, .. } = Bincode.decode_response(&frame).unwrap();
+        let codec::Inbound::Response { outcome, .. } = Bincode.decode_response(&frame).unwrap()
+        else {
+            panic!("not a response")
+        };
         let back: Bytes =
             decoding_from(&frame, || codec::decode(&Bincode, &frame[outcome.unwrap()])).unwrap();
         assert_eq!(back, payload);

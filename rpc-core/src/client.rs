@@ -17,7 +17,6 @@ use serde::de::DeserializeOwned;
 
 use crate::codec::{self, Codec};
 use crate::error::{CallError, Error, ErrorKind};
-use crate::service::BoxFuture;
 
 /// A connection that can carry calls: implemented by `rpc-transport`'s
 /// client connection, and by anything else that can (an in-memory channel in
@@ -28,14 +27,20 @@ pub trait Transport: Send + Sync + 'static {
     /// error, or with [`ErrorKind::Timeout`] once `timeout` (or the
     /// transport's default) has passed.
     ///
-    /// `args` is encoded before this returns, so it need not outlive the call.
-    fn call(
-        &self,
-        method: &str,
-        args: &dyn erased_serde::Serialize,
+    /// The future may borrow `args` until it completes (a reconnecting
+    /// transport encodes them once it has a connection); a transport that
+    /// encodes them before returning can return a `'static` future.
+    fn call<'a>(
+        &'a self,
+        method: &'a str,
+        args: &'a (dyn erased_serde::Serialize + Sync),
         timeout: Option<Duration>,
-    ) -> BoxFuture<Result<Response, Error>>;
+    ) -> ResponseFuture<'a>;
 }
+
+/// What [`Transport::call`] returns.
+pub type ResponseFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Error>> + Send + 'a>>;
 
 /// A reply as the transport received it: the frame, the codec that reads it,
 /// and whether it holds a result or an error.
@@ -156,7 +161,7 @@ impl Client {
     /// Calls `method` with `args`, decoding the result as `R`.
     pub async fn call<A, R>(&self, method: &str, args: &A) -> Result<R, Error>
     where
-        A: Serialize,
+        A: Serialize + Sync,
         R: DeserializeOwned,
     {
         self.send(method, args).await?.into_result()
@@ -165,14 +170,14 @@ impl Client {
     /// Calls a method declared `-> Result<R, E>`.
     pub async fn call_fallible<A, R, E>(&self, method: &str, args: &A) -> Result<R, CallError<E>>
     where
-        A: Serialize,
+        A: Serialize + Sync,
         R: DeserializeOwned,
         E: DeserializeOwned,
     {
         self.send(method, args).await?.into_fallible()
     }
 
-    fn send<A: Serialize>(&self, method: &str, args: &A) -> BoxFuture<Result<Response, Error>> {
+    fn send<'a, A: Serialize + Sync>(&'a self, method: &'a str, args: &'a A) -> ResponseFuture<'a> {
         self.transport.call(method, args, self.timeout)
     }
 }

@@ -178,8 +178,18 @@ impl Registry {
         codec: &dyn Codec,
         params: &[u8],
     ) -> Result<CallFuture, Error> {
-        let route = self.resolve(name)?;
+        self.call_encoded(self.resolve(name)?, codec, params)
+    }
+
+    /// Like [`Registry::call`], with arguments in `codec`'s encoding.
+    pub fn call_encoded(
+        &self,
+        route: Route,
+        codec: &dyn Codec,
+        params: &[u8],
+    ) -> Result<CallFuture, Error> {
         let mut started = None;
+        let name = || format!("{}.{}", self.service(route).name, route.method.name);
         codec
             .decode_value(params, &mut |de| {
                 started = Some(self.call(route, de)?);
@@ -187,9 +197,9 @@ impl Registry {
             })
             .map_err(|e| match e.kind() {
                 ErrorKind::InvalidParams | ErrorKind::MethodNotFound => e,
-                _ => Error::invalid_params(name, e.message()),
+                _ => Error::invalid_params(&name(), e.message()),
             })?;
-        started.ok_or_else(|| Error::invalid_params(name, "no arguments were read"))
+        started.ok_or_else(|| Error::invalid_params(&name(), "no arguments were read"))
     }
 
     fn not_found(&self, name: &str) -> Error {

@@ -258,7 +258,9 @@ mod tests {
         codec
             .encode_response(&mut buf, &codec::Id::Num(1), &reply)
             .unwrap();
-        let codec::Inbound::Response { outcome, .. } = codec.decode_response(&buf).unwrap();
+        let codec::Inbound::Response { outcome, .. } = codec.decode_response(&buf).unwrap() else {
+            panic!("not a response")
+        };
         codec::decode(codec, &buf[outcome.unwrap()]).unwrap()
     }
 

@@ -28,12 +28,11 @@ use std::task::{Poll, ready};
 
 use bytes::{Buf, BytesMut};
 use futures::StreamExt;
-use rpc_core::client::Response;
+use rpc_core::client::{Response, ResponseFuture};
 use rpc_core::codec::{Codec, Inbound, OutRequest};
-use rpc_core::service::BoxFuture;
 use rpc_core::{Client, Error, ErrorKind, Transport};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
 use tokio_util::codec::{Framed, FramedRead};
 use tracing::debug;
@@ -44,11 +43,19 @@ use crate::handshake::AuthOptions;
 use crate::hello::{Answer, Hello, PROTOCOL_VERSION};
 use crate::net::{self, Io};
 use crate::outbox::{Outbox, Pushed};
+use crate::reconnect::Reconnecting;
 use crate::session::{self, frame_error};
 
 /// Connects as `config` says and returns a client handle for generated
 /// clients (`CalculatorClient::new(client)`).
+///
+/// With a `[client.reconnect]` policy the handle reconnects after the
+/// connection drops (see [`crate::reconnect`]); without one, a lost
+/// connection stays lost and every later call fails at once.
 pub async fn connect(config: &ClientConfig) -> Result<Client, Error> {
+    if config.reconnect().is_some() {
+        return Ok(Client::new(Reconnecting::connect(config).await?));
+    }
     Ok(Client::new(Connection::connect(config).await?))
 }
 
@@ -75,6 +82,8 @@ struct Shared {
     /// Callers woken with a reply that have not queued a request since:
     /// while some have, the request just queued waits for theirs.
     woken: AtomicUsize,
+    /// Turns `true` when the connection has ended.
+    ended: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -150,11 +159,30 @@ impl Connection {
             server_max_frame: server.max_frame_bytes,
             call_timeout: config.call_timeout(),
             woken: AtomicUsize::new(0),
+            ended: watch::Sender::new(false),
         });
         let mut frames = FramedRead::new(read, parts.codec);
         frames.read_buffer_mut().extend_from_slice(&parts.read_buf);
         let task = tokio::spawn(run(shared.clone(), frames)).abort_handle();
         Ok(Connection { shared, task })
+    }
+}
+
+impl Connection {
+    /// Completes once the connection has ended, for whatever reason.
+    pub async fn closed(&self) {
+        let mut ended = self.shared.ended.subscribe();
+        let _ = ended.wait_for(|&e| e).await;
+    }
+
+    /// Whether the connection has ended (or the server said it is going away).
+    pub fn is_closed(&self) -> bool {
+        self.shared
+            .waiters
+            .lock()
+            .expect("waiters lock")
+            .closed
+            .is_some()
     }
 }
 
@@ -169,12 +197,25 @@ impl Drop for Connection {
 }
 
 impl Transport for Connection {
-    fn call(
+    fn call<'a>(
+        &'a self,
+        method: &'a str,
+        args: &'a (dyn erased_serde::Serialize + Sync),
+        timeout: Option<Duration>,
+    ) -> ResponseFuture<'a> {
+        self.send(method, args, timeout)
+    }
+}
+
+impl Connection {
+    /// [`Transport::call`], with the request queued before this returns,
+    /// so the future borrows nothing.
+    pub(crate) fn send(
         &self,
         method: &str,
         args: &dyn erased_serde::Serialize,
         timeout: Option<Duration>,
-    ) -> BoxFuture<Result<Response, Error>> {
+    ) -> ResponseFuture<'static> {
         let timeout = timeout.unwrap_or(self.shared.call_timeout);
         // The request is queued now, so the waiter is removed however the
         // future ends: with a reply, at the timeout, or dropped unpolled.
@@ -318,14 +359,32 @@ impl Shared {
         }
     }
 
+    /// Removes call `id`'s waiter; if the call was still waiting, asks the
+    /// server to stop it.
     fn forget(&self, id: u64) {
-        self.waiters.lock().expect("waiters lock").by_id.remove(&id);
+        let waiting = self.waiters.lock().expect("waiters lock").by_id.remove(&id);
+        if waiting.is_some() {
+            let cancel = self.outbox.push(self.server_max_frame, |buf| {
+                self.codec.encode_cancel(buf, id);
+                Ok::<_, Error>(())
+            });
+            if let Ok(Some(())) = cancel {
+                self.send_queued();
+            }
+        }
     }
 
     /// Hands a reply frame to its waiter.
     fn deliver(&self, frame: bytes::Bytes) -> Result<(), Error> {
         let (id, outcome) = match self.codec.decode_response(&frame)? {
             Inbound::Response { id, outcome } => (id, outcome),
+            Inbound::GoingAway { reason } => {
+                // Calls in flight still get their answers; new ones fail.
+                let why = format!("the server is going away ({reason}); no new calls are sent");
+                let mut waiters = self.waiters.lock().expect("waiters lock");
+                waiters.closed.get_or_insert((ErrorKind::ShuttingDown, why));
+                return Ok(());
+            }
             other => {
                 return Err(Error::new(
                     ErrorKind::Protocol,
@@ -347,18 +406,20 @@ impl Shared {
 
     /// Ends the connection: every pending call and every later one fails
     /// with `kind` and `why`.
+    ///
+    /// After a going-away notice, calls still pending when the connection
+    /// ends fail with the server's shutdown reason instead.
     fn close(&self, kind: ErrorKind, why: String) {
-        let pending = {
+        let (pending, (kind, why)) = {
             let mut waiters = self.waiters.lock().expect("waiters lock");
-            if waiters.closed.is_none() {
-                waiters.closed = Some((kind, why.clone()));
-            }
-            std::mem::take(&mut waiters.by_id)
+            let reason = waiters.closed.get_or_insert((kind, why)).clone();
+            (std::mem::take(&mut waiters.by_id), reason)
         };
         for waiter in pending.into_values() {
             let _ = waiter.send(Err(Error::new(kind, why.clone())));
         }
         self.outbox.close();
+        self.ended.send_replace(true);
     }
 }
 

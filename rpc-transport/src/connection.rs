@@ -6,9 +6,18 @@
 //! without a task of its own, the rest are spawned into the connection's
 //! `JoinSet`, so they end with the connection.
 //!
+//! The connection's limits ([`Limits`]) are enforced here: at
+//! `max_in_flight` running calls the loop stops reading, so a peer that
+//! floods requests or never reads its replies is held by TCP's own
+//! backpressure; `max_invalid_messages` malformed messages close it; an idle
+//! connection is closed after `idle_timeout`. At shutdown it tells the
+//! client it is going away, answers new requests with a "shutting down"
+//! error, and gives running calls `shutdown_grace` to finish.
+//!
 //! An idle connection holds little: reads go into a 2 KiB buffer until one
 //! fills it, and buffers a large message grew are released once empty.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -18,14 +27,18 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use rpc_core::codec::{Codec, Id, Incoming, Request};
+use rpc_core::registry::Route;
 use rpc_core::service::{Fault, Reply};
 use rpc_core::{Context, Error, ErrorKind, Registry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::codec::{Decoder, Framed, FramedParts};
-use tracing::debug;
+use tracing::{Instrument, debug, debug_span};
 
 use crate::frame::{FrameCodec, FrameError};
+use crate::limits::Limits;
+use crate::metrics::{Metrics, Transport};
 use crate::net::Io;
 use crate::outbox::{Outbox, Pushed};
 use crate::session::frame_error;
@@ -37,6 +50,10 @@ pub(crate) struct ServerConnection<'a> {
     pub(crate) peer: Option<SocketAddr>,
     /// The largest frame the client accepts.
     pub(crate) peer_max_frame: usize,
+    pub(crate) limits: &'a Limits,
+    pub(crate) metrics: &'a Arc<Metrics>,
+    /// Becomes `true` when the server starts shutting down.
+    pub(crate) draining: watch::Receiver<bool>,
 }
 
 /// Where replies go: the outbox, encoded by the connection's codec.
@@ -47,9 +64,34 @@ struct Replies {
     max_frame: usize,
 }
 
+/// The calls of one connection that outlived their first poll.
+#[derive(Default)]
+struct Calls {
+    tasks: JoinSet<()>,
+    /// Running calls by request id, to cancel them or answer them at shutdown.
+    by_id: HashMap<Id, Running>,
+    /// The request id of each task, to forget it when it ends.
+    ids: HashMap<tokio::task::Id, Id>,
+}
+
+struct Running {
+    task: AbortHandle,
+    route: Route,
+    started: Instant,
+}
+
+/// Why a connection's loop stops.
+enum Stop {
+    /// The client closed the connection, or it idled out: a normal end.
+    Quiet,
+    /// The connection failed or broke a limit.
+    Failed(Error),
+}
+
 impl ServerConnection<'_> {
     /// Serves calls until the client closes the connection (which cancels
-    /// its calls still in flight) or the connection fails.
+    /// its calls still in flight), the connection fails, idles out, or the
+    /// server has shut it down.
     ///
     /// One loop reads and writes: it handles every complete frame it has,
     /// writes the replies they produced in one go, then waits for more bytes,
@@ -67,18 +109,50 @@ impl ServerConnection<'_> {
             codec: self.codec,
             max_frame: self.peer_max_frame,
         };
-        let mut calls = JoinSet::new();
+        let limits = self.limits;
+        let mut shutdown = self.draining.clone();
+        let mut calls = Calls::default();
         let mut output = BytesMut::new();
+        let mut invalid = 0;
+        let mut closing = None;
+        let mut draining = false;
+        let grace = tokio::time::sleep(limits.shutdown_grace);
+        let idle = tokio::time::sleep(limits.idle_timeout.unwrap_or_default());
+        tokio::pin!(grace, idle);
+        let mut last_active = tokio::time::Instant::now();
         // Room for the next read: small until a read fills it.
         let mut room = IDLE_ROOM;
         loop {
-            while let Some(frame) = codec.decode(&mut input).map_err(frame_error)? {
-                self.handle(&frame.freeze(), &replies, &mut calls);
+            while closing.is_none() && calls.tasks.len() < limits.max_in_flight {
+                let Some(frame) = codec.decode(&mut input).map_err(frame_error)? else {
+                    break;
+                };
+                let frame = frame.freeze();
+                match self.handle(&frame, &replies, &mut calls, draining) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        invalid += 1;
+                        if invalid >= limits.max_invalid_messages {
+                            closing = Some(Error::new(
+                                ErrorKind::Protocol,
+                                format!(
+                                    "closed after {invalid} invalid messages, the last: {}",
+                                    e.message()
+                                ),
+                            ));
+                        }
+                    }
+                }
             }
             replies.outbox.take(&mut output);
             if !output.is_empty() {
+                let written = output.len() as u64;
                 match write_out(&mut io, &mut output).await {
-                    Ok(()) => continue,
+                    Ok(()) => {
+                        self.metrics.add_bytes(Transport::Tcp, 0, written);
+                        last_active = tokio::time::Instant::now();
+                        continue;
+                    }
                     // The client went away while a reply was on its way: a
                     // normal end, and the calls still in flight are cancelled.
                     Err(e) if is_disconnect(&e) => return Ok(()),
@@ -88,59 +162,220 @@ impl ServerConnection<'_> {
                     }
                 }
             }
+            if let Some(e) = closing.take() {
+                return Err(e);
+            }
+            if draining && calls.tasks.is_empty() {
+                debug!("connection drained");
+                return Ok(());
+            }
             make_room(&mut input, room);
             let spare = input.capacity() - input.len();
+            let reading = calls.tasks.len() < limits.max_in_flight;
+            let idling = limits.idle_timeout.is_some() && calls.tasks.is_empty() && !draining;
             tokio::select! {
-                read = io.read_buf(&mut input) => match read {
-                    Ok(n) if n == spare && room < READ_CHUNK => room = READ_CHUNK,
-                    Ok(0) if input.is_empty() => {
-                        debug!(cancelled = calls.len(), "client closed the connection");
-                        return Ok(());
+                read = io.read_buf(&mut input), if reading => {
+                    last_active = tokio::time::Instant::now();
+                    match self.after_read(read, &input, spare, &mut room, calls.tasks.len()) {
+                        None => {}
+                        Some(Stop::Quiet) => return Ok(()),
+                        Some(Stop::Failed(e)) => return Err(e),
                     }
-                    Ok(0) => {
-                        let why = format!("the client closed the connection {} bytes into a frame", input.len());
-                        return Err(Error::new(ErrorKind::ConnectionLost, why));
-                    }
-                    Ok(_) => {}
-                    Err(e) if is_disconnect(&e) => return Ok(()),
-                    Err(e) => return Err(Error::new(ErrorKind::ConnectionLost, format!("reading from the client failed: {e}"))),
                 },
                 () = replies.outbox.ready() => {}
-                Some(_) = calls.join_next(), if !calls.is_empty() => {}
+                Some(ended) = calls.tasks.join_next_with_id(), if !calls.tasks.is_empty() => calls.ended(ended),
+                () = crate::server::draining_started(&mut shutdown), if !draining => {
+                    draining = true;
+                    grace.as_mut().reset(tokio::time::Instant::now() + limits.shutdown_grace);
+                    replies.going_away();
+                }
+                () = &mut grace, if draining => {
+                    calls.shut_down(&replies, self.metrics);
+                    draining = true;
+                }
+                () = &mut idle, if idling => {
+                    let until = last_active + limits.idle_timeout.unwrap_or_default();
+                    if tokio::time::Instant::now() >= until {
+                        debug!("closing an idle connection");
+                        return Ok(());
+                    }
+                    idle.as_mut().reset(until);
+                }
             }
         }
     }
 
-    fn handle(&self, frame: &Bytes, replies: &Replies, calls: &mut JoinSet<()>) {
+    /// Accounts for a read; says why to stop, if the read ended the connection.
+    fn after_read(
+        &self,
+        read: std::io::Result<usize>,
+        input: &BytesMut,
+        spare: usize,
+        room: &mut usize,
+        running: usize,
+    ) -> Option<Stop> {
+        let n = match read {
+            Ok(n) => n,
+            Err(e) if is_disconnect(&e) => return Some(Stop::Quiet),
+            Err(e) => {
+                let why = format!("reading from the client failed: {e}");
+                return Some(Stop::Failed(Error::new(ErrorKind::ConnectionLost, why)));
+            }
+        };
+        self.metrics.add_bytes(Transport::Tcp, n as u64, 0);
+        if n == spare && *room < READ_CHUNK {
+            *room = READ_CHUNK;
+        }
+        match n {
+            0 if input.is_empty() => {
+                debug!(cancelled = running, "client closed the connection");
+                Some(Stop::Quiet)
+            }
+            0 => {
+                let why = format!(
+                    "the client closed the connection {} bytes into a frame",
+                    input.len()
+                );
+                Some(Stop::Failed(Error::new(ErrorKind::ConnectionLost, why)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Handles one frame; `Err` if it was not a valid message (it has been
+    /// answered).
+    fn handle(
+        &self,
+        frame: &Bytes,
+        replies: &Replies,
+        calls: &mut Calls,
+        draining: bool,
+    ) -> Result<(), Error> {
         match self.codec.decode_request(frame) {
+            Incoming::Request(_) | Incoming::Batch(_) if draining => {
+                let id = match self.codec.decode_request(frame) {
+                    Incoming::Request(r) => r.id,
+                    _ => Some(Id::Null),
+                };
+                if let Some(id) = id {
+                    replies.send(&id, Err(shutting_down().into()));
+                }
+                Ok(())
+            }
             Incoming::Request(request) => {
-                let id = request.id.clone();
-                let call = self.start(request, frame);
-                match (id, call) {
-                    (Some(id), Ok(reply)) => replies.send(&id, reply),
-                    (Some(id), Err(pending)) => {
-                        let replies = replies.clone();
-                        calls.spawn(async move { replies.send(&id, pending.await) });
-                    }
-                    (None, Ok(_)) => {}
-                    (None, Err(pending)) => drop(calls.spawn(async move { drop(pending.await) })),
+                self.request(request, frame, replies, calls);
+                Ok(())
+            }
+            Incoming::Batch(items) if items.len() > self.limits.max_batch => {
+                let error = Error::new(
+                    ErrorKind::InvalidRequest,
+                    format!(
+                        "a batch of {} calls exceeds the limit of {} (max_batch)",
+                        items.len(),
+                        self.limits.max_batch
+                    ),
+                );
+                replies.send(&Id::Null, Err(Fault::from(error)));
+                Ok(())
+            }
+            Incoming::Batch(items) => {
+                self.batch(items, frame, replies, &mut calls.tasks);
+                Ok(())
+            }
+            Incoming::Cancel(id) => {
+                calls.cancel(&id, self.metrics);
+                Ok(())
+            }
+            Incoming::Invalid { id, error } => {
+                let reply = Error::new(error.kind(), error.message());
+                replies.send(&id, Err(reply.into()));
+                Err(error)
+            }
+            _ => {
+                let error = Error::new(ErrorKind::InvalidRequest, "unsupported message");
+                replies.send(
+                    &Id::Null,
+                    Err(Error::new(error.kind(), error.message()).into()),
+                );
+                Err(error)
+            }
+        }
+    }
+
+    fn request(&self, request: Request<'_>, frame: &Bytes, replies: &Replies, calls: &mut Calls) {
+        let id = request.id.clone();
+        let started = Instant::now();
+        let route = match self.registry.resolve(&request.method) {
+            Ok(route) => route,
+            Err(e) => {
+                self.metrics
+                    .record_call(Transport::Tcp, None, Err(e.kind()), started.elapsed());
+                if let Some(id) = id {
+                    replies.send(&id, Err(e.into()));
+                }
+                return;
+            }
+        };
+        let span = debug_span!("call", method = %request.method, id = ?id);
+        let call = span.in_scope(|| self.start(route, request, frame));
+        match call {
+            Ok(reply) => {
+                self.finished(route, &reply, started);
+                if let Some(id) = id {
+                    replies.send(&id, reply);
                 }
             }
-            Incoming::Batch(items) => self.batch(items, frame, replies, calls),
-            Incoming::Invalid { id, error } => replies.send(&id, Err(error.into())),
-            _ => replies.send(
-                &Id::Null,
-                Err(Error::new(ErrorKind::InvalidRequest, "unsupported message").into()),
-            ),
+            Err(pending) => {
+                if let Some(id) = &id {
+                    if calls.by_id.contains_key(id) {
+                        let error = Error::new(
+                            ErrorKind::InvalidRequest,
+                            format!("request id {id:?} is already used by a call in flight"),
+                        );
+                        replies.send(id, Err(error.into()));
+                        return;
+                    }
+                }
+                let replies = replies.clone();
+                let metrics = self.metrics.clone();
+                let running = metrics.call_started();
+                let reply_to = id.clone();
+                let task = calls.tasks.spawn(
+                    async move {
+                        let reply = pending.await;
+                        record(&metrics, route, &reply, started);
+                        if let Some(id) = reply_to {
+                            replies.send(&id, reply);
+                        }
+                        drop(running);
+                    }
+                    .instrument(span),
+                );
+                if let Some(id) = id {
+                    calls.ids.insert(task.id(), id.clone());
+                    calls.by_id.insert(
+                        id,
+                        Running {
+                            task,
+                            route,
+                            started,
+                        },
+                    );
+                }
+            }
         }
+    }
+
+    fn finished(&self, route: Route, reply: &Reply, started: Instant) {
+        record(self.metrics, route, reply, started);
     }
 
     /// Starts a call, polling it once: `Ok` if it is done already, else the
     /// rest of it, bounded by the caller's deadline.
-    fn start(&self, request: Request<'_>, frame: &Bytes) -> Result<Reply, Pending> {
+    fn start(&self, route: Route, request: Request<'_>, frame: &Bytes) -> Result<Reply, Pending> {
         let dispatch = || {
             self.registry
-                .dispatch_encoded(&request.method, self.codec, request.params)
+                .call_encoded(route, self.codec, request.params)
         };
         let call = match rpc_core::blob::decoding_from(frame, dispatch) {
             Ok(call) => call,
@@ -171,9 +406,16 @@ impl ServerConnection<'_> {
             match item {
                 Incoming::Request(request) => {
                     let id = request.id.clone();
-                    started.push((id, self.start(request, frame)));
+                    let call = match self.registry.resolve(&request.method) {
+                        Ok(route) => self.start(route, request, frame),
+                        Err(e) => Ok(Err(e.into())),
+                    };
+                    started.push((id, call));
                 }
                 Incoming::Invalid { id, error } => started.push((Some(id), Ok(Err(error.into())))),
+                // A cancel inside a batch has nothing to cancel: batch
+                // members are not cancelled one by one.
+                Incoming::Cancel(_) => {}
                 _ => started.push((
                     Some(Id::Null),
                     Ok(Err(Error::new(
@@ -185,6 +427,7 @@ impl ServerConnection<'_> {
             }
         }
         let replies = replies.clone();
+        let running = self.metrics.call_started();
         calls.spawn(async move {
             // The members run together, as separate requests would.
             let done =
@@ -203,8 +446,74 @@ impl ServerConnection<'_> {
             if !encoded.is_empty() {
                 replies.push_batch(&encoded);
             }
+            drop(running);
         });
     }
+}
+
+impl Calls {
+    /// Forgets a spawned call that ended (or was cancelled).
+    fn ended(&mut self, ended: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let task = match ended {
+            Ok((task, ())) => task,
+            Err(e) => e.id(),
+        };
+        if let Some(id) = self.ids.remove(&task) {
+            self.by_id.remove(&id);
+        }
+    }
+
+    /// Stops call `id`, which gets no answer; its slot is free once its
+    /// handler has really stopped.
+    fn cancel(&mut self, id: &Id, metrics: &Metrics) {
+        if let Some(running) = self.by_id.remove(id) {
+            running.task.abort();
+            let outcome = Err(ErrorKind::Cancelled);
+            metrics.record_call(
+                Transport::Tcp,
+                Some(running.route),
+                outcome,
+                running.started.elapsed(),
+            );
+        }
+    }
+
+    /// The grace period is over: stops every call and answers each that
+    /// has an id with a "shutting down" error.
+    fn shut_down(&mut self, replies: &Replies, metrics: &Metrics) {
+        for (id, running) in self.by_id.drain() {
+            running.task.abort();
+            let outcome = Err(ErrorKind::ShuttingDown);
+            metrics.record_call(
+                Transport::Tcp,
+                Some(running.route),
+                outcome,
+                running.started.elapsed(),
+            );
+            replies.send(&id, Err(shutting_down().into()));
+        }
+        // Batches, and calls without an id, end unanswered.
+        self.tasks.abort_all();
+    }
+}
+
+fn shutting_down() -> Error {
+    Error::new(
+        ErrorKind::ShuttingDown,
+        "the server is shutting down and did not run or finish this call",
+    )
+}
+
+/// Counts a finished call and logs it at debug level.
+fn record(metrics: &Metrics, route: Route, reply: &Reply, started: Instant) {
+    let elapsed = started.elapsed();
+    let outcome = reply.as_ref().map(drop).map_err(|fault| fault.kind);
+    metrics.record_call(Transport::Tcp, Some(route), outcome, elapsed);
+    debug!(
+        outcome = outcome.err().map_or("ok", ErrorKind::label),
+        elapsed_us = elapsed.as_micros() as u64,
+        "call finished"
+    );
 }
 
 /// Whether a write failed because the peer closed the connection.
@@ -264,6 +573,19 @@ async fn bounded(call: impl Future<Output = Reply>, deadline: Option<Instant>) -
 }
 
 impl Replies {
+    /// Queues the going-away notice.
+    fn going_away(&self) {
+        let notice = self.outbox.push(self.max_frame, |buf| {
+            self.codec
+                .encode_going_away(buf, "the server is shutting down");
+            Ok::<_, Error>(())
+        });
+        if let Err(e) = notice {
+            debug!(error = ?e, "the going-away notice could not be queued");
+        }
+        self.outbox.wake();
+    }
+
     /// Queues the reply to request `id`; a reply too large for the client, or
     /// one the codec cannot encode, is replaced by an error saying so.
     ///

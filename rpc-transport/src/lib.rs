@@ -77,6 +77,7 @@ mod limits;
 pub mod metrics;
 pub mod net;
 mod outbox;
+pub mod reconnect;
 pub mod server;
 mod session;
 

@@ -13,24 +13,44 @@
 //!
 //! One bad connection never affects another: a failed handshake, a malformed
 //! frame or a peer that vanishes ends that connection's task and is logged;
-//! the accept loop goes on.
+//! the accept loop goes on, and backs off (and logs) when `accept` itself
+//! fails, as it does when the process runs out of file descriptors.
+//!
+//! # Limits
+//!
+//! [`Limits`](crate::config::Limits) bound what peers can make the server
+//! hold: past `max_connections` a new connection is closed at once; past
+//! `max_pending_handshakes` the *oldest* connection still in the handshake is
+//! dropped, so silent peers cannot crowd out a real client; each connection
+//! bounds its calls in flight, its invalid messages and its idle time.
+//!
+//! # Shutdown
+//!
+//! When [`Listening::serve_until`]'s signal fires, the server stops
+//! accepting, tells every client it is going away, answers requests that
+//! arrive after that with a "server shutting down" error, lets calls in
+//! flight finish for `shutdown_grace`, answers those still running with the
+//! same error, and returns once every connection has closed.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use rpc_core::{Error, ErrorKind, Registry};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::codec::Framed;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::ServerConfig;
 use crate::connection::ServerConnection;
 use crate::frame::FrameCodec;
 use crate::handshake::AuthOptions;
 use crate::hello::{Answer, Hello};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Refused, Transport};
 use crate::net::{Io, Listener};
 use crate::session;
 
@@ -49,6 +69,17 @@ struct Inner {
     config: ServerConfig,
     registry: Registry,
     metrics: Arc<Metrics>,
+    /// `true` once the server is shutting down.
+    draining: watch::Sender<bool>,
+    handshakes: Mutex<Handshakes>,
+}
+
+/// Connections still in the handshake, oldest first, each with the way to
+/// drop it.
+#[derive(Debug, Default)]
+struct Handshakes {
+    next: u64,
+    pending: BTreeMap<u64, oneshot::Sender<()>>,
 }
 
 impl Server {
@@ -60,6 +91,8 @@ impl Server {
                 config,
                 registry,
                 metrics,
+                draining: watch::Sender::new(false),
+                handshakes: Mutex::default(),
             }),
         }
     }
@@ -77,6 +110,23 @@ impl Server {
     /// The counters of every listener serving this server.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// Whether the server is shutting down (for health checks).
+    pub fn is_draining(&self) -> bool {
+        *self.inner.draining.borrow()
+    }
+
+    /// Starts shutting down every connection of this server: no new calls,
+    /// calls in flight get `shutdown_grace` to finish. [`Listening::serve_until`]
+    /// calls this when its signal fires.
+    pub fn shut_down(&self) {
+        self.inner.draining.send_replace(true);
+    }
+
+    /// A receiver that turns `true` when the server starts shutting down.
+    pub fn draining(&self) -> watch::Receiver<bool> {
+        self.inner.draining.subscribe()
     }
 
     /// Binds the configured `listen` address.
@@ -102,12 +152,9 @@ impl Server {
     pub async fn serve_stream<S: Io>(&self, io: S, peer: Option<SocketAddr>) -> Result<(), Error> {
         let config = &self.inner.config;
         let mut framed = Framed::new(io, FrameCodec::new(config.max_frame_bytes()));
-        let opts = AuthOptions {
-            timeout: config.handshake_timeout(),
-            allow_legacy: config.allow_legacy_auth(),
-        };
-        session::accept(&mut framed, config.authkey().as_bytes(), &opts).await?;
-        let first = session::read_frame(&mut framed, config.handshake_timeout(), "hello").await?;
+        let first = self.open(&mut framed).await.inspect_err(|_| {
+            self.inner.metrics.refused(Refused::Handshake);
+        })?;
         if first.first() == Some(&PICKLE_PROTO) {
             return Err(Error::new(
                 ErrorKind::Protocol,
@@ -131,8 +178,72 @@ impl Server {
             codec,
             peer,
             peer_max_frame: hello.max_frame_bytes,
+            limits: config.limits(),
+            metrics: &self.inner.metrics,
+            draining: self.draining(),
         };
         connection.run(framed).await
+    }
+}
+
+impl Server {
+    /// Authenticates the peer and reads its first frame, within the
+    /// handshake timeout; dropped early when newer connections need the room.
+    async fn open<S: Io>(&self, framed: &mut Framed<S, FrameCodec>) -> Result<BytesMut, Error> {
+        let config = &self.inner.config;
+        let opts = AuthOptions {
+            timeout: config.handshake_timeout(),
+            allow_legacy: config.allow_legacy_auth(),
+        };
+        let _pending = self.inner.metrics.handshake_started();
+        let (seq, shed) = self.pending_handshake();
+        let opening = async {
+            session::accept(framed, config.authkey().as_bytes(), &opts).await?;
+            session::read_frame(framed, config.handshake_timeout(), "hello").await
+        };
+        let opened = tokio::select! {
+            opened = opening => opened,
+            Ok(()) = shed => Err(Error::new(
+                ErrorKind::Authentication,
+                format!(
+                    "dropped before authenticating: {} newer connections were waiting \
+                     for their handshake (max_pending_handshakes)",
+                    config.limits().max_pending_handshakes
+                ),
+            )),
+        };
+        self.inner
+            .handshakes
+            .lock()
+            .expect("handshakes lock")
+            .pending
+            .remove(&seq);
+        opened
+    }
+
+    /// Registers a pending handshake, dropping the oldest one when at the cap.
+    fn pending_handshake(&self) -> (u64, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        let cap = self.inner.config.limits().max_pending_handshakes;
+        let mut handshakes = self.inner.handshakes.lock().expect("handshakes lock");
+        while handshakes.pending.len() >= cap {
+            let Some((_, oldest)) = handshakes.pending.pop_first() else {
+                break;
+            };
+            self.inner.metrics.refused(Refused::HandshakeShed);
+            let _ = oldest.send(());
+        }
+        handshakes.next += 1;
+        let seq = handshakes.next;
+        handshakes.pending.insert(seq, tx);
+        (seq, rx)
+    }
+}
+
+/// Completes when `draining` turns `true` (never, if its server is gone).
+pub(crate) async fn draining_started(draining: &mut watch::Receiver<bool>) {
+    if draining.wait_for(|&d| d).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -155,27 +266,51 @@ impl Listening {
         self.serve_until(std::future::pending()).await
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and closes
-    /// every connection.
+    /// The server this listener serves (its metrics, its shutdown).
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// Serves until `shutdown` completes, then shuts down gracefully (see
+    /// the [module docs](self)) and returns once every connection is closed.
     pub async fn serve_until(self, shutdown: impl Future<Output = ()>) {
         let mut connections = JoinSet::new();
+        let mut draining = self.server.draining();
+        let limits = self.server.inner.config.limits().clone();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
+                () = crate::server::draining_started(&mut draining) => break,
                 accepted = self.listener.accept() => match accepted {
+                    Ok(_) if connections.len() >= limits.max_connections => {
+                        self.server.inner.metrics.refused(Refused::MaxConnections);
+                        warn!(limit = limits.max_connections, "refused a connection: max_connections reached");
+                    }
                     Ok((stream, peer)) => self.spawn(&mut connections, stream, peer),
                     // Out of file descriptors or a reset before accept: the
                     // listener itself is fine, so wait a moment and go on.
                     Err(e) => {
-                        warn!(error = %e, "accept failed; retrying");
+                        warn!(error = %e, "accept failed; retrying in 50 ms");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
-        debug!(connections = connections.len(), "server stopping");
+        drop(self.listener);
+        self.server.shut_down();
+        info!(connections = connections.len(), "shutting down");
+        // Each connection gives its calls the grace period; past it (and a
+        // moment to write the last answers) the rest are dropped.
+        let drained = async { while connections.join_next().await.is_some() {} };
+        let bound = limits.shutdown_grace + Duration::from_secs(1);
+        if tokio::time::timeout(bound, drained).await.is_err() {
+            warn!(
+                connections = connections.len(),
+                "closing connections that did not drain in time"
+            );
+        }
     }
 
     fn spawn(
@@ -186,8 +321,10 @@ impl Listening {
     ) {
         let server = self.server.clone();
         let span = info_span!("connection", peer = ?peer);
+        let open = server.inner.metrics.connection_opened(Transport::Tcp);
         connections.spawn(
             async move {
+                let _open = open;
                 match server.serve_stream(stream, peer).await {
                     Ok(()) => debug!("connection closed"),
                     Err(e) => warn!(error = %e, "connection ended"),

@@ -537,3 +537,32 @@ async fn rpc_bench_runs_every_scenario_and_prints_one_json_line() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// soak, the reliability run.
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_short_soak_accounts_for_every_call_and_the_server_settles() {
+    let mut soak = command("soak");
+    soak.args(["--duration-s", "2", "--clients", "8", "--in-flight", "4"]);
+    let out = run(soak, "soak").await;
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {}", text(&out.stdout)));
+    assert!(report["calls"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["calls"], report["accounted"], "{report}");
+    assert_eq!(report["wrong"], 0, "{report}");
+    assert_eq!(report["server_settled"], true, "{report}");
+    for outcome in ["ok", "app_error", "panic_error"] {
+        assert!(
+            report[outcome].as_u64().unwrap() > 0,
+            "no {outcome}: {report}"
+        );
+    }
+}

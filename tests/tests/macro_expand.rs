@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use rpc_core::codec::{Bincode, Id, Inbound, Incoming, Json, OutRequest};
 use rpc_core::registry::RESERVED;
-use rpc_core::service::{BoxFuture, Reply};
+use rpc_core::service::Reply;
 use rpc_core::{
     CallError, Client, Codec, Context, Error, ErrorKind, Registry, Response, Service, Transport,
     rpc_service,
@@ -323,12 +323,12 @@ struct Loopback {
 }
 
 impl Transport for Loopback {
-    fn call(
-        &self,
-        method: &str,
-        args: &dyn rpc_core::__private::erased_serde::Serialize,
+    fn call<'a>(
+        &'a self,
+        method: &'a str,
+        args: &'a (dyn rpc_core::__private::erased_serde::Serialize + Sync),
         timeout: Option<Duration>,
-    ) -> BoxFuture<Result<Response, Error>> {
+    ) -> rpc_core::client::ResponseFuture<'a> {
         let (registry, codec) = (self.registry.clone(), self.codec);
         let mut frame = BytesMut::new();
         let request = OutRequest {

@@ -2,7 +2,7 @@
 //! the type the user wrote.
 //!
 //! Every parameter, result and error type of a `#[rpc_service]` method must be
-//! [`Wire`]: `Serialize + DeserializeOwned + Send + 'static`. Generated code
+//! [`Wire`]: `Serialize + DeserializeOwned + Send + Sync + 'static`. Generated code
 //! needs those traits in several places (decoding the arguments, the reply,
 //! the client's call, boxing the server's future as `Send`). Asking for them
 //! there would report one bad type many times, at the macro's call site. So:
@@ -38,13 +38,13 @@ use crate::error::{CallError, Error};
 /// A type that can cross the wire: every parameter, result and error type of
 /// a `#[rpc_service]` method.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot cross the wire: #[rpc_service] argument, result and error types must implement Serialize + DeserializeOwned + Send + 'static",
+    message = "`{Self}` cannot cross the wire: #[rpc_service] argument, result and error types must implement Serialize + DeserializeOwned + Send + Sync + 'static",
     label = "cannot cross the wire",
     note = "derive both `serde::Serialize` and `serde::Deserialize` for it, or use a type that has them"
 )]
-pub trait Wire: Serde + Send + 'static {}
+pub trait Wire: Serde + Send + Sync + 'static {}
 
-impl<T: Serde + Send + 'static> Wire for T {}
+impl<T: Serde + Send + Sync + 'static> Wire for T {}
 
 /// `Serialize + DeserializeOwned` as one bound: `do_not_recommend` makes the
 /// compiler report `T: Serde` (with [`Wire`]'s message) instead of each

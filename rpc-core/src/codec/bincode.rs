@@ -8,8 +8,14 @@
 //! ```
 //!
 //! The argument struct, the result and the error data follow their header in
-//! the same buffer: nothing is encoded twice. Kinds `02` to `05` are reserved
-//! for cancel, going-away, ping and pong.
+//! the same buffer: nothing is encoded twice.
+//!
+//! ```text
+//! cancel      02 | id: varint                  client → server
+//! going away  03 | reason: len+utf8            server → client
+//! ```
+//!
+//! Kinds `04` and `05` are reserved for ping and pong.
 
 use std::time::Duration;
 
@@ -43,6 +49,8 @@ type RequestHead<'a> = (u8, u64, u64, &'a str);
 
 const REQUEST: u8 = 0;
 const RESPONSE: u8 = 1;
+const CANCEL: u8 = 2;
+const GOING_AWAY: u8 = 3;
 const OK: u8 = 0;
 const ERR: u8 = 1;
 
@@ -72,6 +80,10 @@ impl Codec for Bincode {
 
     fn decode_response(&self, frame: &[u8]) -> Result<Inbound, Error> {
         let malformed = |e| Error::new(ErrorKind::Parse, format!("a response is malformed: {e}"));
+        if frame.first() == Some(&GOING_AWAY) {
+            let ((_, reason), _): ((u8, String), _) = take(frame).map_err(malformed)?;
+            return Ok(Inbound::GoingAway { reason });
+        }
         let ((kind, id, status), n): ((u8, u64, u8), _) = take(frame).map_err(malformed)?;
         if kind != RESPONSE {
             return Err(Error::new(
@@ -102,6 +114,15 @@ impl Codec for Bincode {
     }
 
     fn decode_request<'a>(&self, frame: &'a [u8]) -> Incoming<'a> {
+        if frame.first() == Some(&CANCEL) {
+            return match take::<(u8, u64)>(frame) {
+                Ok(((_, id), n)) if n == frame.len() => Incoming::Cancel(Id::Num(id)),
+                _ => Incoming::Invalid {
+                    id: Id::Null,
+                    error: Error::new(ErrorKind::Parse, "a cancel message is malformed"),
+                },
+            };
+        }
         match take::<RequestHead<'_>>(frame) {
             Ok(((REQUEST, id, deadline, method), n)) => Incoming::Request(Request {
                 id: Some(Id::Num(id)),
@@ -156,6 +177,14 @@ impl Codec for Bincode {
         // bincode has no batches; decode_request never yields one.
         debug_assert!(responses.is_empty(), "bincode has no batches");
         let _ = dst;
+    }
+
+    fn encode_cancel(&self, dst: &mut BytesMut, id: u64) {
+        let _ = atomically(dst, |dst| put(dst, (CANCEL, id)));
+    }
+
+    fn encode_going_away(&self, dst: &mut BytesMut, reason: &str) {
+        let _ = atomically(dst, |dst| put(dst, (GOING_AWAY, reason)));
     }
 
     fn decode_value(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), Error> {

@@ -10,6 +10,14 @@
 //! `params` may be an array (by position) or an object (by name); a missing
 //! `params` means no arguments. `deadline_ms` is this framework's extension
 //! (the caller's remaining time); other JSON-RPC peers may leave it out.
+//!
+//! The control messages are notifications in JSON-RPC's reserved `rpc.`
+//! namespace:
+//!
+//! ```text
+//! → {"jsonrpc":"2.0","method":"rpc.cancel","params":[1]}
+//! ← {"jsonrpc":"2.0","method":"rpc.goingAway","params":{"reason":"the server is shutting down"}}
+//! ```
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -46,6 +54,11 @@ struct JsonRequest<'a> {
 
 #[derive(Deserialize)]
 struct JsonResponse<'a> {
+    /// Only in a notification from the server (going away).
+    #[serde(default, borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(default)]
+    params: Option<GoingAway>,
     #[serde(default, borrow, deserialize_with = "present")]
     id: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "present")]
@@ -53,6 +66,14 @@ struct JsonResponse<'a> {
     #[serde(default, borrow)]
     error: Option<JsonError<'a>>,
 }
+
+#[derive(Deserialize)]
+struct GoingAway {
+    reason: String,
+}
+
+const CANCEL: &str = "rpc.cancel";
+const GOING_AWAY: &str = "rpc.goingAway";
 
 #[derive(Deserialize)]
 struct JsonError<'a> {
@@ -106,6 +127,11 @@ impl Codec for Json {
                 format!("a response is not valid JSON-RPC: {e}"),
             )
         })?;
+        if let (None, Some(GOING_AWAY), Some(params)) = (r.id, r.method.as_deref(), r.params) {
+            return Ok(Inbound::GoingAway {
+                reason: params.reason,
+            });
+        }
         let id = match r.id.map(parse_id) {
             Some(Ok(Id::Num(id))) => id,
             _ => {
@@ -179,6 +205,26 @@ impl Codec for Json {
         dst.put_u8(b']');
     }
 
+    fn encode_cancel(&self, dst: &mut BytesMut, id: u64) {
+        let _ = write!(
+            dst.writer(),
+            r#"{{"jsonrpc":"2.0","method":"{CANCEL}","params":[{id}]}}"#
+        );
+    }
+
+    fn encode_going_away(&self, dst: &mut BytesMut, reason: &str) {
+        let _ = atomically(dst, |dst| {
+            write!(
+                dst.writer(),
+                r#"{{"jsonrpc":"2.0","method":"{GOING_AWAY}","params":{{"reason":"#
+            )
+            .map_err(encode_error)?;
+            serde_json::to_writer(dst.writer(), reason).map_err(encode_error)?;
+            dst.put_slice(b"}}");
+            Ok(())
+        });
+    }
+
     fn decode_value(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), Error> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         visit(&mut <dyn erased_serde::Deserializer<'_>>::erase(&mut de))?;
@@ -210,6 +256,22 @@ fn decode_one(frame: &[u8]) -> Incoming<'_> {
         return Incoming::Invalid {
             id: id.unwrap_or(Id::Null),
             error,
+        };
+    }
+    if id.is_none() && r.method == CANCEL {
+        let target = r
+            .params
+            .and_then(|p| serde_json::from_str::<(&RawValue,)>(p.get()).ok())
+            .and_then(|(raw,)| parse_id(raw).ok());
+        return match target {
+            Some(id) => Incoming::Cancel(id),
+            _ => Incoming::Invalid {
+                id: Id::Null,
+                error: Error::new(
+                    ErrorKind::InvalidRequest,
+                    "`rpc.cancel` takes the id of one call: [id]",
+                ),
+            },
         };
     }
     Incoming::Request(Request {

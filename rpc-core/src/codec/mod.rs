@@ -11,6 +11,11 @@
 //! | [`Json`] | `{"jsonrpc":"2.0","id":1,"method":"Calculator.add","params":{"x":2,"y":3}}` |
 //! | [`Bincode`] | `00` kind, varint id, varint deadline (ms, 0 = none), method, then the argument struct |
 //!
+//! Two control messages travel beside calls: a client's *cancel* (the caller
+//! gave up on a call; the server drops its handler and sends no answer) and a
+//! server's *going away* (shutdown: no new calls; the connection ends once
+//! the calls in flight are answered).
+//!
 //! bincode is not self-describing: it cannot decode types that need
 //! `deserialize_any` (`serde_json::Value`, untagged enums, `#[serde(flatten)]`).
 //! Use [`crate::Value`] for dynamic values; it round-trips in both codecs.
@@ -58,6 +63,14 @@ pub trait Codec: Send + Sync + fmt::Debug + 'static {
 
     /// Appends one frame answering a batch, from the responses' payloads.
     fn encode_batch(&self, dst: &mut BytesMut, responses: &[BytesMut]);
+
+    /// Appends a message asking the server to stop call `id`: its caller
+    /// gave up on it.
+    fn encode_cancel(&self, dst: &mut BytesMut, id: u64);
+
+    /// Appends a notice that the server is going away: it takes no new
+    /// calls, and ends the connection once the calls in flight are answered.
+    fn encode_going_away(&self, dst: &mut BytesMut, reason: &str);
 
     /// Hands `visit` a deserializer over exactly `bytes` (one value); fails if
     /// bytes are left over.
@@ -107,6 +120,11 @@ pub enum Inbound {
         /// Where the result lies in the frame, or the error.
         outcome: Result<Range<usize>, WireFault>,
     },
+    /// The server is shutting down: send no new calls.
+    GoingAway {
+        /// Why, for people.
+        reason: String,
+    },
 }
 
 /// A request id: a number from our clients, anything JSON-RPC allows from others.
@@ -128,6 +146,8 @@ pub enum Incoming<'a> {
     Request(Request<'a>),
     /// Several calls in one frame, answered by one frame (JSON-RPC batch).
     Batch(Vec<Incoming<'a>>),
+    /// The caller gave up on call `id`: stop it; it gets no answer.
+    Cancel(Id),
     /// Something that is not a valid request; answer `error` under `id`.
     Invalid {
         /// The id to answer under, when it could be read.
@@ -171,4 +191,48 @@ fn deadline_ms(deadline: Option<Duration>) -> u64 {
     deadline.map_or(0, |d| {
         u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_messages_round_trip_in_every_codec() {
+        for codec in ALL {
+            let mut buf = BytesMut::new();
+            codec.encode_cancel(&mut buf, 7);
+            assert!(
+                matches!(codec.decode_request(&buf), Incoming::Cancel(Id::Num(7))),
+                "{}",
+                codec.name()
+            );
+            buf.clear();
+            codec.encode_going_away(&mut buf, "the server is \"shutting\" down");
+            let reason = "the server is \"shutting\" down".to_owned();
+            assert_eq!(
+                codec.decode_response(&buf).unwrap(),
+                Inbound::GoingAway { reason },
+                "{}",
+                codec.name()
+            );
+        }
+    }
+
+    #[test]
+    fn a_malformed_cancel_is_invalid_not_a_call() {
+        let json = br#"{"jsonrpc":"2.0","method":"rpc.cancel","params":{"id":1}}"#;
+        assert!(matches!(
+            Json.decode_request(json),
+            Incoming::Invalid { .. }
+        ));
+        assert!(matches!(
+            Bincode.decode_request(&[2]),
+            Incoming::Invalid { .. }
+        ));
+        assert!(matches!(
+            Bincode.decode_request(&[2, 1, 0]),
+            Incoming::Invalid { .. }
+        ));
+    }
 }
