@@ -36,7 +36,7 @@ pub async fn serve(
 
 /// [`serve`], plus the HTTP gateway when `http` is given: it binds after the
 /// TCP listener and prints `http listening HOST:PORT` as the second line.
-/// Ctrl-C stops both; `/healthz` reports draining meanwhile.
+/// Ctrl-C stops both; `/healthz` answers 503 while they drain.
 pub async fn serve_with_http(
     config: ServerConfig,
     http: Option<HttpConfig>,
@@ -58,20 +58,15 @@ pub async fn serve_with_http(
     }
     stdout.flush()?;
     drop(stdout);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let until_stopped = move || {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        }
-    };
-    let http = http.map(|http| tokio::spawn(http.serve_until(until_stopped())));
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("Ctrl-C: stopping");
-        let _ = stop.send(true);
-    });
-    listening.serve_until(until_stopped()).await;
+    // Ctrl-C stops the TCP listener, which shuts the server down; the
+    // gateway sees that and drains too.
+    let http = http.map(|http| tokio::spawn(http.serve()));
+    listening
+        .serve_until(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("Ctrl-C: stopping");
+        })
+        .await;
     if let Some(http) = http {
         let _ = http.await;
     }

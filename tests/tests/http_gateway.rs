@@ -17,7 +17,7 @@ use examples::calculator::{Calc, CalculatorClient, CalculatorServer};
 use examples::kv::{KeyValueServer, MemoryStore};
 use rpc_core::Registry;
 use rpc_transport::Server;
-use rpc_transport::http::{Health, HttpConfig, HttpGateway};
+use rpc_transport::http::{HttpConfig, HttpGateway};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Command;
@@ -69,7 +69,7 @@ fn registry() -> Registry {
 struct Gateways {
     tcp: String,
     http: String,
-    health: Health,
+    server: Server,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -93,18 +93,17 @@ async fn start() -> Gateways {
     let config = server_builder().build().expect("a valid server config");
     let server = Server::new(config, registry());
     let gateway = HttpGateway::new(http_config(), &server).expect("the gateway builds");
-    let health = gateway.health().clone();
     let http = within("the gateway to bind", gateway.bind())
         .await
         .expect("binds");
-    let tcp = within("the server to bind", server.bind())
+    let tcp = within("the server to bind", server.clone().bind())
         .await
         .expect("binds");
     let (tcp_addr, http_addr) = (tcp.local_addr().to_owned(), http.local_addr().to_owned());
     Gateways {
         tcp: tcp_addr,
         http: http_addr,
-        health,
+        server,
         tasks: vec![tokio::spawn(tcp.serve()), tokio::spawn(http.serve())],
     }
 }
@@ -322,7 +321,7 @@ async fn a_chunked_body_over_the_limit_is_413_too() {
 }
 
 #[tokio::test]
-async fn healthz_needs_no_password_and_reports_draining() {
+async fn healthz_needs_no_password_and_the_metrics_do() {
     let gateways = start().await;
     let plain = b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
     let (status, _, body) = raw_http(&gateways.http, plain).await;
@@ -333,22 +332,45 @@ async fn healthz_needs_no_password_and_reports_draining() {
     )
     .await;
     assert_eq!(status, 401);
+    let head = head.to_ascii_lowercase();
     assert!(
-        head.to_ascii_lowercase()
-            .contains("www-authenticate: basic realm=\"rpc\""),
+        head.contains("www-authenticate: basic realm=\"rpc\""),
         "{head}"
     );
-    gateways.health.set_draining();
-    let (status, _, body) = raw_http(&gateways.http, plain).await;
-    assert_eq!((status, body.as_str()), (503, "draining\n"));
 }
 
 #[tokio::test]
-async fn serve_until_drains_then_stops() {
+async fn while_draining_healthz_is_503_new_calls_are_refused_and_running_ones_finish() {
+    let gateways = start().await;
+    let address = gateways.http.clone();
+    let running = tokio::spawn(async move { raw_http(&address, &get("/Probe/nap?ms=400")).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    gateways.server.shut_down();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let plain = b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+    let (status, _, body) = raw_http(&gateways.http, plain).await;
+    assert_eq!((status, body.as_str()), (503, "draining\n"));
+    let (status, _, body) = raw_http(&gateways.http, &get("/Calculator/add?x=1&y=1")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("shutting down"), "{body}");
+
+    let (status, _, body) = within("the running call", running).await.expect("no panic");
+    assert_eq!((status, body.as_str()), (200, "400"));
+    // Drained: the listener closes.
+    within("the listener to close", async {
+        while TcpStream::connect(&gateways.http).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn serve_until_shuts_the_server_down_and_stops() {
     let config = server_builder().build().expect("a valid server config");
     let server = Server::new(config, registry());
     let gateway = HttpGateway::new(http_config(), &server).expect("builds");
-    let health = gateway.health().clone();
     let listening = gateway.bind().await.expect("binds");
     let address = listening.local_addr().to_owned();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -359,7 +381,7 @@ async fn serve_until_drains_then_stops() {
     assert_eq!(status, 200);
     stop.send(()).expect("the gateway is waiting");
     within("the gateway to stop", task).await.expect("no panic");
-    assert!(health.is_draining());
+    assert!(server.is_draining());
     assert!(
         TcpStream::connect(&address).await.is_err(),
         "still accepting"

@@ -1,7 +1,10 @@
 //! One call through the gateway, whatever the endpoint: resolve the method,
 //! decode its arguments, run the handler under the deadline, count it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use rpc_core::registry::Route;
 use rpc_core::service::{CallFuture, Reply};
@@ -28,6 +31,15 @@ impl Gateway {
                 return Err(e.into());
             }
         };
+        if self.server.is_draining() {
+            let e = Error::new(
+                ErrorKind::ShuttingDown,
+                format!("the server is shutting down; `{method}` was not started"),
+            );
+            self.record(Some(route), Err(e.kind()), began);
+            return Err(e.into());
+        }
+        let _in_flight = self.calls.enter();
         let limit = deadline.map_or(self.request_timeout, |d| d.min(self.request_timeout));
         let reply = match start(&self.registry, route) {
             Ok(call) => {
@@ -54,4 +66,47 @@ fn timed_out(method: &str, limit: Duration) -> Error {
         ErrorKind::Timeout,
         format!("`{method}` did not finish within {} ms", limit.as_millis()),
     )
+}
+
+/// The gateway's calls in progress, so that draining can wait for them.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// One call in progress; dropping it ends the call's count.
+pub(crate) struct Running<'a>(&'a InFlight);
+
+impl InFlight {
+    fn enter(&self) -> Running<'_> {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        Running(self)
+    }
+
+    /// How many calls are in progress.
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Completes when no call is in progress.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }

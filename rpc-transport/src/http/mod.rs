@@ -22,7 +22,7 @@
 //! | `GET /{Service}/{method}?x=2&y=3` | the same for methods marked `#[rpc(idempotent)]`; 405 for others |
 //! | `GET /` | the services, their methods and parameters, as JSON |
 //! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
-//! | `GET /healthz` | 200 `serving`, or 503 `draining` once [`Health::set_draining`] ran; needs no password |
+//! | `GET /healthz` | 200 `serving`, or 503 `draining` once the server is shutting down ([`Server::shut_down`]); needs no password |
 //!
 //! ```text
 //! $ curl -u rpc:PASSWORD 'http://127.0.0.1:8080/Calculator/add?x=2&y=3'
@@ -75,9 +75,8 @@ mod xml_ser;
 mod xml_value;
 mod xmlrpc;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -99,34 +98,13 @@ use crate::metrics::Metrics;
 /// runs out of time is answered by the gateway's own error, not cut off.
 const ANSWER_MARGIN: Duration = Duration::from_secs(1);
 
-/// Whether the gateway is serving or draining, as `/healthz` reports it.
-/// Cheap to clone; every clone sees the same state.
-#[derive(Clone, Debug, Default)]
-pub struct Health(Arc<AtomicBool>);
-
-impl Health {
-    /// A health that reports serving.
-    pub fn new() -> Health {
-        Health::default()
-    }
-
-    /// From now on `/healthz` answers 503 `draining`.
-    pub fn set_draining(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether [`Health::set_draining`] ran.
-    pub fn is_draining(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
 /// What every request handler shares.
 struct Gateway {
+    server: Server,
     registry: Registry,
     metrics: Arc<Metrics>,
     guard: auth::Guard,
-    health: Health,
+    calls: call::InFlight,
     request_timeout: Duration,
     max_batch: usize,
 }
@@ -152,10 +130,11 @@ impl HttpGateway {
             ));
         }
         let gateway = Gateway {
+            server: server.clone(),
             registry: server.registry().clone(),
             metrics: server.metrics().clone(),
             guard: auth::Guard::new(config.password(), config.realm())?,
-            health: Health::new(),
+            calls: call::InFlight::default(),
             request_timeout: config.request_timeout(),
             max_batch: server.config().limits().max_batch,
         };
@@ -166,19 +145,6 @@ impl HttpGateway {
                 .max_body_bytes()
                 .unwrap_or(server.config().max_frame_bytes()),
         })
-    }
-
-    /// Reports `health` at `/healthz` (shared with whoever drains the server).
-    pub fn with_health(mut self, health: Health) -> HttpGateway {
-        if let Some(gateway) = Arc::get_mut(&mut self.gateway) {
-            gateway.health = health;
-        }
-        self
-    }
-
-    /// The health `/healthz` reports.
-    pub fn health(&self) -> &Health {
-        &self.gateway.health
     }
 
     /// Binds the configured `listen` address.
@@ -200,7 +166,7 @@ impl HttpGateway {
             router: self.router(),
             listener: listener::Counting::new(listener, self.gateway.metrics.clone()),
             local_addr,
-            health: self.gateway.health.clone(),
+            gateway: self.gateway.clone(),
         })
     }
 
@@ -248,7 +214,7 @@ pub struct HttpListening {
     router: Router,
     listener: listener::Counting,
     local_addr: String,
-    health: Health,
+    gateway: Arc<Gateway>,
 }
 
 impl HttpListening {
@@ -262,19 +228,49 @@ impl HttpListening {
         self.serve_until(std::future::pending()).await
     }
 
-    /// Serves until `shutdown` completes; then reports draining, stops
-    /// accepting, and returns once the requests in progress are answered.
+    /// Serves until `shutdown` completes or the server starts shutting down
+    /// (whichever listener saw the signal first), then drains: the server
+    /// is marked shutting down, `/healthz` answers 503, new calls are
+    /// refused with 503, and calls in flight get the server's
+    /// `shutdown_grace` to finish. Then the listener closes, and this
+    /// returns once the last connection is closed (at most a second later).
     pub async fn serve_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let health = self.health;
-        let shutdown = async move {
-            shutdown.await;
-            health.set_draining();
+        let gateway = self.gateway;
+        let (drained, drained_rx) = tokio::sync::oneshot::channel();
+        let signal = {
+            let gateway = gateway.clone();
+            async move {
+                let mut draining = gateway.server.draining();
+                tokio::select! {
+                    () = shutdown => {}
+                    () = crate::server::draining_started(&mut draining) => {}
+                }
+                gateway.server.shut_down();
+                let grace = gateway.server.config().limits().shutdown_grace;
+                tracing::info!(calls = gateway.calls.count(), "HTTP gateway draining");
+                if tokio::time::timeout(grace, gateway.calls.idle())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("HTTP calls still running after the shutdown grace");
+                }
+                let _ = drained.send(());
+            }
         };
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
-        if let Err(e) = served {
-            tracing::warn!(error = %e, "the HTTP gateway stopped");
+        let serve = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(signal)
+            .into_future();
+        let bound = async {
+            match drained_rx.await {
+                Ok(()) => tokio::time::sleep(ANSWER_MARGIN).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            served = serve => if let Err(e) = served {
+                tracing::warn!(error = %e, "the HTTP gateway stopped");
+            },
+            () = bound => tracing::warn!("closing HTTP connections that did not finish in time"),
         }
     }
 }

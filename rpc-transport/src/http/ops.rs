@@ -16,7 +16,7 @@ use super::reply::{JSON, error_json};
 
 /// `GET /healthz`: 200 while serving, 503 once draining.
 pub(crate) async fn healthz(State(gateway): State<Arc<Gateway>>) -> Response {
-    if gateway.health.is_draining() {
+    if gateway.server.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
     } else {
         (StatusCode::OK, "serving\n").into_response()
