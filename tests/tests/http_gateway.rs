@@ -298,6 +298,12 @@ async fn malformed_and_oversized_xml_get_400_and_413_with_a_fault() {
     let huge = vec![b' '; MAX_BODY + 1];
     let (status, _, body) = raw_http(&gateways.http, &post("/RPC2", "text/xml", &huge)).await;
     assert_eq!(status, 413, "{body}");
+    // Without the password, the password is what is wrong.
+    let anonymous = String::from_utf8_lossy(&post("/RPC2", "text/xml", &huge))
+        .replace(&authorization(), "X-Nothing: 1")
+        .into_bytes();
+    let (status, _, _) = raw_http(&gateways.http, &anonymous).await;
+    assert_eq!(status, 401);
 }
 
 #[tokio::test]

@@ -173,12 +173,16 @@ impl HttpGateway {
     fn router(&self) -> Router {
         let gateway = &self.gateway;
         let limit = self.max_body_bytes;
+        // Layers added later run first: the password is checked before the
+        // body limit, so a caller without it learns nothing, not even the limit.
         let with_password = Router::new()
             .route("/", get(ops::index))
             .route("/metrics", get(ops::metrics))
             .route("/rpc", post(jsonrpc::handle))
             .route("/RPC2", post(xmlrpc::handle))
             .route("/{service}/{method}", get(rest::get).post(rest::post))
+            .route_layer(RequestBodyLimitLayer::new(limit))
+            .route_layer(middleware::map_response(reply::explain_too_large))
             .route_layer(middleware::from_fn_with_state(
                 gateway.clone(),
                 auth::require_password,
@@ -189,8 +193,6 @@ impl HttpGateway {
             .fallback(ops::not_found)
             .layer(DefaultBodyLimit::max(limit))
             .with_state(gateway.clone())
-            .layer(RequestBodyLimitLayer::new(limit))
-            .layer(middleware::map_response(reply::explain_too_large))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::GATEWAY_TIMEOUT,
                 gateway.request_timeout + ANSWER_MARGIN,
