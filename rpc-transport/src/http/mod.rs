@@ -84,7 +84,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, post};
-use rpc_core::{Error, ErrorKind, ErrorKind::Config, Registry};
+use rpc_core::{Error, ErrorKind, Registry};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -125,7 +125,7 @@ impl HttpGateway {
     pub fn new(config: HttpConfig, server: &Server) -> Result<HttpGateway, Error> {
         if config.password().as_bytes() == server.config().authkey().as_bytes() {
             return Err(Error::new(
-                Config,
+                ErrorKind::Config,
                 "the [http] password is the [server] authkey; choose a different password",
             ));
         }
