@@ -61,7 +61,13 @@ except xmlrpc.client.Fault as fault:
         sys.exit(f"faultString lacks the error's data: {fault.faultString!r}")
 
 # Framework errors are faults too.
-for call, code in [(lambda: s.nope(), -32601), (lambda: s.get(1), -32602), (lambda: s.get(), -32602)]:
+for call, code in [
+    (lambda: s.nope(), -32601),
+    (lambda: s.system.multicall([]), -32601),
+    (lambda: s.get(1), -32602),
+    (lambda: s.get(), -32602),
+    (lambda: s.get("a", "b"), -32602),
+]:
     try:
         call()
         sys.exit("a bad call did not fail")

@@ -140,8 +140,11 @@ fn fault_xml(fault: &Fault, error_type: Option<&str>) -> String {
 /// `system.listMethods`, `system.methodSignature`, `system.methodHelp`.
 fn system(gateway: &Gateway, name: &str, params: Vec<XmlValue>) -> Result<XmlValue, Error> {
     let registry = &gateway.registry;
+    if !SYSTEM.contains(&name) {
+        return Err(Error::method_not_found(name, &SYSTEM.join(", ")));
+    }
     if name == "system.listMethods" {
-        let mut names: Vec<XmlValue> = registry
+        let mut names: Vec<String> = registry
             .services()
             .flat_map(|s| {
                 s.methods
@@ -149,45 +152,44 @@ fn system(gateway: &Gateway, name: &str, params: Vec<XmlValue>) -> Result<XmlVal
                     .map(move |m| format!("{}.{}", s.name, m.name))
             })
             .chain(SYSTEM.iter().map(|s| s.to_string()))
-            .map(XmlValue::Str)
             .collect();
-        names.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
-        return Ok(XmlValue::Array(names));
+        names.sort();
+        return Ok(XmlValue::Array(
+            names.into_iter().map(XmlValue::Str).collect(),
+        ));
     }
-    let method = match &params[..] {
-        [XmlValue::Str(method)] => method,
-        _ => {
-            return Err(Error::invalid_params(
-                name,
-                "expected one argument, the name of a method",
-            ));
-        }
+    let [XmlValue::Str(method)] = &params[..] else {
+        return Err(Error::invalid_params(
+            name,
+            "expected one argument, the name of a method",
+        ));
     };
-    let info = match registry.resolve(method) {
-        Ok(route) => registry.method(route),
-        Err(e) if SYSTEM.contains(&method.as_str()) => return Ok(system_help(name, method, e)),
-        Err(e) => return Err(e),
-    };
+    if SYSTEM.contains(&method.as_str()) {
+        return Ok(about_system(name, method));
+    }
+    let info = registry.method(registry.resolve(method)?);
     match name {
         "system.methodSignature" => Ok(signature(info)),
-        "system.methodHelp" => Ok(XmlValue::Str(info.doc.to_owned())),
-        _ => Err(Error::method_not_found(name, &SYSTEM.join(", "))),
+        _ => Ok(XmlValue::Str(info.doc.to_owned())),
     }
 }
 
-/// Introspection of the introspection methods themselves.
-fn system_help(name: &str, method: &str, _e: Error) -> XmlValue {
-    let help = match method {
-        "system.listMethods" => "The names of every method this server offers.",
-        "system.methodSignature" => {
-            "The signatures of a method: [[return type, parameter types…]]."
-        }
-        _ => "The documentation of a method.",
-    };
+/// `system.methodSignature` and `system.methodHelp` of the `system.` methods.
+fn about_system(name: &str, method: &str) -> XmlValue {
     if name == "system.methodSignature" {
+        // The XML-RPC introspection convention for "not described".
         return XmlValue::Str("undef".into());
     }
-    XmlValue::Str(help.into())
+    XmlValue::Str(
+        match method {
+            "system.listMethods" => "The names of every method this server offers.",
+            "system.methodSignature" => {
+                "The signatures of a method: [[return type, parameter types...]]."
+            }
+            _ => "The documentation of a method.",
+        }
+        .into(),
+    )
 }
 
 /// `[[return type, parameter types…]]`, in XML-RPC type names.
