@@ -17,6 +17,7 @@ use examples::calculator::{Calc, CalculatorClient, CalculatorServer};
 use examples::kv::{KeyValueServer, MemoryStore};
 use rpc_core::Registry;
 use rpc_transport::Server;
+use rpc_transport::config::Limits;
 use rpc_transport::http::{HttpConfig, HttpGateway};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -90,7 +91,14 @@ fn http_config() -> HttpConfig {
 }
 
 async fn start() -> Gateways {
-    let config = server_builder().build().expect("a valid server config");
+    start_with(Limits::default()).await
+}
+
+async fn start_with(limits: Limits) -> Gateways {
+    let config = server_builder()
+        .limits(limits)
+        .build()
+        .expect("a valid server config");
     let server = Server::new(config, registry());
     let gateway = HttpGateway::new(http_config(), &server).expect("the gateway builds");
     let http = within("the gateway to bind", gateway.bind())
@@ -166,16 +174,24 @@ async fn curl(args: &[&str]) -> (u16, String) {
 
 /// One raw HTTP/1.1 exchange with `Connection: close`: (status, head, body).
 async fn raw_http(address: &str, request: &[u8]) -> (u16, String, String) {
+    match exchange(address, request).await {
+        Some(answer) => answer,
+        None => panic!("the gateway closed the connection without an answer"),
+    }
+}
+
+/// [`raw_http`], or `None` if the connection closed with no answer.
+async fn exchange(address: &str, request: &[u8]) -> Option<(u16, String, String)> {
     let mut stream = within("connecting", TcpStream::connect(address))
         .await
         .expect("connects");
-    within("writing the request", stream.write_all(request))
-        .await
-        .expect("writes");
+    // A refused connection may be reset while the request is written.
+    let _ = within("writing the request", stream.write_all(request)).await;
     let mut answer = Vec::new();
-    within("the answer", stream.read_to_end(&mut answer))
-        .await
-        .expect("reads");
+    let _ = within("the answer", stream.read_to_end(&mut answer)).await;
+    if answer.is_empty() {
+        return None;
+    }
     let answer = text(&answer);
     let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
     let status = head
@@ -183,7 +199,7 @@ async fn raw_http(address: &str, request: &[u8]) -> (u16, String, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {answer:?}"));
-    (status, head.to_owned(), body.to_owned())
+    Some((status, head.to_owned(), body.to_owned()))
 }
 
 fn authorization() -> String {
@@ -463,4 +479,57 @@ async fn the_http_password_must_differ_from_the_authkey() {
     )
     .await;
     assert_eq!(text(&out.stdout), "401");
+}
+
+#[tokio::test]
+async fn http_connections_past_max_connections_are_closed_and_batches_are_bounded() {
+    let limits = Limits {
+        max_connections: 2,
+        max_batch: 2,
+        ..Limits::default()
+    };
+    let gateways = start_with(limits).await;
+    // Two kept-alive connections, each past one request.
+    let keep_alive = get("/Calculator/add?x=1&y=1");
+    let keep_alive =
+        String::from_utf8_lossy(&keep_alive).replace("Connection: close", "Connection: keep-alive");
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(&gateways.http).await.expect("connects");
+        stream
+            .write_all(keep_alive.as_bytes())
+            .await
+            .expect("writes");
+        let mut buf = [0u8; 512];
+        let n = within("an answer", stream.read(&mut buf))
+            .await
+            .expect("reads");
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        open.push(stream);
+    }
+    // A third is closed without an answer.
+    let refused = exchange(&gateways.http, &get("/healthz")).await;
+    assert_eq!(refused, None);
+    drop(open);
+
+    // Once they are gone, batches past max_batch get one error, 400.
+    let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"add","params":[1,1]},
+                     {"jsonrpc":"2.0","id":2,"method":"add","params":[1,1]},
+                     {"jsonrpc":"2.0","id":3,"method":"add","params":[1,1]}]"#;
+    let request = post("/rpc", "application/json", batch);
+    let answer = within("the gateway to take connections again", async {
+        loop {
+            match exchange(&gateways.http, &request).await {
+                Some((status, _, body)) => return (status, body),
+                None => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })
+    .await;
+    assert_eq!(answer.0, 400, "{}", answer.1);
+    assert!(
+        answer.1.contains("a batch of 3 calls; at most 2"),
+        "{}",
+        answer.1
+    );
 }

@@ -1,5 +1,7 @@
 //! The gateway's TCP listener: each accepted connection counted open in the
-//! server's metrics until it closes, and its bytes counted as they pass.
+//! server's metrics until it closes, and its bytes counted as they pass. At
+//! the server's `max_connections` (HTTP connections alone), one more is
+//! closed right after `accept`.
 
 use std::io;
 use std::net::SocketAddr;
@@ -10,17 +12,26 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::metrics::{ConnectionGuard, Metrics, Transport};
+use crate::metrics::{ConnectionGuard, Metrics, Refused, Transport};
 
 /// A TCP listener whose connections carry a [`ConnectionGuard`].
 pub(crate) struct Counting {
     inner: TcpListener,
     metrics: Arc<Metrics>,
+    max_connections: usize,
 }
 
 impl Counting {
-    pub(crate) fn new(inner: TcpListener, metrics: Arc<Metrics>) -> Counting {
-        Counting { inner, metrics }
+    pub(crate) fn new(
+        inner: TcpListener,
+        metrics: Arc<Metrics>,
+        max_connections: usize,
+    ) -> Counting {
+        Counting {
+            inner,
+            metrics,
+            max_connections,
+        }
     }
 }
 
@@ -30,7 +41,18 @@ impl axum::serve::Listener for Counting {
 
     async fn accept(&mut self) -> (Counted, SocketAddr) {
         // axum's own accept logs and retries failures (out of descriptors…).
-        let (stream, peer) = axum::serve::Listener::accept(&mut self.inner).await;
+        let (stream, peer) = loop {
+            let (stream, peer) = axum::serve::Listener::accept(&mut self.inner).await;
+            let open = self.metrics.connections_open(Transport::Http);
+            if usize::try_from(open).unwrap_or(usize::MAX) < self.max_connections {
+                break (stream, peer);
+            }
+            self.metrics.refused(Refused::MaxConnections);
+            tracing::warn!(
+                limit = self.max_connections,
+                "refused an HTTP connection: max_connections reached"
+            );
+        };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY");
         }

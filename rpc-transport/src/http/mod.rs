@@ -56,8 +56,10 @@
 //! terminates TLS.
 //!
 //! Bodies are bounded (`max_body_bytes`, by default the server's
-//! `max_frame_bytes`), as are the time of a request (`request_timeout_ms`)
-//! and the nesting of JSON and XML values (64 levels). XML is read without
+//! `max_frame_bytes`), as are the time of a request (`request_timeout_ms`),
+//! the nesting of JSON and XML values (64 levels), the calls of one JSON-RPC
+//! batch and the open HTTP connections (the server's `max_batch` and
+//! `max_connections`). XML is read without
 //! a DTD: only the five predefined entities and numeric character references.
 
 mod auth;
@@ -164,7 +166,11 @@ impl HttpGateway {
             .to_string();
         Ok(HttpListening {
             router: self.router(),
-            listener: listener::Counting::new(listener, self.gateway.metrics.clone()),
+            listener: listener::Counting::new(
+                listener,
+                self.gateway.metrics.clone(),
+                self.gateway.server.config().limits().max_connections,
+            ),
             local_addr,
             gateway: self.gateway.clone(),
         })
