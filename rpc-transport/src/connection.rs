@@ -9,7 +9,8 @@
 //! The connection's limits ([`Limits`]) are enforced here: at
 //! `max_in_flight` running calls the loop stops reading, so a peer that
 //! floods requests or never reads its replies is held by TCP's own
-//! backpressure; `max_invalid_messages` malformed messages close it; an idle
+//! backpressure, and one that takes no reply bytes for `write_timeout` is
+//! closed; `max_invalid_messages` malformed messages close it; an idle
 //! connection is closed after `idle_timeout`. At shutdown it tells the
 //! client it is going away, answers new requests with a "shutting down"
 //! error, and gives running calls `shutdown_grace` to finish.
@@ -116,6 +117,7 @@ impl ServerConnection<'_> {
         let mut invalid = 0;
         let mut closing = None;
         let mut draining = false;
+        let mut grace_over = false;
         let grace = tokio::time::sleep(limits.shutdown_grace);
         let idle = tokio::time::sleep(limits.idle_timeout.unwrap_or_default());
         tokio::pin!(grace, idle);
@@ -147,7 +149,7 @@ impl ServerConnection<'_> {
             replies.outbox.take(&mut output);
             if !output.is_empty() {
                 let written = output.len() as u64;
-                match write_out(&mut io, &mut output).await {
+                match write_out(&mut io, &mut output, limits.write_timeout).await {
                     Ok(()) => {
                         self.metrics.add_bytes(Transport::Tcp, 0, written);
                         last_active = tokio::time::Instant::now();
@@ -189,9 +191,9 @@ impl ServerConnection<'_> {
                     grace.as_mut().reset(tokio::time::Instant::now() + limits.shutdown_grace);
                     replies.going_away();
                 }
-                () = &mut grace, if draining => {
+                () = &mut grace, if draining && !grace_over => {
                     calls.shut_down(&replies, self.metrics);
-                    draining = true;
+                    grace_over = true;
                 }
                 () = &mut idle, if idling => {
                     let until = last_active + limits.idle_timeout.unwrap_or_default();
@@ -316,7 +318,8 @@ impl ServerConnection<'_> {
                 return;
             }
         };
-        let span = debug_span!("call", method = %request.method, id = ?id);
+        let span =
+            debug_span!("call", method = %request.method, id = ?id, codec = self.codec.name());
         let call = span.in_scope(|| self.start(route, request, frame));
         match call {
             Ok(reply) => {
@@ -523,11 +526,25 @@ fn is_disconnect(e: &std::io::Error) -> bool {
 }
 
 /// Writes `output` and empties it, letting go of a buffer a large reply grew.
+/// Fails with `TimedOut` if the peer takes no bytes for `stall`.
 async fn write_out<W: tokio::io::AsyncWrite + Unpin>(
     io: &mut W,
     output: &mut BytesMut,
+    stall: std::time::Duration,
 ) -> std::io::Result<()> {
-    io.write_all(output).await?;
+    let mut written = 0;
+    while written < output.len() {
+        match tokio::time::timeout(stall, io.write(&output[written..])).await {
+            Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => written += n,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                let why =
+                    format!("the client took none of its replies for {stall:?} (write_timeout)");
+                return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why));
+            }
+        }
+    }
     // A buffering stream (TLS, `BufWriter`) holds bytes until flushed.
     io.flush().await?;
     output.clear();

@@ -49,6 +49,8 @@
 //!   | <------------------------------- request id=2 - |
 //!   | -- response id=2 -----------------------------> |   in completion order
 //!   | -- response id=1 -----------------------------> |
+//!   | <--------------------------------- cancel id=3 - |   a caller gave up on call 3
+//!   | -- going away (shutdown) ---------------------> |   no new calls; in-flight ones still answered
 //! ```
 //!
 //! # Tasks
@@ -60,6 +62,12 @@
 //! | server | call tasks | calls not done at their first poll, bounded by the caller's deadline; dropped with the connection |
 //! | client | callers | encode the request into the connection's outbox and, when the socket is idle and no other woken caller is about to queue, write it themselves |
 //! | client | connection task | reads replies, waking each caller's one-shot by id; writes what callers left queued, letting just-woken callers queue first so a batch shares one write |
+//! | client | reconnect task ([`reconnect`]) | with a `[client.reconnect]` policy: waits for the connection to end, then reconnects with backoff and jitter |
+//!
+//! The server's [`Limits`](config::Limits) bound each of these: connections,
+//! pending handshakes, calls in flight per connection (past it the connection
+//! task stops reading), batch size, invalid messages, idle time, and the
+//! shutdown grace period. [`metrics`] counts what every listener does.
 //!
 //! Connections run over any `AsyncRead + AsyncWrite` stream ([`net::Io`]):
 //! TCP and Unix-domain sockets ship, and tests use in-memory pairs through
@@ -73,7 +81,7 @@ pub mod handshake;
 pub mod hello;
 #[cfg(feature = "http")]
 pub mod http;
-mod limits;
+pub mod limits;
 pub mod metrics;
 pub mod net;
 mod outbox;

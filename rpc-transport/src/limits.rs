@@ -9,6 +9,7 @@
 //! max_batch = 1024               # calls in one JSON-RPC batch
 //! max_invalid_messages = 64      # malformed or empty messages before the connection is closed
 //! idle_timeout_ms = 600000       # a connection with no call and no byte for this long is closed; 0 = never
+//! write_timeout_ms = 30000       # a peer that takes no reply bytes for this long is closed
 //! shutdown_grace_ms = 10000      # how long calls in flight may finish at shutdown
 //!
 //! [client.reconnect]             # absent: a lost connection stays lost
@@ -48,6 +49,11 @@ pub struct Limits {
     /// closed; `None` (`0` in the file) never.
     #[serde(rename = "idle_timeout_ms", deserialize_with = "optional_ms")]
     pub idle_timeout: Option<Duration>,
+    /// A connection whose peer accepts no reply bytes for this long is
+    /// closed: a peer that sends requests but never reads the answers holds
+    /// at most `max_in_flight` replies and this much time.
+    #[serde(rename = "write_timeout_ms", deserialize_with = "ms")]
+    pub write_timeout: Duration,
     /// At shutdown, how long calls in flight may take to finish before they
     /// are answered with a "server shutting down" error.
     #[serde(rename = "shutdown_grace_ms", deserialize_with = "ms")]
@@ -63,6 +69,7 @@ impl Default for Limits {
             max_batch: 1024,
             max_invalid_messages: 64,
             idle_timeout: Some(Duration::from_secs(600)),
+            write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
         }
     }

@@ -27,6 +27,12 @@ trait Gate {
 
     /// Never returns.
     async fn never(&self) -> u64;
+
+    /// Returns its argument's length.
+    async fn measure(&self, text: String) -> u64;
+
+    /// Returns `n` bytes of text.
+    async fn text(&self, n: u64) -> String;
 }
 
 /// Counts handlers entered and handlers dropped before finishing.
@@ -73,6 +79,14 @@ impl Gate for GateImpl {
 
     async fn fast(&self, n: u64) -> u64 {
         n
+    }
+
+    async fn measure(&self, text: String) -> u64 {
+        text.len() as u64
+    }
+
+    async fn text(&self, n: u64) -> String {
+        "x".repeat(n as usize)
     }
 
     async fn never(&self) -> u64 {
@@ -158,6 +172,16 @@ impl Drop for Running {
 
 async fn gate_client(address: &str, codec: &str) -> GateClient {
     GateClient::new(connect(address, codec).await)
+}
+
+/// Waits until `done()` holds, checking every 10 ms.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    within(what, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
 }
 
 async fn settle() {
@@ -339,10 +363,8 @@ async fn connections_past_max_connections_are_refused_and_the_others_unaffected(
     assert_eq!(within("first", first.fast(1)).await.unwrap(), 1);
     assert_eq!(within("second", second.fast(2)).await.unwrap(), 2);
     drop(first);
-    within("the first connection to close", async {
-        while metrics.connections_open(Transport::Tcp) > 1 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    until("the first connection to close", || {
+        metrics.connections_open(Transport::Tcp) <= 1
     })
     .await;
     let again = gate_client(&running.address, "bincode").await;
@@ -390,10 +412,8 @@ async fn a_call_its_caller_dropped_is_cancelled_on_the_server() {
         assert!(gave_up.is_err(), "{codec}: the hold returned");
         gate.wait_for("the handler to be dropped", &gate.dropped, 1)
             .await;
-        within("calls in flight to reach zero", async {
-            while metrics.calls_in_flight() > 0 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+        until("calls in flight to reach zero", || {
+            metrics.calls_in_flight() == 0
         })
         .await;
         assert_eq!(metrics.calls(Transport::Tcp, Err(ErrorKind::Cancelled)), 1);
@@ -487,25 +507,30 @@ async fn restart_on(address: &str, gate: &GateImpl) -> Running {
     .await
 }
 
+/// A client that reconnects quickly; `wait`: calls wait while it is down.
+async fn reconnecting_client(address: &str, codec: &str, wait: bool) -> GateClient {
+    let policy = Reconnect {
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(100),
+        wait,
+    };
+    let config = client_builder(address, codec)
+        .reconnect(policy)
+        .build()
+        .unwrap();
+    GateClient::new(
+        within("connect", rpc_transport::connect(&config))
+            .await
+            .unwrap(),
+    )
+}
+
 #[tokio::test]
 async fn a_reconnecting_client_fails_fast_while_down_and_recovers() {
     let gate = GateImpl::default();
     let running = Running::start(Limits::default(), &gate).await;
     let address = running.address.clone();
-    let policy = Reconnect {
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(100),
-        wait: false,
-    };
-    let config = client_builder(&address, "bincode")
-        .reconnect(policy)
-        .build()
-        .unwrap();
-    let client = GateClient::new(
-        within("connect", rpc_transport::connect(&config))
-            .await
-            .unwrap(),
-    );
+    let client = reconnecting_client(&address, "bincode", false).await;
     assert_eq!(within("fast", client.fast(1)).await.unwrap(), 1);
     running.stopped().await;
     let error = within("a call while down", async {
@@ -532,20 +557,7 @@ async fn a_reconnecting_client_set_to_wait_holds_calls_until_it_is_back() {
     let gate = GateImpl::default();
     let running = Running::start(Limits::default(), &gate).await;
     let address = running.address.clone();
-    let policy = Reconnect {
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(100),
-        wait: true,
-    };
-    let config = client_builder(&address, "json")
-        .reconnect(policy)
-        .build()
-        .unwrap();
-    let client = GateClient::new(
-        within("connect", rpc_transport::connect(&config))
-            .await
-            .unwrap(),
-    );
+    let client = reconnecting_client(&address, "json", true).await;
     assert_eq!(within("fast", client.fast(1)).await.unwrap(), 1);
     running.stopped().await;
     // Give the client a moment to notice the connection is gone.
@@ -564,4 +576,93 @@ async fn a_reconnecting_client_set_to_wait_holds_calls_until_it_is_back() {
         within("the waiting call", waiting).await.unwrap().unwrap(),
         4
     );
+}
+
+#[tokio::test]
+async fn a_request_over_the_servers_frame_limit_fails_at_once_naming_size_and_limit() {
+    let gate = GateImpl::default();
+    let config = server_builder().max_frame_bytes(64 * 1024).build().unwrap();
+    let running = Running::on(config, &gate).await;
+    for codec in CODECS {
+        let client = gate_client(&running.address, codec).await;
+        // Just under the limit (the envelope takes the rest) passes.
+        let fits = "y".repeat(60 * 1024);
+        assert_eq!(
+            within("fits", client.measure(fits)).await.unwrap(),
+            60 * 1024
+        );
+        let error = within("too large", client.measure("y".repeat(70 * 1024)))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::FrameTooLarge, "{codec}: {error}");
+        let message = error.to_string();
+        assert!(message.contains("65536 bytes"), "{message}");
+        assert!(
+            message.contains("bytes, over the server's frame limit"),
+            "{message}"
+        );
+        assert_eq!(within("fast", client.fast(1)).await.unwrap(), 1, "{codec}");
+    }
+}
+
+#[tokio::test]
+async fn a_reply_over_the_clients_frame_limit_reaches_the_caller_as_an_error() {
+    let gate = GateImpl::default();
+    let running = Running::start(Limits::default(), &gate).await;
+    for codec in CODECS {
+        let config = client_builder(&running.address, codec)
+            .max_frame_bytes(64 * 1024)
+            .build()
+            .unwrap();
+        let client = GateClient::new(
+            within("connect", rpc_transport::connect(&config))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            within("fits", client.text(60 * 1024)).await.unwrap().len(),
+            60 * 1024
+        );
+        let error = within("too large", client.text(70 * 1024))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::FrameTooLarge, "{codec}: {error}");
+        let message = error.to_string();
+        assert!(
+            message.contains("exceeds the client's frame limit of 65536 bytes"),
+            "{message}"
+        );
+        assert_eq!(within("fast", client.fast(2)).await.unwrap(), 2, "{codec}");
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_never_reads_its_replies_is_closed_after_write_timeout() {
+    let gate = GateImpl::default();
+    let limits = Limits {
+        write_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let running = Running::start(limits, &gate).await;
+    let metrics = running.server.metrics().clone();
+    let mut stream = raw_json_session(&running.address).await;
+    let request = br#"{"jsonrpc":"2.0","id":1,"method":"text","params":[60000]}"#;
+    let mut flood = Vec::new();
+    for _ in 0..400 {
+        flood.extend_from_slice(&(request.len() as u32).to_be_bytes());
+        flood.extend_from_slice(request);
+    }
+    // Write what the server takes; it stops reading once its replies back up.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::io::AsyncWriteExt::write_all(&mut stream, &flood),
+    )
+    .await;
+    until("the server to close the connection", || {
+        metrics.connections_open(Transport::Tcp) == 0
+    })
+    .await;
+    let client = gate_client(&running.address, "bincode").await;
+    assert_eq!(within("fast", client.fast(1)).await.unwrap(), 1);
+    drop(stream);
 }
