@@ -39,7 +39,7 @@ pub(crate) fn read_call(xml: &[u8]) -> Result<MethodCall, Error> {
         let at = pull.reader.buffer_position();
         Error::new(
             ErrorKind::Parse,
-            format!("malformed XML-RPC request at byte {at}: {why}"),
+            format!("malformed XML-RPC request near byte {at}: {why}"),
         )
     })
 }
@@ -51,6 +51,21 @@ enum Token {
     Close,
     Text(String),
     End,
+}
+
+impl std::fmt::Display for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Token::Open(name) => write!(f, "<{name}>"),
+            Token::Close => f.write_str("an end tag"),
+            Token::Text(text) if text.chars().count() > 40 => {
+                let start: String = text.chars().take(40).collect();
+                write!(f, "text {start:?}…")
+            }
+            Token::Text(text) => write!(f, "text {text:?}"),
+            Token::End => f.write_str("the end of the document"),
+        }
+    }
 }
 
 struct Pull<'a> {
@@ -86,12 +101,12 @@ impl<'a> Pull<'a> {
             Token::Close => {
                 self.peeked = Some(Token::Close);
             }
-            other => return Err(format!("expected <params>, found {other:?}")),
+            other => return Err(format!("expected <params>, found {other}")),
         }
         self.close()?;
         match self.tag()? {
             Token::End => Ok(MethodCall { name, params }),
-            other => Err(format!("expected the end of the document, found {other:?}")),
+            other => Err(format!("expected the end of the document, found {other}")),
         }
     }
 
@@ -106,7 +121,7 @@ impl<'a> Pull<'a> {
             Token::Text(text) => match self.token()? {
                 Token::Close => return Ok(XmlValue::Str(text)),
                 Token::Open(tag) if text.trim().is_empty() => self.typed(&tag, depth)?,
-                other => return Err(format!("unexpected {other:?} after text in <value>")),
+                other => return Err(format!("unexpected {other} after text in <value>")),
             },
             Token::Open(tag) => self.typed(&tag, depth)?,
             Token::End => return Err("the document ends inside a <value>".into()),
@@ -179,14 +194,14 @@ impl<'a> Pull<'a> {
                 self.close()?;
                 Ok(text)
             }
-            other => Err(format!("expected text, found {other:?}")),
+            other => Err(format!("expected text, found {other}")),
         }
     }
 
     fn open(&mut self, name: &str) -> Result<(), String> {
         match self.tag()? {
             Token::Open(t) if t == name => Ok(()),
-            other => Err(format!("expected <{name}>, found {other:?}")),
+            other => Err(format!("expected <{name}>, found {other}")),
         }
     }
 
@@ -195,14 +210,14 @@ impl<'a> Pull<'a> {
         match self.tag()? {
             Token::Open(t) if t == name => Ok(true),
             Token::Close => Ok(false),
-            other => Err(format!("expected <{name}> or an end tag, found {other:?}")),
+            other => Err(format!("expected <{name}> or an end tag, found {other}")),
         }
     }
 
     fn close(&mut self) -> Result<(), String> {
         match self.tag()? {
             Token::Close => Ok(()),
-            other => Err(format!("expected an end tag, found {other:?}")),
+            other => Err(format!("expected an end tag, found {other}")),
         }
     }
 
@@ -389,7 +404,15 @@ mod tests {
             "not xml at all",
         ] {
             let e = call(bad).unwrap_err();
-            assert!(!e.is_empty(), "{bad}");
+            assert!(
+                e.starts_with("malformed XML-RPC request near byte "),
+                "{bad}: {e}"
+            );
         }
+        let bogus = "<methodCall><methodName>m</methodName><params><param><bogus/></param></params></methodCall>";
+        assert_eq!(
+            call(bogus).unwrap_err(),
+            "malformed XML-RPC request near byte 61: expected <value>, found <bogus>"
+        );
     }
 }
