@@ -348,6 +348,21 @@ mod tests {
     }
 
     #[test]
+    fn password_file_is_relative_to_the_config_file_and_loses_one_newline() {
+        let dir = std::env::temp_dir().join(format!("rpc-http-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("http.secret"), "from-file\r\n").unwrap();
+        let config = dir.join("rpc.toml");
+        std::fs::write(&config, "[http]\npassword_file = \"http.secret\"\n").unwrap();
+        let built = HttpConfig::builder().load_file(&config).unwrap().build();
+        std::fs::write(dir.join("http.secret"), "\n").unwrap();
+        let empty = HttpConfig::builder().load_file(&config).unwrap().build();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(built.unwrap().password().as_bytes(), b"from-file");
+        assert!(empty.unwrap_err().to_string().contains("a non-empty file"));
+    }
+
+    #[test]
     fn limits_are_checked() {
         let e = build("[http]\npassword = \"x\"\nmax_body_bytes = 10\n").unwrap_err();
         assert!(e.to_string().contains("http.max_body_bytes"), "{e}");
