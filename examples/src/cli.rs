@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use rpc_core::Registry;
+use rpc_transport::http::{HttpConfig, HttpGateway};
 use rpc_transport::{Server, ServerConfig};
 
 /// The flags of the example servers and clients.
@@ -30,29 +31,63 @@ pub async fn serve(
     config: ServerConfig,
     registry: Registry,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let listening = Server::new(config, registry).bind().await?;
+    serve_with_http(config, None, registry).await
+}
+
+/// [`serve`], plus the HTTP gateway when `http` is given: it binds after the
+/// TCP listener and prints `http listening HOST:PORT` as the second line.
+/// Ctrl-C stops both; `/healthz` answers 503 while they drain.
+pub async fn serve_with_http(
+    config: ServerConfig,
+    http: Option<HttpConfig>,
+    registry: Registry,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let server = Server::new(config, registry);
+    let gateway = http
+        .map(|http| HttpGateway::new(http, &server))
+        .transpose()?;
+    let listening = server.bind().await?;
+    let http = match gateway {
+        Some(gateway) => Some(gateway.bind().await?),
+        None => None,
+    };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening {}", listening.local_addr())?;
+    if let Some(http) = &http {
+        writeln!(stdout, "http listening {}", http.local_addr())?;
+    }
     stdout.flush()?;
     drop(stdout);
+    // Ctrl-C stops the TCP listener, which shuts the server down; the
+    // gateway sees that and drains too.
+    let http = http.map(|http| tokio::spawn(http.serve()));
     listening
         .serve_until(async {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("Ctrl-C: stopping");
         })
         .await;
+    if let Some(http) = http {
+        let _ = http.await;
+    }
     Ok(())
 }
 
 /// The whole of an example server's `main`: logging, `--config FILE`, and
-/// `service` served as the file's `[server]` table says until Ctrl-C;
-/// on failure the error goes to stderr and the process exits 1.
+/// `service` served as the file's `[server]` table says (and over HTTP when
+/// it has an `[http]` table) until Ctrl-C; on failure the error goes to
+/// stderr and the process exits 1.
 pub async fn serve_main(service: impl rpc_core::Service) {
     init_logging();
     let run = async {
         let args = <Args as clap::Parser>::parse();
         let config = ServerConfig::from_file(&args.config)?;
-        serve(config, Registry::new().with(service)?).await
+        let http = if HttpConfig::file_has_table(&args.config)? {
+            Some(HttpConfig::builder().load_file(&args.config)?.build()?)
+        } else {
+            None
+        };
+        serve_with_http(config, http, Registry::new().with(service)?).await
     };
     exit_on_error(run.await);
 }

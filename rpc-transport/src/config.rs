@@ -55,7 +55,8 @@
 //! | `[client.reconnect]` | client | absent (no reconnect) | backoff and whether calls wait while disconnected; see [`Reconnect`] |
 //!
 //! Unknown keys and unknown tables are errors. Known tables that one side does not read
-//! (`[client]` for the server, `[server]` for the client, `[http]`) are skipped.
+//! (`[client]` for the server, `[server]` for the client) are skipped; `[http]` is read by
+//! the HTTP gateway's own configuration (`http::HttpConfig`, with the `http` feature).
 //!
 //! # Precedence
 //!
@@ -625,7 +626,7 @@ impl KeySource {
     }
 }
 
-fn read_key_file(path: &Path) -> Result<AuthKey, ConfigError> {
+pub(crate) fn read_key_file(path: &Path) -> Result<AuthKey, ConfigError> {
     let mut key = std::fs::read(path).map_err(|e| read_error(path, e))?;
     if key.ends_with(b"\n") {
         key.pop();
@@ -699,7 +700,7 @@ impl ClientTable {
 }
 
 /// Parses `text` and returns its `[table]` (empty if absent), rejecting unknown tables.
-fn read_table<T: DeserializeOwned + Default>(
+pub(crate) fn read_table<T: DeserializeOwned + Default>(
     text: &str,
     table: &'static str,
 ) -> Result<T, ConfigError> {
@@ -743,7 +744,7 @@ fn check_frame_bytes(table: &str, bytes: usize) -> Result<usize, ConfigError> {
     Ok(bytes)
 }
 
-fn positive(key: &str, timeout: Duration) -> Result<Duration, ConfigError> {
+pub(crate) fn positive(key: &str, timeout: Duration) -> Result<Duration, ConfigError> {
     if timeout.is_zero() {
         return Err(invalid(key, 0, "a positive number of milliseconds"));
     }
@@ -757,7 +758,7 @@ fn check_limits(limits: Limits) -> Result<Limits, ConfigError> {
     }
 }
 
-fn address(key: &str, address: String) -> Result<String, ConfigError> {
+pub(crate) fn address(key: &str, address: String) -> Result<String, ConfigError> {
     if address.trim().is_empty() {
         let expected = "an address such as \"127.0.0.1:17000\"";
         return Err(invalid(key, format!("{address:?}"), expected));
@@ -784,7 +785,7 @@ fn check_codec(key: &str, codec: String, known: &[&str]) -> Result<String, Confi
     Ok(codec)
 }
 
-fn invalid(
+pub(crate) fn invalid(
     key: impl Into<String>,
     value: impl fmt::Display,
     expected: impl Into<String>,
@@ -796,7 +797,7 @@ fn invalid(
     }
 }
 
-fn read_error(path: &Path, source: std::io::Error) -> ConfigError {
+pub(crate) fn read_error(path: &Path, source: std::io::Error) -> ConfigError {
     ConfigError::Read {
         path: path.to_owned(),
         source,

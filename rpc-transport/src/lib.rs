@@ -87,6 +87,8 @@ mod connection;
 pub mod frame;
 pub mod handshake;
 pub mod hello;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod net;

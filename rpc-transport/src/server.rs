@@ -101,6 +101,11 @@ impl Server {
         &self.inner.registry
     }
 
+    /// Its configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
     /// The counters of every listener serving this server.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics

@@ -1,0 +1,159 @@
+//! HTTP Basic authentication: any user name, the configured password.
+//!
+//! ```text
+//! Authorization: Basic base64("user:password")
+//! ```
+//!
+//! The password is never compared byte by byte: the gateway keeps an
+//! HMAC-SHA256 tag of it under a key drawn at start-up, and checks a
+//! presented password by verifying its tag with [`Mac::verify_slice`], which
+//! takes the same time whatever the bytes and whatever their length.
+
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use hmac::{Hmac, KeyInit, Mac};
+use rpc_core::{Error, ErrorKind};
+use sha2::Sha256;
+use std::sync::Arc;
+
+use super::Gateway;
+use super::config::Password;
+use super::reply::error_json;
+
+/// Checks the password of a request; built once per listener.
+pub(crate) struct Guard {
+    key: [u8; 32],
+    tag: Vec<u8>,
+    challenge: HeaderValue,
+}
+
+/// Why a request was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// No `Authorization` header.
+    Missing,
+    /// A header that is not `Basic base64(user:password)`.
+    Malformed,
+    /// The password is not the configured one.
+    Wrong,
+}
+
+impl Guard {
+    /// A guard accepting `password`, naming `realm` in its challenge.
+    pub(crate) fn new(password: &Password, realm: &str) -> Result<Guard, Error> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("no randomness for the password check: {e}"),
+            )
+        })?;
+        let challenge = HeaderValue::from_str(&format!(
+            "Basic realm=\"{realm}\", charset=\"UTF-8\""
+        ))
+        .map_err(|_| Error::new(ErrorKind::Config, "the realm is not a valid header value"))?;
+        Ok(Guard {
+            tag: mac(&key, password.as_bytes())
+                .finalize()
+                .into_bytes()
+                .to_vec(),
+            key,
+            challenge,
+        })
+    }
+
+    /// Whether `header` (the request's `Authorization`) carries the password.
+    pub(crate) fn check(&self, header: Option<&HeaderValue>) -> Result<(), Refusal> {
+        let header = header.ok_or(Refusal::Missing)?;
+        let password = basic_password(header.as_bytes()).ok_or(Refusal::Malformed)?;
+        mac(&self.key, &password)
+            .verify_slice(&self.tag)
+            .map_err(|_| Refusal::Wrong)
+    }
+}
+
+fn mac(key: &[u8; 32], password: &[u8]) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(password);
+    mac
+}
+
+/// The password of a `Basic` credential: what follows the first `:` of the
+/// decoded `user:password`.
+fn basic_password(header: &[u8]) -> Option<Vec<u8>> {
+    let (scheme, encoded) = header.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case(b"basic ") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim_ascii())
+        .ok()?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    Some(decoded[colon + 1..].to_vec())
+}
+
+/// Middleware: lets a request with the password through, answers any other
+/// with 401 and a challenge before it reaches a handler.
+pub(crate) async fn require_password(
+    State(gateway): State<Arc<Gateway>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let refusal = match gateway.guard.check(request.headers().get(AUTHORIZATION)) {
+        Ok(()) => return next.run(request).await,
+        Err(refusal) => refusal,
+    };
+    let message = match refusal {
+        Refusal::Missing => {
+            "this endpoint needs HTTP Basic credentials (any user name, the [http] password)"
+        }
+        Refusal::Malformed => "the Authorization header is not HTTP Basic credentials",
+        Refusal::Wrong => "wrong password",
+    };
+    let error = Error::new(ErrorKind::Authentication, message);
+    let mut response = (StatusCode::UNAUTHORIZED, error_json(&error.into())).into_response();
+    response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, gateway.guard.challenge.clone());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(user_password: &str) -> HeaderValue {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(user_password);
+        HeaderValue::from_str(&format!("Basic {encoded}")).unwrap()
+    }
+
+    fn guard() -> Guard {
+        Guard::new(&Password::new("s3cret:with:colons"), "rpc").unwrap()
+    }
+
+    #[test]
+    fn any_user_with_the_password_passes() {
+        let g = guard();
+        assert_eq!(g.check(Some(&basic("rpc:s3cret:with:colons"))), Ok(()));
+        assert_eq!(g.check(Some(&basic(":s3cret:with:colons"))), Ok(()));
+    }
+
+    #[test]
+    fn wrong_missing_and_malformed_credentials_fail() {
+        let g = guard();
+        assert_eq!(g.check(None), Err(Refusal::Missing));
+        assert_eq!(g.check(Some(&basic("rpc:s3cret"))), Err(Refusal::Wrong));
+        assert_eq!(g.check(Some(&basic("rpc:"))), Err(Refusal::Wrong));
+        assert_eq!(g.check(Some(&basic("no-colon"))), Err(Refusal::Malformed));
+        let bearer = HeaderValue::from_static("Bearer abc");
+        assert_eq!(g.check(Some(&bearer)), Err(Refusal::Malformed));
+        let junk = HeaderValue::from_static("Basic !!!");
+        assert_eq!(g.check(Some(&junk)), Err(Refusal::Malformed));
+        let short = HeaderValue::from_static("Ba");
+        assert_eq!(g.check(Some(&short)), Err(Refusal::Malformed));
+    }
+}

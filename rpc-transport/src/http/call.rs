@@ -1,0 +1,112 @@
+//! One call through the gateway, whatever the endpoint: resolve the method,
+//! decode its arguments, run the handler under the deadline, count it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use rpc_core::registry::Route;
+use rpc_core::service::{CallFuture, Reply};
+use rpc_core::{Error, ErrorKind, Registry};
+
+use super::Gateway;
+use crate::metrics::Transport;
+
+impl Gateway {
+    /// Runs `method`: `start` decodes the arguments and starts the handler
+    /// (see [`Registry::call`]). The call gets the request timeout, or the
+    /// caller's `deadline` when that is shorter.
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        deadline: Option<Duration>,
+        start: impl FnOnce(&Registry, Route) -> Result<CallFuture, Error>,
+    ) -> Reply {
+        let began = Instant::now();
+        let route = match self.registry.resolve(method) {
+            Ok(route) => route,
+            Err(e) => {
+                self.record(None, Err(e.kind()), began);
+                return Err(e.into());
+            }
+        };
+        if self.server.is_draining() {
+            let e = Error::new(
+                ErrorKind::ShuttingDown,
+                format!("the server is shutting down; `{method}` was not started"),
+            );
+            self.record(Some(route), Err(e.kind()), began);
+            return Err(e.into());
+        }
+        let _in_flight = self.calls.enter();
+        let limit = deadline.map_or(self.request_timeout, |d| d.min(self.request_timeout));
+        let reply = match start(&self.registry, route) {
+            Ok(call) => {
+                let _running = self.metrics.call_started();
+                tokio::time::timeout(limit, call)
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out(method, limit).into()))
+            }
+            Err(e) => Err(e.into()),
+        };
+        let outcome = reply.as_ref().map(drop).map_err(|fault| fault.kind);
+        self.record(Some(route), outcome, began);
+        reply
+    }
+
+    fn record(&self, route: Option<Route>, outcome: Result<(), ErrorKind>, began: Instant) {
+        self.metrics
+            .record_call(Transport::Http, route, outcome, began.elapsed());
+    }
+}
+
+fn timed_out(method: &str, limit: Duration) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("`{method}` did not finish within {} ms", limit.as_millis()),
+    )
+}
+
+/// The gateway's calls in progress, so that draining can wait for them.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// One call in progress; dropping it ends the call's count.
+pub(crate) struct Running<'a>(&'a InFlight);
+
+impl InFlight {
+    fn enter(&self) -> Running<'_> {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        Running(self)
+    }
+
+    /// How many calls are in progress.
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Completes when no call is in progress.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}

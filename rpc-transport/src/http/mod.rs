@@ -1,0 +1,292 @@
+//! The HTTP gateway (feature `http`): every service of a [`Server`]'s
+//! registry over HTTP/1.1, as JSON-RPC 2.0, as XML-RPC and REST-style.
+//!
+//! ```no_run
+//! # async fn demo(server: rpc_transport::Server) -> Result<(), Box<dyn std::error::Error>> {
+//! use rpc_transport::http::{HttpConfig, HttpGateway};
+//!
+//! let config = HttpConfig::builder().listen("127.0.0.1:8080").password("a-different-secret").build()?;
+//! let listening = HttpGateway::new(config, &server)?.bind().await?;
+//! println!("http listening {}", listening.local_addr());
+//! listening.serve_until(async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Endpoints
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST /rpc` | JSON-RPC 2.0: one request, a batch, notifications; params by position or by name |
+//! | `POST /RPC2` | XML-RPC, with `system.listMethods`, `system.methodSignature`, `system.methodHelp` |
+//! | `POST /{Service}/{method}` | a JSON body (array = by position, object = by name; empty = none) → the bare JSON result |
+//! | `GET /{Service}/{method}?x=2&y=3` | the same for methods marked `#[rpc(idempotent)]`; 405 for others |
+//! | `GET /` | the services, their methods and parameters, as JSON |
+//! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
+//! | `GET /healthz` | 200 `serving`, or 503 `draining` once the server is shutting down ([`Server::shut_down`]); needs no password |
+//!
+//! ```text
+//! $ curl -u rpc:PASSWORD 'http://127.0.0.1:8080/Calculator/add?x=2&y=3'
+//! 5
+//! $ curl -u rpc:PASSWORD -d '{"jsonrpc":"2.0","id":1,"method":"Calculator.div","params":[1,0]}' http://127.0.0.1:8080/rpc
+//! {"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"division by zero","data":"DivideByZero"}}
+//! ```
+//!
+//! ```python
+//! s = xmlrpc.client.ServerProxy('http://rpc:PASSWORD@127.0.0.1:8080/RPC2', allow_none=True)
+//! s.set('spam', [1, 2, 3]); s.get('spam')   # [1, 2, 3]
+//! ```
+//!
+//! # Errors and statuses
+//!
+//! JSON-RPC answers a request it could read with 200 (a notification-only
+//! request with 204), the outcome in the body; a body that is not JSON-RPC at
+//! all gets 400 and an error object. XML-RPC answers failures as `<fault>`
+//! (`faultCode` from [`ErrorKind::xmlrpc_fault`]). REST answers the status of
+//! [`ErrorKind::http_status`] — 400 bad arguments, 404 unknown method, 413
+//! body too large, 422 application error, 500 handler panic, 504 deadline —
+//! with `{"error":{"code":…,"message":…,"data":…}}`.
+//!
+//! # Security
+//!
+//! Every endpoint but `/healthz` needs HTTP Basic credentials: any user name
+//! and the `[http]` password, which must differ from the `[server]` authkey
+//! (the gateway refuses to start otherwise, and never accepts the authkey).
+//! Plain HTTP gives **no confidentiality**: the password and every call cross
+//! the network in the clear. Listen on loopback, or behind a proxy that
+//! terminates TLS.
+//!
+//! Bodies are bounded (`max_body_bytes`, by default the server's
+//! `max_frame_bytes`), as are the time of a request (`request_timeout_ms`),
+//! the nesting of JSON and XML values (64 levels), the calls of one JSON-RPC
+//! batch and the open HTTP connections (the server's `max_batch` and
+//! `max_connections`). XML is read without
+//! a DTD: only the five predefined entities and numeric character references.
+
+mod auth;
+mod call;
+pub mod config;
+mod jsonrpc;
+mod listener;
+mod ops;
+mod query;
+mod reply;
+mod rest;
+mod xml_de;
+mod xml_read;
+mod xml_ser;
+mod xml_value;
+mod xmlrpc;
+
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::routing::{get, post};
+use rpc_core::{Error, ErrorKind, Registry};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use self::config::{HttpConfig, HttpConfigBuilder, Password};
+use crate::Server;
+use crate::metrics::Metrics;
+
+/// Time the whole request gets beyond `request_timeout`, so that a call that
+/// runs out of time is answered by the gateway's own error, not cut off.
+const ANSWER_MARGIN: Duration = Duration::from_secs(1);
+
+/// What every request handler shares.
+struct Gateway {
+    server: Server,
+    registry: Registry,
+    metrics: Arc<Metrics>,
+    guard: auth::Guard,
+    calls: call::InFlight,
+    request_timeout: Duration,
+    max_batch: usize,
+}
+
+/// The gateway of one [`Server`]: its services, its counters, an `[http]`
+/// configuration. Build it, [`bind`](HttpGateway::bind) it, serve.
+pub struct HttpGateway {
+    gateway: Arc<Gateway>,
+    listen: String,
+    max_body_bytes: usize,
+}
+
+impl HttpGateway {
+    /// A gateway to `server`'s services, counting into `server`'s metrics.
+    ///
+    /// Fails if the `[http]` password equals the `[server]` authkey: the two
+    /// secrets guard different doors and must not open each other's.
+    pub fn new(config: HttpConfig, server: &Server) -> Result<HttpGateway, Error> {
+        if config.password().as_bytes() == server.config().authkey().as_bytes() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "the [http] password is the [server] authkey; choose a different password",
+            ));
+        }
+        let gateway = Gateway {
+            server: server.clone(),
+            registry: server.registry().clone(),
+            metrics: server.metrics().clone(),
+            guard: auth::Guard::new(config.password(), config.realm())?,
+            calls: call::InFlight::default(),
+            request_timeout: config.request_timeout(),
+            max_batch: server.config().limits().max_batch,
+        };
+        Ok(HttpGateway {
+            gateway: Arc::new(gateway),
+            listen: config.listen().to_owned(),
+            max_body_bytes: config
+                .max_body_bytes()
+                .unwrap_or(server.config().max_frame_bytes()),
+        })
+    }
+
+    /// Binds the configured `listen` address.
+    pub async fn bind(self) -> Result<HttpListening, Error> {
+        let listener = tokio::net::TcpListener::bind(&self.listen)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Io,
+                    format!("cannot listen on {}: {e}", self.listen),
+                )
+                .with_source(e)
+            })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?
+            .to_string();
+        Ok(HttpListening {
+            router: self.router(),
+            listener: listener::Counting::new(
+                listener,
+                self.gateway.metrics.clone(),
+                self.gateway.server.config().limits().max_connections,
+            ),
+            local_addr,
+            gateway: self.gateway.clone(),
+        })
+    }
+
+    fn router(&self) -> Router {
+        let gateway = &self.gateway;
+        let limit = self.max_body_bytes;
+        // Layers added later run first: the password is checked before the
+        // body limit, so a caller without it learns nothing, not even the limit.
+        let with_password = Router::new()
+            .route("/", get(ops::index))
+            .route("/metrics", get(ops::metrics))
+            .route("/rpc", post(jsonrpc::handle))
+            .route("/RPC2", post(xmlrpc::handle))
+            .route("/{service}/{method}", get(rest::get).post(rest::post))
+            .route_layer(RequestBodyLimitLayer::new(limit))
+            .route_layer(middleware::map_response(reply::explain_too_large))
+            .route_layer(middleware::from_fn_with_state(
+                gateway.clone(),
+                auth::require_password,
+            ));
+        Router::new()
+            .route("/healthz", get(ops::healthz))
+            .merge(with_password)
+            .fallback(ops::not_found)
+            .layer(DefaultBodyLimit::max(limit))
+            .with_state(gateway.clone())
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::GATEWAY_TIMEOUT,
+                gateway.request_timeout + ANSWER_MARGIN,
+            ))
+            .layer(CatchPanicLayer::new())
+            .layer(TraceLayer::new_for_http())
+    }
+}
+
+impl std::fmt::Debug for HttpGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpGateway")
+            .field("listen", &self.listen)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bound gateway, ready to serve.
+pub struct HttpListening {
+    router: Router,
+    listener: listener::Counting,
+    local_addr: String,
+    gateway: Arc<Gateway>,
+}
+
+impl HttpListening {
+    /// The bound address (`host:port`; with port 0 configured, the real port).
+    pub fn local_addr(&self) -> &str {
+        &self.local_addr
+    }
+
+    /// Serves until the task is dropped.
+    pub async fn serve(self) {
+        self.serve_until(std::future::pending()).await
+    }
+
+    /// Serves until `shutdown` completes or the server starts shutting down
+    /// (whichever listener saw the signal first), then drains: the server
+    /// is marked shutting down, `/healthz` answers 503, new calls are
+    /// refused with 503, and calls in flight get the server's
+    /// `shutdown_grace` to finish. Then the listener closes, and this
+    /// returns once the last connection is closed (at most a second later).
+    pub async fn serve_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let gateway = self.gateway;
+        let (drained, drained_rx) = tokio::sync::oneshot::channel();
+        let signal = {
+            let gateway = gateway.clone();
+            async move {
+                let mut draining = gateway.server.draining();
+                tokio::select! {
+                    () = shutdown => {}
+                    () = crate::server::draining_started(&mut draining) => {}
+                }
+                gateway.server.shut_down();
+                let grace = gateway.server.config().limits().shutdown_grace;
+                tracing::info!(calls = gateway.calls.count(), "HTTP gateway draining");
+                if tokio::time::timeout(grace, gateway.calls.idle())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("HTTP calls still running after the shutdown grace");
+                }
+                let _ = drained.send(());
+            }
+        };
+        let serve = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(signal)
+            .into_future();
+        let bound = async {
+            match drained_rx.await {
+                Ok(()) => tokio::time::sleep(ANSWER_MARGIN).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            served = serve => if let Err(e) = served {
+                tracing::warn!(error = %e, "the HTTP gateway stopped");
+            },
+            () = bound => tracing::warn!("closing HTTP connections that did not finish in time"),
+        }
+    }
+}
+
+impl std::fmt::Debug for HttpListening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpListening")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
