@@ -77,6 +77,13 @@
 //! task stops reading), batch size, invalid messages, idle time, and the
 //! shutdown grace period. [`metrics`] counts what every listener does.
 //!
+//! # Over HTTP
+//!
+//! With the `http` feature, `http::HttpGateway` serves the same registry
+//! over HTTP/1.1 on a second listener: JSON-RPC at `POST /rpc`, XML-RPC at
+//! `POST /RPC2`, REST at `/{Service}/{method}`, plus `/healthz`, `/metrics`
+//! (the [`metrics`] of every listener) and `/`.
+//!
 //! Connections run over any `AsyncRead + AsyncWrite` stream ([`net::Io`]):
 //! TCP and Unix-domain sockets ship, and tests use in-memory pairs through
 //! [`Server::serve_stream`] and [`Connection::over`].
