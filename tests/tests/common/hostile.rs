@@ -57,7 +57,7 @@ pub(crate) trait Probe {
     /// Never returns.
     async fn never(&self) -> u64;
 
-    /// Sleeps `delay_ms`, then returns `len` bytes.
+    /// Sleeps `delay_ms` (if not 0), then returns `len` bytes.
     async fn blob(&self, len: u64, delay_ms: u64) -> Vec<u8>;
 }
 
@@ -199,7 +199,9 @@ impl Probe for ProbeImpl {
 
     async fn blob(&self, len: u64, delay_ms: u64) -> Vec<u8> {
         let running = self.0.enter();
-        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        if delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        }
         let len = usize::try_from(len).expect("a test blob fits in memory");
         running.returns(vec![0xa5; len])
     }
