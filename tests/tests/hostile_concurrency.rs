@@ -127,6 +127,7 @@ async fn duplicate_request_ids_on_the_wire_are_each_answered_under_that_id() {
         let (id, outcome) = read_bincode_response(&expect_frame(&mut stream, "an answer").await);
         assert_eq!((id, outcome), (5, Ok(bincode_value(&2i64))));
     }
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -237,6 +238,7 @@ async fn a_handler_that_panics_after_yielding_fails_its_call_at_once() {
         let sum = within("the next call", probe.add(1, 2)).await;
         assert_eq!(sum.expect("add succeeds"), 3, "{codec}");
     }
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -267,6 +269,7 @@ async fn a_thousand_concurrent_panics_each_fail_their_own_call() {
         }
     }
     assert_eq!(state.in_flight.load(Ordering::SeqCst), 0);
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -298,6 +301,7 @@ async fn a_panic_inside_a_batch_fails_only_that_member() {
         by_id(3),
         Some(json!({"jsonrpc": "2.0", "id": 3, "result": 5}))
     );
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -336,6 +340,7 @@ async fn a_handler_that_never_returns_is_ended_at_the_callers_deadline() {
     assert_eq!(code, ErrorKind::Timeout.code(), "{message}");
     assert_eq!(message, "the call did not finish before its deadline");
     state.wait_cancelled(2).await;
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -362,6 +367,7 @@ async fn a_typed_call_to_a_handler_that_never_returns_times_out_and_frees_the_ha
         let sum = within("the next call", probe.add(1, 2)).await;
         assert_eq!(sum.expect("add succeeds"), 3, "{codec}");
     }
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]

@@ -194,6 +194,7 @@ async fn an_empty_json_request_frame_is_a_parse_error_and_the_connection_stays_u
     );
     let answer = json_round_trip(&mut stream, ADD).await;
     assert_eq!(answer, json!({"jsonrpc": "2.0", "id": 1, "result": 5}));
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -215,6 +216,7 @@ async fn an_empty_bincode_request_frame_is_a_parse_error_and_the_connection_stay
         outcome.expect("add succeeds"),
         common::hostile::bincode_value(&5i64)
     );
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -230,6 +232,7 @@ async fn an_empty_hello_is_refused_as_not_a_hello() {
             .starts_with("the first frame after authentication is not a hello: EOF"),
         "{e}"
     );
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -246,6 +249,7 @@ async fn a_flood_of_empty_frames_before_authentication_gets_one_failure() {
             .contains("malformed handshake message of 0 bytes"),
         "{e}"
     );
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -299,6 +303,7 @@ async fn a_small_frame_in_the_eight_byte_form_is_answered() {
     write_raw(&mut stream, &bytes).await;
     let answer = expect_json(&mut stream, "the answer").await;
     assert_eq!(answer, json!({"jsonrpc": "2.0", "id": 1, "result": 5}));
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -316,6 +321,7 @@ async fn frames_trickled_a_byte_at_a_time_across_header_forms_are_answered() {
         let answer = expect_json(&mut stream, "an answer").await;
         assert_eq!(answer, json!({"jsonrpc": "2.0", "id": id, "result": 5}));
     }
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -336,4 +342,5 @@ async fn many_frames_in_one_write_are_each_answered_in_order_of_completion() {
         assert_eq!(answer["result"], id + 1, "{answer}");
         assert!(seen.insert(id), "answered twice: {answer}");
     }
+    assert_still_serves(&server.address).await;
 }

@@ -96,6 +96,7 @@ async fn random_garbage_gets_one_error_answer_per_frame_in_both_codecs() {
     assert_eq!(state.entered.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_json_usable(&mut json).await;
     assert_bincode_usable(&mut bincode).await;
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -115,6 +116,7 @@ async fn a_bincode_message_of_another_kind_is_an_invalid_request_under_its_id() 
         );
     }
     assert_bincode_usable(&mut stream).await;
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -144,6 +146,7 @@ async fn wrong_argument_counts_and_types_are_invalid_params_in_json() {
     assert_error(&answer, json!(9), ErrorKind::InvalidParams, "Probe.add");
     assert_eq!(state.entered.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_json_usable(&mut stream).await;
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -174,6 +177,7 @@ async fn wrong_argument_counts_and_types_are_invalid_params_in_bincode() {
     }
     assert_eq!(state.entered.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_bincode_usable(&mut stream).await;
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -195,6 +199,7 @@ async fn unknown_methods_are_method_not_found_in_both_codecs() {
     }
     assert_json_usable(&mut json).await;
     assert_bincode_usable(&mut bincode).await;
+    assert_still_serves(&server.address).await;
 }
 
 /// `[` × `depth`, `inner`, `]` × `depth`.
@@ -218,6 +223,7 @@ async fn json_nested_100000_deep_as_an_argument_is_refused_without_overflowing_t
     );
     assert_eq!(state.entered.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_json_usable(&mut stream).await;
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -242,6 +248,7 @@ async fn json_nested_100000_deep_in_an_ignored_member_is_skipped_without_recursi
         "unknown field `z`",
     );
     assert_json_usable(&mut stream).await;
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -270,6 +277,7 @@ async fn json_nested_100000_deep_as_the_whole_frame_is_an_error_answer() {
         "not a JSON-RPC request",
     );
     assert_json_usable(&mut stream).await;
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -287,6 +295,7 @@ async fn a_hello_nested_100000_deep_is_refused_and_closed() {
             .starts_with("the first frame after authentication is not a hello"),
         "{e}"
     );
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -313,6 +322,7 @@ async fn a_bincode_value_nested_100000_deep_is_refused_at_128_levels() {
     );
     assert_eq!(state.entered.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_bincode_usable(&mut stream).await;
+    assert_still_serves(&server.address).await;
 }
 
 /// A bincode varint announcing `len`: `0xfd` and a little-endian u64.
@@ -350,6 +360,7 @@ async fn bincode_lengths_claiming_more_than_the_frame_holds_are_invalid_params()
     }
     assert_eq!(state.entered.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_bincode_usable(&mut stream).await;
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -394,6 +405,7 @@ async fn invalid_utf8_is_refused_in_json_frames_and_bincode_strings() {
     assert_eq!(code, ErrorKind::Parse.code(), "{message}");
     assert!(message.starts_with("a request is malformed"), "{message}");
     assert_bincode_usable(&mut bincode).await;
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -423,6 +435,7 @@ async fn nan_and_infinity_are_not_json_numbers() {
     )
     .await;
     assert_eq!(answer, json!({"jsonrpc": "2.0", "id": 3, "result": 5e307}));
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -446,6 +459,7 @@ async fn nan_and_infinity_round_trip_in_bincode_and_are_refused_by_name_in_json(
         assert_eq!(e.kind(), ErrorKind::InvalidParams, "{x}: {e}");
         assert!(e.message().contains("null"), "{x}: {e}");
     }
+    assert_still_serves(&server.address).await;
 }
 
 /// A JSON-RPC batch of `n` calls to `Probe.add` with ids `0..n`.
@@ -499,6 +513,7 @@ async fn a_batch_whose_answer_exceeds_the_clients_frame_limit_is_one_error() {
         "the batch reply could not be sent",
     );
     assert_json_usable(&mut stream).await;
+    assert_still_serves(&server.address).await;
 }
 
 #[tokio::test]
@@ -516,4 +531,5 @@ async fn every_codec_survives_all_payloads_of_one_byte() {
             _ => assert_bincode_usable(&mut stream).await,
         }
     }
+    assert_still_serves(&server.address).await;
 }

@@ -331,6 +331,19 @@ pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
     [len.to_be_bytes().as_slice(), payload].concat()
 }
 
+/// The payloads of the whole short-form frames `bytes` holds, in order.
+pub(crate) fn frames_in(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    while let Some((header, rest)) = bytes.split_first_chunk::<4>() {
+        let len = usize::try_from(i32::from_be_bytes(*header)).expect("a short-form length");
+        assert!(rest.len() >= len, "a partial frame: {bytes:?}");
+        frames.push(rest[..len].to_vec());
+        bytes = &rest[len..];
+    }
+    assert!(bytes.is_empty(), "a partial header: {bytes:?}");
+    frames
+}
+
 /// The payload of a bincode request.
 pub(crate) fn bincode_request(
     id: u64,
