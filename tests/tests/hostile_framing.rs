@@ -344,3 +344,18 @@ async fn many_frames_in_one_write_are_each_answered_in_order_of_completion() {
     }
     assert_still_serves(&server.address).await;
 }
+
+#[tokio::test]
+async fn a_hello_announcing_a_frame_limit_no_reply_fits_in_is_refused() {
+    let (mut server, _) = ObservedServer::probe().await;
+    let mut stream = at(Stage::Hello, &server.address).await;
+    let hello = json!({"protocol": 1, "codec": "json", "max_frame_bytes": 10});
+    write_raw(&mut stream, &frame(hello.to_string().as_bytes())).await;
+    let answer = expect_json(&mut stream, "the answer to the hello").await;
+    let refusal = "the client's largest frame of 10 bytes is below the 1024-byte minimum";
+    assert_eq!(answer, json!({"error": refusal}));
+    expect_closed(&mut stream).await;
+    let e = server.next_error().await;
+    assert_eq!((e.kind(), e.message()), (ErrorKind::Protocol, refusal));
+    assert_still_serves(&server.address).await;
+}
