@@ -120,6 +120,65 @@ async fn a_bincode_message_of_another_kind_is_an_invalid_request_under_its_id() 
 }
 
 #[tokio::test]
+async fn json_ids_and_methods_of_the_wrong_type_are_invalid_requests() {
+    let (server, state) = ObservedServer::probe().await;
+    let mut stream = raw_json_session(&server.address).await;
+    for (request, id, needle) in [
+        (
+            r#"{"jsonrpc":"2.0","id":[1],"method":"Probe.add","params":[2,3]}"#,
+            Value::Null,
+            "`id` must be",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":{"a":1},"method":"Probe.add","params":[2,3]}"#,
+            Value::Null,
+            "`id` must be",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1.5,"method":"Probe.add","params":[2,3]}"#,
+            Value::Null,
+            "`id` must be",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":-1,"method":"Probe.add","params":[2,3]}"#,
+            Value::Null,
+            "`id` must be",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":true,"method":"Probe.add","params":[2,3]}"#,
+            Value::Null,
+            "`id` must be",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":7,"method":5,"params":[2,3]}"#,
+            json!(7),
+            "not a JSON-RPC request",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":8,"method":null}"#,
+            json!(8),
+            "not a JSON-RPC request",
+        ),
+        (
+            r#"{"jsonrpc":2,"id":9,"method":"Probe.add"}"#,
+            json!(9),
+            "not a JSON-RPC request",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":10,"method":"Probe.add","params":[2,3],"deadline_ms":-1}"#,
+            json!(10),
+            "not a JSON-RPC request",
+        ),
+    ] {
+        let answer = json_round_trip(&mut stream, request).await;
+        assert_error(&answer, id, ErrorKind::InvalidRequest, needle);
+    }
+    assert_eq!(state.entered.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_json_usable(&mut stream).await;
+    assert_still_serves(&server.address).await;
+}
+
+#[tokio::test]
 async fn wrong_argument_counts_and_types_are_invalid_params_in_json() {
     let (server, state) = ObservedServer::probe().await;
     let mut stream = raw_json_session(&server.address).await;
