@@ -592,3 +592,38 @@ async fn every_codec_survives_all_payloads_of_one_byte() {
     }
     assert_still_serves(&server.address).await;
 }
+
+#[tokio::test]
+#[ignore = "needs lead: connection.rs push_batch formats the frame error with {:?}"]
+async fn a_batch_answer_over_the_clients_limit_says_so_in_words() {
+    let (server, _) = ObservedServer::probe().await;
+    let mut stream = raw_session(&server.address, "json", 1 << 20).await;
+    let answer = within(
+        "the batch's answer",
+        json_round_trip(&mut stream, &batch(100_000)),
+    )
+    .await;
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("exceeds the client's frame limit of 1048576 bytes"),
+        "{answer}"
+    );
+    assert!(!message.contains("TooLarge {"), "a Debug format: {answer}");
+}
+
+#[tokio::test]
+async fn an_error_reply_over_the_clients_frame_limit_becomes_a_short_error_saying_so() {
+    let (server, _) = ObservedServer::probe().await;
+    let mut stream = raw_session(&server.address, "json", 1024).await;
+    // The method-not-found message names the method: 2,000 bytes of it.
+    let request = json!({"jsonrpc": "2.0", "id": 1, "method": "m".repeat(2_000), "params": []});
+    let answer = json_round_trip(&mut stream, &request.to_string()).await;
+    assert_error(
+        &answer,
+        json!(1),
+        ErrorKind::FrameTooLarge,
+        "exceeds the client's frame limit of 1024 bytes",
+    );
+    assert_json_usable(&mut stream).await;
+    assert_still_serves(&server.address).await;
+}
