@@ -5,6 +5,8 @@
 #   fuzz/run.sh                          every target, 60 s each
 #   FUZZ_SECONDS=300 fuzz/run.sh value   one target, 5 minutes
 #   FUZZ_SANITIZER=address RUSTC_BOOTSTRAP=1 fuzz/run.sh   with ASan
+#   FUZZ_ARGS="-malloc_limit_mb=64" ...  more libFuzzer flags (the malloc
+#                                        limit needs a sanitizer's hooks)
 #
 # Crashes are saved under fuzz/artifacts/<target>/; the script goes on with
 # the next target and exits non-zero if any target failed. Each target's
@@ -14,6 +16,7 @@ cd "$(dirname "$0")"
 
 seconds="${FUZZ_SECONDS:-60}"
 sanitizer="${FUZZ_SANITIZER:-none}"
+read -r -a extra <<<"${FUZZ_ARGS:-}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "==> installing cargo-fuzz"
@@ -36,7 +39,7 @@ for target in "${targets[@]}"; do
     [ -d "seeds/$target" ] && corpora+=("seeds/$target")
     echo "==> $target: ${seconds}s, sanitizer ${sanitizer}"
     if cargo fuzz run --sanitizer "$sanitizer" "$target" "${corpora[@]}" -- \
-        -max_total_time="$seconds" -print_final_stats=1 >"logs/$target.log" 2>&1; then
+        -max_total_time="$seconds" -print_final_stats=1 "${extra[@]}" >"logs/$target.log" 2>&1; then
         status=ok
     else
         status=FAILED
