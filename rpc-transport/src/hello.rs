@@ -18,6 +18,11 @@ use serde::{Deserialize, Serialize};
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The smallest `max_frame_bytes` a hello may announce, as configuration
+/// allows: below it not even an error reply would fit, and calls would go
+/// unanswered.
+pub const MIN_FRAME_BYTES: usize = 1024;
+
 /// The client's hello, and the server's accepting answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Hello {
@@ -64,6 +69,13 @@ impl Hello {
             let error = format!(
                 "the client speaks protocol version {}, the server version {PROTOCOL_VERSION}",
                 self.protocol
+            );
+            return Answer::Refuse { error };
+        }
+        if self.max_frame_bytes < MIN_FRAME_BYTES {
+            let error = format!(
+                "the client's largest frame of {} bytes is below the {MIN_FRAME_BYTES}-byte minimum",
+                self.max_frame_bytes
             );
             return Answer::Refuse { error };
         }
@@ -154,6 +166,20 @@ mod tests {
         let e = Answer::decode(&h.answer(&["json".into()], 1).encode()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Protocol);
         assert!(e.message().contains("version 9"), "{e}");
+    }
+
+    #[test]
+    fn a_frame_limit_below_the_minimum_is_refused_by_its_size() {
+        let h = Hello {
+            max_frame_bytes: MIN_FRAME_BYTES - 1,
+            ..hello("json")
+        };
+        let e = Answer::decode(&h.answer(&["json".into()], 2048).encode()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        assert_eq!(
+            e.message(),
+            "the client's largest frame of 1023 bytes is below the 1024-byte minimum"
+        );
     }
 
     #[test]

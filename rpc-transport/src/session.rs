@@ -25,10 +25,12 @@ pub(crate) fn auth_error(e: AuthError) -> Error {
     Error::new(ErrorKind::Authentication, message).with_source(e)
 }
 
-/// The framework error for a failed read or write of a frame.
+/// The framework error for a failed read or write of a frame: a length the
+/// protocol forbids is the peer's fault, not a lost connection.
 pub(crate) fn frame_error(e: FrameError) -> Error {
     match e {
         FrameError::TooLarge { .. } => Error::new(ErrorKind::FrameTooLarge, e.to_string()),
+        FrameError::NegativeLength(_) => Error::new(ErrorKind::Protocol, e.to_string()),
         e => Error::new(ErrorKind::ConnectionLost, e.to_string()).with_source(e),
     }
 }
@@ -84,4 +86,25 @@ pub(crate) async fn connect<S: Io>(
     crate::handshake::connect(framed, authkey, opts)
         .await
         .map_err(auth_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_negative_frame_length_is_a_protocol_error_not_a_lost_connection() {
+        let e = frame_error(FrameError::NegativeLength(-2));
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        assert_eq!(
+            e.message(),
+            "invalid frame length -2: the only negative length allowed is -1"
+        );
+    }
+
+    #[test]
+    fn a_stream_ending_mid_frame_is_a_lost_connection() {
+        let e = frame_error(FrameError::UnexpectedEof { have: 2, need: 4 });
+        assert_eq!(e.kind(), ErrorKind::ConnectionLost);
+    }
 }

@@ -33,16 +33,52 @@ use crate::service::Reply;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Bincode;
 
-/// No length prefix inside a frame may claim more than a frame can hold.
+/// The most any frame's length prefixes may claim in all.
 const LIMIT: usize = 1 << 30;
 
-type Config = ::bincode::config::Configuration<
+type Config<const N: usize> = ::bincode::config::Configuration<
     ::bincode::config::LittleEndian,
     ::bincode::config::Varint,
-    ::bincode::config::Limit<LIMIT>,
+    ::bincode::config::Limit<N>,
 >;
 
-const CONFIG: Config = ::bincode::config::standard().with_limit::<LIMIT>();
+const fn limited<const N: usize>() -> Config<N> {
+    ::bincode::config::standard().with_limit::<N>()
+}
+
+/// The claims a valid input can make per byte: bincode claims a value's size
+/// in memory (16 bytes for a `u128`) whatever its size on the wire (a varint
+/// as small as one byte), and a string's or byte string's length.
+const CLAIMS_PER_BYTE: usize = 16;
+
+/// Runs `$body` with `$config` bound to a configuration whose limit is at
+/// least [`CLAIMS_PER_BYTE`] times `$len` (and at most [`LIMIT`]), so a few
+/// bytes cannot claim, and make bincode allocate, a long string they do not
+/// hold. Each limit is a type, hence one branch per limit.
+macro_rules! with_limit_for {
+    ($len:expr, |$config:ident| $body:expr) => {{
+        let claims = ($len).saturating_mul(CLAIMS_PER_BYTE);
+        if claims <= 1 << 10 {
+            let $config = limited::<{ 1 << 10 }>();
+            $body
+        } else if claims <= 1 << 14 {
+            let $config = limited::<{ 1 << 14 }>();
+            $body
+        } else if claims <= 1 << 18 {
+            let $config = limited::<{ 1 << 18 }>();
+            $body
+        } else if claims <= 1 << 22 {
+            let $config = limited::<{ 1 << 22 }>();
+            $body
+        } else if claims <= 1 << 26 {
+            let $config = limited::<{ 1 << 26 }>();
+            $body
+        } else {
+            let $config = limited::<LIMIT>();
+            $body
+        }
+    }};
+}
 
 /// kind, id, deadline_ms, method.
 type RequestHead<'a> = (u8, u64, u64, &'a str);
@@ -55,7 +91,7 @@ const OK: u8 = 0;
 const ERR: u8 = 1;
 
 fn put(dst: &mut BytesMut, value: impl serde::Serialize) -> Result<(), Error> {
-    ::bincode::serde::encode_into_std_write(value, &mut dst.writer(), CONFIG)
+    ::bincode::serde::encode_into_std_write(value, &mut dst.writer(), limited::<LIMIT>())
         .map(drop)
         .map_err(encode_error)
 }
@@ -63,7 +99,9 @@ fn put(dst: &mut BytesMut, value: impl serde::Serialize) -> Result<(), Error> {
 fn take<'a, T: serde::Deserialize<'a>>(
     bytes: &'a [u8],
 ) -> Result<(T, usize), ::bincode::error::DecodeError> {
-    ::bincode::serde::borrow_decode_from_slice(bytes, CONFIG)
+    with_limit_for!(bytes.len(), |config| {
+        ::bincode::serde::borrow_decode_from_slice(bytes, config)
+    })
 }
 
 impl Codec for Bincode {
@@ -188,9 +226,11 @@ impl Codec for Bincode {
     }
 
     fn decode_value(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), Error> {
-        let (result, used) =
-            ::bincode::serde::seed_decode_from_slice(Seed(visit), bytes, CONFIG)
-                .map_err(|e| Error::new(ErrorKind::Parse, format!("a value is malformed: {e}")))?;
+        let decoded = with_limit_for!(bytes.len(), |config| {
+            ::bincode::serde::seed_decode_from_slice(Seed(visit), bytes, config)
+        });
+        let (result, used) = decoded
+            .map_err(|e| Error::new(ErrorKind::Parse, format!("a value is malformed: {e}")))?;
         result?;
         match bytes.len() - used {
             0 => Ok(()),

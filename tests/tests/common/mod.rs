@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod hostile;
+
 use std::future::Future;
 use std::io::ErrorKind as IoErrorKind;
 use std::sync::atomic::{AtomicU64, Ordering};
