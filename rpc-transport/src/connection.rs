@@ -652,10 +652,15 @@ impl Replies {
         });
         self.outbox.wake();
         if let Err(e) = pushed {
-            let error = Error::new(
-                ErrorKind::FrameTooLarge,
-                format!("the batch reply could not be sent: {e:?}"),
-            );
+            let why = match e {
+                Pushed::Frame(FrameError::TooLarge { len, limit }) => format!(
+                    "the batch reply of {len} bytes exceeds the client's frame limit of {limit} bytes"
+                ),
+                Pushed::Frame(e) => e.to_string(),
+                Pushed::Encode(e) => e.to_string(),
+                Pushed::Panicked(why) => format!("encoding the batch reply panicked: {why}"),
+            };
+            let error = Error::new(ErrorKind::FrameTooLarge, why);
             self.send(&Id::Null, Err(error.into()));
         }
     }

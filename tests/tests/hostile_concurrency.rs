@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use common::hostile::{
     ObservedServer, ProbeClient, ProbeState, assert_still_serves, bincode_request, bincode_value,
-    frame, raw_session, read_bincode_response, serve_probe, write_raw,
+    frame, raw_session, read_bincode_response, serve_probe, serve_probe_with, write_raw,
 };
 use common::{CODECS, connect, expect_frame, expect_json, raw_json_session, within};
 use rpc_core::ErrorKind;
+use rpc_transport::config::Limits;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinSet;
@@ -43,7 +44,7 @@ async fn hold_calls(probe: &ProbeClient, state: &ProbeState, n: u64) -> HeldCall
 async fn ten_thousand_calls_in_flight_on_one_connection_each_get_their_own_answer() {
     const N: u64 = 10_000;
     for codec in CODECS {
-        let (server, state) = serve_probe().await;
+        let (server, state) = serve_probe_with(in_flight(N as usize)).await;
         let probe = probe_client(&server.address, codec).await;
         let mut calls = hold_calls(&probe, &state, N).await;
         assert_eq!(state.in_flight.load(Ordering::SeqCst), N, "{codec}");
@@ -60,9 +61,52 @@ async fn ten_thousand_calls_in_flight_on_one_connection_each_get_their_own_answe
 }
 
 #[tokio::test]
-async fn storms_of_dropped_calls_leave_every_other_call_its_own_answer() {
+async fn at_the_default_limit_a_burst_of_ten_thousand_calls_runs_a_bounded_number_at_once() {
+    let limit = Limits::default().max_in_flight as u64;
     for codec in CODECS {
         let (server, state) = serve_probe().await;
+        let probe = probe_client(&server.address, codec).await;
+        let mut calls = JoinSet::new();
+        for i in 0..10_000u64 {
+            let probe = probe.clone();
+            calls.spawn(async move { (i, probe.hold(i).await) });
+        }
+        state.wait_entered(limit).await;
+        // The server stops reading at the limit: no more handlers start.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(state.entered.load(Ordering::SeqCst), limit, "{codec}");
+        state.release();
+        let mut seen = 0;
+        while let Some(joined) = within("the next held call", calls.join_next()).await {
+            let (sent, got) = joined.expect("a call's task");
+            assert_eq!(got.expect("hold returns"), sent, "{codec}");
+            seen += 1;
+        }
+        assert_eq!(seen, 10_000, "{codec}");
+        assert_eq!(
+            state.peak_in_flight.load(Ordering::SeqCst),
+            limit,
+            "{codec}"
+        );
+    }
+}
+
+/// A server config whose connections may run `n` calls at once.
+fn in_flight(n: usize) -> rpc_transport::ServerConfig {
+    let limits = Limits {
+        max_in_flight: n,
+        ..Limits::default()
+    };
+    common::server_builder()
+        .limits(limits)
+        .build()
+        .expect("a valid config")
+}
+
+#[tokio::test]
+async fn storms_of_dropped_calls_leave_every_other_call_its_own_answer() {
+    for codec in CODECS {
+        let (server, state) = serve_probe_with(in_flight(10_000)).await;
         let probe = probe_client(&server.address, codec).await;
         // Calls parked in their handlers, then abandoned by their callers.
         let held = hold_calls(&probe, &state, 2_000).await;
@@ -91,7 +135,6 @@ async fn storms_of_dropped_calls_leave_every_other_call_its_own_answer() {
 }
 
 #[tokio::test]
-#[ignore = "needs lead: cancel messages (a dropped call's handler runs on until it ends or the connection closes)"]
 async fn a_dropped_call_cancels_its_handler_on_the_server() {
     for codec in CODECS {
         let (server, state) = serve_probe().await;
@@ -174,16 +217,15 @@ fn resident_bytes() -> u64 {
 }
 
 #[tokio::test]
-#[ignore = "needs lead: max calls in flight per connection / max queued response bytes"]
 async fn a_client_that_never_reads_answers_of_slow_calls_neither_grows_the_server_nor_starves_others()
  {
     let (server, state) = serve_probe().await;
     let stream = raw_session(&server.address, "bincode", 1 << 20).await;
     let (_read, mut write) = stream.into_split();
     let before = resident_bytes();
-    // Slow calls: none has answered while the flood is read, so today the
-    // server reads all of it, then queues every answer (16 KiB each, 125 MiB
-    // in all) for a client that reads none of them.
+    // Slow calls: none has answered while the flood is read, so the server
+    // would read all of it and queue every answer (16 KiB each, 125 MiB in
+    // all) for a client that reads none of them, but for max_in_flight.
     let request = frame(&bincode_request(
         1,
         "Probe.blob",

@@ -17,6 +17,7 @@ use common::{
     raw_json_session, read_frame, within,
 };
 use rpc_core::ErrorKind;
+use rpc_transport::config::Limits;
 use rpc_transport::handshake::FAILURE;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -253,9 +254,17 @@ async fn a_flood_of_empty_frames_before_authentication_gets_one_failure() {
 }
 
 #[tokio::test]
-async fn a_flood_of_empty_frames_after_authentication_is_answered_one_by_one() {
+async fn a_flood_of_empty_frames_under_a_raised_invalid_message_limit_is_answered_one_by_one() {
     const FLOOD: usize = 20_000;
-    let (server, _) = ObservedServer::probe().await;
+    let limits = Limits {
+        max_invalid_messages: FLOOD as u32 + 1,
+        ..Limits::default()
+    };
+    let config = common::server_builder()
+        .limits(limits)
+        .build()
+        .expect("a valid config");
+    let (server, _) = ObservedServer::probe_with(config).await;
     let stream = raw_json_session(&server.address).await;
     let (mut read, mut write) = stream.into_split();
     let flood = tokio::spawn(async move {
@@ -357,5 +366,33 @@ async fn a_hello_announcing_a_frame_limit_no_reply_fits_in_is_refused() {
     expect_closed(&mut stream).await;
     let e = server.next_error().await;
     assert_eq!((e.kind(), e.message()), (ErrorKind::Protocol, refusal));
+    assert_still_serves(&server.address).await;
+}
+
+#[tokio::test]
+async fn a_flood_of_empty_frames_is_cut_off_at_the_invalid_message_limit() {
+    let (mut server, _) = ObservedServer::probe().await;
+    let mut stream = raw_json_session(&server.address).await;
+    let limit = Limits::default().max_invalid_messages as usize;
+    // Whatever the server did not read when it closed is simply lost.
+    let _ = stream.write_all(&vec![0u8; 4 * 20_000]).await;
+    let mut answers = 0;
+    while let Some(answer) = read_frame(&mut stream).await {
+        let answer: serde_json::Value = serde_json::from_slice(&answer).expect("JSON");
+        assert_eq!(answer["error"]["code"], ErrorKind::Parse.code(), "{answer}");
+        answers += 1;
+    }
+    assert_eq!(
+        answers, limit,
+        "answered until the limit closed the connection"
+    );
+    let error = server.next_error().await;
+    assert_eq!(error.kind(), ErrorKind::Protocol, "{error}");
+    assert!(
+        error
+            .message()
+            .starts_with(&format!("closed after {limit} invalid messages")),
+        "{error}"
+    );
     assert_still_serves(&server.address).await;
 }

@@ -377,7 +377,9 @@ mod tests {
             let mut buf = BytesMut::new();
             Json.encode_response(&mut buf, &Id::Num(1), &Ok(Box::new(x)))
                 .unwrap();
-            let Inbound::Response { outcome, .. } = Json.decode_response(&buf).unwrap();
+            let Inbound::Response { outcome, .. } = Json.decode_response(&buf).unwrap() else {
+                panic!("not a response")
+            };
             let back: f64 = super::super::decode(&Json, &buf[outcome.unwrap()]).unwrap();
             assert_eq!(back.to_bits(), x.to_bits(), "{x:e} read back as {back:e}");
         }
