@@ -1,159 +1,20 @@
 //! The example binaries as processes: `calc-server`, `calc-client`,
 //! `kv-server` and `demo`, with temporary config files on `127.0.0.1:0`.
 //!
-//! The binaries belong to the `examples` package, so Cargo does not build
-//! them for this test crate: the first test that needs them runs
-//! `cargo build -p examples --bins` into this test's own target directory
-//! (a no-op when they are up to date), once per test process.
+//! Finding the binaries (building them once per test process) and running
+//! them is `common::bins`, shared with `http_binaries.rs`.
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::process::{ExitStatus, Stdio};
 
+use common::bins::{PROCESS_LIMIT, ServerProcess, TempConfig, command, run, text};
 use common::{CODECS, KEY, client_builder, within, within_for};
 use examples::calculator::CalculatorClient;
 use examples::kv::{KeyValueClient, KvError};
 use rpc_core::{CallError, Value};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
-
-/// How long building the example binaries may take.
-const BUILD_LIMIT: Duration = Duration::from_secs(20 * 60);
-
-/// How long a process may take to start, or to run to its end.
-const PROCESS_LIMIT: Duration = Duration::from_secs(60);
-
-// ---------------------------------------------------------------------------
-// Finding (and building) the binaries.
-// ---------------------------------------------------------------------------
-
-/// The directory holding the example binaries, built if need be.
-fn bin_dir() -> &'static Path {
-    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match DIR.get_or_init(build_binaries) {
-        Ok(dir) => dir,
-        Err(e) => panic!("the example binaries are not available: {e}"),
-    }
-}
-
-/// The path of the example binary `name`.
-fn bin(name: &str) -> PathBuf {
-    bin_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
-}
-
-/// Runs `cargo build -p examples --bins` into the target directory this test
-/// runs from (`target/<profile>/deps/<this test>`), bounded by [`BUILD_LIMIT`].
-fn build_binaries() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let deps = exe.parent().ok_or("the test binary has no directory")?;
-    let profile_dir = deps
-        .parent()
-        .ok_or("the test binary's directory has no parent")?;
-    let target_dir = profile_dir
-        .parent()
-        .ok_or("the profile directory has no parent")?;
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or("the tests package has no parent directory")?;
-    let cargo = std::env::var_os("CARGO")
-        .or_else(|| option_env!("CARGO").map(Into::into))
-        .unwrap_or_else(|| "cargo".into());
-
-    let log_path = std::env::temp_dir().join(format!(
-        "rpc-e2e-build-{}-{}.log",
-        std::process::id(),
-        unique()
-    ));
-    let log =
-        std::fs::File::create(&log_path).map_err(|e| format!("creating the build log: {e}"))?;
-    let log_err = log
-        .try_clone()
-        .map_err(|e| format!("cloning the build log: {e}"))?;
-    let mut command = std::process::Command::new(&cargo);
-    command
-        .args(["build", "-p", "examples", "--bins", "--target-dir"])
-        .arg(target_dir)
-        .current_dir(workspace)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err);
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        command.arg("--release");
-    }
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("running {cargo:?}: {e}"))?;
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() > BUILD_LIMIT => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(with_log(
-                    &log_path,
-                    "building the example binaries timed out",
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(200)),
-            Err(e) => {
-                let _ = child.kill();
-                return Err(format!("waiting for cargo: {e}"));
-            }
-        }
-    };
-    if !status.success() {
-        return Err(with_log(
-            &log_path,
-            &format!("cargo build failed ({status})"),
-        ));
-    }
-    let _ = std::fs::remove_file(&log_path);
-    Ok(profile_dir.to_owned())
-}
-
-/// `what`, followed by the end of the build log (which is removed).
-fn with_log(log_path: &Path, what: &str) -> String {
-    let log = std::fs::read_to_string(log_path).unwrap_or_default();
-    let _ = std::fs::remove_file(log_path);
-    let tail: Vec<&str> = log.lines().rev().take(40).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    format!("{what}:\n{}", tail.join("\n"))
-}
-
-fn unique() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    COUNTER.fetch_add(1, Ordering::Relaxed)
-}
-
-// ---------------------------------------------------------------------------
-// Temporary config files and child processes.
-// ---------------------------------------------------------------------------
-
-/// A config file under the temp directory, removed when dropped.
-struct TempConfig {
-    path: PathBuf,
-}
-
-impl TempConfig {
-    fn new(text: &str) -> TempConfig {
-        let path =
-            std::env::temp_dir().join(format!("rpc-e2e-{}-{}.toml", std::process::id(), unique()));
-        std::fs::write(&path, text).expect("writing a temp config");
-        TempConfig { path }
-    }
-}
-
-impl Drop for TempConfig {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
+use tokio::process::Command;
 
 /// A `[server]` table on `127.0.0.1:0` with the test key, plus `extra` lines.
 fn server_config(extra: &str) -> TempConfig {
@@ -167,108 +28,6 @@ fn client_config(address: &str, codec: &str, authkey: &str) -> TempConfig {
     TempConfig::new(&format!(
         "[client]\nconnect = \"{address}\"\nauthkey = \"{authkey}\"\ncodec = \"{codec}\"\ncall_timeout_ms = 30000\n"
     ))
-}
-
-/// A command for the example binary `name`, isolated from this process's
-/// `RPC_*` environment.
-fn command(name: &str) -> Command {
-    let mut command = Command::new(bin(name));
-    command
-        .env_remove("RPC_AUTHKEY")
-        .env_remove("RPC_CODEC")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
-}
-
-/// Runs a command to its end, bounded.
-async fn run(mut command: Command, what: &str) -> Output {
-    let child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
-    within_for(PROCESS_LIMIT, what, child.wait_with_output())
-        .await
-        .unwrap_or_else(|e| panic!("running {what}: {e}"))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A running server process, killed when dropped.
-struct ServerProcess {
-    child: Child,
-    address: String,
-    /// Kept open so the server's later writes to stdout do not fail.
-    _stdout: Option<Lines<BufReader<ChildStdout>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-impl ServerProcess {
-    /// Starts `name --config <config>` and reads its `listening HOST:PORT` line.
-    async fn start(name: &str, config: &TempConfig) -> ServerProcess {
-        let mut command = command(name);
-        command.arg("--config").arg(&config.path);
-        ServerProcess::spawn(name, command).await
-    }
-
-    /// Starts `command` and reads its `listening HOST:PORT` line.
-    async fn spawn(name: &str, mut command: Command) -> ServerProcess {
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let mut pipe = child.stderr.take().expect("stderr is piped");
-        let sink = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            while let Ok(n) = pipe.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .expect("stderr sink")
-                    .extend_from_slice(&buf[..n]);
-            }
-        });
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
-        let mut server = ServerProcess {
-            child,
-            address: String::new(),
-            _stdout: None,
-            stderr,
-        };
-        let first = within_for(PROCESS_LIMIT, "the listening line", stdout.next_line()).await;
-        let first = match first {
-            Ok(Some(line)) => line,
-            other => panic!(
-                "{name} printed no first line ({other:?}); stderr: {}",
-                server.stderr_text()
-            ),
-        };
-        let address = first
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("{name}'s first line is {first:?}"))
-            .to_owned();
-        assert!(address.starts_with("127.0.0.1:"), "{first}");
-        assert_ne!(address, "127.0.0.1:0", "the real port is printed");
-        server.address = address;
-        server._stdout = Some(stdout);
-        server
-    }
-
-    fn stderr_text(&self) -> String {
-        text(&self.stderr.lock().expect("stderr sink"))
-    }
 }
 
 // ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod bins;
 pub(crate) mod hostile;
 
 use std::future::Future;
