@@ -533,3 +533,32 @@ async fn http_connections_past_max_connections_are_closed_and_batches_are_bounde
         answer.1
     );
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off_at_the_request_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gateways = start().await;
+    let mut slow = tokio::net::TcpStream::connect(&gateways.http)
+        .await
+        .expect("connects");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("writes half a request");
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    // The request timeout is 500 ms: hyper closes the connection (perhaps
+    // after a 408) instead of waiting for the rest of the headers.
+    within(
+        "the server to close the slow connection",
+        slow.read_to_end(&mut rest),
+    )
+    .await
+    .expect("reads until closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let (status, _, body) = raw_http(&gateways.http, &get("/healthz")).await;
+    assert_eq!((status, body.trim()), (200, "serving"));
+}

@@ -56,7 +56,8 @@
 //! terminates TLS.
 //!
 //! Bodies are bounded (`max_body_bytes`, by default the server's
-//! `max_frame_bytes`), as are the time of a request (`request_timeout_ms`),
+//! `max_frame_bytes`), as are the time of a request and the time a client
+//! may take to send its headers (both `request_timeout_ms`),
 //! the nesting of JSON and XML values (64 levels), the calls of one JSON-RPC
 //! batch and the open HTTP connections (the server's `max_batch` and
 //! `max_connections`). XML is read without
@@ -77,7 +78,7 @@ mod xml_ser;
 mod xml_value;
 mod xmlrpc;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,6 +87,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use rpc_core::{Error, ErrorKind, Registry};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -244,7 +248,6 @@ impl HttpListening {
     /// returns once the last connection is closed (at most a second later).
     pub async fn serve_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let gateway = self.gateway;
-        let (drained, drained_rx) = tokio::sync::oneshot::channel();
         let signal = {
             let gateway = gateway.clone();
             async move {
@@ -262,23 +265,41 @@ impl HttpListening {
                 {
                     tracing::warn!("HTTP calls still running after the shutdown grace");
                 }
-                let _ = drained.send(());
             }
         };
-        let serve = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(signal)
-            .into_future();
-        let bound = async {
-            match drained_rx.await {
-                Ok(()) => tokio::time::sleep(ANSWER_MARGIN).await,
-                Err(_) => std::future::pending().await,
+        let HttpListening {
+            router,
+            mut listener,
+            ..
+        } = self;
+        // hyper's HTTP/1 server, with a timer so that a client that sends its
+        // headers slowly (or not at all) is cut off: axum::serve sets none.
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(gateway.request_timeout);
+        let connections = GracefulShutdown::new();
+        tokio::pin!(signal);
+        loop {
+            tokio::select! {
+                (io, _peer) = axum::serve::Listener::accept(&mut listener) => {
+                    let service = TowerToHyperService::new(router.clone());
+                    let connection = connections.watch(http.serve_connection(TokioIo::new(io), service));
+                    tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::debug!(error = %e, "HTTP connection ended");
+                        }
+                    });
+                }
+                () = &mut signal => break,
             }
-        };
-        tokio::select! {
-            served = serve => if let Err(e) = served {
-                tracing::warn!(error = %e, "the HTTP gateway stopped");
-            },
-            () = bound => tracing::warn!("closing HTTP connections that did not finish in time"),
+        }
+        drop(listener);
+        // Calls have drained; connections finish the answers they are writing.
+        if tokio::time::timeout(ANSWER_MARGIN, connections.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("closing HTTP connections that did not finish in time");
         }
     }
 }
