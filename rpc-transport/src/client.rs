@@ -18,6 +18,7 @@
 //! call fails at once with the reason.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,14 +28,13 @@ use std::pin::Pin;
 use std::task::{Poll, ready};
 
 use bytes::{Buf, BytesMut};
-use futures::StreamExt;
 use rpc_core::client::{Response, ResponseFuture};
 use rpc_core::codec::{Codec, Inbound, OutRequest};
 use rpc_core::{Client, Error, ErrorKind, Transport};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
-use tokio_util::codec::{Framed, FramedRead};
+use tokio_util::codec::{Decoder, Framed};
 use tracing::debug;
 
 use crate::config::ClientConfig;
@@ -104,9 +104,33 @@ type Waiter = oneshot::Sender<Result<Response, Error>>;
 #[derive(Debug, Default)]
 struct Waiters {
     next_id: u64,
-    by_id: HashMap<u64, Waiter>,
+    by_id: HashMap<u64, Waiter, BuildHasherDefault<IdHasher>>,
     /// Why the connection ended, once it has.
     closed: Option<(ErrorKind, String)>,
+}
+
+/// Hashes the request ids this side hands out (sequential, never chosen by
+/// the peer) with one multiplication: SipHash's defence against chosen keys
+/// buys nothing here and costs more than the rest of the map lookup.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: spreads consecutive ids over the high bits the
+        // table's control bytes use, as well as over the low ones.
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Connection {
@@ -161,9 +185,12 @@ impl Connection {
             woken: AtomicUsize::new(0),
             ended: watch::Sender::new(false),
         });
-        let mut frames = FramedRead::new(read, parts.codec);
-        frames.read_buffer_mut().extend_from_slice(&parts.read_buf);
-        let task = tokio::spawn(run(shared.clone(), frames)).abort_handle();
+        let reader = Reader {
+            io: read,
+            codec: parts.codec,
+            input: parts.read_buf,
+        };
+        let task = tokio::spawn(run(shared.clone(), reader)).abort_handle();
         Ok(Connection { shared, task })
     }
 }
@@ -209,13 +236,13 @@ impl Transport for Connection {
 
 impl Connection {
     /// [`Transport::call`], with the request queued before this returns,
-    /// so the future borrows nothing.
-    pub(crate) fn send(
+    /// so the future borrows only the method's name (for its timeout error).
+    pub(crate) fn send<'m>(
         &self,
-        method: &str,
+        method: &'m str,
         args: &dyn erased_serde::Serialize,
         timeout: Option<Duration>,
-    ) -> ResponseFuture<'static> {
+    ) -> ResponseFuture<'m> {
         let timeout = timeout.unwrap_or(self.shared.call_timeout);
         // The request is queued now, so the waiter is removed however the
         // future ends: with a reply, at the timeout, or dropped unpolled.
@@ -223,13 +250,16 @@ impl Connection {
             let waiting = Waiting {
                 shared: self.shared.clone(),
                 id,
+                answered: false,
             };
             (waiting, rx)
         });
-        let method = method.to_owned();
         Box::pin(async move {
-            let (waiting, rx) = started?;
+            let (mut waiting, rx) = started?;
             let outcome = tokio::time::timeout(timeout, rx).await;
+            // Answered (or failed by `close`): the reader or `close` removed
+            // the waiter already, so dropping `waiting` need not look.
+            waiting.answered = outcome.is_ok();
             drop(waiting);
             match outcome {
                 Ok(Ok(response)) => response,
@@ -374,34 +404,57 @@ impl Shared {
         }
     }
 
-    /// Hands a reply frame to its waiter.
-    fn deliver(&self, frame: bytes::Bytes) -> Result<(), Error> {
-        let (id, outcome) = match self.codec.decode_response(&frame)? {
-            Inbound::Response { id, outcome } => (id, outcome),
-            Inbound::GoingAway { reason } => {
+    /// Hands the reply frames read together to their waiters: decoded
+    /// outside the lock, then one lock for the whole read rather than one
+    /// per reply (callers registering new calls contend for it).
+    ///
+    /// `decoded` and `answered` are the reader's scratch space, left empty.
+    fn deliver(
+        &self,
+        frames: &mut Vec<bytes::Bytes>,
+        decoded: &mut Vec<(u64, Response)>,
+        answered: &mut Vec<(Waiter, Response)>,
+    ) -> Result<(), Error> {
+        let mut failed = None;
+        let mut going_away = None;
+        for frame in frames.drain(..) {
+            match self.codec.decode_response(&frame) {
+                Ok(Inbound::Response { id, outcome }) => {
+                    decoded.push((id, Response::new(self.codec, frame, outcome)));
+                }
+                Ok(Inbound::GoingAway { reason }) => going_away = Some(reason),
+                Ok(other) => {
+                    failed = Some(Error::new(
+                        ErrorKind::Protocol,
+                        format!("unexpected message from the server: {other:?}"),
+                    ));
+                }
+                Err(e) => failed = Some(e),
+            }
+            if failed.is_some() {
+                break;
+            }
+        }
+        {
+            let mut waiters = self.waiters.lock().expect("waiters lock");
+            for (id, response) in decoded.drain(..) {
+                match waiters.by_id.remove(&id) {
+                    Some(waiter) => answered.push((waiter, response)),
+                    // A call that timed out or was dropped: its reply has no taker.
+                    None => debug!(id, "a reply for a call no longer waiting"),
+                }
+            }
+            if let Some(reason) = going_away {
                 // Calls in flight still get their answers; new ones fail.
                 let why = format!("the server is going away ({reason}); no new calls are sent");
-                let mut waiters = self.waiters.lock().expect("waiters lock");
                 waiters.closed.get_or_insert((ErrorKind::ShuttingDown, why));
-                return Ok(());
             }
-            other => {
-                return Err(Error::new(
-                    ErrorKind::Protocol,
-                    format!("unexpected message from the server: {other:?}"),
-                ));
-            }
-        };
-        let waiter = self.waiters.lock().expect("waiters lock").by_id.remove(&id);
-        match waiter {
-            Some(waiter) => {
-                self.woken.fetch_add(1, Ordering::Relaxed);
-                drop(waiter.send(Ok(Response::new(self.codec, frame, outcome))));
-            }
-            // A call that timed out or was dropped: its reply has no taker.
-            None => debug!(id, "a reply for a call no longer waiting"),
         }
-        Ok(())
+        self.woken.fetch_add(answered.len(), Ordering::Relaxed);
+        for (waiter, response) in answered.drain(..) {
+            drop(waiter.send(Ok(response)));
+        }
+        failed.map_or(Ok(()), Err)
     }
 
     /// Ends the connection: every pending call and every later one fails
@@ -440,11 +493,15 @@ impl Drop for CloseOnDrop {
 struct Waiting {
     shared: Arc<Shared>,
     id: u64,
+    /// The waiter is gone already: the call was answered or failed.
+    answered: bool,
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        self.shared.forget(self.id);
+        if !self.answered {
+            self.shared.forget(self.id);
+        }
     }
 }
 
@@ -473,20 +530,58 @@ async fn write_loop(shared: &Shared) -> std::io::Result<()> {
     }
 }
 
+/// The read half of the connection and the bytes read but not yet handed
+/// over.
+struct Reader<R> {
+    io: R,
+    codec: FrameCodec,
+    input: BytesMut,
+}
+
+/// Room the reader keeps free for the next read.
+const READ_ROOM: usize = 8 * 1024;
+
+impl<R: AsyncRead + Unpin> Reader<R> {
+    /// Reads replies and hands them to their waiters, every frame that
+    /// arrived together as one batch, until the connection fails or the
+    /// server closes it.
+    async fn run(mut self, shared: &Shared) -> Result<(), Error> {
+        let (mut frames, mut decoded, mut answered) = (Vec::new(), Vec::new(), Vec::new());
+        loop {
+            while let Some(frame) = self.codec.decode(&mut self.input).map_err(frame_error)? {
+                frames.push(frame.freeze());
+            }
+            if !frames.is_empty() {
+                shared.deliver(&mut frames, &mut decoded, &mut answered)?;
+            }
+            if self.input.capacity() - self.input.len() < READ_ROOM / 2 {
+                self.input.reserve(READ_ROOM);
+            }
+            let n = self
+                .io
+                .read_buf(&mut self.input)
+                .await
+                .map_err(|e| frame_error(FrameError::Io(e)))?;
+            if n == 0 {
+                // A frame cut short is an error of its own.
+                self.codec
+                    .decode_eof(&mut self.input)
+                    .map_err(frame_error)?;
+                return Err(Error::new(
+                    ErrorKind::ConnectionLost,
+                    "the server closed the connection",
+                ));
+            }
+        }
+    }
+}
+
 /// The connection's task: writes queued requests and reads replies until
 /// either side fails, then fails every pending call with the reason.
-async fn run<R: AsyncRead + Unpin>(shared: Arc<Shared>, mut frames: FramedRead<R, FrameCodec>) {
+async fn run<R: AsyncRead + Unpin>(shared: Arc<Shared>, reader: Reader<R>) {
     // However this task ends (even by a panic), pending calls fail at once.
     let _closing = CloseOnDrop(shared.clone());
-    let reading = async {
-        while let Some(frame) = frames.next().await {
-            shared.deliver(frame.map_err(frame_error)?.freeze())?;
-        }
-        Err::<(), _>(Error::new(
-            ErrorKind::ConnectionLost,
-            "the server closed the connection",
-        ))
-    };
+    let reading = reader.run(&shared);
     let writing = write_loop(&shared);
     let error = tokio::select! {
         Err(e) = reading => e,
