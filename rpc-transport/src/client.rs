@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -82,6 +82,10 @@ struct Shared {
     /// Callers woken with a reply that have not queued a request since:
     /// while some have, the request just queued waits for theirs.
     woken: AtomicUsize,
+    /// The reader will flush once the callers it just woke have run:
+    /// until then a caller that leaves its request queued need not wake
+    /// the writer.
+    flush_owed: AtomicBool,
     /// Turns `true` when the connection has ended.
     ended: watch::Sender<bool>,
 }
@@ -183,6 +187,7 @@ impl Connection {
             server_max_frame: server.max_frame_bytes,
             call_timeout: config.call_timeout(),
             woken: AtomicUsize::new(0),
+            flush_owed: AtomicBool::new(false),
             ended: watch::Sender::new(false),
         });
         let reader = Reader {
@@ -347,6 +352,11 @@ impl Shared {
         if !others_coming && self.write_now() {
             return;
         }
+        // Paired with the reader's store before it takes the queue: either
+        // it sees this request, or this sees that no flush is owed.
+        if others_coming && self.flush_owed.load(Ordering::SeqCst) {
+            return;
+        }
         self.outbox.wake();
     }
 
@@ -409,12 +419,13 @@ impl Shared {
     /// per reply (callers registering new calls contend for it).
     ///
     /// `decoded` and `answered` are the reader's scratch space, left empty.
+    /// Says whether it woke several callers, which owes them a flush.
     fn deliver(
         &self,
         frames: &mut Vec<bytes::Bytes>,
         decoded: &mut Vec<(u64, Response)>,
         answered: &mut Vec<(Waiter, Response)>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let mut failed = None;
         let mut going_away = None;
         for frame in frames.drain(..) {
@@ -451,10 +462,29 @@ impl Shared {
             }
         }
         self.woken.fetch_add(answered.len(), Ordering::Relaxed);
+        // One caller woken alone writes its next request itself; several
+        // leave theirs to the last one, and to the reader's flush after
+        // them in case the last one never comes.
+        let woke = answered.len() > 1;
+        if woke {
+            self.flush_owed.store(true, Ordering::SeqCst);
+        }
         for (waiter, response) in answered.drain(..) {
             drop(waiter.send(Ok(response)));
         }
-        failed.map_or(Ok(()), Err)
+        failed.map_or(Ok(woke), Err)
+    }
+
+    /// Writes what the callers just woken queued, once those on this
+    /// worker have run (a yield lets them go first), so that their
+    /// requests share one write without any of them waking the writer.
+    /// Never waits for the socket: the writer does, if it must.
+    async fn flush_after_callers(&self) {
+        tokio::task::yield_now().await;
+        self.flush_owed.store(false, Ordering::SeqCst);
+        if !self.write_now() {
+            self.outbox.wake();
+        }
     }
 
     /// Ends the connection: every pending call and every later one fails
@@ -552,7 +582,10 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 frames.push(frame.freeze());
             }
             if !frames.is_empty() {
-                shared.deliver(&mut frames, &mut decoded, &mut answered)?;
+                let woke = shared.deliver(&mut frames, &mut decoded, &mut answered)?;
+                if woke {
+                    shared.flush_after_callers().await;
+                }
             }
             if self.input.capacity() - self.input.len() < READ_ROOM / 2 {
                 self.input.reserve(READ_ROOM);
