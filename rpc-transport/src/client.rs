@@ -79,8 +79,11 @@ struct Shared {
     /// The largest frame the server accepts.
     server_max_frame: usize,
     call_timeout: Duration,
-    /// Callers woken with a reply that have not queued a request since:
-    /// while some have, the request just queued waits for theirs.
+    /// Replies handed to callers that have not taken them yet: while some
+    /// have not, the request just queued waits for what those callers
+    /// queue next. Each is counted down exactly once, when its caller takes
+    /// it or drops the call, so callers that make no further call leave
+    /// nothing behind.
     woken: AtomicUsize,
     /// The reader will flush once the callers it just woke have run:
     /// until then a caller that leaves its request queued need not wake
@@ -251,20 +254,25 @@ impl Connection {
         let timeout = timeout.unwrap_or(self.shared.call_timeout);
         // The request is queued now, so the waiter is removed however the
         // future ends: with a reply, at the timeout, or dropped unpolled.
-        let started = self.shared.start(method, args, timeout).map(|(id, rx)| {
-            let waiting = Waiting {
+        let started = self
+            .shared
+            .start(method, args, timeout)
+            .map(|(id, rx)| Waiting {
                 shared: self.shared.clone(),
                 id,
+                rx,
                 answered: false,
-            };
-            (waiting, rx)
-        });
+            });
         Box::pin(async move {
-            let (mut waiting, rx) = started?;
-            let outcome = tokio::time::timeout(timeout, rx).await;
-            // Answered (or failed by `close`): the reader or `close` removed
-            // the waiter already, so dropping `waiting` need not look.
-            waiting.answered = outcome.is_ok();
+            let mut waiting = started?;
+            let outcome = tokio::time::timeout(timeout, &mut waiting.rx).await;
+            if let Ok(received) = &outcome {
+                // The reader or `close` removed the waiter already.
+                waiting.answered = true;
+                if let Ok(Ok(_)) = received {
+                    waiting.shared.resumed();
+                }
+            }
             drop(waiting);
             match outcome {
                 Ok(Ok(response)) => response,
@@ -342,13 +350,7 @@ impl Shared {
     /// task, when no woken caller is about to queue more and no write is in
     /// progress; otherwise by the writer, which is woken for it.
     fn send_queued(&self) {
-        let others_coming = self
-            .woken
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                Some(n.saturating_sub(1))
-            })
-            .unwrap_or(0)
-            > 1;
+        let others_coming = self.woken.load(Ordering::Relaxed) > 0;
         if !others_coming && self.write_now() {
             return;
         }
@@ -461,6 +463,7 @@ impl Shared {
                 waiters.closed.get_or_insert((ErrorKind::ShuttingDown, why));
             }
         }
+        // Counted before any caller can take its reply (and count it down).
         self.woken.fetch_add(answered.len(), Ordering::Relaxed);
         // One caller woken alone writes its next request itself; several
         // leave theirs to the last one, and to the reader's flush after
@@ -470,9 +473,17 @@ impl Shared {
             self.flush_owed.store(true, Ordering::SeqCst);
         }
         for (waiter, response) in answered.drain(..) {
-            drop(waiter.send(Ok(response)));
+            if waiter.send(Ok(response)).is_err() {
+                // The call was dropped in the meantime: no one takes it.
+                self.resumed();
+            }
         }
         failed.map_or(Ok(woke), Err)
+    }
+
+    /// Counts down a reply taken by its caller (or left untaken).
+    fn resumed(&self) {
+        self.woken.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Writes what the callers just woken queued, once those on this
@@ -523,14 +534,23 @@ impl Drop for CloseOnDrop {
 struct Waiting {
     shared: Arc<Shared>,
     id: u64,
+    rx: oneshot::Receiver<Result<Response, Error>>,
     /// The waiter is gone already: the call was answered or failed.
     answered: bool,
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        if !self.answered {
-            self.shared.forget(self.id);
+        if self.answered {
+            return;
+        }
+        // After `close`, a reply is either here already or never sent.
+        self.rx.close();
+        match self.rx.try_recv() {
+            // A reply came as the caller gave up: it was counted as woken.
+            Ok(Ok(_)) => self.shared.resumed(),
+            Ok(Err(_)) => {}
+            Err(_) => self.shared.forget(self.id),
         }
     }
 }
