@@ -348,7 +348,9 @@ impl Shared {
 
     /// Gets what was just queued on its way: written here, in the caller's
     /// task, when no woken caller is about to queue more and no write is in
-    /// progress; otherwise by the writer, which is woken for it.
+    /// progress; left for the reader's flush when it owes one (see
+    /// [`Shared::flush_after_callers`]); otherwise by the writer, which is
+    /// woken for it.
     fn send_queued(&self) {
         let others_coming = self.woken.load(Ordering::Relaxed) > 0;
         if !others_coming && self.write_now() {
@@ -558,10 +560,11 @@ impl Drop for Waiting {
 /// Writes what callers queued but did not write themselves, until the
 /// outbox is closed and drained.
 ///
-/// Requests queued together share one write: when the reader has just woken
-/// callers that have not queued their next request yet, the writer yields
-/// once so they can. Under pipelining that turns a write per call into a
-/// write per batch; with one call in flight, callers write themselves.
+/// Requests queued together share one write: when callers woken with a
+/// reply have not queued their next request yet, the writer yields once so
+/// they can. Under pipelining the last of them, or the reader's flush after
+/// them, writes the batch and the writer is rarely woken; with one call in
+/// flight, callers write themselves.
 async fn write_loop(shared: &Shared) -> std::io::Result<()> {
     loop {
         shared.outbox.ready().await;
