@@ -18,7 +18,8 @@
 //! call fails at once with the reason.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,14 +28,13 @@ use std::pin::Pin;
 use std::task::{Poll, ready};
 
 use bytes::{Buf, BytesMut};
-use futures::StreamExt;
 use rpc_core::client::{Response, ResponseFuture};
 use rpc_core::codec::{Codec, Inbound, OutRequest};
 use rpc_core::{Client, Error, ErrorKind, Transport};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
-use tokio_util::codec::{Framed, FramedRead};
+use tokio_util::codec::{Decoder, Framed};
 use tracing::debug;
 
 use crate::config::ClientConfig;
@@ -86,9 +86,16 @@ struct Shared {
     /// The largest frame the server accepts.
     server_max_frame: usize,
     call_timeout: Duration,
-    /// Callers woken with a reply that have not queued a request since:
-    /// while some have, the request just queued waits for theirs.
+    /// Replies handed to callers that have not taken them yet: while some
+    /// have not, the request just queued waits for what those callers
+    /// queue next. Each is counted down exactly once, when its caller takes
+    /// it or drops the call, so callers that make no further call leave
+    /// nothing behind.
     woken: AtomicUsize,
+    /// The reader will flush once the callers it just woke have run:
+    /// until then a caller that leaves its request queued need not wake
+    /// the writer.
+    flush_owed: AtomicBool,
     /// Turns `true` when the connection has ended.
     ended: watch::Sender<bool>,
 }
@@ -111,9 +118,33 @@ type Waiter = oneshot::Sender<Result<Response, Error>>;
 #[derive(Debug, Default)]
 struct Waiters {
     next_id: u64,
-    by_id: HashMap<u64, Waiter>,
+    by_id: HashMap<u64, Waiter, BuildHasherDefault<IdHasher>>,
     /// Why the connection ended, once it has.
     closed: Option<(ErrorKind, String)>,
+}
+
+/// Hashes the request ids this side hands out (sequential, never chosen by
+/// the peer) with one multiplication: SipHash's defence against chosen keys
+/// buys nothing here and costs more than the rest of the map lookup.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: spreads consecutive ids over the high bits the
+        // table's control bytes use, as well as over the low ones.
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Connection {
@@ -173,11 +204,15 @@ impl Connection {
             server_max_frame: server.max_frame_bytes,
             call_timeout: config.call_timeout(),
             woken: AtomicUsize::new(0),
+            flush_owed: AtomicBool::new(false),
             ended: watch::Sender::new(false),
         });
-        let mut frames = FramedRead::new(read, parts.codec);
-        frames.read_buffer_mut().extend_from_slice(&parts.read_buf);
-        let task = tokio::spawn(run(shared.clone(), frames)).abort_handle();
+        let reader = Reader {
+            io: read,
+            codec: parts.codec,
+            input: parts.read_buf,
+        };
+        let task = tokio::spawn(run(shared.clone(), reader)).abort_handle();
         Ok(Connection { shared, task })
     }
 }
@@ -223,27 +258,35 @@ impl Transport for Connection {
 
 impl Connection {
     /// [`Transport::call`], with the request queued before this returns,
-    /// so the future borrows nothing.
-    pub(crate) fn send(
+    /// so the future borrows only the method's name (for its timeout error).
+    pub(crate) fn send<'m>(
         &self,
-        method: &str,
+        method: &'m str,
         args: &dyn erased_serde::Serialize,
         timeout: Option<Duration>,
-    ) -> ResponseFuture<'static> {
+    ) -> ResponseFuture<'m> {
         let timeout = timeout.unwrap_or(self.shared.call_timeout);
         // The request is queued now, so the waiter is removed however the
         // future ends: with a reply, at the timeout, or dropped unpolled.
-        let started = self.shared.start(method, args, timeout).map(|(id, rx)| {
-            let waiting = Waiting {
+        let started = self
+            .shared
+            .start(method, args, timeout)
+            .map(|(id, rx)| Waiting {
                 shared: self.shared.clone(),
                 id,
-            };
-            (waiting, rx)
-        });
-        let method = method.to_owned();
+                rx,
+                answered: false,
+            });
         Box::pin(async move {
-            let (waiting, rx) = started?;
-            let outcome = tokio::time::timeout(timeout, rx).await;
+            let mut waiting = started?;
+            let outcome = tokio::time::timeout(timeout, &mut waiting.rx).await;
+            if let Ok(received) = &outcome {
+                // The reader or `close` removed the waiter already.
+                waiting.answered = true;
+                if let Ok(Ok(_)) = received {
+                    waiting.shared.resumed();
+                }
+            }
             drop(waiting);
             match outcome {
                 Ok(Ok(response)) => response,
@@ -319,16 +362,17 @@ impl Shared {
 
     /// Gets what was just queued on its way: written here, in the caller's
     /// task, when no woken caller is about to queue more and no write is in
-    /// progress; otherwise by the writer, which is woken for it.
+    /// progress; left for the reader's flush when it owes one (see
+    /// [`Shared::flush_after_callers`]); otherwise by the writer, which is
+    /// woken for it.
     fn send_queued(&self) {
-        let others_coming = self
-            .woken
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                Some(n.saturating_sub(1))
-            })
-            .unwrap_or(0)
-            > 1;
+        let others_coming = self.woken.load(Ordering::Relaxed) > 0;
         if !others_coming && self.write_now() {
+            return;
+        }
+        // Paired with the reader's store before it takes the queue: either
+        // it sees this request, or this sees that no flush is owed.
+        if others_coming && self.flush_owed.load(Ordering::SeqCst) {
             return;
         }
         self.outbox.wake();
@@ -388,34 +432,86 @@ impl Shared {
         }
     }
 
-    /// Hands a reply frame to its waiter.
-    fn deliver(&self, frame: bytes::Bytes) -> Result<(), Error> {
-        let (id, outcome) = match self.codec.decode_response(&frame)? {
-            Inbound::Response { id, outcome } => (id, outcome),
-            Inbound::GoingAway { reason } => {
+    /// Hands the reply frames read together to their waiters: decoded
+    /// outside the lock, then one lock for the whole read rather than one
+    /// per reply (callers registering new calls contend for it).
+    ///
+    /// `decoded` and `answered` are the reader's scratch space, left empty.
+    /// Says whether it woke several callers, which owes them a flush.
+    fn deliver(
+        &self,
+        frames: &mut Vec<bytes::Bytes>,
+        decoded: &mut Vec<(u64, Response)>,
+        answered: &mut Vec<(Waiter, Response)>,
+    ) -> Result<bool, Error> {
+        let mut failed = None;
+        let mut going_away = None;
+        for frame in frames.drain(..) {
+            match self.codec.decode_response(&frame) {
+                Ok(Inbound::Response { id, outcome }) => {
+                    decoded.push((id, Response::new(self.codec, frame, outcome)));
+                }
+                Ok(Inbound::GoingAway { reason }) => going_away = Some(reason),
+                Ok(other) => {
+                    failed = Some(Error::new(
+                        ErrorKind::Protocol,
+                        format!("unexpected message from the server: {other:?}"),
+                    ));
+                }
+                Err(e) => failed = Some(e),
+            }
+            if failed.is_some() {
+                break;
+            }
+        }
+        {
+            let mut waiters = self.waiters.lock().expect("waiters lock");
+            for (id, response) in decoded.drain(..) {
+                match waiters.by_id.remove(&id) {
+                    Some(waiter) => answered.push((waiter, response)),
+                    // A call that timed out or was dropped: its reply has no taker.
+                    None => debug!(id, "a reply for a call no longer waiting"),
+                }
+            }
+            if let Some(reason) = going_away {
                 // Calls in flight still get their answers; new ones fail.
                 let why = format!("the server is going away ({reason}); no new calls are sent");
-                let mut waiters = self.waiters.lock().expect("waiters lock");
                 waiters.closed.get_or_insert((ErrorKind::ShuttingDown, why));
-                return Ok(());
             }
-            other => {
-                return Err(Error::new(
-                    ErrorKind::Protocol,
-                    format!("unexpected message from the server: {other:?}"),
-                ));
-            }
-        };
-        let waiter = self.waiters.lock().expect("waiters lock").by_id.remove(&id);
-        match waiter {
-            Some(waiter) => {
-                self.woken.fetch_add(1, Ordering::Relaxed);
-                drop(waiter.send(Ok(Response::new(self.codec, frame, outcome))));
-            }
-            // A call that timed out or was dropped: its reply has no taker.
-            None => debug!(id, "a reply for a call no longer waiting"),
         }
-        Ok(())
+        // Counted before any caller can take its reply (and count it down).
+        self.woken.fetch_add(answered.len(), Ordering::Relaxed);
+        // One caller woken alone writes its next request itself; several
+        // leave theirs to the last one, and to the reader's flush after
+        // them in case the last one never comes.
+        let woke = answered.len() > 1;
+        if woke {
+            self.flush_owed.store(true, Ordering::SeqCst);
+        }
+        for (waiter, response) in answered.drain(..) {
+            if waiter.send(Ok(response)).is_err() {
+                // The call was dropped in the meantime: no one takes it.
+                self.resumed();
+            }
+        }
+        failed.map_or(Ok(woke), Err)
+    }
+
+    /// Counts down a reply taken by its caller (or left untaken).
+    fn resumed(&self) {
+        self.woken.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Writes what the callers just woken queued, once those on this
+    /// worker have run (a yield lets them go first), so that their
+    /// requests share one write without any of them waking the writer.
+    /// Never waits for the socket: the writer does, if it must.
+    async fn flush_after_callers(&self) {
+        tokio::task::yield_now().await;
+        self.flush_owed.store(false, Ordering::SeqCst);
+        if !self.write_now() {
+            self.outbox.wake();
+        }
     }
 
     /// Ends the connection: every pending call and every later one fails
@@ -454,21 +550,35 @@ impl Drop for CloseOnDrop {
 struct Waiting {
     shared: Arc<Shared>,
     id: u64,
+    rx: oneshot::Receiver<Result<Response, Error>>,
+    /// The waiter is gone already: the call was answered or failed.
+    answered: bool,
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        self.shared.forget(self.id);
+        if self.answered {
+            return;
+        }
+        // After `close`, a reply is either here already or never sent.
+        self.rx.close();
+        match self.rx.try_recv() {
+            // A reply came as the caller gave up: it was counted as woken.
+            Ok(Ok(_)) => self.shared.resumed(),
+            Ok(Err(_)) => {}
+            Err(_) => self.shared.forget(self.id),
+        }
     }
 }
 
 /// Writes what callers queued but did not write themselves, until the
 /// outbox is closed and drained.
 ///
-/// Requests queued together share one write: when the reader has just woken
-/// callers that have not queued their next request yet, the writer yields
-/// once so they can. Under pipelining that turns a write per call into a
-/// write per batch; with one call in flight, callers write themselves.
+/// Requests queued together share one write: when callers woken with a
+/// reply have not queued their next request yet, the writer yields once so
+/// they can. Under pipelining the last of them, or the reader's flush after
+/// them, writes the batch and the writer is rarely woken; with one call in
+/// flight, callers write themselves.
 async fn write_loop(shared: &Shared) -> std::io::Result<()> {
     loop {
         shared.outbox.ready().await;
@@ -487,20 +597,61 @@ async fn write_loop(shared: &Shared) -> std::io::Result<()> {
     }
 }
 
+/// The read half of the connection and the bytes read but not yet handed
+/// over.
+struct Reader<R> {
+    io: R,
+    codec: FrameCodec,
+    input: BytesMut,
+}
+
+/// Room the reader keeps free for the next read.
+const READ_ROOM: usize = 8 * 1024;
+
+impl<R: AsyncRead + Unpin> Reader<R> {
+    /// Reads replies and hands them to their waiters, every frame that
+    /// arrived together as one batch, until the connection fails or the
+    /// server closes it.
+    async fn run(mut self, shared: &Shared) -> Result<(), Error> {
+        let (mut frames, mut decoded, mut answered) = (Vec::new(), Vec::new(), Vec::new());
+        loop {
+            while let Some(frame) = self.codec.decode(&mut self.input).map_err(frame_error)? {
+                frames.push(frame.freeze());
+            }
+            if !frames.is_empty() {
+                let woke = shared.deliver(&mut frames, &mut decoded, &mut answered)?;
+                if woke {
+                    shared.flush_after_callers().await;
+                }
+            }
+            if self.input.capacity() - self.input.len() < READ_ROOM / 2 {
+                self.input.reserve(READ_ROOM);
+            }
+            let n = self
+                .io
+                .read_buf(&mut self.input)
+                .await
+                .map_err(|e| frame_error(FrameError::Io(e)))?;
+            if n == 0 {
+                // A frame cut short is an error of its own.
+                self.codec
+                    .decode_eof(&mut self.input)
+                    .map_err(frame_error)?;
+                return Err(Error::new(
+                    ErrorKind::ConnectionLost,
+                    "the server closed the connection",
+                ));
+            }
+        }
+    }
+}
+
 /// The connection's task: writes queued requests and reads replies until
 /// either side fails, then fails every pending call with the reason.
-async fn run<R: AsyncRead + Unpin>(shared: Arc<Shared>, mut frames: FramedRead<R, FrameCodec>) {
+async fn run<R: AsyncRead + Unpin>(shared: Arc<Shared>, reader: Reader<R>) {
     // However this task ends (even by a panic), pending calls fail at once.
     let _closing = CloseOnDrop(shared.clone());
-    let reading = async {
-        while let Some(frame) = frames.next().await {
-            shared.deliver(frame.map_err(frame_error)?.freeze())?;
-        }
-        Err::<(), _>(Error::new(
-            ErrorKind::ConnectionLost,
-            "the server closed the connection",
-        ))
-    };
+    let reading = reader.run(&shared);
     let writing = write_loop(&shared);
     let error = tokio::select! {
         Err(e) = reading => e,

@@ -81,6 +81,29 @@ struct Running {
     started: Instant,
 }
 
+/// The frames handled in one pass, between two reads: they were read
+/// together, and the replies of those that finish at once are written
+/// together, so one clock reading at each end times them all.
+struct Batch {
+    read_at: Instant,
+    /// Calls that finished at their first poll: method and outcome, to be
+    /// counted once the batch is done.
+    done: Vec<(Option<Route>, Result<(), ErrorKind>)>,
+}
+
+impl Batch {
+    /// Counts the calls finished inline, all with the batch's duration.
+    fn record(&mut self, metrics: &Metrics) {
+        if self.done.is_empty() {
+            return;
+        }
+        let elapsed = self.read_at.elapsed();
+        for (route, outcome) in self.done.drain(..) {
+            record(metrics, route, outcome, elapsed);
+        }
+    }
+}
+
 /// Why a connection's loop stops.
 enum Stop {
     /// The client closed the connection, or it idled out: a normal end.
@@ -124,13 +147,27 @@ impl ServerConnection<'_> {
         let mut last_active = tokio::time::Instant::now();
         // Room for the next read: small until a read fills it.
         let mut room = IDLE_ROOM;
+        let mut batch = Batch {
+            read_at: Instant::now(),
+            done: Vec::new(),
+        };
         loop {
+            let mut first = true;
             while closing.is_none() && calls.tasks.len() < limits.max_in_flight {
-                let Some(frame) = codec.decode(&mut input).map_err(frame_error)? else {
-                    break;
+                let frame = match codec.decode(&mut input) {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(e) => {
+                        // The calls already answered still count.
+                        batch.record(self.metrics);
+                        return Err(frame_error(e));
+                    }
                 };
+                if std::mem::take(&mut first) {
+                    batch.read_at = Instant::now();
+                }
                 let frame = frame.freeze();
-                match self.handle(&frame, &replies, &mut calls, draining) {
+                match self.handle(&frame, &replies, &mut calls, &mut batch, draining) {
                     Ok(()) => {}
                     Err(e) => {
                         invalid += 1;
@@ -146,6 +183,7 @@ impl ServerConnection<'_> {
                     }
                 }
             }
+            batch.record(self.metrics);
             replies.outbox.take(&mut output);
             if !output.is_empty() {
                 let written = output.len() as u64;
@@ -251,6 +289,7 @@ impl ServerConnection<'_> {
         frame: &Bytes,
         replies: &Replies,
         calls: &mut Calls,
+        batch: &mut Batch,
         draining: bool,
     ) -> Result<(), Error> {
         match self.codec.decode_request(frame) {
@@ -265,7 +304,7 @@ impl ServerConnection<'_> {
                 Ok(())
             }
             Incoming::Request(request) => {
-                self.request(request, frame, replies, calls);
+                self.request(request, frame, replies, calls, batch);
                 Ok(())
             }
             Incoming::Batch(items) if items.len() > self.limits.max_batch => {
@@ -281,7 +320,7 @@ impl ServerConnection<'_> {
                 Ok(())
             }
             Incoming::Batch(items) => {
-                self.batch(items, frame, replies, &mut calls.tasks);
+                self.batch(items, frame, replies, &mut calls.tasks, batch.read_at);
                 Ok(())
             }
             Incoming::Cancel(id) => {
@@ -304,14 +343,20 @@ impl ServerConnection<'_> {
         }
     }
 
-    fn request(&self, request: Request<'_>, frame: &Bytes, replies: &Replies, calls: &mut Calls) {
+    fn request(
+        &self,
+        request: Request<'_>,
+        frame: &Bytes,
+        replies: &Replies,
+        calls: &mut Calls,
+        batch: &mut Batch,
+    ) {
         let id = request.id.clone();
-        let started = Instant::now();
+        let started = batch.read_at;
         let route = match self.registry.resolve(&request.method) {
             Ok(route) => route,
             Err(e) => {
-                self.metrics
-                    .record_call(Transport::Tcp, None, Err(e.kind()), started.elapsed());
+                batch.done.push((None, Err(e.kind())));
                 if let Some(id) = id {
                     replies.send(&id, Err(e.into()));
                 }
@@ -320,10 +365,10 @@ impl ServerConnection<'_> {
         };
         let span =
             debug_span!("call", method = %request.method, id = ?id, codec = self.codec.name());
-        let call = span.in_scope(|| self.start(route, request, frame));
+        let call = span.in_scope(|| self.start(route, request, frame, started));
         match call {
             Ok(reply) => {
-                self.finished(route, &reply, started);
+                batch.done.push((Some(route), outcome(&reply)));
                 if let Some(id) = id {
                     replies.send(&id, reply);
                 }
@@ -346,7 +391,7 @@ impl ServerConnection<'_> {
                 let task = calls.tasks.spawn(
                     async move {
                         let reply = pending.await;
-                        record(&metrics, route, &reply, started);
+                        record(&metrics, Some(route), outcome(&reply), started.elapsed());
                         if let Some(id) = reply_to {
                             replies.send(&id, reply);
                         }
@@ -369,13 +414,15 @@ impl ServerConnection<'_> {
         }
     }
 
-    fn finished(&self, route: Route, reply: &Reply, started: Instant) {
-        record(self.metrics, route, reply, started);
-    }
-
-    /// Starts a call, polling it once: `Ok` if it is done already, else the
-    /// rest of it, bounded by the caller's deadline.
-    fn start(&self, route: Route, request: Request<'_>, frame: &Bytes) -> Result<Reply, Pending> {
+    /// Starts a call read at `read_at`, polling it once: `Ok` if it is done
+    /// already, else the rest of it, bounded by the caller's deadline.
+    fn start(
+        &self,
+        route: Route,
+        request: Request<'_>,
+        frame: &Bytes,
+        read_at: Instant,
+    ) -> Result<Reply, Pending> {
         let dispatch = || {
             self.registry
                 .call_encoded(route, self.codec, request.params)
@@ -384,7 +431,7 @@ impl ServerConnection<'_> {
             Ok(call) => call,
             Err(e) => return Ok(Err(e.into())),
         };
-        let deadline = request.deadline.map(|d| Instant::now() + d);
+        let deadline = request.deadline.map(|d| read_at + d);
         let context = Context::new().with_peer(self.peer).with_deadline(deadline);
         let mut call = context.scope(call);
         // A waker that does nothing is enough for this first poll: a call
@@ -403,6 +450,7 @@ impl ServerConnection<'_> {
         frame: &Bytes,
         replies: &Replies,
         calls: &mut JoinSet<()>,
+        read_at: Instant,
     ) {
         let mut started = Vec::with_capacity(items.len());
         for item in items {
@@ -410,7 +458,7 @@ impl ServerConnection<'_> {
                 Incoming::Request(request) => {
                     let id = request.id.clone();
                     let call = match self.registry.resolve(&request.method) {
-                        Ok(route) => self.start(route, request, frame),
+                        Ok(route) => self.start(route, request, frame, read_at),
                         Err(e) => Ok(Err(e.into())),
                     };
                     started.push((id, call));
@@ -507,11 +555,19 @@ fn shutting_down() -> Error {
     )
 }
 
+/// A reply as the metrics count it.
+fn outcome(reply: &Reply) -> Result<(), ErrorKind> {
+    reply.as_ref().map(drop).map_err(|fault| fault.kind)
+}
+
 /// Counts a finished call and logs it at debug level.
-fn record(metrics: &Metrics, route: Route, reply: &Reply, started: Instant) {
-    let elapsed = started.elapsed();
-    let outcome = reply.as_ref().map(drop).map_err(|fault| fault.kind);
-    metrics.record_call(Transport::Tcp, Some(route), outcome, elapsed);
+fn record(
+    metrics: &Metrics,
+    route: Option<Route>,
+    outcome: Result<(), ErrorKind>,
+    elapsed: std::time::Duration,
+) {
+    metrics.record_call(Transport::Tcp, route, outcome, elapsed);
     debug!(
         outcome = outcome.err().map_or("ok", ErrorKind::label),
         elapsed_us = elapsed.as_micros() as u64,

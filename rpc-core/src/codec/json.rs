@@ -102,18 +102,15 @@ impl Codec for Json {
 
     fn encode_request(&self, dst: &mut BytesMut, r: &OutRequest<'_>) -> Result<(), Error> {
         atomically(dst, |dst| {
-            write!(dst.writer(), r#"{{"jsonrpc":"2.0","id":{},"method":"#, r.id)
-                .map_err(encode_error)?;
+            dst.put_slice(br#"{"jsonrpc":"2.0","id":"#);
+            put_u64(dst, r.id);
+            dst.put_slice(br#","method":"#);
             serde_json::to_writer(dst.writer(), r.method).map_err(encode_error)?;
             dst.put_slice(br#","params":"#);
             serde_json::to_writer(dst.writer(), r.args).map_err(encode_error)?;
             if r.deadline.is_some() {
-                write!(
-                    dst.writer(),
-                    r#","deadline_ms":{}"#,
-                    deadline_ms(r.deadline)
-                )
-                .map_err(encode_error)?;
+                dst.put_slice(br#","deadline_ms":"#);
+                put_u64(dst, deadline_ms(r.deadline));
             }
             dst.put_u8(b'}');
             Ok(())
@@ -328,7 +325,7 @@ fn invalid(frame: &[u8], e: serde_json::Error) -> Incoming<'_> {
 }
 
 fn parse_id(raw: &RawValue) -> Result<Id, Error> {
-    let bad = |_| {
+    let bad = || {
         Error::new(
             ErrorKind::InvalidRequest,
             format!(
@@ -339,14 +336,36 @@ fn parse_id(raw: &RawValue) -> Result<Id, Error> {
     };
     match raw.get().as_bytes().first() {
         Some(b'n') => Ok(Id::Null),
-        Some(b'"') => serde_json::from_str(raw.get()).map(Id::Str).map_err(bad),
-        _ => serde_json::from_str(raw.get()).map(Id::Num).map_err(bad),
+        Some(b'"') => serde_json::from_str(raw.get())
+            .map(Id::Str)
+            .map_err(|_| bad()),
+        // A raw value is valid JSON already: for it, `str::parse` accepts
+        // exactly the integers serde_json would, without a second parser.
+        _ => raw.get().parse().map(Id::Num).map_err(|_| bad()),
     }
+}
+
+/// Appends `n` in decimal, without going through `fmt`.
+fn put_u64(dst: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    dst.put_slice(&digits[at..]);
 }
 
 fn write_id(dst: &mut BytesMut, id: &Id) -> Result<(), Error> {
     match id {
-        Id::Num(n) => write!(dst.writer(), "{n}").map_err(encode_error),
+        Id::Num(n) => {
+            put_u64(dst, *n);
+            Ok(())
+        }
         Id::Str(s) => serde_json::to_writer(dst.writer(), s).map_err(encode_error),
         Id::Null => {
             dst.put_slice(b"null");
