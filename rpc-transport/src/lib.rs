@@ -69,7 +69,7 @@
 //! | server | connection task | handshake, hello, then one loop: handle every complete frame (a call is polled once inline and spawned only if not done), write the replies in one go, wait for bytes or a spawned call's reply |
 //! | server | call tasks | calls not done at their first poll, bounded by the caller's deadline; dropped with the connection |
 //! | client | callers | encode the request into the connection's outbox and, when the socket is idle and no other woken caller is about to queue, write it themselves |
-//! | client | connection task | reads replies, waking each caller's one-shot by id; writes what callers left queued, letting just-woken callers queue first so a batch shares one write |
+//! | client | connection task | reads replies, waking each caller's one-shot by id; when a read woke several callers, yields until they have queued their next requests and writes them in one go; otherwise writes what callers left queued |
 //! | client | reconnect task ([`reconnect`]) | with a `[client.reconnect]` policy: waits for the connection to end, then reconnects with backoff and jitter |
 //!
 //! The server's [`Limits`](config::Limits) bound each of these: connections,
