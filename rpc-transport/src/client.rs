@@ -98,6 +98,8 @@ struct Shared {
     flush_owed: AtomicBool,
     /// Turns `true` when the connection has ended.
     ended: watch::Sender<bool>,
+    /// Turns `true` when it takes no new calls: ended, or the server is going away.
+    stopping: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -206,6 +208,7 @@ impl Connection {
             woken: AtomicUsize::new(0),
             flush_owed: AtomicBool::new(false),
             ended: watch::Sender::new(false),
+            stopping: watch::Sender::new(false),
         });
         let reader = Reader {
             io: read,
@@ -222,6 +225,13 @@ impl Connection {
     pub async fn closed(&self) {
         let mut ended = self.shared.ended.subscribe();
         let _ = ended.wait_for(|&e| e).await;
+    }
+
+    /// Completes once the connection takes no new calls: it has ended, or
+    /// the server said it is going away (calls in flight may still finish).
+    pub async fn stopping(&self) {
+        let mut stopping = self.shared.stopping.subscribe();
+        let _ = stopping.wait_for(|&s| s).await;
     }
 
     /// Whether the connection has ended (or the server said it is going away).
@@ -477,6 +487,7 @@ impl Shared {
                 // Calls in flight still get their answers; new ones fail.
                 let why = format!("the server is going away ({reason}); no new calls are sent");
                 waiters.closed.get_or_insert((ErrorKind::ShuttingDown, why));
+                self.stopping.send_replace(true);
             }
         }
         // Counted before any caller can take its reply (and count it down).
@@ -529,6 +540,7 @@ impl Shared {
             let _ = waiter.send(Err(Error::new(kind, why.clone())));
         }
         self.outbox.close();
+        self.stopping.send_replace(true);
         self.ended.send_replace(true);
     }
 }

@@ -432,7 +432,7 @@ impl ClientConfigBuilder {
                 &[KNOWN_CODECS, PYTHON_CODECS].concat(),
             )?,
             call_timeout: positive("client.call_timeout_ms", call_timeout)?,
-            reconnect: layer.reconnect,
+            reconnect: layer.reconnect.map(check_reconnect).transpose()?,
         })
     }
 
@@ -751,6 +751,17 @@ pub(crate) fn positive(key: &str, timeout: Duration) -> Result<Duration, ConfigE
     Ok(timeout)
 }
 
+fn check_reconnect(policy: Reconnect) -> Result<Reconnect, ConfigError> {
+    match policy.invalid() {
+        Some((key, value)) => Err(invalid(
+            format!("client.reconnect.{key}"),
+            value,
+            "at least 1",
+        )),
+        None => Ok(policy),
+    }
+}
+
 fn check_limits(limits: Limits) -> Result<Limits, ConfigError> {
     match limits.invalid() {
         Some((key, value)) => Err(invalid(format!("server.limits.{key}"), value, "at least 1")),
@@ -932,6 +943,17 @@ mod tests {
         assert_eq!(
             server_error(zero),
             "invalid value 0 for `server.limits.max_batch`; expected at least 1"
+        );
+        let stall = "[server]\nauthkey = \"k\"\n[server.limits]\nwrite_timeout_ms = 0\n";
+        assert_eq!(
+            server_error(stall),
+            "invalid value 0 for `server.limits.write_timeout_ms`; expected at least 1"
+        );
+        let spin = "[client]\nconnect = \"a:1\"\nauthkey = \"k\"\n[client.reconnect]\nmax_backoff_ms = 0\n";
+        let error = client(spin).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "invalid value 0 for `client.reconnect.max_backoff_ms`; expected at least 1"
         );
         let unknown = "[server]\nauthkey = \"k\"\n[server.limits]\nmax_calls = 1\n";
         assert!(

@@ -23,6 +23,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
@@ -73,12 +74,18 @@ struct Calls {
     by_id: HashMap<Id, Running>,
     /// The request id of each task, to forget it when it ends.
     ids: HashMap<tokio::task::Id, Id>,
+    /// Members of running batches still waiting on their handlers: each
+    /// counts against `max_in_flight` like a call of its own.
+    batch_members: Arc<AtomicUsize>,
 }
 
 struct Running {
     task: AbortHandle,
     route: Route,
     started: Instant,
+    /// Set by whoever answers the call first: the call itself, a cancel, or
+    /// the end of the shutdown grace period. The others stay silent.
+    answered: Arc<AtomicBool>,
 }
 
 /// The frames handled in one pass, between two reads: they were read
@@ -153,7 +160,7 @@ impl ServerConnection<'_> {
         };
         loop {
             let mut first = true;
-            while closing.is_none() && calls.tasks.len() < limits.max_in_flight {
+            while closing.is_none() && calls.running() < limits.max_in_flight {
                 let frame = match codec.decode(&mut input) {
                     Ok(Some(frame)) => frame,
                     Ok(None) => break,
@@ -211,7 +218,7 @@ impl ServerConnection<'_> {
             }
             make_room(&mut input, room);
             let spare = input.capacity() - input.len();
-            let reading = calls.tasks.len() < limits.max_in_flight;
+            let reading = calls.running() < limits.max_in_flight;
             let idling = limits.idle_timeout.is_some() && calls.tasks.is_empty() && !draining;
             tokio::select! {
                 read = io.read_buf(&mut input), if reading => {
@@ -320,7 +327,7 @@ impl ServerConnection<'_> {
                 Ok(())
             }
             Incoming::Batch(items) => {
-                self.batch(items, frame, replies, &mut calls.tasks, batch.read_at);
+                self.batch(items, frame, replies, calls, batch.read_at);
                 Ok(())
             }
             Incoming::Cancel(id) => {
@@ -363,6 +370,18 @@ impl ServerConnection<'_> {
                 return;
             }
         };
+        if let Some(id) = &id {
+            // Checked before the handler runs, so a refused call has no effect.
+            if !calls.by_id.is_empty() && calls.by_id.contains_key(id) {
+                let error = Error::new(
+                    ErrorKind::InvalidRequest,
+                    format!("request id {id:?} is already used by a call in flight"),
+                );
+                batch.done.push((Some(route), Err(error.kind())));
+                replies.send(id, Err(error.into()));
+                return;
+            }
+        }
         let span =
             debug_span!("call", method = %request.method, id = ?id, codec = self.codec.name());
         let call = span.in_scope(|| self.start(route, request, frame, started));
@@ -374,26 +393,20 @@ impl ServerConnection<'_> {
                 }
             }
             Err(pending) => {
-                if let Some(id) = &id {
-                    if calls.by_id.contains_key(id) {
-                        let error = Error::new(
-                            ErrorKind::InvalidRequest,
-                            format!("request id {id:?} is already used by a call in flight"),
-                        );
-                        replies.send(id, Err(error.into()));
-                        return;
-                    }
-                }
                 let replies = replies.clone();
                 let metrics = self.metrics.clone();
                 let running = metrics.call_started();
                 let reply_to = id.clone();
+                let answered = Arc::new(AtomicBool::new(false));
+                let first = answered.clone();
                 let task = calls.tasks.spawn(
                     async move {
                         let reply = pending.await;
-                        record(&metrics, Some(route), outcome(&reply), started.elapsed());
-                        if let Some(id) = reply_to {
-                            replies.send(&id, reply);
+                        if !first.swap(true, Ordering::AcqRel) {
+                            record(&metrics, Some(route), outcome(&reply), started.elapsed());
+                            if let Some(id) = reply_to {
+                                replies.send(&id, reply);
+                            }
                         }
                         drop(running);
                     }
@@ -407,6 +420,7 @@ impl ServerConnection<'_> {
                             task,
                             route,
                             started,
+                            answered,
                         },
                     );
                 }
@@ -449,7 +463,7 @@ impl ServerConnection<'_> {
         items: Vec<Incoming<'_>>,
         frame: &Bytes,
         replies: &Replies,
-        calls: &mut JoinSet<()>,
+        calls: &mut Calls,
         read_at: Instant,
     ) {
         let mut started = Vec::with_capacity(items.len());
@@ -479,7 +493,9 @@ impl ServerConnection<'_> {
         }
         let replies = replies.clone();
         let running = self.metrics.call_started();
-        calls.spawn(async move {
+        let pending = started.iter().filter(|(_, call)| call.is_err()).count();
+        let members = BatchMembers::add(&calls.batch_members, pending);
+        calls.tasks.spawn(async move {
             // The members run together, as separate requests would.
             let done =
                 futures::future::join_all(started.into_iter().map(|(id, call)| async move {
@@ -497,12 +513,34 @@ impl ServerConnection<'_> {
             if !encoded.is_empty() {
                 replies.push_batch(&encoded);
             }
-            drop(running);
+            drop((running, members));
         });
     }
 }
 
+/// Pending members of one running batch, counted until it ends.
+struct BatchMembers(Arc<AtomicUsize>, usize);
+
+impl BatchMembers {
+    fn add(count: &Arc<AtomicUsize>, n: usize) -> BatchMembers {
+        count.fetch_add(n, Ordering::Relaxed);
+        BatchMembers(count.clone(), n)
+    }
+}
+
+impl Drop for BatchMembers {
+    fn drop(&mut self) {
+        self.0.fetch_sub(self.1, Ordering::Relaxed);
+    }
+}
+
 impl Calls {
+    /// Calls whose handlers have not stopped: tasks, and the members of
+    /// batches still waiting on theirs.
+    fn running(&self) -> usize {
+        self.tasks.len() + self.batch_members.load(Ordering::Relaxed)
+    }
+
     /// Forgets a spawned call that ended (or was cancelled).
     fn ended(&mut self, ended: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
         let task = match ended {
@@ -518,30 +556,28 @@ impl Calls {
     /// handler has really stopped.
     fn cancel(&mut self, id: &Id, metrics: &Metrics) {
         if let Some(running) = self.by_id.remove(id) {
+            self.ids.remove(&running.task.id());
             running.task.abort();
-            let outcome = Err(ErrorKind::Cancelled);
-            metrics.record_call(
-                Transport::Tcp,
-                Some(running.route),
-                outcome,
-                running.started.elapsed(),
-            );
+            if !running.answered.swap(true, Ordering::AcqRel) {
+                let outcome = Err(ErrorKind::Cancelled);
+                let elapsed = running.started.elapsed();
+                metrics.record_call(Transport::Tcp, Some(running.route), outcome, elapsed);
+            }
         }
     }
 
     /// The grace period is over: stops every call and answers each that
     /// has an id with a "shutting down" error.
     fn shut_down(&mut self, replies: &Replies, metrics: &Metrics) {
+        self.ids.clear();
         for (id, running) in self.by_id.drain() {
             running.task.abort();
-            let outcome = Err(ErrorKind::ShuttingDown);
-            metrics.record_call(
-                Transport::Tcp,
-                Some(running.route),
-                outcome,
-                running.started.elapsed(),
-            );
-            replies.send(&id, Err(shutting_down().into()));
+            if !running.answered.swap(true, Ordering::AcqRel) {
+                let outcome = Err(ErrorKind::ShuttingDown);
+                let elapsed = running.started.elapsed();
+                metrics.record_call(Transport::Tcp, Some(running.route), outcome, elapsed);
+                replies.send(&id, Err(shutting_down().into()));
+            }
         }
         // Batches, and calls without an id, end unanswered.
         self.tasks.abort_all();

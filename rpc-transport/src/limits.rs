@@ -78,7 +78,10 @@ impl Default for Limits {
 impl Limits {
     /// The first limit that cannot work, as `(key, value)`.
     pub(crate) fn invalid(&self) -> Option<(&'static str, usize)> {
+        let ms = |d: Duration| usize::try_from(d.as_millis()).unwrap_or(usize::MAX);
         [
+            ("write_timeout_ms", ms(self.write_timeout)),
+            ("shutdown_grace_ms", ms(self.shutdown_grace)),
             ("max_connections", self.max_connections),
             ("max_pending_handshakes", self.max_pending_handshakes),
             ("max_in_flight", self.max_in_flight),
@@ -118,6 +121,17 @@ impl Default for Reconnect {
 }
 
 impl Reconnect {
+    /// The first setting that cannot work, as `(key, value)`.
+    pub(crate) fn invalid(&self) -> Option<(&'static str, usize)> {
+        let ms = |d: Duration| usize::try_from(d.as_millis()).unwrap_or(usize::MAX);
+        [
+            ("initial_backoff_ms", ms(self.initial_backoff)),
+            ("max_backoff_ms", ms(self.max_backoff)),
+        ]
+        .into_iter()
+        .find(|&(_, value)| value == 0)
+    }
+
     /// The wait before attempt `attempt` (0-based): doubling from
     /// `initial_backoff` up to `max_backoff`, less up to half of it at
     /// random, so clients dropped together do not return together.

@@ -57,7 +57,13 @@ impl Reconnecting {
     async fn connection(&self, method: &str, timeout: Duration) -> Result<Arc<Connection>, Error> {
         let mut current = self.current.clone();
         let down = |link: &Link| match link {
-            Link::Up(connection) => Ok(connection.clone()),
+            Link::Up(connection) if !connection.is_closed() => Ok(connection.clone()),
+            Link::Up(_) => Err(Error::new(
+                ErrorKind::ConnectionLost,
+                format!(
+                    "`{method}` was not sent: the server is going away and a new connection is being made"
+                ),
+            )),
             Link::Down { attempt, error } => Err(Error::new(
                 ErrorKind::ConnectionLost,
                 format!(
@@ -70,7 +76,8 @@ impl Reconnecting {
             return down(&current.borrow());
         }
         let up = async {
-            let link = current.wait_for(|link| matches!(link, Link::Up(_))).await;
+            let usable = |link: &Link| matches!(link, Link::Up(c) if !c.is_closed());
+            let link = current.wait_for(usable).await;
             link.map(|link| down(&link))
         };
         match tokio::time::timeout(timeout, up).await {
@@ -122,7 +129,11 @@ impl Transport for Reconnecting {
 async fn keep_up(config: ClientConfig, mut connection: Arc<Connection>, link: watch::Sender<Link>) {
     let policy = config.reconnect().cloned().unwrap_or_default();
     loop {
-        connection.closed().await;
+        // A server going away answers its calls in flight but takes no new
+        // ones: reconnect now, and keep the old connection until it ends.
+        connection.stopping().await;
+        let old = connection.clone();
+        tokio::spawn(async move { old.closed().await });
         let mut attempt = 0;
         let mut error = "the connection was lost".to_owned();
         connection = loop {

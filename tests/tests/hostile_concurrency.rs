@@ -147,7 +147,7 @@ async fn a_dropped_call_cancels_its_handler_on_the_server() {
 }
 
 #[tokio::test]
-async fn duplicate_request_ids_on_the_wire_are_each_answered_under_that_id() {
+async fn a_request_reusing_the_id_of_a_running_call_is_refused_and_both_are_answered() {
     let (server, state) = ObservedServer::probe().await;
     let mut stream = raw_json_session(&server.address).await;
     let held = r#"{"jsonrpc":"2.0","id":1,"method":"Probe.hold","params":[7]}"#;
@@ -157,8 +157,20 @@ async fn duplicate_request_ids_on_the_wire_are_each_answered_under_that_id() {
         &[frame(held.as_bytes()), frame(add.as_bytes())].concat(),
     )
     .await;
-    let first = expect_json(&mut stream, "the first answer").await;
-    assert_eq!(first, json!({"jsonrpc": "2.0", "id": 1, "result": 5}));
+    // The second is refused before its handler runs: cancels and replies
+    // are matched by id, so two running calls may not share one.
+    let first = expect_json(&mut stream, "the refusal").await;
+    assert_eq!(first["id"], 1, "{first}");
+    assert_eq!(
+        first["error"]["code"],
+        ErrorKind::InvalidRequest.code(),
+        "{first}"
+    );
+    let message = first["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("already used by a call in flight"),
+        "{first}"
+    );
     state.release();
     let second = expect_json(&mut stream, "the second answer").await;
     assert_eq!(second, json!({"jsonrpc": "2.0", "id": 1, "result": 7}));

@@ -666,3 +666,32 @@ async fn a_peer_that_never_reads_its_replies_is_closed_after_write_timeout() {
     assert_eq!(within("fast", client.fast(1)).await.unwrap(), 1);
     drop(stream);
 }
+
+#[tokio::test]
+async fn members_of_a_running_batch_count_against_max_in_flight() {
+    let gate = GateImpl::default();
+    let limits = Limits {
+        max_in_flight: 2,
+        ..Limits::default()
+    };
+    let running = Running::start(limits, &gate).await;
+    let mut stream = raw_json_session(&running.address).await;
+    let hold = |id: u32| format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"hold"}}"#);
+    write_frame(&mut stream, format!("[{},{}]", hold(1), hold(2)).as_bytes()).await;
+    gate.wait_for("both members", &gate.entered, 2).await;
+    // Two members hold both slots: the next request is not read.
+    write_frame(
+        &mut stream,
+        br#"{"jsonrpc":"2.0","id":3,"method":"fast","params":[3]}"#,
+    )
+    .await;
+    let early = tokio::time::timeout(Duration::from_millis(200), read_frame(&mut stream)).await;
+    assert!(early.is_err(), "a request past the limit was answered");
+    gate.permits.add_permits(2);
+    let batch = expect_json(&mut stream, "the batch answer").await;
+    assert_eq!(batch.as_array().map(Vec::len), Some(2), "{batch}");
+    assert_eq!(
+        expect_json(&mut stream, "the fast answer").await["result"],
+        3
+    );
+}

@@ -31,6 +31,9 @@ impl Gateway {
                 return Err(e.into());
             }
         };
+        // Counted before the draining check, so a drain that starts now
+        // waits for this call instead of missing it.
+        let in_flight = self.calls.enter();
         if self.server.is_draining() {
             let e = Error::new(
                 ErrorKind::ShuttingDown,
@@ -39,7 +42,7 @@ impl Gateway {
             self.record(Some(route), Err(e.kind()), began);
             return Err(e.into());
         }
-        let _in_flight = self.calls.enter();
+        let _in_flight = in_flight;
         let limit = deadline.map_or(self.request_timeout, |d| d.min(self.request_timeout));
         let reply = match start(&self.registry, route) {
             Ok(call) => {

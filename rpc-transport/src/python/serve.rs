@@ -71,7 +71,16 @@ pub(crate) async fn serve<S: Io>(
             }
         };
         let reply = within_limit(form, reply, framed.codec().max_frame_bytes());
-        session::send_frame(&mut framed, reply).await?;
+        let write_timeout = python.limits.write_timeout;
+        match tokio::time::timeout(write_timeout, session::send_frame(&mut framed, reply)).await {
+            Ok(sent) => sent?,
+            Err(_) => {
+                let why = format!(
+                    "the Python client took none of its reply for {write_timeout:?} (write_timeout)"
+                );
+                return Err(Error::new(ErrorKind::ConnectionLost, why));
+            }
+        }
         if let Some(error) = refused {
             return Err(error);
         }
