@@ -562,3 +562,30 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off_at_the_request_time
     let (status, _, body) = raw_http(&gateways.http, &get("/healthz")).await;
     assert_eq!((status, body.trim()), (200, "serving"));
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_responses_is_closed_after_write_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let limits = Limits {
+        write_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let gateways = start_with(limits).await;
+    let metrics = gateways.server.metrics().clone();
+    let mut greedy = tokio::net::TcpStream::connect(&gateways.http)
+        .await
+        .expect("connects");
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let flood = request.repeat(200_000);
+    // The gateway stops reading once its responses back up; then its write
+    // timer runs out and the connection is closed.
+    let _ = tokio::time::timeout(Duration::from_secs(3), greedy.write_all(&flood)).await;
+    within("the gateway to close the greedy connection", async {
+        while metrics.connections_open(rpc_transport::metrics::Transport::Http) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let (status, _, _) = raw_http(&gateways.http, &get("/healthz")).await;
+    assert_eq!(status, 200);
+}

@@ -1,16 +1,21 @@
 //! The gateway's TCP listener: each accepted connection counted open in the
 //! server's metrics until it closes, and its bytes counted as they pass. At
 //! the server's `max_connections` (HTTP connections alone), one more is
-//! closed right after `accept`.
+//! closed right after `accept`. A peer that takes no bytes of a response
+//! for the server's `write_timeout` has its connection closed, as on the TCP
+//! listener: hyper itself has no write timer.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Sleep;
 
 use crate::metrics::{ConnectionGuard, Metrics, Refused, Transport};
 
@@ -19,6 +24,7 @@ pub(crate) struct Counting {
     inner: TcpListener,
     metrics: Arc<Metrics>,
     max_connections: usize,
+    write_timeout: Duration,
 }
 
 impl Counting {
@@ -26,11 +32,13 @@ impl Counting {
         inner: TcpListener,
         metrics: Arc<Metrics>,
         max_connections: usize,
+        write_timeout: Duration,
     ) -> Counting {
         Counting {
             inner,
             metrics,
             max_connections,
+            write_timeout,
         }
     }
 }
@@ -63,6 +71,8 @@ impl axum::serve::Listener for Counting {
                 stream,
                 metrics,
                 _open: open,
+                write_timeout: self.write_timeout,
+                stalled: None,
             },
             peer,
         )
@@ -78,6 +88,33 @@ pub(crate) struct Counted {
     stream: TcpStream,
     metrics: Arc<Metrics>,
     _open: ConnectionGuard,
+    write_timeout: Duration,
+    /// Armed when a write cannot proceed; cleared when one does.
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl Counted {
+    /// Passes `polled` through, failing it once writes have made no
+    /// progress for `write_timeout`.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let timeout = self.write_timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if stalled.as_mut().poll(cx).is_ready() {
+            let why = format!("the client took no response bytes for {timeout:?} (write_timeout)");
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, why)));
+        }
+        Poll::Pending
+    }
 }
 
 impl AsyncRead for Counted {
@@ -104,7 +141,7 @@ impl AsyncWrite for Counted {
         if let Poll::Ready(Ok(n)) = polled {
             self.metrics.add_bytes(Transport::Http, 0, n as u64);
         }
-        polled
+        self.watch(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -116,7 +153,7 @@ impl AsyncWrite for Counted {
         if let Poll::Ready(Ok(n)) = polled {
             self.metrics.add_bytes(Transport::Http, 0, n as u64);
         }
-        polled
+        self.watch(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -124,7 +161,8 @@ impl AsyncWrite for Counted {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let polled = Pin::new(&mut self.stream).poll_flush(cx);
+        self.watch(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

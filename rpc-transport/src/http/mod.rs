@@ -174,6 +174,7 @@ impl HttpGateway {
                 listener,
                 self.gateway.metrics.clone(),
                 self.gateway.server.config().limits().max_connections,
+                self.gateway.server.config().limits().write_timeout,
             ),
             local_addr,
             gateway: self.gateway.clone(),
@@ -278,18 +279,21 @@ impl HttpListening {
         http.timer(TokioTimer::new())
             .header_read_timeout(gateway.request_timeout);
         let connections = GracefulShutdown::new();
+        // Held here so that whatever outlives the shutdown is dropped with it.
+        let mut tasks = tokio::task::JoinSet::new();
         tokio::pin!(signal);
         loop {
             tokio::select! {
                 (io, _peer) = axum::serve::Listener::accept(&mut listener) => {
                     let service = TowerToHyperService::new(router.clone());
                     let connection = connections.watch(http.serve_connection(TokioIo::new(io), service));
-                    tokio::spawn(async move {
+                    tasks.spawn(async move {
                         if let Err(e) = connection.await {
                             tracing::debug!(error = %e, "HTTP connection ended");
                         }
                     });
                 }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 () = &mut signal => break,
             }
         }
@@ -301,6 +305,8 @@ impl HttpListening {
         {
             tracing::warn!("closing HTTP connections that did not finish in time");
         }
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
     }
 }
 
