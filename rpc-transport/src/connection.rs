@@ -300,14 +300,14 @@ impl ServerConnection<'_> {
         draining: bool,
     ) -> Result<(), Error> {
         match self.codec.decode_request(frame) {
-            Incoming::Request(_) | Incoming::Batch(_) if draining => {
-                let id = match self.codec.decode_request(frame) {
-                    Incoming::Request(r) => r.id,
-                    _ => Some(Id::Null),
-                };
-                if let Some(id) = id {
+            Incoming::Request(request) if draining => {
+                if let Some(id) = request.id {
                     replies.send(&id, Err(shutting_down().into()));
                 }
+                Ok(())
+            }
+            Incoming::Batch(_) if draining => {
+                replies.send(&Id::Null, Err(shutting_down().into()));
                 Ok(())
             }
             Incoming::Request(request) => {

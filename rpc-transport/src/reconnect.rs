@@ -111,7 +111,10 @@ impl Transport for Reconnecting {
     ) -> ResponseFuture<'a> {
         let timeout = timeout.unwrap_or(self.call_timeout);
         // Connected: the request is queued right here, as on a plain connection.
-        if let Link::Up(connection) = &*self.current.borrow() {
+        // The link is cloned out of the watch, so no lock is held while the
+        // request may be written.
+        let link = self.current.borrow().clone();
+        if let Link::Up(connection) = link {
             if !connection.is_closed() {
                 return connection.send(method, args, Some(timeout));
             }

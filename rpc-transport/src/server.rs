@@ -152,9 +152,7 @@ impl Server {
         let config = &self.inner.config;
         let mut framed = Framed::new(io, FrameCodec::new(config.max_frame_bytes()));
         let open = self.inner.metrics.connection_opened(Transport::Tcp);
-        self.authenticate(&mut framed).await.inspect_err(|_| {
-            self.inner.metrics.refused(Refused::Handshake);
-        })?;
+        self.authenticate(&mut framed).await?;
         // A Python client sends its first request when it makes its first
         // call, which may be long after it connects: it gets the idle timeout.
         let first_wait = match config.python_compat() {
@@ -220,7 +218,8 @@ impl Server {
         let (seq, shed) = self.pending_handshake();
         let opening = session::accept(framed, config.authkey().as_bytes(), &opts);
         let opened = tokio::select! {
-            opened = opening => opened,
+            // A shed handshake was counted as such when it was shed.
+            opened = opening => opened.inspect_err(|_| self.inner.metrics.refused(Refused::Handshake)),
             Ok(()) = shed => Err(Error::new(
                 ErrorKind::Authentication,
                 format!(

@@ -397,6 +397,12 @@ async fn the_oldest_pending_handshake_makes_way_for_a_new_connection() {
     assert_eq!(within("fast", client.fast(1)).await.unwrap(), 1);
     expect_closed(&mut silent[0]).await;
     assert_eq!(metrics.refused_count(Refused::HandshakeShed), 1);
+    // Counted once, as shed, not also as a failed handshake.
+    until("the shed connection's task to end", || {
+        metrics.connections_open(Transport::Tcp) == 2
+    })
+    .await;
+    assert_eq!(metrics.refused_count(Refused::Handshake), 0);
     assert_eq!(metrics.handshakes_pending(), 1);
 }
 
