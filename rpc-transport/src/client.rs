@@ -16,6 +16,10 @@
 //! also reads replies and hands each frame to its waiter. The caller decodes
 //! its result in its own task. When the connection fails, every pending
 //! call fails at once with the reason.
+//!
+//! Timeouts cost no timer per call: each waiter carries its deadline, and
+//! the connection's task sleeps until the earliest one, then fails the
+//! calls past theirs (see [`Shared::expire`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -32,8 +36,9 @@ use rpc_core::client::{Response, ResponseFuture};
 use rpc_core::codec::{Codec, Inbound, OutRequest};
 use rpc_core::{Client, Error, ErrorKind, Transport};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 use tokio_util::codec::{Decoder, Framed};
 use tracing::debug;
 
@@ -82,6 +87,9 @@ struct Shared {
     /// yet written. Callers write through it directly when no one else is.
     sink: Mutex<Sink>,
     waiters: Mutex<Waiters>,
+    /// A call was given a deadline earlier than the one the connection's
+    /// task sleeps until.
+    deadline_moved: Notify,
     codec: &'static dyn Codec,
     /// The largest frame the server accepts.
     server_max_frame: usize,
@@ -120,7 +128,13 @@ type Waiter = oneshot::Sender<Result<Response, Error>>;
 #[derive(Debug, Default)]
 struct Waiters {
     next_id: u64,
-    by_id: HashMap<u64, Waiter, BuildHasherDefault<IdHasher>>,
+    /// Each pending call's waiter and deadline.
+    by_id: HashMap<u64, (Waiter, Instant), BuildHasherDefault<IdHasher>>,
+    /// When the connection's task next looks for calls past their
+    /// deadline: no later than the earliest deadline (earlier when that
+    /// call was answered since; it then looks again). `None`: no call is
+    /// pending since it last looked.
+    next_check: Option<Instant>,
     /// Why the connection ended, once it has.
     closed: Option<(ErrorKind, String)>,
 }
@@ -202,6 +216,7 @@ impl Connection {
                 pending: BytesMut::new(),
             }),
             waiters: Mutex::default(),
+            deadline_moved: Notify::new(),
             codec,
             server_max_frame: server.max_frame_bytes,
             call_timeout: config.call_timeout(),
@@ -289,24 +304,22 @@ impl Connection {
             });
         Box::pin(async move {
             let mut waiting = started?;
-            let outcome = tokio::time::timeout(timeout, &mut waiting.rx).await;
-            if let Ok(received) = &outcome {
-                // The reader or `close` removed the waiter already.
-                waiting.answered = true;
-                if let Ok(Ok(_)) = received {
-                    waiting.shared.resumed();
-                }
+            let outcome = (&mut waiting.rx).await;
+            // The reader, `expire` or `close` removed the waiter already.
+            waiting.answered = true;
+            if let Ok(Ok(_)) = &outcome {
+                waiting.shared.resumed();
             }
             drop(waiting);
             match outcome {
-                Ok(Ok(response)) => response,
-                Ok(Err(_)) => Err(Error::new(
-                    ErrorKind::ConnectionLost,
-                    "the connection closed before the reply",
-                )),
-                Err(_) => Err(Error::new(
+                Ok(Err(e)) if e.kind() == ErrorKind::Timeout => Err(Error::new(
                     ErrorKind::Timeout,
                     format!("no reply to `{method}` within {timeout:?}"),
+                )),
+                Ok(outcome) => outcome,
+                Err(_) => Err(Error::new(
+                    ErrorKind::ConnectionLost,
+                    "the connection closed before the reply",
                 )),
             }
         })
@@ -322,16 +335,28 @@ impl Shared {
         timeout: Duration,
     ) -> Result<(u64, oneshot::Receiver<Result<Response, Error>>), Error> {
         let (tx, rx) = oneshot::channel();
-        let id = {
+        let now = Instant::now();
+        // A timeout too long to represent waits a year: for ever, in effect.
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
+        let (id, earliest) = {
             let mut waiters = self.waiters.lock().expect("waiters lock");
             if let Some((kind, why)) = &waiters.closed {
                 return Err(Error::new(*kind, why.clone()));
             }
             waiters.next_id += 1;
             let id = waiters.next_id;
-            waiters.by_id.insert(id, tx);
-            id
+            waiters.by_id.insert(id, (tx, deadline));
+            let earliest = waiters.next_check.is_none_or(|at| deadline < at);
+            if earliest {
+                waiters.next_check = Some(deadline);
+            }
+            (id, earliest)
         };
+        if earliest {
+            self.deadline_moved.notify_one();
+        }
         let request = OutRequest {
             id,
             method,
@@ -432,13 +457,46 @@ impl Shared {
     fn forget(&self, id: u64) {
         let waiting = self.waiters.lock().expect("waiters lock").by_id.remove(&id);
         if waiting.is_some() {
-            let cancel = self.outbox.push(self.server_max_frame, |buf| {
-                self.codec.encode_cancel(buf, id);
-                Ok::<_, Error>(())
-            });
-            if let Ok(Some(())) = cancel {
-                self.send_queued();
-            }
+            self.cancel(id);
+        }
+    }
+
+    /// Asks the server to stop call `id`, whose caller no longer waits.
+    fn cancel(&self, id: u64) {
+        let cancel = self.outbox.push(self.server_max_frame, |buf| {
+            self.codec.encode_cancel(buf, id);
+            Ok::<_, Error>(())
+        });
+        if let Ok(Some(())) = cancel {
+            self.send_queued();
+        }
+    }
+
+    /// Fails the calls whose deadline has passed by `now` with
+    /// [`ErrorKind::Timeout`] (their caller words the message), asks the
+    /// server to stop them, and notes when to look again.
+    ///
+    /// It scans every pending call, but runs about once per timeout
+    /// period: when the earliest deadline it last saw comes.
+    fn expire(&self, now: Instant) {
+        let expired = {
+            let mut waiters = self.waiters.lock().expect("waiters lock");
+            let ids: Vec<u64> = waiters
+                .by_id
+                .iter()
+                .filter(|(_, (_, deadline))| *deadline <= now)
+                .map(|(id, _)| *id)
+                .collect();
+            let expired: Vec<(u64, Waiter)> = ids
+                .into_iter()
+                .filter_map(|id| Some((id, waiters.by_id.remove(&id)?.0)))
+                .collect();
+            waiters.next_check = waiters.by_id.values().map(|(_, deadline)| *deadline).min();
+            expired
+        };
+        for (id, waiter) in expired {
+            let _ = waiter.send(Err(Error::new(ErrorKind::Timeout, "")));
+            self.cancel(id);
         }
     }
 
@@ -478,7 +536,7 @@ impl Shared {
             let mut waiters = self.waiters.lock().expect("waiters lock");
             for (id, response) in decoded.drain(..) {
                 match waiters.by_id.remove(&id) {
-                    Some(waiter) => answered.push((waiter, response)),
+                    Some((waiter, _)) => answered.push((waiter, response)),
                     // A call that timed out or was dropped: its reply has no taker.
                     None => debug!(id, "a reply for a call no longer waiting"),
                 }
@@ -536,7 +594,7 @@ impl Shared {
             let reason = waiters.closed.get_or_insert((kind, why)).clone();
             (std::mem::take(&mut waiters.by_id), reason)
         };
-        for waiter in pending.into_values() {
+        for (waiter, _) in pending.into_values() {
             let _ = waiter.send(Err(Error::new(kind, why.clone())));
         }
         self.outbox.close();
@@ -609,6 +667,25 @@ async fn write_loop(shared: &Shared) -> std::io::Result<()> {
     }
 }
 
+/// Fails calls past their deadline: sleeps until the earliest one, or
+/// until a call brings an earlier one.
+async fn expire_loop(shared: &Shared) -> std::convert::Infallible {
+    loop {
+        let next = shared.waiters.lock().expect("waiters lock").next_check;
+        match next {
+            // `notify_one` leaves a permit when no one waits, so a deadline
+            // set between the lock above and this wait is not missed.
+            None => shared.deadline_moved.notified().await,
+            Some(at) => tokio::select! {
+                () = shared.deadline_moved.notified() => {}
+                () = tokio::time::sleep_until(at) => {
+                    shared.expire(Instant::now());
+                }
+            },
+        }
+    }
+}
+
 /// The read half of the connection and the bytes read but not yet handed
 /// over.
 struct Reader<R> {
@@ -665,7 +742,9 @@ async fn run<R: AsyncRead + Unpin>(shared: Arc<Shared>, reader: Reader<R>) {
     let _closing = CloseOnDrop(shared.clone());
     let reading = reader.run(&shared);
     let writing = write_loop(&shared);
+    let expiring = expire_loop(&shared);
     let error = tokio::select! {
+        never = expiring => match never {},
         Err(e) = reading => e,
         written = writing => match written {
             Ok(()) => Error::new(ErrorKind::ConnectionLost, "the connection was closed"),

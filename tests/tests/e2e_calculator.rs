@@ -409,6 +409,37 @@ async fn a_call_past_its_timeout_is_timeout_and_the_connection_still_works() {
 }
 
 #[tokio::test]
+async fn a_short_timeout_behind_a_long_one_on_the_same_connection_fires_on_time() {
+    // Deadlines are kept per connection: a later call with an earlier
+    // deadline must move the connection's next check forward, and the
+    // long call must stay pending after the short one fails.
+    let (server, entered, _) = pace_server().await;
+    for codec in CODECS {
+        let pace = PaceClient::new(connect(&server.address, codec).await);
+        let long = TaskGuard(tokio::spawn({
+            let pace = pace.with_timeout(Duration::from_secs(30));
+            async move { pace.never().await }
+        }));
+        within("the long call to reach the handler", entered.notified()).await;
+        let started = std::time::Instant::now();
+        let e = within(
+            "the short call",
+            pace.with_timeout(Duration::from_millis(150)).never(),
+        )
+        .await
+        .expect_err("never never returns");
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{codec}: {e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{codec}: the short call waited for the long call's deadline ({:?})",
+            started.elapsed()
+        );
+        assert!(!long.0.is_finished(), "{codec}: the long call ended too");
+        assert_eq!(within("a call after", pace.fast(4)).await.unwrap(), 4);
+    }
+}
+
+#[tokio::test]
 async fn a_connection_lost_mid_call_fails_the_pending_call_and_later_ones_at_once() {
     for codec in CODECS {
         let (mut server, entered, _) = pace_server().await;
