@@ -119,7 +119,7 @@ impl std::fmt::Debug for Shared {
 }
 
 struct Sink {
-    io: Box<dyn AsyncWrite + Send + Unpin>,
+    io: net::WriteHalf,
     pending: BytesMut,
 }
 
@@ -208,11 +208,11 @@ impl Connection {
             )
         })?;
         let parts = framed.into_parts();
-        let (read, write) = tokio::io::split(parts.io);
+        let (read, write) = net::split(parts.io);
         let shared = Arc::new(Shared {
             outbox: Outbox::default(),
             sink: Mutex::new(Sink {
-                io: Box::new(write),
+                io: write,
                 pending: BytesMut::new(),
             }),
             waiters: Mutex::default(),
@@ -413,20 +413,31 @@ impl Shared {
         self.outbox.wake();
     }
 
-    /// Writes the queue without waiting; true if all of it went out.
+    /// Writes the queue without waiting; true if all of it went out, or if
+    /// someone else is writing it (they look at the queue again after
+    /// letting go of the socket, so nothing queued before that is left
+    /// behind). False when the writer must finish: the socket is full.
     fn write_now(&self) -> bool {
-        let Ok(mut sink) = self.sink.try_lock() else {
-            return false;
-        };
-        if !sink.pending.is_empty() {
-            // The writer is waiting for the socket: leave it its turn.
-            return false;
+        loop {
+            let Ok(mut sink) = self.sink.try_lock() else {
+                return true;
+            };
+            if !sink.pending.is_empty() {
+                // The writer is waiting for the socket: leave it its turn.
+                return false;
+            }
+            // A write that cannot finish registers this waker for the
+            // socket's readiness; the writer, woken by the caller, polls
+            // again and puts its own waker back.
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let flushed = matches!(self.poll_flush(&mut sink, &mut cx), Poll::Ready(Ok(false)));
+            drop(sink);
+            // What was queued while this held the socket: its caller found
+            // the socket taken and left it to this one.
+            if !flushed || self.outbox.is_empty() {
+                return flushed;
+            }
         }
-        // A write that cannot finish registers this waker for the socket's
-        // readiness; the writer, woken by the caller, polls again and puts
-        // its own waker back.
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        matches!(self.poll_flush(&mut sink, &mut cx), Poll::Ready(Ok(false)))
     }
 
     /// Writes queued bytes until none are left (`Ready(Ok(closed))`) or the
@@ -652,17 +663,33 @@ impl Drop for Waiting {
 async fn write_loop(shared: &Shared) -> std::io::Result<()> {
     loop {
         shared.outbox.ready().await;
-        if shared.woken.load(Ordering::Relaxed) > 0 {
-            tokio::task::yield_now().await;
-        }
-        let closed =
-            poll_fn(|cx| shared.poll_flush(&mut shared.sink.lock().expect("sink lock"), cx))
-                .await?;
-        if closed {
-            return poll_fn(|cx| {
-                Pin::new(&mut shared.sink.lock().expect("sink lock").io).poll_shutdown(cx)
+        loop {
+            if shared.woken.load(Ordering::Relaxed) > 0 {
+                tokio::task::yield_now().await;
+            }
+            // Never waits for a caller that is writing: see below.
+            let flushed = poll_fn(|cx| match shared.sink.try_lock() {
+                Ok(mut sink) => shared.poll_flush(&mut sink, cx).map_ok(Some),
+                Err(std::sync::TryLockError::WouldBlock) => Poll::Ready(Ok(None)),
+                Err(std::sync::TryLockError::Poisoned(_)) => panic!("sink lock poisoned"),
             })
-            .await;
+            .await?;
+            match flushed {
+                Some(true) => {
+                    return poll_fn(|cx| {
+                        Pin::new(&mut shared.sink.lock().expect("sink lock").io).poll_shutdown(cx)
+                    })
+                    .await;
+                }
+                // Queued by a caller who found the socket taken by this task
+                // and left the request to it.
+                Some(false) if !shared.outbox.is_empty() => {}
+                Some(false) => break,
+                // A caller is writing: it writes the queue as it stands when
+                // it lets go (see `Shared::write_now`), and wakes this task
+                // if the socket does not take it all.
+                None => break,
+            }
         }
     }
 }

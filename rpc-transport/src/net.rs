@@ -85,6 +85,45 @@ pub async fn connect(address: &str) -> io::Result<Stream> {
     Ok(Stream::Tcp(s))
 }
 
+/// The read half of a stream split by [`split`].
+pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+/// The write half of a stream split by [`split`].
+pub(crate) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// Splits `io` into halves that can be used from two tasks at once.
+///
+/// TCP and Unix streams split natively, so a read and a write never wait
+/// for each other; any other stream goes through [`tokio::io::split`],
+/// whose halves share a lock (a reader and a writer on two workers then
+/// contend for it on every poll).
+pub(crate) fn split<S: Io>(io: S) -> (ReadHalf, WriteHalf) {
+    let mut io = Some(io);
+    let any: &mut dyn std::any::Any = &mut io;
+    if let Some(stream) = any.downcast_mut::<Option<Stream>>().and_then(Option::take) {
+        return match stream {
+            Stream::Tcp(s) => halves(s.into_split()),
+            #[cfg(unix)]
+            Stream::Unix(s) => halves(s.into_split()),
+        };
+    }
+    if let Some(stream) = any
+        .downcast_mut::<Option<TcpStream>>()
+        .and_then(Option::take)
+    {
+        return halves(stream.into_split());
+    }
+    let io = io.take().expect("not taken: no downcast matched");
+    halves(tokio::io::split(io))
+}
+
+fn halves<R, W>((read, write): (R, W)) -> (ReadHalf, WriteHalf)
+where
+    R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    (Box::new(read), Box::new(write))
+}
+
 macro_rules! delegate {
     ($self:ident, $s:ident => $e:expr) => {
         match $self.get_mut() {

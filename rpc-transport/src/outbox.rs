@@ -92,6 +92,11 @@ impl Outbox {
         state.closed
     }
 
+    /// Whether nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().buf.is_empty()
+    }
+
     /// Completes once [`Outbox::wake`] or [`Outbox::close`] was called
     /// since the last wait.
     pub(crate) fn ready(&self) -> Notified<'_> {
