@@ -147,23 +147,42 @@ impl<'a> ServiceGenerator<'a> {
     }
 
     /// The arguments of one method, as they cross the wire: a struct whose
-    /// fields are the parameters, so they decode by position or by name. It
-    /// is generic over the field types, so its derived impls never fail; the
-    /// assertions do.
+    /// fields are the parameters. Callers send them by position (a tuple:
+    /// a JSON array, the same bytes as the struct in bincode), the shortest
+    /// form and the quickest to read; a server takes them by position or by
+    /// name. It is generic over the field types, so its impls never fail;
+    /// the assertions do.
     fn args_struct(&self, method: &Method<'_>) -> TokenStream {
-        let cfgs = method.cfgs();
+        let cfgs: Vec<_> = method.cfgs().collect();
         let ident = args_ident(method);
         let generics: Vec<Ident> = (0..method.params.len())
             .map(|i| format_ident!("__T{}", i))
             .collect();
-        let names = method.params.iter().map(param_ident);
+        let names: Vec<&Ident> = method.params.iter().map(param_ident).collect();
+        let len = names.len();
         let generics_decl = (!generics.is_empty()).then(|| quote!(<#(#generics),*>));
+        let serialize_bounds = (!generics.is_empty())
+            .then(|| quote!(<#(#generics: ::rpc_core::__private::serde::Serialize),*>));
         quote! {
             #(#cfgs)*
-            #[derive(::rpc_core::__private::serde::Serialize, ::rpc_core::__private::serde::Deserialize)]
+            #[derive(::rpc_core::__private::serde::Deserialize)]
             #[serde(crate = "::rpc_core::__private::serde", deny_unknown_fields)]
             #[allow(non_camel_case_types)]
             struct #ident #generics_decl { #(#names: #generics),* }
+
+            #(#cfgs)*
+            impl #serialize_bounds ::rpc_core::__private::serde::Serialize for #ident #generics_decl {
+                fn serialize<__S: ::rpc_core::__private::serde::Serializer>(
+                    &self,
+                    __serializer: __S,
+                ) -> ::core::result::Result<__S::Ok, __S::Error> {
+                    use ::rpc_core::__private::serde::ser::SerializeTuple as _;
+                    #[allow(unused_mut)]
+                    let mut __tuple = __serializer.serialize_tuple(#len)?;
+                    #(__tuple.serialize_element(&self.#names)?;)*
+                    __tuple.end()
+                }
+            }
         }
     }
 

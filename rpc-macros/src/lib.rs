@@ -68,8 +68,9 @@
 //!   concurrent calls (keep mutable state behind a lock);
 //! - each parameter is a plain name and an owned type: the name is the
 //!   argument's name on the wire, so JSON-RPC params work by position
-//!   (`[2, 3]`) or by name (`{"x": 2, "y": 3}`; unknown names are refused). A
-//!   raw identifier travels without `r#` (`r#type` is `"type"`);
+//!   (`[2, 3]`, what the generated client sends) or by name
+//!   (`{"x": 2, "y": 3}`; unknown names are refused). A raw identifier
+//!   travels without `r#` (`r#type` is `"type"`);
 //! - no return type means `()`.
 //!
 //! Every parameter type, result type and error type must be

@@ -67,7 +67,7 @@ fn read_add(codec: &str, payload: &[u8]) -> (u64, i64) {
     if codec == "json" {
         let request: serde_json::Value = serde_json::from_slice(payload).expect("a JSON request");
         let id = request["id"].as_u64().expect("a numeric id");
-        return (id, request["params"]["x"].as_i64().expect("x"));
+        return (id, request["params"][0].as_i64().expect("x"));
     }
     match Bincode.decode_request(payload) {
         Incoming::Request(request) => {

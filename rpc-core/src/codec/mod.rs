@@ -8,7 +8,7 @@
 //!
 //! | codec | request frame |
 //! |---|---|
-//! | [`Json`] | `{"jsonrpc":"2.0","id":1,"method":"Calculator.add","params":{"x":2,"y":3}}` |
+//! | [`Json`] | `{"jsonrpc":"2.0","id":1,"method":"Calculator.add","params":[2,3]}` |
 //! | [`Bincode`] | `00` kind, varint id, varint deadline (ms, 0 = none), method, then the argument struct |
 //!
 //! Two control messages travel beside calls: a client's *cancel* (the caller
