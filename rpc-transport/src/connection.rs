@@ -28,6 +28,7 @@ use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use futures::FutureExt as _;
 use rpc_core::codec::{Codec, Id, Incoming, Request};
 use rpc_core::registry::Route;
 use rpc_core::service::{Fault, Reply};
@@ -99,15 +100,18 @@ struct Batch {
 }
 
 impl Batch {
-    /// Counts the calls finished inline, all with the batch's duration.
-    fn record(&mut self, metrics: &Metrics) {
+    /// Counts the calls finished inline, all with the batch's duration;
+    /// returns the time it took as their end, if there were any.
+    fn record(&mut self, metrics: &Metrics) -> Option<Instant> {
         if self.done.is_empty() {
-            return;
+            return None;
         }
-        let elapsed = self.read_at.elapsed();
+        let now = Instant::now();
+        let elapsed = now - self.read_at;
         for (route, outcome) in self.done.drain(..) {
             record(metrics, route, outcome, elapsed);
         }
+        Some(now)
     }
 }
 
@@ -159,7 +163,6 @@ impl ServerConnection<'_> {
             done: Vec::new(),
         };
         loop {
-            let mut first = true;
             while closing.is_none() && calls.running() < limits.max_in_flight {
                 let frame = match codec.decode(&mut input) {
                     Ok(Some(frame)) => frame,
@@ -170,9 +173,6 @@ impl ServerConnection<'_> {
                         return Err(frame_error(e));
                     }
                 };
-                if std::mem::take(&mut first) {
-                    batch.read_at = Instant::now();
-                }
                 let frame = frame.freeze();
                 match self.handle(&frame, &replies, &mut calls, &mut batch, draining) {
                     Ok(()) => {}
@@ -190,14 +190,16 @@ impl ServerConnection<'_> {
                     }
                 }
             }
-            batch.record(self.metrics);
+            let finished = batch.record(self.metrics);
             replies.outbox.take(&mut output);
             if !output.is_empty() {
                 let written = output.len() as u64;
                 match write_out(&mut io, &mut output, limits.write_timeout).await {
                     Ok(()) => {
                         self.metrics.add_bytes(Transport::Tcp, 0, written);
-                        last_active = tokio::time::Instant::now();
+                        // Clock reads are not free: the one taken for the
+                        // metrics is close enough for the idle timer.
+                        last_active = finished.unwrap_or_else(Instant::now).into();
                         continue;
                     }
                     // The client went away while a reply was on its way: a
@@ -222,7 +224,11 @@ impl ServerConnection<'_> {
             let idling = limits.idle_timeout.is_some() && calls.tasks.is_empty() && !draining;
             tokio::select! {
                 read = io.read_buf(&mut input), if reading => {
-                    last_active = tokio::time::Instant::now();
+                    // Requests read now start their deadlines and durations
+                    // here, even those left in the buffer for a later turn
+                    // (at `max_in_flight`).
+                    batch.read_at = Instant::now();
+                    last_active = batch.read_at.into();
                     match self.after_read(read, &input, spare, &mut room, calls.tasks.len()) {
                         None => {}
                         Some(Stop::Quiet) => return Ok(()),
@@ -302,12 +308,12 @@ impl ServerConnection<'_> {
         match self.codec.decode_request(frame) {
             Incoming::Request(request) if draining => {
                 if let Some(id) = request.id {
-                    replies.send(&id, Err(shutting_down().into()));
+                    replies.queue(&id, Err(shutting_down().into()));
                 }
                 Ok(())
             }
             Incoming::Batch(_) if draining => {
-                replies.send(&Id::Null, Err(shutting_down().into()));
+                replies.queue(&Id::Null, Err(shutting_down().into()));
                 Ok(())
             }
             Incoming::Request(request) => {
@@ -323,7 +329,7 @@ impl ServerConnection<'_> {
                         self.limits.max_batch
                     ),
                 );
-                replies.send(&Id::Null, Err(Fault::from(error)));
+                replies.queue(&Id::Null, Err(Fault::from(error)));
                 Ok(())
             }
             Incoming::Batch(items) => {
@@ -336,12 +342,12 @@ impl ServerConnection<'_> {
             }
             Incoming::Invalid { id, error } => {
                 let reply = Error::new(error.kind(), error.message());
-                replies.send(&id, Err(reply.into()));
+                replies.queue(&id, Err(reply.into()));
                 Err(error)
             }
             _ => {
                 let error = Error::new(ErrorKind::InvalidRequest, "unsupported message");
-                replies.send(
+                replies.queue(
                     &Id::Null,
                     Err(Error::new(error.kind(), error.message()).into()),
                 );
@@ -365,7 +371,7 @@ impl ServerConnection<'_> {
             Err(e) => {
                 batch.done.push((None, Err(e.kind())));
                 if let Some(id) = id {
-                    replies.send(&id, Err(e.into()));
+                    replies.queue(&id, Err(e.into()));
                 }
                 return;
             }
@@ -378,7 +384,7 @@ impl ServerConnection<'_> {
                     format!("request id {id:?} is already used by a call in flight"),
                 );
                 batch.done.push((Some(route), Err(error.kind())));
-                replies.send(id, Err(error.into()));
+                replies.queue(id, Err(error.into()));
                 return;
             }
         }
@@ -389,7 +395,7 @@ impl ServerConnection<'_> {
             Ok(reply) => {
                 batch.done.push((Some(route), outcome(&reply)));
                 if let Some(id) = id {
-                    replies.send(&id, reply);
+                    replies.queue(&id, reply);
                 }
             }
             Err(pending) => {
@@ -576,7 +582,7 @@ impl Calls {
                 let outcome = Err(ErrorKind::ShuttingDown);
                 let elapsed = running.started.elapsed();
                 metrics.record_call(Transport::Tcp, Some(running.route), outcome, elapsed);
-                replies.send(&id, Err(shutting_down().into()));
+                replies.queue(&id, Err(shutting_down().into()));
             }
         }
         // Batches, and calls without an id, end unanswered.
@@ -626,7 +632,12 @@ async fn write_out<W: tokio::io::AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let mut written = 0;
     while written < output.len() {
-        match tokio::time::timeout(stall, io.write(&output[written..])).await {
+        // The timer is armed only when the socket does not take the bytes at once.
+        let wrote = match io.write(&output[written..]).now_or_never() {
+            Some(wrote) => Ok(wrote),
+            None => tokio::time::timeout(stall, io.write(&output[written..])).await,
+        };
+        match wrote {
             Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(Ok(n)) => written += n,
             Ok(Err(e)) => return Err(e),
@@ -695,17 +706,23 @@ impl Replies {
         self.outbox.wake();
     }
 
-    /// Queues the reply to request `id`; a reply too large for the client, or
-    /// one the codec cannot encode, is replaced by an error saying so.
-    ///
-    /// Replies queued by the connection's own loop need no wake; those of
-    /// spawned calls do, and a spare wake costs the loop one extra turn.
+    /// Queues the reply to request `id` and wakes the connection's loop to
+    /// write it: for spawned calls. The loop's own replies need no wake
+    /// (see [`Replies::queue`]).
     fn send(&self, id: &Id, reply: Reply) {
+        self.queue(id, reply);
+        self.outbox.wake();
+    }
+
+    /// Queues the reply to request `id`, for the loop to write once it has
+    /// handled what it read; a reply too large for the client, or one the
+    /// codec cannot encode, is replaced by an error saying so.
+    fn queue(&self, id: &Id, reply: Reply) {
         let pushed = self.outbox.push(self.max_frame, |buf| {
             self.codec.encode_response(buf, id, &reply)
         });
         let fault = match pushed {
-            Ok(_) => return self.outbox.wake(),
+            Ok(_) => return,
             Err(Pushed::Encode(e)) => Fault::from(e),
             Err(Pushed::Frame(FrameError::TooLarge { len, limit })) => Fault::from(Error::new(
                 ErrorKind::FrameTooLarge,
@@ -725,7 +742,6 @@ impl Replies {
         if let Err(e) = fallback {
             debug!(error = ?e, "even the error reply could not be sent");
         }
-        self.outbox.wake();
     }
 
     /// One batch member's reply, encoded on its own.
