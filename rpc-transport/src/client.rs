@@ -96,14 +96,15 @@ struct Shared {
     call_timeout: Duration,
     /// Replies handed to callers that have not taken them yet: while some
     /// have not, the request just queued waits for what those callers
-    /// queue next. Each is counted down exactly once, when its caller takes
-    /// it or drops the call, so callers that make no further call leave
-    /// nothing behind.
+    /// queue next, and the caller that takes the last of them sees it all
+    /// written (see [`Shared::resumed`]). Each is counted down exactly
+    /// once, when its caller takes it or drops the call.
     woken: AtomicUsize,
-    /// The reader will flush once the callers it just woke have run:
-    /// until then a caller that leaves its request queued need not wake
-    /// the writer.
-    flush_owed: AtomicBool,
+    /// A request was left queued for the woken callers: the writer has
+    /// been woken to write it once they have had their turn, in case the
+    /// last of them is never polled again (a future kept but not awaited).
+    /// Set at most once per batch of replies, so one wake covers it.
+    write_owed: AtomicBool,
     /// Turns `true` when the connection has ended.
     ended: watch::Sender<bool>,
     /// Turns `true` when it takes no new calls: ended, or the server is going away.
@@ -221,7 +222,7 @@ impl Connection {
             server_max_frame: server.max_frame_bytes,
             call_timeout: config.call_timeout(),
             woken: AtomicUsize::new(0),
-            flush_owed: AtomicBool::new(false),
+            write_owed: AtomicBool::new(false),
             ended: watch::Sender::new(false),
             stopping: watch::Sender::new(false),
         });
@@ -396,21 +397,22 @@ impl Shared {
     }
 
     /// Gets what was just queued on its way: written here, in the caller's
-    /// task, when no woken caller is about to queue more and no write is in
-    /// progress; left for the reader's flush when it owes one (see
-    /// [`Shared::flush_after_callers`]); otherwise by the writer, which is
-    /// woken for it.
+    /// task, unless callers woken with a reply are about to queue more (the
+    /// last of them sees it all written: [`Shared::resumed`], and the
+    /// writer is woken once as a backstop); by the writer if the socket is
+    /// full.
     fn send_queued(&self) {
-        let others_coming = self.woken.load(Ordering::Relaxed) > 0;
-        if !others_coming && self.write_now() {
+        // Paired with `resumed`: either the last caller to take its reply
+        // sees this request queued, or this sees that none is left to come.
+        if self.woken.load(Ordering::SeqCst) > 0 {
+            if !self.write_owed.swap(true, Ordering::AcqRel) {
+                self.outbox.wake();
+            }
             return;
         }
-        // Paired with the reader's store before it takes the queue: either
-        // it sees this request, or this sees that no flush is owed.
-        if others_coming && self.flush_owed.load(Ordering::SeqCst) {
-            return;
+        if !self.write_now() {
+            self.outbox.wake();
         }
-        self.outbox.wake();
     }
 
     /// Writes the queue without waiting; true if all of it went out, or if
@@ -516,13 +518,12 @@ impl Shared {
     /// per reply (callers registering new calls contend for it).
     ///
     /// `decoded` and `answered` are the reader's scratch space, left empty.
-    /// Says whether it woke several callers, which owes them a flush.
     fn deliver(
         &self,
         frames: &mut Vec<bytes::Bytes>,
         decoded: &mut Vec<(u64, Response)>,
         answered: &mut Vec<(Waiter, Response)>,
-    ) -> Result<bool, Error> {
+    ) -> Result<(), Error> {
         let mut failed = None;
         let mut going_away = None;
         for frame in frames.drain(..) {
@@ -560,36 +561,25 @@ impl Shared {
             }
         }
         // Counted before any caller can take its reply (and count it down).
-        self.woken.fetch_add(answered.len(), Ordering::Relaxed);
-        // One caller woken alone writes its next request itself; several
-        // leave theirs to the last one, and to the reader's flush after
-        // them in case the last one never comes.
-        let woke = answered.len() > 1;
-        if woke {
-            self.flush_owed.store(true, Ordering::SeqCst);
-        }
+        self.woken.fetch_add(answered.len(), Ordering::SeqCst);
         for (waiter, response) in answered.drain(..) {
             if waiter.send(Ok(response)).is_err() {
                 // The call was dropped in the meantime: no one takes it.
                 self.resumed();
             }
         }
-        failed.map_or(Ok(woke), Err)
+        failed.map_or(Ok(()), Err)
     }
 
     /// Counts down a reply taken by its caller (or left untaken).
+    ///
+    /// The callers woken together queue their next requests without
+    /// writing them; the one that takes the last reply wakes the writer
+    /// if anything is queued. The writer runs once that caller yields, so
+    /// its own next request, if it makes one, goes in the same write:
+    /// under pipelining one write carries what a whole read answered.
     fn resumed(&self) {
-        self.woken.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Writes what the callers just woken queued, once those on this
-    /// worker have run (a yield lets them go first), so that their
-    /// requests share one write without any of them waking the writer.
-    /// Never waits for the socket: the writer does, if it must.
-    async fn flush_after_callers(&self) {
-        tokio::task::yield_now().await;
-        self.flush_owed.store(false, Ordering::SeqCst);
-        if !self.write_now() {
+        if self.woken.fetch_sub(1, Ordering::SeqCst) == 1 && !self.outbox.is_empty() {
             self.outbox.wake();
         }
     }
@@ -655,18 +645,31 @@ impl Drop for Waiting {
 /// Writes what callers queued but did not write themselves, until the
 /// outbox is closed and drained.
 ///
-/// Requests queued together share one write: when callers woken with a
-/// reply have not queued their next request yet, the writer yields once so
-/// they can. Under pipelining the last of them, or the reader's flush after
-/// them, writes the batch and the writer is rarely woken; with one call in
-/// flight, callers write themselves.
+/// Callers write their own requests when they can (see
+/// [`Shared::send_queued`]); the writer is woken for the rest: what the
+/// callers of one read queued together, and what a full socket left.
+///
+/// When callers woken with a reply have not all taken it, the writer
+/// yields so that those ready to run can queue their next requests first,
+/// for as long as they are taking their replies; then it writes, whether or
+/// not they all did (one may never be polled again).
 async fn write_loop(shared: &Shared) -> std::io::Result<()> {
     loop {
         shared.outbox.ready().await;
-        loop {
-            if shared.woken.load(Ordering::Relaxed) > 0 {
-                tokio::task::yield_now().await;
+        let mut left = shared.woken.load(Ordering::SeqCst);
+        for _ in 0..MAX_WRITER_YIELDS {
+            if left == 0 {
+                break;
             }
+            tokio::task::yield_now().await;
+            let now_left = shared.woken.load(Ordering::SeqCst);
+            if now_left >= left {
+                break;
+            }
+            left = now_left;
+        }
+        shared.write_owed.store(false, Ordering::Release);
+        loop {
             // Never waits for a caller that is writing: see below.
             let flushed = poll_fn(|cx| match shared.sink.try_lock() {
                 Ok(mut sink) => shared.poll_flush(&mut sink, cx).map_ok(Some),
@@ -693,6 +696,10 @@ async fn write_loop(shared: &Shared) -> std::io::Result<()> {
         }
     }
 }
+
+/// How many turns the writer leaves callers to take their replies before
+/// it writes what the others queued.
+const MAX_WRITER_YIELDS: usize = 16;
 
 /// Fails calls past their deadline: sleeps until the earliest one, or
 /// until a call brings an earlier one.
@@ -735,10 +742,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 frames.push(frame.freeze());
             }
             if !frames.is_empty() {
-                let woke = shared.deliver(&mut frames, &mut decoded, &mut answered)?;
-                if woke {
-                    shared.flush_after_callers().await;
-                }
+                shared.deliver(&mut frames, &mut decoded, &mut answered)?;
             }
             if self.input.capacity() - self.input.len() < READ_ROOM / 2 {
                 self.input.reserve(READ_ROOM);

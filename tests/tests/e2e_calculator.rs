@@ -440,6 +440,26 @@ async fn a_short_timeout_behind_a_long_one_on_the_same_connection_fires_on_time(
 }
 
 #[tokio::test]
+async fn a_reply_left_untaken_does_not_hold_back_later_calls_on_the_connection() {
+    // Requests queued while callers still have replies to take wait for
+    // them; a caller that keeps its call's future without polling it must
+    // not make every later request on the connection wait with it.
+    let (server, _, _) = pace_server().await;
+    for codec in CODECS {
+        let pace = PaceClient::new(connect(&server.address, codec).await);
+        let mut kept = Box::pin(pace.fast(2));
+        let first = futures::future::poll_fn(|cx| {
+            std::task::Poll::Ready(kept.as_mut().poll(cx).is_pending())
+        });
+        assert!(first.await, "{codec}: the first poll only sends");
+        // Its reply arrives while no one polls it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(within("a later call", pace.fast(3)).await.unwrap(), 3);
+        assert_eq!(within("the kept call", kept).await.unwrap(), 2);
+    }
+}
+
+#[tokio::test]
 async fn a_connection_lost_mid_call_fails_the_pending_call_and_later_ones_at_once() {
     for codec in CODECS {
         let (mut server, entered, _) = pace_server().await;
