@@ -775,12 +775,15 @@ async fn run<R: AsyncRead + Unpin>(shared: Arc<Shared>, reader: Reader<R>) {
     let writing = write_loop(&shared);
     let expiring = expire_loop(&shared);
     let error = tokio::select! {
-        never = expiring => match never {},
+        // Each branch loops inside and returns only when the connection
+        // ends, so a fixed order starves none of them.
+        biased;
         Err(e) = reading => e,
         written = writing => match written {
             Ok(()) => Error::new(ErrorKind::ConnectionLost, "the connection was closed"),
             Err(e) => Error::new(ErrorKind::ConnectionLost, format!("writing to the server failed: {e}")),
         },
+        never = expiring => match never {},
     };
     debug!(error = %error, "client connection ended");
     let message = match error.kind() {

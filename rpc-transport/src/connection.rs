@@ -222,7 +222,21 @@ impl ServerConnection<'_> {
             let spare = input.capacity() - input.len();
             let reading = calls.running() < limits.max_in_flight;
             let idling = limits.idle_timeout.is_some() && calls.tasks.is_empty() && !draining;
+            // In a fixed order, the rare events first: no random number per
+            // turn, and a flood of requests cannot hold back finished calls
+            // or the shutdown.
             tokio::select! {
+                biased;
+                Some(ended) = calls.tasks.join_next_with_id(), if !calls.tasks.is_empty() => calls.ended(ended),
+                () = crate::server::draining_started(&mut shutdown), if !draining => {
+                    draining = true;
+                    grace.as_mut().reset(tokio::time::Instant::now() + limits.shutdown_grace);
+                    replies.going_away();
+                }
+                () = &mut grace, if draining && !grace_over => {
+                    calls.shut_down(&replies, self.metrics);
+                    grace_over = true;
+                }
                 read = io.read_buf(&mut input), if reading => {
                     // Requests read now start their deadlines and durations
                     // here, even those left in the buffer for a later turn
@@ -236,16 +250,6 @@ impl ServerConnection<'_> {
                     }
                 },
                 () = replies.outbox.ready() => {}
-                Some(ended) = calls.tasks.join_next_with_id(), if !calls.tasks.is_empty() => calls.ended(ended),
-                () = crate::server::draining_started(&mut shutdown), if !draining => {
-                    draining = true;
-                    grace.as_mut().reset(tokio::time::Instant::now() + limits.shutdown_grace);
-                    replies.going_away();
-                }
-                () = &mut grace, if draining && !grace_over => {
-                    calls.shut_down(&replies, self.metrics);
-                    grace_over = true;
-                }
                 () = &mut idle, if idling => {
                     let until = last_active + limits.idle_timeout.unwrap_or_default();
                     if tokio::time::Instant::now() >= until {
