@@ -19,7 +19,7 @@
 
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use serde::de::{DeserializeSeed, Deserializer};
 
 use super::{
@@ -91,9 +91,20 @@ const OK: u8 = 0;
 const ERR: u8 = 1;
 
 fn put(dst: &mut BytesMut, value: impl serde::Serialize) -> Result<(), Error> {
-    ::bincode::serde::encode_into_std_write(value, &mut dst.writer(), limited::<LIMIT>())
-        .map(drop)
+    ::bincode::serde::encode_into_writer(value, Append(dst), limited::<LIMIT>())
         .map_err(encode_error)
+}
+
+/// Appends straight to the frame buffer: bincode writes each value in
+/// small pieces, which `std::io::Write` would wrap in `io::Result`s.
+struct Append<'a>(&'a mut BytesMut);
+
+impl ::bincode::enc::write::Writer for Append<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), ::bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 fn take<'a, T: serde::Deserialize<'a>>(
