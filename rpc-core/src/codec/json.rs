@@ -118,6 +118,12 @@ impl Codec for Json {
     }
 
     fn decode_response(&self, frame: &[u8]) -> Result<Inbound, Error> {
+        if let Some((id, result)) = canonical_response(frame) {
+            return Ok(Inbound::Response {
+                id,
+                outcome: Ok(result),
+            });
+        }
         let r: JsonResponse<'_> = serde_json::from_slice(frame).map_err(|e| {
             Error::new(
                 ErrorKind::Parse,
@@ -235,6 +241,91 @@ impl Codec for Json {
 }
 
 fn decode_one(frame: &[u8]) -> Incoming<'_> {
+    match canonical_request(frame) {
+        Some(request) => Incoming::Request(request),
+        None => decode_any(frame),
+    }
+}
+
+/// The request exactly as this crate's clients write it, read without the
+/// general parser:
+/// `{"jsonrpc":"2.0","id":N,"method":"M","params":P}`, optionally with
+/// `,"deadline_ms":D` before the brace, no whitespace, and no escape in
+/// the method's name. `None` for anything else, which [`decode_any`]
+/// reads; for what this accepts both give the same request.
+fn canonical_request(frame: &[u8]) -> Option<Request<'_>> {
+    let rest = frame.strip_prefix(br#"{"jsonrpc":"2.0","id":"#)?;
+    let (id, rest) = leading_u64(rest)?;
+    let rest = rest.strip_prefix(br#","method":""#)?;
+    // A quote ends the name; a backslash (an escape) or a control byte
+    // (invalid in JSON) sends the frame to the general parser.
+    let end = rest
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    if rest[end] != b'"' {
+        return None;
+    }
+    let method = std::str::from_utf8(&rest[..end]).ok()?;
+    let rest = rest[end + 1..].strip_prefix(br#","params":"#)?;
+    let (params, rest) = leading_value(rest)?;
+    if params.get() == "null" {
+        // Read as no params (`[]`) by the general parser.
+        return None;
+    }
+    let deadline_ms = match rest {
+        b"}" => 0,
+        _ => match leading_u64(rest.strip_prefix(br#","deadline_ms":"#)?)? {
+            (ms, b"}") => ms,
+            _ => return None,
+        },
+    };
+    Some(Request {
+        id: Some(Id::Num(id)),
+        method: Cow::Borrowed(method),
+        deadline: (deadline_ms > 0).then(|| std::time::Duration::from_millis(deadline_ms)),
+        params: params.get().as_bytes(),
+    })
+}
+
+/// A result exactly as this crate's servers write it,
+/// `{"jsonrpc":"2.0","id":N,"result":R}`: the id and where `R` lies.
+/// `None` for anything else (errors, notices, other servers' layouts).
+fn canonical_response(frame: &[u8]) -> Option<(u64, Range<usize>)> {
+    let rest = frame.strip_prefix(br#"{"jsonrpc":"2.0","id":"#)?;
+    let (id, rest) = leading_u64(rest)?;
+    let rest = rest.strip_prefix(br#","result":"#)?;
+    match leading_value(rest)? {
+        (result, b"}") => Some((id, span(frame, result))),
+        _ => None,
+    }
+}
+
+/// A JSON unsigned integer that fits a `u64` at the start of `bytes`, and
+/// the bytes after it.
+fn leading_u64(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let n = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    if n == 0 || (n > 1 && bytes[0] == b'0') {
+        // None, or a leading zero, which JSON does not allow.
+        return None;
+    }
+    let digits = std::str::from_utf8(&bytes[..n]).ok()?;
+    Some((digits.parse().ok()?, &bytes[n..]))
+}
+
+/// The JSON value at the start of `bytes` (serde_json finds where it ends,
+/// within its nesting limit), and the bytes after it.
+fn leading_value(bytes: &[u8]) -> Option<(&RawValue, &[u8])> {
+    if bytes.first().is_none_or(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = <&RawValue>::deserialize(&mut de).ok()?;
+    let end = span(bytes, value).end;
+    Some((value, &bytes[end..]))
+}
+
+/// Reads any request object, as the general parser does.
+fn decode_any(frame: &[u8]) -> Incoming<'_> {
     let r: JsonRequest<'_> = match serde_json::from_slice(frame) {
         Ok(r) => r,
         Err(e) => return invalid(frame, e),
@@ -383,6 +474,128 @@ fn span(frame: &[u8], raw: &RawValue) -> Range<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Frames near the canonical shape: the fast paths must read each
+    /// exactly as the general parser does, or leave it to it.
+    fn near_canonical() -> Vec<String> {
+        let mut frames = Vec::new();
+        let ids = [
+            "0",
+            "7",
+            "18446744073709551615",
+            "18446744073709551616",
+            "007",
+            "-1",
+            "1.5",
+            "1e3",
+            "\"s\"",
+            "null",
+        ];
+        let methods = [
+            "Bench.add",
+            "",
+            "ünï.cødé",
+            "a\\\"b",
+            "a\\u0041",
+            "rpc.cancel",
+            "a\u{1}b",
+        ];
+        let params = [
+            "[5,3]",
+            "[]",
+            "{\"x\":1}",
+            "[\"]}\"]",
+            "[1,[2,{\"a\":[]}]]",
+            "[",
+            "[1,]",
+            "null",
+            " [1]",
+            "[1] ",
+        ];
+        let tails = [
+            "}",
+            ",\"deadline_ms\":60000}",
+            ",\"deadline_ms\":0}",
+            ",\"deadline_ms\":01}",
+            ",\"deadline_ms\":5}x",
+            ",\"deadline_ms\":5,\"method\":\"b\"}",
+            "",
+            ",\"deadline_ms\":-5}",
+        ];
+        for id in ids {
+            for method in methods {
+                for p in params {
+                    for tail in tails {
+                        frames.push(format!(
+                            r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{p}{tail}"#
+                        ));
+                    }
+                }
+            }
+        }
+        frames.push(r#"{"jsonrpc":"1.0","id":1,"method":"a","params":[]}"#.into());
+        frames.push(r#"{"jsonrpc":"2.0","id":1,"params":[],"method":"a"}"#.into());
+        frames
+    }
+
+    #[test]
+    fn the_canonical_request_path_reads_what_the_general_parser_reads() {
+        let mut fast = 0;
+        for frame in near_canonical() {
+            let general = format!("{:?}", decode_any(frame.as_bytes()));
+            if let Some(request) = canonical_request(frame.as_bytes()) {
+                fast += 1;
+                let read = format!("{:?}", Incoming::Request(request));
+                assert_eq!(read, general, "{frame}");
+            }
+            assert_eq!(
+                format!("{:?}", decode_one(frame.as_bytes())),
+                general,
+                "{frame}"
+            );
+        }
+        assert!(fast > 100, "the fast path took only {fast} frames");
+    }
+
+    #[test]
+    fn the_canonical_response_path_reads_what_the_general_parser_reads() {
+        let results = [
+            "5",
+            "-1",
+            "\"ok\"",
+            "{\"a\":[1,2]}",
+            "[\"}\"]",
+            "null",
+            "",
+            "[",
+            "1 ",
+            "1}x",
+            "1,\"extra\":2",
+        ];
+        let ids = ["0", "42", "18446744073709551616", "01", "\"s\""];
+        let mut fast = 0;
+        for id in ids {
+            for result in results {
+                let frame = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
+                let general = Json
+                    .decode_response(frame.as_bytes())
+                    .map(|inbound| format!("{inbound:?}"));
+                let Some((id, range)) = canonical_response(frame.as_bytes()) else {
+                    continue;
+                };
+                fast += 1;
+                let read = format!(
+                    "{:?}",
+                    Inbound::Response {
+                        id,
+                        outcome: Ok(range)
+                    }
+                );
+                assert_eq!(Ok(read), general.map_err(|e| e.to_string()), "{frame}");
+            }
+        }
+        assert!(fast >= 10, "the fast path took only {fast} frames");
+    }
 
     #[test]
     fn every_float_reads_back_as_the_float_written() {
