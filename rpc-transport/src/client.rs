@@ -19,7 +19,7 @@
 //!
 //! Timeouts cost no timer per call: each waiter carries its deadline, and
 //! the connection's task sleeps until the earliest one, then fails the
-//! calls past theirs (see [`Shared::expire`]).
+//! calls past theirs.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
