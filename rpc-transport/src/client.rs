@@ -96,14 +96,12 @@ struct Shared {
     call_timeout: Duration,
     /// Replies handed to callers that have not taken them yet: while some
     /// have not, the request just queued waits for what those callers
-    /// queue next, and the caller that takes the last of them sees it all
-    /// written (see [`Shared::resumed`]). Each is counted down exactly
-    /// once, when its caller takes it or drops the call.
+    /// queue next (see [`Shared::send_queued`]). Each is counted down
+    /// exactly once, when its caller takes it or drops the call.
     woken: AtomicUsize,
-    /// A request was left queued for the woken callers: the writer has
-    /// been woken to write it once they have had their turn, in case the
-    /// last of them is never polled again (a future kept but not awaited).
-    /// Set at most once per batch of replies, so one wake covers it.
+    /// A request was left queued for the woken callers and the writer has
+    /// been woken to write it once they have had their turn (see
+    /// [`write_loop`]): set at most once per batch, so one wake covers it.
     write_owed: AtomicBool,
     /// Turns `true` when the connection has ended.
     ended: watch::Sender<bool>,
@@ -397,13 +395,11 @@ impl Shared {
     }
 
     /// Gets what was just queued on its way: written here, in the caller's
-    /// task, unless callers woken with a reply are about to queue more (the
-    /// last of them sees it all written: [`Shared::resumed`], and the
-    /// writer is woken once as a backstop); by the writer if the socket is
-    /// full.
+    /// task, unless callers woken with a reply are about to queue more.
+    /// Then the writer, woken once per batch, writes it after them, and
+    /// the last of them, finding none left to come, writes what is queued
+    /// with its own request. By the writer, too, if the socket is full.
     fn send_queued(&self) {
-        // Paired with `resumed`: either the last caller to take its reply
-        // sees this request queued, or this sees that none is left to come.
         if self.woken.load(Ordering::SeqCst) > 0 {
             if !self.write_owed.swap(true, Ordering::AcqRel) {
                 self.outbox.wake();
@@ -572,16 +568,8 @@ impl Shared {
     }
 
     /// Counts down a reply taken by its caller (or left untaken).
-    ///
-    /// The callers woken together queue their next requests without
-    /// writing them; the one that takes the last reply wakes the writer
-    /// if anything is queued. The writer runs once that caller yields, so
-    /// its own next request, if it makes one, goes in the same write:
-    /// under pipelining one write carries what a whole read answered.
     fn resumed(&self) {
-        if self.woken.fetch_sub(1, Ordering::SeqCst) == 1 && !self.outbox.is_empty() {
-            self.outbox.wake();
-        }
+        self.woken.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Ends the connection: every pending call and every later one fails
@@ -668,7 +656,10 @@ async fn write_loop(shared: &Shared) -> std::io::Result<()> {
             }
             left = now_left;
         }
-        shared.write_owed.store(false, Ordering::Release);
+        // Reads the flag a caller set after queueing (acquire), so what it
+        // queued is seen by the flush below; a caller queueing later wakes
+        // this task again.
+        shared.write_owed.swap(false, Ordering::AcqRel);
         loop {
             // Never waits for a caller that is writing: see below.
             let flushed = poll_fn(|cx| match shared.sink.try_lock() {
