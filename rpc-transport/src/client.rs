@@ -31,7 +31,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Poll, ready};
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use rpc_core::client::{Response, ResponseFuture};
 use rpc_core::codec::{Codec, Inbound, OutRequest};
 use rpc_core::{Client, Error, ErrorKind, Transport};
@@ -47,7 +47,7 @@ use crate::frame::{FrameCodec, FrameError};
 use crate::handshake::AuthOptions;
 use crate::hello::{Answer, Hello, PROTOCOL_VERSION};
 use crate::net::{self, Io};
-use crate::outbox::{Outbox, Pushed};
+use crate::outbox::{Chunks, MAX_SLICES, Outbox, Pushed};
 use crate::reconnect::Reconnecting;
 use crate::session::{self, frame_error};
 
@@ -119,7 +119,7 @@ impl std::fmt::Debug for Shared {
 
 struct Sink {
     io: net::WriteHalf,
-    pending: BytesMut,
+    pending: Chunks,
 }
 
 type Waiter = oneshot::Sender<Result<Response, Error>>;
@@ -212,7 +212,7 @@ impl Connection {
             outbox: Outbox::default(),
             sink: Mutex::new(Sink {
                 io: write,
-                pending: BytesMut::new(),
+                pending: Chunks::default(),
             }),
             waiters: Mutex::default(),
             deadline_moved: Notify::new(),
@@ -453,7 +453,9 @@ impl Shared {
                 return Poll::Ready(Ok(closed));
             }
             let Sink { io, pending } = sink;
-            match ready!(Pin::new(io).poll_write(cx, pending)) {
+            let mut slices = [std::io::IoSlice::new(&[]); MAX_SLICES];
+            let count = pending.slices(&mut slices);
+            match ready!(Pin::new(io).poll_write_vectored(cx, &slices[..count])) {
                 Ok(0) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
                 Ok(n) => pending.advance(n),
                 Err(e) => return Poll::Ready(Err(e)),

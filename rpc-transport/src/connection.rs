@@ -43,7 +43,7 @@ use crate::frame::{FrameCodec, FrameError};
 use crate::limits::Limits;
 use crate::metrics::{Metrics, Transport};
 use crate::net::Io;
-use crate::outbox::{Outbox, Pushed};
+use crate::outbox::{Chunks, MAX_SLICES, Outbox, Pushed};
 use crate::session::frame_error;
 
 /// What a connection needs to serve calls.
@@ -147,7 +147,7 @@ impl ServerConnection<'_> {
         let limits = self.limits;
         let mut shutdown = self.draining.clone();
         let mut calls = Calls::default();
-        let mut output = BytesMut::new();
+        let mut output = Chunks::default();
         let mut invalid = 0;
         let mut closing = None;
         let mut draining = false;
@@ -631,19 +631,21 @@ fn is_disconnect(e: &std::io::Error) -> bool {
 /// Fails with `TimedOut` if the peer takes no bytes for `stall`.
 async fn write_out<W: tokio::io::AsyncWrite + Unpin>(
     io: &mut W,
-    output: &mut BytesMut,
+    output: &mut Chunks,
     stall: std::time::Duration,
 ) -> std::io::Result<()> {
-    let mut written = 0;
-    while written < output.len() {
+    while !output.is_empty() {
+        let mut slices = [std::io::IoSlice::new(&[]); MAX_SLICES];
+        let count = output.slices(&mut slices);
+        let slices = &slices[..count];
         // The timer is armed only when the socket does not take the bytes at once.
-        let wrote = match io.write(&output[written..]).now_or_never() {
+        let wrote = match io.write_vectored(slices).now_or_never() {
             Some(wrote) => Ok(wrote),
-            None => tokio::time::timeout(stall, io.write(&output[written..])).await,
+            None => tokio::time::timeout(stall, io.write_vectored(slices)).await,
         };
         match wrote {
             Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(Ok(n)) => written += n,
+            Ok(Ok(n)) => output.advance(n),
             Ok(Err(e)) => return Err(e),
             Err(_) => {
                 let why =
@@ -654,10 +656,7 @@ async fn write_out<W: tokio::io::AsyncWrite + Unpin>(
     }
     // A buffering stream (TLS, `BufWriter`) holds bytes until flushed.
     io.flush().await?;
-    output.clear();
-    if output.capacity() > READ_CHUNK {
-        *output = BytesMut::new();
-    }
+    output.clear(READ_CHUNK);
     Ok(())
 }
 

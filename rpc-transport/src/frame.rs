@@ -237,16 +237,34 @@ pub fn finish_frame(
     start: usize,
     max_frame_bytes: usize,
 ) -> Result<(), FrameError> {
-    let payload_len = dst.len() - start - SHORT_HEADER;
+    finish_spliced_frame(dst, start, 0, max_frame_bytes).map(drop)
+}
+
+/// [`finish_frame`] for a payload of which `outside` more bytes are
+/// written from elsewhere (spliced in by reference, not in `dst`); returns
+/// by how much the bytes after the header moved: 8 if it had to be widened,
+/// else 0.
+pub(crate) fn finish_spliced_frame(
+    dst: &mut BytesMut,
+    start: usize,
+    outside: usize,
+    max_frame_bytes: usize,
+) -> Result<usize, FrameError> {
+    let payload_len = dst.len() - start - SHORT_HEADER + outside;
     if let Err(err) = check_outgoing(payload_len, max_frame_bytes) {
         dst.truncate(start);
         return Err(err);
     }
     match i32::try_from(payload_len) {
-        Ok(len) => dst[start..start + SHORT_HEADER].copy_from_slice(&len.to_be_bytes()),
-        Err(_) => widen_header(dst, start),
+        Ok(len) => {
+            dst[start..start + SHORT_HEADER].copy_from_slice(&len.to_be_bytes());
+            Ok(0)
+        }
+        Err(_) => {
+            widen_header(dst, start, payload_len as u64);
+            Ok(LONG_HEADER - SHORT_HEADER)
+        }
     }
-    Ok(())
 }
 
 /// Refuses an outgoing payload over the limit.
@@ -271,12 +289,12 @@ fn put_header(dst: &mut BytesMut, payload_len: usize) {
     }
 }
 
-/// Turns the short header of the frame at `start` (the payload runs to the
-/// end of `dst`) into the long one, moving the payload up by 8 bytes.
-fn widen_header(dst: &mut BytesMut, start: usize) {
+/// Turns the short header of the frame at `start` into the long one for a
+/// payload of `payload_len` bytes, moving what `dst` holds of it (which
+/// runs to the end of `dst`) up by 8 bytes.
+fn widen_header(dst: &mut BytesMut, start: usize, payload_len: u64) {
     let payload_start = start + SHORT_HEADER;
     let payload_end = dst.len();
-    let payload_len = (payload_end - payload_start) as u64;
     dst.resize(payload_end + LONG_HEADER - SHORT_HEADER, 0);
     dst.copy_within(payload_start..payload_end, start + LONG_HEADER);
     dst[start..payload_start].copy_from_slice(&LONG_MARKER.to_be_bytes());
@@ -482,7 +500,7 @@ mod tests {
         let mut buf = BytesMut::from(&b"prev"[..]);
         let start = begin_frame(&mut buf);
         buf.extend_from_slice(b"abc");
-        widen_header(&mut buf, start);
+        widen_header(&mut buf, start, 3);
         assert_eq!(
             &buf[..],
             b"prev\xff\xff\xff\xff\x00\x00\x00\x00\x00\x00\x00\x03abc"

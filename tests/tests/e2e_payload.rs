@@ -57,3 +57,31 @@ async fn small_calls_interleave_with_a_large_one() {
     let back = within("the large echo", big).await.unwrap().expect("echo");
     assert!(back == payload(7, 8 << 20));
 }
+
+/// Payloads at every alignment, in flight together: the sides splice some
+/// by reference and copy others (see `rpc_core::blob::splicing`), and
+/// frames of both kinds share the same writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_at_every_alignment_come_back_intact() {
+    let server = serve(Registry::new().with(BenchServer::new(BenchImpl)).unwrap()).await;
+    let bench = BenchClient::new(connect(&server.address, "bincode").await);
+    let mut calls = tokio::task::JoinSet::new();
+    for skip in 0..64usize {
+        let bench = bench.clone();
+        calls.spawn(async move {
+            let block = payload(skip as u8, (64 << 10) + skip);
+            let sent = Bytes(block.0.slice(skip..));
+            let back = bench.echo(sent.clone()).await.expect("echo");
+            assert!(
+                back == sent,
+                "the payload at offset {skip} came back changed"
+            );
+        });
+    }
+    within("64 echoes", async {
+        while let Some(done) = calls.join_next().await {
+            done.expect("an echo task");
+        }
+    })
+    .await;
+}

@@ -102,7 +102,10 @@ struct Append<'a>(&'a mut BytesMut);
 impl ::bincode::enc::write::Writer for Append<'_> {
     #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), ::bincode::error::EncodeError> {
-        self.0.extend_from_slice(bytes);
+        // A large `Bytes` goes by reference when the transport splices.
+        if !crate::blob::splice_offered(bytes, self.0.len()) {
+            self.0.extend_from_slice(bytes);
+        }
         Ok(())
     }
 }
