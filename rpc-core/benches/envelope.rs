@@ -2,7 +2,8 @@
 //! for each codec (`bincode`, `json`, called through `&dyn Codec` as the
 //! transport does):
 //!
-//! - `encode_request` of `add(x: i64, y: i64)`'s arguments;
+//! - `encode_request` of `add(x: i64, y: i64)`'s arguments, alone and
+//!   inside `blob::splicing` as the transport's outbox runs it;
 //! - `decode_request` of that frame (the envelope only: arguments stay encoded);
 //! - `encode_response` of an `i64` result;
 //! - `decode_response` then `codec::decode::<i64>` of the result;
@@ -83,6 +84,19 @@ fn add(c: &mut Criterion) {
                     .encode_request(&mut dst, &request(black_box("Bench.add"), &args))
                     .expect("encodes");
                 black_box(&dst);
+            });
+        });
+
+        // What the transport's outbox adds: the encoding runs inside
+        // `splicing`, so that a large `Bytes` could go by reference.
+        group.bench_function("encode_request_splicing", |b| {
+            b.iter(|| {
+                dst.clear();
+                let (done, spliced) = rpc_core::blob::splicing(0, || {
+                    codec.encode_request(&mut dst, &request(black_box("Bench.add"), &args))
+                });
+                done.expect("encodes");
+                black_box((&dst, spliced));
             });
         });
 

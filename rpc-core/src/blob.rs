@@ -23,7 +23,7 @@
 //! exactly what a copy would have put there. (JSON writes base64: nothing
 //! to splice.)
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::ops::Deref;
 
@@ -37,15 +37,31 @@ thread_local! {
     /// may be sliced from.
     static FRAME: RefCell<Option<bytes::Bytes>> = const { RefCell::new(None) };
 
-    /// While a transport encodes inside [`splicing`]: the payloads left out
-    /// of its buffer so far, and the one being serialized now, if large.
-    static SPLICING: RefCell<Option<Splicing>> = const { RefCell::new(None) };
+    /// While a transport encodes inside [`splicing`]: where that encoding
+    /// stands. A `Cell`, so that small frames pay next to nothing.
+    static SCOPE: Cell<Option<Scope>> = const { Cell::new(None) };
+
+    /// How many payloads are in [`SPLICES`]: read without borrowing it.
+    static SPLICED: Cell<usize> = const { Cell::new(0) };
+
+    /// The payloads spliced by the open encodings (outermost first) and the
+    /// one on offer; touched only by payloads of [`SPLICE_MIN`] bytes or more.
+    static SPLICES: RefCell<Splices> = const {
+        RefCell::new(Splices { spliced: Vec::new(), offered: None })
+    };
 }
 
-struct Splicing {
-    /// Bytes of the outgoing stream before the buffer's first byte that
-    /// are not in the buffer (payloads spliced before this encoding).
+/// An open [`splicing`] encoding.
+#[derive(Clone, Copy)]
+struct Scope {
+    /// Bytes of the write before the buffer's first byte that are not in
+    /// the buffer (payloads spliced before this encoding).
     outside: usize,
+    /// Where this encoding's payloads start in [`Splices::spliced`].
+    first: usize,
+}
+
+struct Splices {
     spliced: Vec<Spliced>,
     offered: Option<bytes::Bytes>,
 }
@@ -77,51 +93,61 @@ pub struct Spliced {
 /// sits 1 to 15 bytes behind its destination (mod 64) at half speed, and
 /// such a payload is copied into the buffer instead.
 pub fn splicing<R>(outside: usize, encode: impl FnOnce() -> R) -> (R, Vec<Spliced>) {
-    struct Reset(Option<Splicing>);
-    impl Drop for Reset {
+    /// Closes the scope however `encode` ends, a panic included.
+    struct Close {
+        outer: Option<Scope>,
+        first: usize,
+    }
+    impl Drop for Close {
         fn drop(&mut self) {
-            SPLICING.with(|s| *s.borrow_mut() = self.0.take());
+            SCOPE.set(self.outer);
+            if SPLICED.get() > self.first {
+                SPLICES.with_borrow_mut(|s| s.spliced.truncate(self.first));
+                SPLICED.set(self.first);
+            }
         }
     }
-    let fresh = Splicing {
-        outside,
-        spliced: Vec::new(),
-        offered: None,
+    let first = SPLICED.get();
+    let close = Close {
+        outer: SCOPE.replace(Some(Scope { outside, first })),
+        first,
     };
-    let reset = Reset(SPLICING.with(|s| s.borrow_mut().replace(fresh)));
     let out = encode();
-    let spliced = SPLICING
-        .with(|s| s.borrow_mut().take())
-        .map(|s| s.spliced)
-        .unwrap_or_default();
-    drop(reset);
+    let spliced = if SPLICED.get() > first {
+        SPLICED.set(first);
+        SPLICES.with_borrow_mut(|s| s.spliced.split_off(first))
+    } else {
+        Vec::new()
+    };
+    drop(close);
     (out, spliced)
 }
 
 /// For a codec's writer about to append `buf` at offset `at` of its
 /// buffer: true if `buf` is the payload on offer and was spliced there (the
 /// writer then appends nothing), false if the writer must copy it.
+#[inline]
 pub(crate) fn splice_offered(buf: &[u8], at: usize) -> bool {
-    if buf.len() < SPLICE_MIN {
+    buf.len() >= SPLICE_MIN && splice_large(buf, at)
+}
+
+fn splice_large(buf: &[u8], at: usize) -> bool {
+    let Some(scope) = SCOPE.get() else {
         return false;
-    }
-    SPLICING.with(|s| {
-        let mut s = s.borrow_mut();
-        let Some(s) = s.as_mut() else {
-            return false;
-        };
+    };
+    SPLICES.with_borrow_mut(|s| {
         let same = |b: &bytes::Bytes| b.as_ptr() == buf.as_ptr() && b.len() == buf.len();
-        let spliced: usize = s.spliced.iter().map(|p| p.bytes.len()).sum();
-        if !splices_fast(s.outside + spliced + at, buf.as_ptr()) {
+        if !s.offered.as_ref().is_some_and(same) {
             return false;
         }
-        match s.offered.take_if(|b| same(b)) {
-            Some(bytes) => {
-                s.spliced.push(Spliced { at, bytes });
-                true
-            }
-            None => false,
+        let before: usize = s.spliced[scope.first..].iter().map(|p| p.bytes.len()).sum();
+        if !splices_fast(scope.outside + before + at, buf.as_ptr()) {
+            return false;
         }
+        let bytes = s.offered.take().expect("checked above");
+        s.spliced.push(Spliced { at, bytes });
+        SPLICED.set(s.spliced.len());
+        true
     })
 }
 
@@ -148,27 +174,18 @@ struct Offer(bool);
 
 impl Offer {
     fn new(bytes: &bytes::Bytes) -> Offer {
-        if bytes.len() < SPLICE_MIN {
-            return Offer(false);
+        let open = bytes.len() >= SPLICE_MIN && SCOPE.get().is_some();
+        if open {
+            SPLICES.with_borrow_mut(|s| s.offered = Some(bytes.clone()));
         }
-        Offer(SPLICING.with(|s| match s.borrow_mut().as_mut() {
-            Some(s) => {
-                s.offered = Some(bytes.clone());
-                true
-            }
-            None => false,
-        }))
+        Offer(open)
     }
 }
 
 impl Drop for Offer {
     fn drop(&mut self) {
         if self.0 {
-            SPLICING.with(|s| {
-                if let Some(s) = s.borrow_mut().as_mut() {
-                    s.offered = None;
-                }
-            });
+            SPLICES.with_borrow_mut(|s| s.offered = None);
         }
     }
 }
@@ -395,6 +412,28 @@ mod tests {
         let payload = placed(len, payload_at(len), 0);
         assert_eq!(spliced(&Bincode, &payload, 0).1.len(), 1);
         assert!(spliced(&Bincode, &payload, 8).1.is_empty());
+    }
+
+    #[test]
+    fn an_encoding_that_panics_leaves_nothing_spliced_behind() {
+        let len = SPLICE_MIN;
+        let payload = placed(len, payload_at(len), 0);
+        let panicked = std::panic::catch_unwind(|| {
+            splicing(0, || {
+                let mut buf = bytes::BytesMut::new();
+                let reply: crate::service::Reply = Ok(Box::new(payload.clone()));
+                Bincode
+                    .encode_response(&mut buf, &codec::Id::Num(7), &reply)
+                    .unwrap();
+                panic!("a Serialize that panics after the payload");
+            })
+        });
+        assert!(panicked.is_err());
+        assert!(SCOPE.get().is_none());
+        assert_eq!(SPLICED.get(), 0);
+        assert!(SPLICES.with_borrow(|s| s.spliced.is_empty() && s.offered.is_none()));
+        // And the next encoding splices as usual.
+        assert_eq!(spliced(&Bincode, &payload, 0).1.len(), 1);
     }
 
     #[test]

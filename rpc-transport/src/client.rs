@@ -47,7 +47,7 @@ use crate::frame::{FrameCodec, FrameError};
 use crate::handshake::AuthOptions;
 use crate::hello::{Answer, Hello, PROTOCOL_VERSION};
 use crate::net::{self, Io};
-use crate::outbox::{Chunks, MAX_SLICES, Outbox, Pushed};
+use crate::outbox::{Chunks, Outbox, Pushed};
 use crate::reconnect::Reconnecting;
 use crate::session::{self, frame_error};
 
@@ -453,11 +453,9 @@ impl Shared {
                 return Poll::Ready(Ok(closed));
             }
             let Sink { io, pending } = sink;
-            let mut slices = [std::io::IoSlice::new(&[]); MAX_SLICES];
-            let count = pending.slices(&mut slices);
-            match ready!(Pin::new(io).poll_write_vectored(cx, &slices[..count])) {
+            match ready!(pending.poll_write_to(io, cx)) {
                 Ok(0) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
-                Ok(n) => pending.advance(n),
+                Ok(_) => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }

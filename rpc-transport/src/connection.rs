@@ -43,7 +43,7 @@ use crate::frame::{FrameCodec, FrameError};
 use crate::limits::Limits;
 use crate::metrics::{Metrics, Transport};
 use crate::net::Io;
-use crate::outbox::{Chunks, MAX_SLICES, Outbox, Pushed};
+use crate::outbox::{Chunks, Outbox, Pushed};
 use crate::session::frame_error;
 
 /// What a connection needs to serve calls.
@@ -635,17 +635,15 @@ async fn write_out<W: tokio::io::AsyncWrite + Unpin>(
     stall: std::time::Duration,
 ) -> std::io::Result<()> {
     while !output.is_empty() {
-        let mut slices = [std::io::IoSlice::new(&[]); MAX_SLICES];
-        let count = output.slices(&mut slices);
-        let slices = &slices[..count];
+        let mut write = std::future::poll_fn(|cx| output.poll_write_to(io, cx));
         // The timer is armed only when the socket does not take the bytes at once.
-        let wrote = match io.write_vectored(slices).now_or_never() {
+        let wrote = match (&mut write).now_or_never() {
             Some(wrote) => Ok(wrote),
-            None => tokio::time::timeout(stall, io.write_vectored(slices)).await,
+            None => tokio::time::timeout(stall, write).await,
         };
         match wrote {
             Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(Ok(n)) => output.advance(n),
+            Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e),
             Err(_) => {
                 let why =

@@ -15,10 +15,13 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
 use rpc_core::blob::{Spliced, splicing};
+use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
@@ -53,7 +56,7 @@ pub(crate) struct Chunks {
 }
 
 /// How many pieces one vectored write takes at most.
-pub(crate) const MAX_SLICES: usize = 64;
+const MAX_SLICES: usize = 64;
 
 impl Chunks {
     /// Nothing is left to write.
@@ -77,7 +80,7 @@ impl Chunks {
 
     /// Fills `out` with the pieces to write next, in order, as many as one
     /// write takes; returns how many.
-    pub(crate) fn slices<'a>(&'a self, out: &mut [IoSlice<'a>; MAX_SLICES]) -> usize {
+    fn slices<'a>(&'a self, out: &mut [IoSlice<'a>; MAX_SLICES]) -> usize {
         let mut at = 0;
         let pieces = self.spliced.iter().flat_map(|(gap, bytes)| {
             let before = &self.buf[at..at + gap];
@@ -95,6 +98,27 @@ impl Chunks {
             }
         }
         n
+    }
+
+    /// Writes what it can of the next pieces to `io` (one `write` when
+    /// nothing is spliced, else one `write_vectored`) and drops what was
+    /// written; returns how many bytes that was.
+    pub(crate) fn poll_write_to<W: AsyncWrite + Unpin + ?Sized>(
+        &mut self,
+        io: &mut W,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<usize>> {
+        let wrote = if self.spliced.is_empty() {
+            ready!(Pin::new(io).poll_write(cx, &self.buf))
+        } else {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let count = self.slices(&mut slices);
+            ready!(Pin::new(io).poll_write_vectored(cx, &slices[..count]))
+        };
+        if let Ok(n) = wrote {
+            self.advance(n);
+        }
+        Poll::Ready(wrote)
     }
 
     /// Drops the first `n` bytes, which were written.
