@@ -154,7 +154,10 @@ impl ServerConnection<'_> {
         let mut grace_over = false;
         let grace = tokio::time::sleep(limits.shutdown_grace);
         let idle = tokio::time::sleep(limits.idle_timeout.unwrap_or_default());
-        tokio::pin!(grace, idle);
+        // Made once: a fresh wait each turn would register with the watch
+        // and unregister again, two locks per turn.
+        let drain = crate::server::draining_started(&mut shutdown);
+        tokio::pin!(grace, idle, drain);
         let mut last_active = tokio::time::Instant::now();
         // Room for the next read: small until a read fills it.
         let mut room = IDLE_ROOM;
@@ -228,7 +231,7 @@ impl ServerConnection<'_> {
             tokio::select! {
                 biased;
                 Some(ended) = calls.tasks.join_next_with_id(), if !calls.tasks.is_empty() => calls.ended(ended),
-                () = crate::server::draining_started(&mut shutdown), if !draining => {
+                () = &mut drain, if !draining => {
                     draining = true;
                     grace.as_mut().reset(tokio::time::Instant::now() + limits.shutdown_grace);
                     replies.going_away();
@@ -249,7 +252,8 @@ impl ServerConnection<'_> {
                         Some(Stop::Failed(e)) => return Err(e),
                     }
                 },
-                () = replies.outbox.ready() => {}
+                // Only spawned calls queue replies from elsewhere (and wake).
+                () = replies.outbox.ready(), if !calls.tasks.is_empty() => {}
                 () = &mut idle, if idling => {
                     let until = last_active + limits.idle_timeout.unwrap_or_default();
                     if tokio::time::Instant::now() >= until {
