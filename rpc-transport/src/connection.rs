@@ -57,6 +57,8 @@ pub(crate) struct ServerConnection<'a> {
     pub(crate) metrics: &'a Arc<Metrics>,
     /// Becomes `true` when the server starts shutting down.
     pub(crate) draining: watch::Receiver<bool>,
+    /// The same, as a flag (see [`crate::server::drain_signal`]).
+    pub(crate) drain_started: &'a AtomicBool,
 }
 
 /// Where replies go: the outbox, encoded by the connection's codec.
@@ -154,9 +156,10 @@ impl ServerConnection<'_> {
         let mut grace_over = false;
         let grace = tokio::time::sleep(limits.shutdown_grace);
         let idle = tokio::time::sleep(limits.idle_timeout.unwrap_or_default());
-        // Made once: a fresh wait each turn would register with the watch
-        // and unregister again, two locks per turn.
-        let drain = crate::server::draining_started(&mut shutdown);
+        // Made once, and reading a flag after its first poll: a fresh wait
+        // each turn would take the watch's lock, which every connection
+        // shares, to register and again to unregister.
+        let drain = crate::server::drain_signal(self.drain_started, &mut shutdown);
         tokio::pin!(grace, idle, drain);
         let mut last_active = tokio::time::Instant::now();
         // Room for the next read: small until a read fills it.

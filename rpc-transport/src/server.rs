@@ -35,7 +35,9 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use rpc_core::{Error, ErrorKind, Registry};
@@ -70,6 +72,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// `true` once the server is shutting down.
     draining: watch::Sender<bool>,
+    /// The same, as a flag a connection's loop reads every turn.
+    drain_started: AtomicBool,
     handshakes: Mutex<Handshakes>,
 }
 
@@ -91,6 +95,7 @@ impl Server {
                 registry,
                 metrics,
                 draining: watch::Sender::new(false),
+                drain_started: AtomicBool::new(false),
                 handshakes: Mutex::default(),
             }),
         }
@@ -120,6 +125,8 @@ impl Server {
     /// calls in flight get `shutdown_grace` to finish. [`Listening::serve_until`]
     /// calls this when its signal fires.
     pub fn shut_down(&self) {
+        // The flag first: a connection woken by the watch must see it.
+        self.inner.drain_started.store(true, Ordering::Release);
         self.inner.draining.send_replace(true);
     }
 
@@ -200,6 +207,7 @@ impl Server {
             limits: config.limits(),
             metrics: &self.inner.metrics,
             draining: self.draining(),
+            drain_started: &self.inner.drain_started,
         };
         connection.run(framed).await
     }
@@ -262,6 +270,27 @@ pub(crate) async fn draining_started(draining: &mut watch::Receiver<bool>) {
     if draining.wait_for(|&d| d).await.is_err() {
         std::future::pending::<()>().await;
     }
+}
+
+/// [`draining_started`] for a loop that polls it every turn: after its
+/// first poll it reads `started` (set before the watch changes) and leaves
+/// the watch alone, whose wait takes a lock that every connection shares.
+/// The watch still holds the task's waker, and wakes it.
+pub(crate) async fn drain_signal(started: &AtomicBool, draining: &mut watch::Receiver<bool>) {
+    let wait = draining_started(draining);
+    tokio::pin!(wait);
+    let mut registered = false;
+    std::future::poll_fn(|cx| {
+        if started.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        if registered {
+            return Poll::Pending;
+        }
+        registered = true;
+        wait.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// A bound server, ready to serve.
@@ -347,5 +376,49 @@ impl Listening {
             }
             .instrument(span),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn the_drain_signal_wakes_a_loop_that_polled_it_before() {
+        let started = Arc::new(AtomicBool::new(false));
+        let (tx, mut rx) = watch::channel(false);
+        let signal = drain_signal(&started, &mut rx);
+        tokio::pin!(signal);
+        // Polled more than once before the shutdown, as a loop does; from
+        // then on only the watch's wake can make it look again.
+        for _ in 0..3 {
+            let polled = std::future::poll_fn(|cx| Poll::Ready(signal.as_mut().poll(cx))).await;
+            assert!(polled.is_pending());
+        }
+        let shut_down = tokio::spawn({
+            let started = started.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                started.store(true, Ordering::Release);
+                tx.send_replace(true);
+            }
+        });
+        // The timer first: its own wake must not be what polls the signal.
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep(Duration::from_secs(5)) => panic!("the watch did not wake it"),
+            () = signal => {}
+        }
+        shut_down.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_drain_signal_completes_at_once_when_already_draining() {
+        let (started, (_tx, mut rx)) = (AtomicBool::new(false), watch::channel(true));
+        // The flag may lag the watch on the first poll: the watch decides.
+        tokio::time::timeout(Duration::from_secs(5), drain_signal(&started, &mut rx))
+            .await
+            .expect("completes");
     }
 }
