@@ -20,8 +20,9 @@
 //! from there (`write_vectored`). A `Bytes` being serialized offers itself;
 //! the codec's writer takes it when the format hands it that very slice to
 //! write, as bincode does after the length, so the bytes on the wire are
-//! exactly what a copy would have put there. (JSON writes base64: nothing
-//! to splice.)
+//! exactly what a copy would have put there. A payload whose address would
+//! make the kernel's own copy slow is copied instead (see [`splicing`]).
+//! (JSON writes base64: nothing to splice.)
 
 use std::cell::{Cell, RefCell};
 use std::fmt;

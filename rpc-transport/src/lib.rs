@@ -68,9 +68,14 @@
 //! | server | accept loop ([`Listening::serve_until`]) | spawns a task per connection; never stops on a bad peer |
 //! | server | connection task | handshake, hello, then one loop: handle every complete frame (a call is polled once inline and spawned only if not done), write the replies in one go, wait for bytes or a spawned call's reply |
 //! | server | call tasks | calls not done at their first poll, bounded by the caller's deadline; dropped with the connection |
-//! | client | callers | encode the request into the connection's outbox and write it themselves, unless callers woken with a reply are about to queue more: then the one that takes the last reply wakes the writer, so one write carries what a whole read answered |
+//! | client | callers | encode the request into the connection's outbox and write it themselves, unless callers woken by the same read are still running: then they leave it queued, and the connection task, woken once for the batch, writes it after they have run, so one write carries what a whole read answered |
 //! | client | connection task | reads replies, waking each caller's one-shot by id; writes what callers left queued (and what a full socket did not take); fails calls past their deadline, sleeping until the earliest one (no timer per call) |
 //! | client | reconnect task ([`reconnect`]) | with a `[client.reconnect]` policy: waits for the connection to end, then reconnects with backoff and jitter |
+//!
+//! Both sides write through an outbox: small frames are encoded into one
+//! buffer, while a large [`rpc_core::Bytes`] payload is written from its own
+//! memory (`write_vectored`) instead of being copied in, unless its address
+//! would slow the kernel's own copy ([`rpc_core::blob::splicing`]).
 //!
 //! The server's [`Limits`](config::Limits) bound each of these: connections,
 //! pending handshakes, calls in flight per connection (past it the connection
