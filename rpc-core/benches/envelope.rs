@@ -92,8 +92,8 @@ fn add(c: &mut Criterion) {
         group.bench_function("encode_request_splicing", |b| {
             b.iter(|| {
                 dst.clear();
-                let (done, spliced) = rpc_core::blob::splicing(0, || {
-                    codec.encode_request(&mut dst, &request(black_box("Bench.add"), &args))
+                let (done, spliced) = rpc_core::blob::splicing(&mut dst, 0, |dst| {
+                    codec.encode_request(dst, &request(black_box("Bench.add"), &args))
                 });
                 done.expect("encodes");
                 black_box((&dst, spliced));

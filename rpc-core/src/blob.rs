@@ -30,6 +30,7 @@ use std::ops::Deref;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use bytes::BytesMut;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -55,6 +56,10 @@ thread_local! {
 /// An open [`splicing`] encoding.
 #[derive(Clone, Copy)]
 struct Scope {
+    /// The buffer it encodes into: only a writer appending to this very
+    /// buffer splices (a `Serialize` that encodes into a scratch buffer of
+    /// its own gets copies).
+    buf: *const BytesMut,
     /// Bytes of the write before the buffer's first byte that are not in
     /// the buffer (payloads spliced before this encoding).
     outside: usize,
@@ -81,8 +86,8 @@ pub struct Spliced {
     pub bytes: bytes::Bytes,
 }
 
-/// Runs `encode`, collecting rather than copying into the buffer every
-/// [`Bytes`] of at least [`SPLICE_MIN`] bytes that the codec writes
+/// Runs `encode` on `buf`, collecting rather than copying into `buf` every
+/// [`Bytes`] of at least [`SPLICE_MIN`] bytes that the codec writes there
 /// through a splicing writer; returns them in buffer order. A transport
 /// wraps its encoding in it and writes each payload in its place.
 ///
@@ -93,7 +98,11 @@ pub struct Spliced {
 /// spliced at all: on AMD Zen CPUs the kernel copies from a source that
 /// sits 1 to 15 bytes behind its destination (mod 64) at half speed, and
 /// such a payload is copied into the buffer instead.
-pub fn splicing<R>(outside: usize, encode: impl FnOnce() -> R) -> (R, Vec<Spliced>) {
+pub fn splicing<R>(
+    buf: &mut BytesMut,
+    outside: usize,
+    encode: impl FnOnce(&mut BytesMut) -> R,
+) -> (R, Vec<Spliced>) {
     /// Closes the scope however `encode` ends, a panic included.
     struct Close {
         outer: Option<Scope>,
@@ -109,11 +118,16 @@ pub fn splicing<R>(outside: usize, encode: impl FnOnce() -> R) -> (R, Vec<Splice
         }
     }
     let first = SPLICED.get();
-    let close = Close {
-        outer: SCOPE.replace(Some(Scope { outside, first })),
+    let scope = Scope {
+        buf: &raw const *buf,
+        outside,
         first,
     };
-    let out = encode();
+    let close = Close {
+        outer: SCOPE.replace(Some(scope)),
+        first,
+    };
+    let out = encode(buf);
     let spliced = if SPLICED.get() > first {
         SPLICED.set(first);
         SPLICES.with_borrow_mut(|s| s.spliced.split_off(first))
@@ -124,18 +138,19 @@ pub fn splicing<R>(outside: usize, encode: impl FnOnce() -> R) -> (R, Vec<Splice
     (out, spliced)
 }
 
-/// For a codec's writer about to append `buf` at offset `at` of its
-/// buffer: true if `buf` is the payload on offer and was spliced there (the
-/// writer then appends nothing), false if the writer must copy it.
+/// For a codec's writer about to append `buf` to `dst`: true if `buf` is
+/// the payload on offer and was spliced there (the writer then appends
+/// nothing), false if the writer must copy it.
 #[inline]
-pub(crate) fn splice_offered(buf: &[u8], at: usize) -> bool {
-    buf.len() >= SPLICE_MIN && splice_large(buf, at)
+pub(crate) fn splice_offered(dst: &BytesMut, buf: &[u8]) -> bool {
+    buf.len() >= SPLICE_MIN && splice_large(dst, buf)
 }
 
-fn splice_large(buf: &[u8], at: usize) -> bool {
-    let Some(scope) = SCOPE.get() else {
+fn splice_large(dst: &BytesMut, buf: &[u8]) -> bool {
+    let Some(scope) = SCOPE.get().filter(|s| std::ptr::eq(s.buf, dst)) else {
         return false;
     };
+    let at = dst.len();
     SPLICES.with_borrow_mut(|s| {
         let same = |b: &bytes::Bytes| b.as_ptr() == buf.as_ptr() && b.len() == buf.len();
         if !s.offered.as_ref().is_some_and(same) {
@@ -364,8 +379,8 @@ mod tests {
     fn spliced(codec: &dyn crate::Codec, b: &Bytes, outside: usize) -> (Vec<u8>, Vec<Spliced>) {
         let mut buf = bytes::BytesMut::new();
         let reply: crate::service::Reply = Ok(Box::new(b.clone()));
-        let (done, spliced) = splicing(outside, || {
-            codec.encode_response(&mut buf, &codec::Id::Num(7), &reply)
+        let (done, spliced) = splicing(&mut buf, outside, |buf| {
+            codec.encode_response(buf, &codec::Id::Num(7), &reply)
         });
         done.unwrap();
         (buf.to_vec(), spliced)
@@ -420,12 +435,12 @@ mod tests {
         let len = SPLICE_MIN;
         let payload = placed(len, payload_at(len), 0);
         let panicked = std::panic::catch_unwind(|| {
-            splicing(0, || {
-                let mut buf = bytes::BytesMut::new();
+            splicing(&mut bytes::BytesMut::new(), 0, |buf| {
                 let reply: crate::service::Reply = Ok(Box::new(payload.clone()));
                 Bincode
-                    .encode_response(&mut buf, &codec::Id::Num(7), &reply)
+                    .encode_response(buf, &codec::Id::Num(7), &reply)
                     .unwrap();
+                assert_eq!(SPLICED.get(), 1, "spliced before the panic");
                 panic!("a Serialize that panics after the payload");
             })
         });
@@ -435,6 +450,23 @@ mod tests {
         assert!(SPLICES.with_borrow(|s| s.spliced.is_empty() && s.offered.is_none()));
         // And the next encoding splices as usual.
         assert_eq!(spliced(&Bincode, &payload, 0).1.len(), 1);
+    }
+
+    #[test]
+    fn a_payload_encoded_into_another_buffer_is_copied_there() {
+        // A `Serialize` that encodes into a scratch buffer of its own while
+        // the transport splices must get the payload's bytes in it.
+        let len = SPLICE_MIN;
+        let payload = placed(len, payload_at(len), 0);
+        let mut scratch = bytes::BytesMut::new();
+        let ((), spliced) = splicing(&mut bytes::BytesMut::new(), 0, |_| {
+            let reply: crate::service::Reply = Ok(Box::new(payload.clone()));
+            Bincode
+                .encode_response(&mut scratch, &codec::Id::Num(7), &reply)
+                .unwrap();
+        });
+        assert!(spliced.is_empty());
+        assert_eq!(&scratch[..], &encoded(&Bincode, &payload)[..]);
     }
 
     #[test]

@@ -176,7 +176,7 @@ impl Outbox {
         let outside = chunks.outside;
         // A panicking `Serialize` must not leave half a frame behind.
         let encoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            splicing(outside, || encode(&mut chunks.buf))
+            splicing(&mut chunks.buf, outside, |buf| encode(buf))
         }));
         let (out, spliced) = match encoded {
             Ok((Ok(out), spliced)) => (out, spliced),

@@ -37,7 +37,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use rpc_core::{Error, ErrorKind, Registry};
@@ -272,22 +272,24 @@ pub(crate) async fn draining_started(draining: &mut watch::Receiver<bool>) {
     }
 }
 
-/// [`draining_started`] for a loop that polls it every turn: after its
-/// first poll it reads `started` (set before the watch changes) and leaves
-/// the watch alone, whose wait takes a lock that every connection shares.
-/// The watch still holds the task's waker, and wakes it.
+/// [`draining_started`] for a loop that polls it every turn: once the
+/// watch holds the task's waker it reads `started` (set before the watch
+/// changes) and leaves the watch alone, whose wait takes a lock that every
+/// connection shares. It polls the watch again only if the task's waker
+/// changed. The wait ignores the task's budget: a wait that gave up for want
+/// of budget would leave no waker with the watch.
 pub(crate) async fn drain_signal(started: &AtomicBool, draining: &mut watch::Receiver<bool>) {
-    let wait = draining_started(draining);
+    let wait = tokio::task::unconstrained(draining_started(draining));
     tokio::pin!(wait);
-    let mut registered = false;
+    let mut registered: Option<Waker> = None;
     std::future::poll_fn(|cx| {
         if started.load(Ordering::Acquire) {
             return Poll::Ready(());
         }
-        if registered {
+        if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             return Poll::Pending;
         }
-        registered = true;
+        registered = Some(cx.waker().clone());
         wait.as_mut().poll(cx)
     })
     .await
@@ -405,6 +407,41 @@ mod tests {
             }
         });
         // The timer first: its own wake must not be what polls the signal.
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep(Duration::from_secs(5)) => panic!("the watch did not wake it"),
+            () = signal => {}
+        }
+        shut_down.await.unwrap();
+    }
+
+    /// A loop whose task has used up its budget (tokio's cooperative
+    /// scheduling) before it first polls the signal must still be woken.
+    #[tokio::test]
+    async fn the_drain_signal_wakes_a_loop_that_first_polled_it_out_of_budget() {
+        let started = Arc::new(AtomicBool::new(false));
+        let (tx, mut rx) = watch::channel(false);
+        let (items, mut queue) = tokio::sync::mpsc::unbounded_channel();
+        for i in 0..1000 {
+            items.send(i).unwrap();
+        }
+        let signal = drain_signal(&started, &mut rx);
+        tokio::pin!(signal);
+        std::future::poll_fn(|cx| {
+            // Taking items spends the budget until the queue says Pending.
+            while queue.poll_recv(cx).is_ready() {}
+            assert!(signal.as_mut().poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        let shut_down = tokio::spawn({
+            let started = started.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                started.store(true, Ordering::Release);
+                tx.send_replace(true);
+            }
+        });
         tokio::select! {
             biased;
             () = tokio::time::sleep(Duration::from_secs(5)) => panic!("the watch did not wake it"),

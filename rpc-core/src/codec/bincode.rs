@@ -103,7 +103,7 @@ impl ::bincode::enc::write::Writer for Append<'_> {
     #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), ::bincode::error::EncodeError> {
         // A large `Bytes` goes by reference when the transport splices.
-        if !crate::blob::splice_offered(bytes, self.0.len()) {
+        if !crate::blob::splice_offered(self.0, bytes) {
             self.0.extend_from_slice(bytes);
         }
         Ok(())
