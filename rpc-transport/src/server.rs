@@ -386,6 +386,31 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// Shuts down 20 ms from now, as `Server::shut_down` does, and fails
+    /// unless `signal` (already polled, so that the watch holds its waker)
+    /// then completes. The timer is polled first, so that its own wake is
+    /// not what polls the signal.
+    async fn shut_down_and_expect_a_wake(
+        started: &Arc<AtomicBool>,
+        tx: watch::Sender<bool>,
+        signal: impl Future<Output = ()>,
+    ) {
+        let shut_down = tokio::spawn({
+            let started = started.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                started.store(true, Ordering::Release);
+                tx.send_replace(true);
+            }
+        });
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep(Duration::from_secs(5)) => panic!("the watch did not wake it"),
+            () = signal => {}
+        }
+        shut_down.await.unwrap();
+    }
+
     #[tokio::test]
     async fn the_drain_signal_wakes_a_loop_that_polled_it_before() {
         let started = Arc::new(AtomicBool::new(false));
@@ -398,21 +423,7 @@ mod tests {
             let polled = std::future::poll_fn(|cx| Poll::Ready(signal.as_mut().poll(cx))).await;
             assert!(polled.is_pending());
         }
-        let shut_down = tokio::spawn({
-            let started = started.clone();
-            async move {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                started.store(true, Ordering::Release);
-                tx.send_replace(true);
-            }
-        });
-        // The timer first: its own wake must not be what polls the signal.
-        tokio::select! {
-            biased;
-            () = tokio::time::sleep(Duration::from_secs(5)) => panic!("the watch did not wake it"),
-            () = signal => {}
-        }
-        shut_down.await.unwrap();
+        shut_down_and_expect_a_wake(&started, tx, signal).await;
     }
 
     /// A loop whose task has used up its budget (tokio's cooperative
@@ -434,20 +445,7 @@ mod tests {
             Poll::Ready(())
         })
         .await;
-        let shut_down = tokio::spawn({
-            let started = started.clone();
-            async move {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                started.store(true, Ordering::Release);
-                tx.send_replace(true);
-            }
-        });
-        tokio::select! {
-            biased;
-            () = tokio::time::sleep(Duration::from_secs(5)) => panic!("the watch did not wake it"),
-            () = signal => {}
-        }
-        shut_down.await.unwrap();
+        shut_down_and_expect_a_wake(&started, tx, signal).await;
     }
 
     #[tokio::test]
