@@ -122,7 +122,7 @@ impl Chunks {
     }
 
     /// Drops the first `n` bytes, which were written.
-    pub(crate) fn advance(&mut self, mut n: usize) {
+    fn advance(&mut self, mut n: usize) {
         while n > 0 {
             let Some((gap, bytes)) = self.spliced.front_mut() else {
                 self.buf.advance(n);
@@ -176,7 +176,7 @@ impl Outbox {
         let outside = chunks.outside;
         // A panicking `Serialize` must not leave half a frame behind.
         let encoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            splicing(&mut chunks.buf, outside, |buf| encode(buf))
+            splicing(&mut chunks.buf, outside, encode)
         }));
         let (out, spliced) = match encoded {
             Ok((Ok(out), spliced)) => (out, spliced),
