@@ -50,6 +50,10 @@ pub enum ErrorKind {
     Config,
     /// A local I/O failure (connect, bind, …).
     Io,
+    /// A budget of the server's (`[server.limits]`) refused the message or
+    /// call: it would have made the server hold more for this peer than it
+    /// allows. A call refused this way did not run.
+    OverBudget,
 }
 
 /// One row of the error table.
@@ -104,6 +108,7 @@ const TABLE: &[Row] = &[
     row(ErrorKind::ConnectionLost, -32009, 502, -32509, "ConnectionError",    "connection lost",       "connection_lost"),
     row(ErrorKind::Config,         -32010, 500, -32510, "ValueError",         "invalid configuration", "config"),
     row(ErrorKind::Io,             -32011, 502, -32511, "OSError",            "i/o error",             "io"),
+    row(ErrorKind::OverBudget,     -32012, 413, -32512, "ValueError",         "over budget",           "over_budget"),
 ];
 
 impl ErrorKind {

@@ -106,6 +106,7 @@ pub mod metrics;
 pub mod net;
 mod outbox;
 pub mod python;
+pub mod quiet;
 pub mod reconnect;
 pub mod server;
 mod session;

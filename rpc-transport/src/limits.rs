@@ -4,12 +4,18 @@
 //! ```toml
 //! [server.limits]
 //! max_connections = 10000        # more are accepted and closed at once
-//! max_pending_handshakes = 128   # past this, the oldest pending handshake is dropped
+//! max_pending_handshakes = 1024  # not yet authenticated, every listener together; past it one is shed
+//! max_pending_per_ip = 256       # of those, from one source address (trusted_proxies exempt)
+//! trusted_proxies = []           # addresses exempt from per-address caps and password delays
+//! first_answer_timeout_ms = 2000 # a TCP peer must answer the challenge within this
+//! http_header_timeout_ms = 5000  # an HTTP connection must send a whole request head within this
 //! max_in_flight = 1024           # calls running per connection; past it, reading pauses
+//! max_queued_reply_bytes = 33554432 # reply bytes queued per connection; past it, reading pauses
 //! max_batch = 1024               # calls in one JSON-RPC batch
 //! max_invalid_messages = 64      # malformed or empty messages before the connection is closed
 //! idle_timeout_ms = 600000       # a connection with no call and no byte for this long is closed; 0 = never
-//! write_timeout_ms = 30000       # a peer that takes no reply bytes for this long is closed
+//! frame_timeout_ms = 30000       # a frame, once begun, must arrive whole within this
+//! write_timeout_ms = 30000       # in each window this long, a peer must take 64 KiB of its replies (or all left)
 //! shutdown_grace_ms = 10000      # how long calls in flight may finish at shutdown
 //!
 //! [client.reconnect]             # absent: a lost connection stays lost
@@ -22,6 +28,7 @@
 //! bounds one message's size, these bound how many a peer may have the
 //! server hold at once or send in vain.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -33,13 +40,35 @@ pub struct Limits {
     /// Connections served at once, handshaking ones included; one more is
     /// closed right after `accept`, and the others are unaffected.
     pub max_connections: usize,
-    /// Connections still in the authkey handshake; when one more arrives the
-    /// oldest of them is dropped, so a flood of silent peers cannot keep a
-    /// real client out.
+    /// Connections not yet authenticated, on every listener of the server
+    /// together: TCP connections in the authkey handshake, and HTTP
+    /// connections that have not sent a whole request. When one more
+    /// arrives, one of them is shed (see [`crate::server`]), so a flood of
+    /// silent peers cannot keep a real client out.
     pub max_pending_handshakes: usize,
+    /// Of those, how many one source address may hold; past it, that
+    /// address's own are shed first. Addresses in `trusted_proxies` are
+    /// exempt.
+    pub max_pending_per_ip: usize,
+    /// Source addresses (a load balancer in front of the server) exempt from
+    /// the per-address cap and from the delay after failed HTTP passwords:
+    /// behind them every client shares one address.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// How long a new TCP connection may take to answer the server's
+    /// challenge before it is dropped as junk.
+    #[serde(rename = "first_answer_timeout_ms", deserialize_with = "ms")]
+    pub first_answer_timeout: Duration,
+    /// How long an HTTP connection may take to send a whole request head
+    /// (first request, and each next one on a kept-alive connection).
+    #[serde(rename = "http_header_timeout_ms", deserialize_with = "ms")]
+    pub http_header_timeout: Duration,
     /// Calls of one connection whose handlers have not stopped; at the
     /// limit the server stops reading that connection until one ends.
     pub max_in_flight: usize,
+    /// Encoded reply bytes one connection may have waiting to be written;
+    /// past it the server stops reading that connection until the peer
+    /// takes them, as at `max_in_flight`.
+    pub max_queued_reply_bytes: usize,
     /// Calls in one JSON-RPC batch; a larger batch is answered with one error.
     pub max_batch: usize,
     /// Messages that are not valid requests (empty frames included) one
@@ -49,9 +78,16 @@ pub struct Limits {
     /// closed; `None` (`0` in the file) never.
     #[serde(rename = "idle_timeout_ms", deserialize_with = "optional_ms")]
     pub idle_timeout: Option<Duration>,
-    /// A connection whose peer accepts no reply bytes for this long is
-    /// closed: a peer that sends requests but never reads the answers holds
-    /// at most `max_in_flight` replies and this much time.
+    /// A frame whose first bytes have arrived must arrive whole within this,
+    /// or the connection is closed: a peer cannot hold a connection by
+    /// trickling bytes.
+    #[serde(rename = "frame_timeout_ms", deserialize_with = "ms")]
+    pub frame_timeout: Duration,
+    /// The window over which a peer's reading is measured: in each window
+    /// of this length it must take at least 64 KiB of its replies (or all
+    /// that is left), or the connection is closed. A peer that sends
+    /// requests but never reads the answers holds at most
+    /// `max_queued_reply_bytes` and this much time.
     #[serde(rename = "write_timeout_ms", deserialize_with = "ms")]
     pub write_timeout: Duration,
     /// At shutdown, how long calls in flight may take to finish before they
@@ -64,11 +100,17 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_connections: 10_000,
-            max_pending_handshakes: 128,
+            max_pending_handshakes: 1024,
+            max_pending_per_ip: 256,
+            trusted_proxies: Vec::new(),
+            first_answer_timeout: Duration::from_secs(2),
+            http_header_timeout: Duration::from_secs(5),
             max_in_flight: 1024,
+            max_queued_reply_bytes: 32 * 1024 * 1024,
             max_batch: 1024,
             max_invalid_messages: 64,
             idle_timeout: Some(Duration::from_secs(600)),
+            frame_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
         }
@@ -82,9 +124,14 @@ impl Limits {
         [
             ("write_timeout_ms", ms(self.write_timeout)),
             ("shutdown_grace_ms", ms(self.shutdown_grace)),
+            ("first_answer_timeout_ms", ms(self.first_answer_timeout)),
+            ("http_header_timeout_ms", ms(self.http_header_timeout)),
+            ("frame_timeout_ms", ms(self.frame_timeout)),
             ("max_connections", self.max_connections),
             ("max_pending_handshakes", self.max_pending_handshakes),
+            ("max_pending_per_ip", self.max_pending_per_ip),
             ("max_in_flight", self.max_in_flight),
+            ("max_queued_reply_bytes", self.max_queued_reply_bytes),
             ("max_batch", self.max_batch),
         ]
         .into_iter()

@@ -57,6 +57,16 @@ pub trait Codec: Send + Sync + fmt::Debug + 'static {
     /// [`Incoming::Invalid`], to be answered with an error.
     fn decode_request<'a>(&self, frame: &'a [u8]) -> Incoming<'a>;
 
+    /// [`Codec::decode_request`] for a server that takes at most `max_batch`
+    /// calls in one batch: a larger batch is refused as soon as its count
+    /// passes the limit, before the rest of it is decoded, and becomes
+    /// [`Incoming::Invalid`] with an [`ErrorKind::InvalidRequest`] error
+    /// naming `max_batch`. Codecs without batches need not override it.
+    fn decode_request_within<'a>(&self, frame: &'a [u8], max_batch: usize) -> Incoming<'a> {
+        let _ = max_batch;
+        self.decode_request(frame)
+    }
+
     /// Appends the payload of a response frame to `dst`. On error (a result
     /// the codec cannot represent) `dst` is left as it was.
     fn encode_response(&self, dst: &mut BytesMut, id: &Id, reply: &Reply) -> Result<(), Error>;
