@@ -522,6 +522,7 @@ impl Shared {
     ) -> Result<(), Error> {
         let mut failed = None;
         let mut going_away = None;
+        let drained;
         for frame in frames.drain(..) {
             match self.codec.decode_response(&frame) {
                 Ok(Inbound::Response { id, outcome }) => {
@@ -555,6 +556,10 @@ impl Shared {
                 waiters.closed.get_or_insert((ErrorKind::ShuttingDown, why));
                 self.stopping.send_replace(true);
             }
+            // Gone away and nothing left to wait for: close this side, so
+            // the server need not keep the connection for its grace period.
+            drained = waiters.by_id.is_empty()
+                && matches!(waiters.closed, Some((ErrorKind::ShuttingDown, _)));
         }
         // Counted before any caller can take its reply (and count it down).
         self.woken.fetch_add(answered.len(), Ordering::SeqCst);
@@ -563,6 +568,10 @@ impl Shared {
                 // The call was dropped in the meantime: no one takes it.
                 self.resumed();
             }
+        }
+        if drained && failed.is_none() {
+            let why = "the server went away and every call has been answered";
+            failed = Some(Error::new(ErrorKind::ConnectionLost, why));
         }
         failed.map_or(Ok(()), Err)
     }
@@ -782,4 +791,11 @@ async fn run<R: AsyncRead + Unpin>(shared: Arc<Shared>, reader: Reader<R>) {
         _ => format!("the connection failed: {error}"),
     };
     shared.close(ErrorKind::ConnectionLost, message);
+    // The write half outlives this task (callers hold it): end it, so that
+    // the server sees the connection close.
+    let shutdown = poll_fn(|cx| match shared.sink.try_lock() {
+        Ok(mut sink) => Pin::new(&mut sink.io).poll_shutdown(cx),
+        Err(_) => Poll::Ready(Ok(())),
+    });
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), shutdown).await;
 }

@@ -66,7 +66,12 @@ pub(crate) struct ServerConnection<'a> {
 struct Replies {
     outbox: Arc<Outbox>,
     codec: &'static dyn Codec,
+    /// The largest reply frame: the smaller of the server's and the client's
+    /// frame limits.
     max_frame: usize,
+    /// `max_queued_reply_bytes`: spawned calls wait for room before they
+    /// encode, and the loop stops reading past it.
+    max_queued: usize,
 }
 
 /// The calls of one connection that outlived their first poll.
@@ -141,12 +146,13 @@ impl ServerConnection<'_> {
             read_buf: mut input,
             ..
         } = framed.into_parts();
+        let limits = self.limits;
         let replies = Replies {
             outbox: Arc::new(Outbox::default()),
             codec: self.codec,
-            max_frame: self.peer_max_frame,
+            max_frame: self.peer_max_frame.min(codec.max_frame_bytes()),
+            max_queued: limits.max_queued_reply_bytes,
         };
-        let limits = self.limits;
         let mut shutdown = self.draining.clone();
         let mut calls = Calls::default();
         let mut output = Chunks::default();
@@ -156,11 +162,14 @@ impl ServerConnection<'_> {
         let mut grace_over = false;
         let grace = tokio::time::sleep(limits.shutdown_grace);
         let idle = tokio::time::sleep(limits.idle_timeout.unwrap_or_default());
+        // Armed while a frame is partly read: it must arrive whole in time.
+        let trickle = tokio::time::sleep(limits.frame_timeout);
+        let mut partial_since: Option<tokio::time::Instant> = None;
         // Made once, and reading a flag after its first poll: a fresh wait
         // each turn would take the watch's lock, which every connection
         // shares, to register and again to unregister.
         let drain = crate::server::drain_signal(self.drain_started, &mut shutdown);
-        tokio::pin!(grace, idle, drain);
+        tokio::pin!(grace, idle, trickle, drain);
         let mut last_active = tokio::time::Instant::now();
         // Room for the next read: small until a read fills it.
         let mut room = IDLE_ROOM;
@@ -169,10 +178,18 @@ impl ServerConnection<'_> {
             done: Vec::new(),
         };
         loop {
-            while closing.is_none() && calls.running() < limits.max_in_flight {
+            while closing.is_none() && self.has_room(&calls, &replies) {
                 let frame = match codec.decode(&mut input) {
-                    Ok(Some(frame)) => frame,
-                    Ok(None) => break,
+                    Ok(Some(frame)) => {
+                        partial_since = None;
+                        frame
+                    }
+                    Ok(None) => {
+                        if !input.is_empty() && partial_since.is_none() {
+                            partial_since = Some(batch.read_at.into());
+                        }
+                        break;
+                    }
                     Err(e) => {
                         // The calls already answered still count.
                         batch.record(self.metrics);
@@ -180,7 +197,14 @@ impl ServerConnection<'_> {
                     }
                 };
                 let frame = frame.freeze();
-                match self.handle(&frame, &replies, &mut calls, &mut batch, draining) {
+                let handled = if frame.len() >= BLOCKING_FRAME {
+                    // A large message takes long to decode: let the
+                    // worker's other connections move to another thread.
+                    blocking(|| self.handle(&frame, &replies, &mut calls, &mut batch, draining))
+                } else {
+                    self.handle(&frame, &replies, &mut calls, &mut batch, draining)
+                };
+                match handled {
                     Ok(()) => {}
                     Err(e) => {
                         invalid += 1;
@@ -220,13 +244,17 @@ impl ServerConnection<'_> {
             if let Some(e) = closing.take() {
                 return Err(e);
             }
-            if draining && calls.tasks.is_empty() {
+            // An idle connection stays until the client closes it (ours do
+            // on the going-away notice) or the grace period ends, so that a
+            // call sent after the notice is answered "shutting down", not
+            // cut off by a reset.
+            if draining && calls.tasks.is_empty() && grace_over {
                 debug!("connection drained");
                 return Ok(());
             }
             make_room(&mut input, room);
             let spare = input.capacity() - input.len();
-            let reading = calls.running() < limits.max_in_flight;
+            let reading = self.has_room(&calls, &replies);
             let idling = limits.idle_timeout.is_some() && calls.tasks.is_empty() && !draining;
             // In a fixed order, the rare events first: no random number per
             // turn, and a flood of requests cannot hold back finished calls
@@ -242,6 +270,19 @@ impl ServerConnection<'_> {
                 () = &mut grace, if draining && !grace_over => {
                     calls.shut_down(&replies, self.metrics);
                     grace_over = true;
+                }
+                () = &mut trickle, if reading && partial_since.is_some() => {
+                    let until = partial_since.unwrap_or_else(tokio::time::Instant::now) + limits.frame_timeout;
+                    if tokio::time::Instant::now() >= until {
+                        let why = format!(
+                            "closed: a frame was not complete {:?} after its first bytes (frame_timeout_ms); \
+                             {} bytes of it had arrived",
+                            limits.frame_timeout,
+                            input.len()
+                        );
+                        return Err(Error::new(ErrorKind::ConnectionLost, why));
+                    }
+                    trickle.as_mut().reset(until);
                 }
                 read = io.read_buf(&mut input), if reading => {
                     // Requests read now start their deadlines and durations
@@ -267,6 +308,12 @@ impl ServerConnection<'_> {
                 }
             }
         }
+    }
+
+    /// Whether another request may be handled: fewer than `max_in_flight`
+    /// calls running and fewer than `max_queued_reply_bytes` queued.
+    fn has_room(&self, calls: &Calls, replies: &Replies) -> bool {
+        calls.running() < self.limits.max_in_flight && replies.outbox.queued() < replies.max_queued
     }
 
     /// Accounts for a read; says why to stop, if the read ended the connection.
@@ -316,7 +363,7 @@ impl ServerConnection<'_> {
         batch: &mut Batch,
         draining: bool,
     ) -> Result<(), Error> {
-        match self.codec.decode_request(frame) {
+        match self.codec.decode_request_within(frame, self.limits.max_batch) {
             Incoming::Request(request) if draining => {
                 if let Some(id) = request.id {
                     replies.queue(&id, Err(shutting_down().into()));
@@ -422,6 +469,7 @@ impl ServerConnection<'_> {
                         if !first.swap(true, Ordering::AcqRel) {
                             record(&metrics, Some(route), outcome(&reply), started.elapsed());
                             if let Some(id) = reply_to {
+                                replies.room_below_cap().await;
                                 replies.send(&id, reply);
                             }
                         }
@@ -475,6 +523,8 @@ impl ServerConnection<'_> {
         }
     }
 
+    /// Runs a batch's members, as separate requests would run, and answers
+    /// them in one frame, built as they finish ([`BatchReply`]).
     fn batch(
         &self,
         items: Vec<Incoming<'_>>,
@@ -483,56 +533,143 @@ impl ServerConnection<'_> {
         calls: &mut Calls,
         read_at: Instant,
     ) {
-        let mut started = Vec::with_capacity(items.len());
+        let mut reply = BatchReply::new(replies.codec, replies.max_frame);
+        let mut pending = Vec::new();
         for item in items {
-            match item {
+            let (id, call) = match item {
+                Incoming::Request(request) if reply.full => {
+                    if let Some(id) = &request.id {
+                        reply.refuse(id, "it did not run");
+                    }
+                    continue;
+                }
                 Incoming::Request(request) => {
                     let id = request.id.clone();
                     let call = match self.registry.resolve(&request.method) {
                         Ok(route) => self.start(route, request, frame, read_at),
                         Err(e) => Ok(Err(e.into())),
                     };
-                    started.push((id, call));
+                    (id, call)
                 }
-                Incoming::Invalid { id, error } => started.push((Some(id), Ok(Err(error.into())))),
+                Incoming::Invalid { id, error } => (Some(id), Ok(Err(error.into()))),
                 // A cancel inside a batch has nothing to cancel: batch
                 // members are not cancelled one by one.
-                Incoming::Cancel(_) => {}
-                _ => started.push((
-                    Some(Id::Null),
-                    Ok(Err(Error::new(
-                        ErrorKind::InvalidRequest,
-                        "a batch inside a batch",
-                    )
-                    .into())),
-                )),
+                Incoming::Cancel(_) => continue,
+                _ => {
+                    let error = Error::new(ErrorKind::InvalidRequest, "a batch inside a batch");
+                    (Some(Id::Null), Ok(Err(error.into())))
+                }
+            };
+            match call {
+                // Encoded at once, so that its value is let go of at once.
+                Ok(done) => {
+                    if let Some(id) = id {
+                        reply.add(&id, &done);
+                    }
+                }
+                Err(call) => pending.push((id, call)),
             }
+        }
+        if pending.is_empty() {
+            if !reply.is_empty() {
+                replies.push_batch(reply);
+            }
+            return;
         }
         let replies = replies.clone();
         let running = self.metrics.call_started();
-        let pending = started.iter().filter(|(_, call)| call.is_err()).count();
-        let members = BatchMembers::add(&calls.batch_members, pending);
+        let members = BatchMembers::add(&calls.batch_members, pending.len());
         calls.tasks.spawn(async move {
             // The members run together, as separate requests would.
-            let done =
-                futures::future::join_all(started.into_iter().map(|(id, call)| async move {
-                    let reply = match call {
-                        Ok(reply) => reply,
-                        Err(pending) => pending.await,
-                    };
-                    (id, reply)
-                }))
-                .await;
-            let encoded: Vec<BytesMut> = done
-                .iter()
-                .filter_map(|(id, reply)| Some(replies.encode_alone(id.as_ref()?, reply)))
+            let mut finishing: futures::stream::FuturesUnordered<_> = pending
+                .into_iter()
+                .map(|(id, call)| async move { (id, call.await) })
                 .collect();
-            if !encoded.is_empty() {
-                replies.push_batch(&encoded);
+            while let Some((id, done)) = futures::StreamExt::next(&mut finishing).await {
+                if let Some(id) = id {
+                    reply.add(&id, &done);
+                }
+            }
+            if !reply.is_empty() {
+                replies.room_below_cap().await;
+                replies.push_batch(reply);
+                replies.outbox.wake();
             }
             drop((running, members));
         });
     }
+}
+
+/// The reply to a batch, built as its members finish: each member's reply
+/// is encoded as soon as it is known (and its value let go of), and once the
+/// next would take the frame past the limit, that member and every one
+/// after it is answered with an over-budget error instead; members not yet
+/// started are not run.
+struct BatchReply {
+    codec: &'static dyn Codec,
+    limit: usize,
+    members: Vec<BytesMut>,
+    /// The frame's length so far: members, commas and brackets.
+    bytes: usize,
+    /// A member did not fit: later ones are refused.
+    full: bool,
+}
+
+impl BatchReply {
+    fn new(codec: &'static dyn Codec, limit: usize) -> BatchReply {
+        BatchReply {
+            codec,
+            limit,
+            members: Vec::new(),
+            bytes: 2,
+            full: false,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Adds member `id`'s reply, or an error in its place if it would not fit.
+    fn add(&mut self, id: &Id, reply: &Reply) {
+        if self.full {
+            return self.refuse(id, "it ran, but its reply was not sent");
+        }
+        let encoded = encode_alone(self.codec, id, reply);
+        if self.bytes + encoded.len() + 1 > self.limit {
+            self.full = true;
+            drop(encoded);
+            return self.refuse(id, "it ran, but its reply was not sent");
+        }
+        self.push(encoded);
+    }
+
+    /// Answers member `id` with an over-budget error saying `what` of it.
+    fn refuse(&mut self, id: &Id, what: &str) {
+        let error = Error::new(
+            ErrorKind::OverBudget,
+            format!(
+                "the batch's reply would exceed the frame limit of {} bytes \
+                 (max_frame_bytes, the smaller of the server's and the client's); {what}",
+                self.limit
+            ),
+        );
+        self.push(encode_alone(self.codec, id, &Err(error.into())));
+    }
+
+    fn push(&mut self, encoded: BytesMut) {
+        self.bytes += encoded.len() + 1;
+        self.members.push(encoded);
+    }
+}
+
+/// One batch member's reply, encoded on its own.
+fn encode_alone(codec: &dyn Codec, id: &Id, reply: &Reply) -> BytesMut {
+    let mut buf = BytesMut::new();
+    if let Err(e) = codec.encode_response(&mut buf, id, reply) {
+        let _ = codec.encode_response(&mut buf, id, &Err(e.into()));
+    }
+    buf
 }
 
 /// Pending members of one running batch, counted until it ends.
@@ -635,26 +772,45 @@ fn is_disconnect(e: &std::io::Error) -> bool {
 }
 
 /// Writes `output` and empties it, letting go of a buffer a large reply grew.
-/// Fails with `TimedOut` if the peer takes no bytes for `stall`.
+/// Fails with `TimedOut` if the peer takes less than [`MIN_PROGRESS`] bytes
+/// (or all that is left) within a window of `window`: a peer that reads a
+/// byte now and then cannot hold its replies for ever.
 async fn write_out<W: tokio::io::AsyncWrite + Unpin>(
     io: &mut W,
     output: &mut Chunks,
-    stall: std::time::Duration,
+    window: std::time::Duration,
 ) -> std::io::Result<()> {
+    // The window's end and the bytes still owed in it; set only when the
+    // socket does not take the bytes at once, so the fast path reads no clock.
+    let mut owed: Option<(tokio::time::Instant, usize)> = None;
     while !output.is_empty() {
+        let left = output.len();
         let mut write = std::future::poll_fn(|cx| output.poll_write_to(io, cx));
-        // The timer is armed only when the socket does not take the bytes at once.
         let wrote = match (&mut write).now_or_never() {
             Some(wrote) => Ok(wrote),
-            None => tokio::time::timeout(stall, write).await,
+            None => {
+                let (until, _) = *owed.get_or_insert_with(|| {
+                    (tokio::time::Instant::now() + window, MIN_PROGRESS.min(left))
+                });
+                tokio::time::timeout_at(until, write).await
+            }
         };
         match wrote {
             Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(Ok(_)) => {}
+            Ok(Ok(n)) => {
+                if let Some((_, due)) = &mut owed {
+                    *due = due.saturating_sub(n);
+                    if *due == 0 {
+                        owed = None;
+                    }
+                }
+            }
             Ok(Err(e)) => return Err(e),
             Err(_) => {
-                let why =
-                    format!("the client took none of its replies for {stall:?} (write_timeout)");
+                let why = format!(
+                    "the client took less than {MIN_PROGRESS} bytes of its replies in {window:?} \
+                     (write_timeout_ms)"
+                );
                 return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why));
             }
         }
@@ -673,6 +829,23 @@ fn make_room(input: &mut BytesMut, room: usize) {
     }
     if input.capacity() - input.len() < room / 2 {
         input.reserve(room);
+    }
+}
+
+/// What a peer must read of its replies in each `write_timeout` window.
+const MIN_PROGRESS: usize = 64 * 1024;
+
+/// Frames this large are handled where a long decode cannot hold up other
+/// connections ([`blocking`]).
+const BLOCKING_FRAME: usize = 1024 * 1024;
+
+/// Runs `f`, which may take a while, telling a multi-threaded runtime to
+/// hand this worker's other tasks to another thread meanwhile.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -752,21 +925,19 @@ impl Replies {
         }
     }
 
-    /// One batch member's reply, encoded on its own.
-    fn encode_alone(&self, id: &Id, reply: &Reply) -> BytesMut {
-        let mut buf = BytesMut::new();
-        if let Err(e) = self.codec.encode_response(&mut buf, id, reply) {
-            let _ = self.codec.encode_response(&mut buf, id, &Err(e.into()));
-        }
-        buf
+    /// Waits until fewer than `max_queued_reply_bytes` are queued: for
+    /// spawned calls, whose replies the loop does not count as it reads.
+    async fn room_below_cap(&self) {
+        self.outbox.room_below(self.max_queued).await
     }
 
-    fn push_batch(&self, encoded: &[BytesMut]) {
+    /// Queues a batch's reply; the caller wakes the loop if it is not the loop.
+    fn push_batch(&self, reply: BatchReply) {
         let pushed = self.outbox.push(self.max_frame, |buf| {
-            self.codec.encode_batch(buf, encoded);
+            self.codec.encode_batch(buf, &reply.members);
             Ok::<_, Error>(())
         });
-        self.outbox.wake();
+        drop(reply);
         if let Err(e) = pushed {
             let why = match e {
                 Pushed::Frame(FrameError::TooLarge { len, limit }) => format!(
@@ -777,7 +948,7 @@ impl Replies {
                 Pushed::Panicked(why) => format!("encoding the batch reply panicked: {why}"),
             };
             let error = Error::new(ErrorKind::FrameTooLarge, why);
-            self.send(&Id::Null, Err(error.into()));
+            self.queue(&Id::Null, Err(error.into()));
         }
     }
 }

@@ -21,8 +21,9 @@
 //!
 //! Any negative length other than `-1` is an error. [`FrameCodec`] refuses
 //! frames longer than its maximum in both directions; an incoming length is
-//! checked as soon as the header has arrived, before any buffer space is
-//! reserved for the payload, so a peer that is not speaking this protocol
+//! checked as soon as the header has arrived, and room for the payload grows
+//! with the bytes that arrive (at most doubling), never with what the
+//! header announces, so a peer that is not speaking this protocol
 //! (an HTTP client sending `GET `, which reads as 1,195,725,856 bytes) is
 //! refused from its first four bytes.
 //!
@@ -52,6 +53,9 @@ use tokio_util::codec::{Decoder, Encoder};
 
 /// The default largest payload, in bytes, [`FrameCodec`] accepts or sends: 16 MiB.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
+/// The least room a partly read frame asks for at a time (see [`FrameCodec::decode`]).
+const MIN_RESERVE: usize = 16 * 1024;
 
 /// Length of the short header: one `i32`.
 const SHORT_HEADER: usize = 4;
@@ -168,7 +172,11 @@ impl Decoder for FrameCodec {
             return Ok(None);
         };
         if src.len() < header.frame_len {
-            src.reserve(header.frame_len - src.len());
+            // Room grows with what has arrived, not with what the header
+            // announces: a peer that announces 16 MiB and sends 4 bytes
+            // holds 4 bytes' worth, not 16 MiB of address space.
+            let announced = header.frame_len - src.len();
+            src.reserve(announced.min(src.len().max(MIN_RESERVE)));
             return Ok(None);
         }
         src.advance(header.len);
@@ -403,6 +411,18 @@ mod tests {
         let mut buf = BytesMut::from(&b"\x00\x00\x01\x00abc"[..]);
         assert_eq!(FrameCodec::default().decode(&mut buf).unwrap(), None);
         assert!(buf.capacity() >= 4 + 256);
+    }
+
+    #[test]
+    fn room_for_a_large_frame_grows_with_what_arrived_not_with_its_header() {
+        let mut buf = BytesMut::from(&b"\x00\xff\xff\xffabc"[..]);
+        let mut codec = FrameCodec::new(usize::MAX);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.capacity() < 64 * 1024, "{}", buf.capacity());
+        // As bytes arrive, room at most doubles what is there.
+        buf.extend_from_slice(&[0; 100_000]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.capacity() <= 2 * buf.len() + 64 * 1024, "{}", buf.capacity());
     }
 
     #[test]

@@ -32,6 +32,8 @@ use crate::frame::{FrameError, begin_frame, finish_spliced_frame};
 pub(crate) struct Outbox {
     state: Mutex<State>,
     ready: Notify,
+    /// Woken when the writer takes what is queued: room for more.
+    room: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -218,6 +220,7 @@ impl Outbox {
     pub(crate) fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_one();
+        self.room.notify_waiters();
     }
 
     /// Moves everything queued into `out` (which must be empty), leaving
@@ -227,7 +230,35 @@ impl Outbox {
         debug_assert!(out.is_empty());
         let mut state = self.lock();
         std::mem::swap(&mut state.chunks, out);
-        state.closed
+        let closed = state.closed;
+        drop(state);
+        if !out.is_empty() {
+            self.room.notify_waiters();
+        }
+        closed
+    }
+
+    /// How many bytes are queued.
+    pub(crate) fn queued(&self) -> usize {
+        self.lock().chunks.len()
+    }
+
+    /// Completes once fewer than `cap` bytes are queued (at once if they
+    /// are), or the outbox is closed.
+    pub(crate) async fn room_below(&self, cap: usize) {
+        loop {
+            let taken = self.room.notified();
+            tokio::pin!(taken);
+            // Registered before the check, so a take in between is not missed.
+            taken.as_mut().enable();
+            {
+                let state = self.lock();
+                if state.closed || state.chunks.len() < cap {
+                    return;
+                }
+            }
+            taken.await;
+        }
     }
 
     /// Whether nothing is queued.
