@@ -363,7 +363,10 @@ impl ServerConnection<'_> {
         batch: &mut Batch,
         draining: bool,
     ) -> Result<(), Error> {
-        match self.codec.decode_request_within(frame, self.limits.max_batch) {
+        match self
+            .codec
+            .decode_request_within(frame, self.limits.max_batch)
+        {
             Incoming::Request(request) if draining => {
                 if let Some(id) = request.id {
                     replies.queue(&id, Err(shutting_down().into()));

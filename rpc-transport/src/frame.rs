@@ -422,7 +422,11 @@ mod tests {
         // As bytes arrive, room at most doubles what is there.
         buf.extend_from_slice(&[0; 100_000]);
         assert_eq!(codec.decode(&mut buf).unwrap(), None);
-        assert!(buf.capacity() <= 2 * buf.len() + 64 * 1024, "{}", buf.capacity());
+        assert!(
+            buf.capacity() <= 2 * buf.len() + 64 * 1024,
+            "{}",
+            buf.capacity()
+        );
     }
 
     #[test]
