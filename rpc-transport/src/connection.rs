@@ -6,14 +6,25 @@
 //! without a task of its own, the rest are spawned into the connection's
 //! `JoinSet`, so they end with the connection.
 //!
-//! The connection's limits ([`Limits`]) are enforced here: at
-//! `max_in_flight` running calls the loop stops reading, so a peer that
-//! floods requests or never reads its replies is held by TCP's own
-//! backpressure, and one that takes no reply bytes for `write_timeout` is
-//! closed; `max_invalid_messages` malformed messages close it; an idle
-//! connection is closed after `idle_timeout`. At shutdown it tells the
-//! client it is going away, answers new requests with a "shutting down"
-//! error, and gives running calls `shutdown_grace` to finish.
+//! The connection's limits ([`Limits`]) are enforced here, each before the
+//! memory or time it bounds is spent:
+//!
+//! | what the peer makes it hold | bound |
+//! |---|---|
+//! | calls running | `max_in_flight`: at it the loop stops reading |
+//! | encoded replies not yet written | `max_queued_reply_bytes`: at it the loop stops reading, and spawned calls wait to encode theirs |
+//! | one reply, one batch's reply | the smaller of the server's and the client's `max_frame_bytes`; a batch's members are encoded as they finish, and those past the limit are answered over budget (the rest not run) |
+//! | a partly read frame | room grows with the bytes that arrived; it must be whole within `frame_timeout` |
+//! | replies it does not read | `write_timeout`: in each window that long it must take 64 KiB (or all that is left) |
+//! | malformed messages | `max_invalid_messages`, then closed |
+//! | an idle connection | `idle_timeout` |
+//!
+//! A frame of 1 MiB or more is handled with `block_in_place`, so a long
+//! decode moves this worker's other connections to another thread instead
+//! of holding them up. At shutdown it tells the client it is going away,
+//! answers requests with a "shutting down" error, gives running calls
+//! `shutdown_grace` to finish, and closes once none is running and the
+//! client has closed (our clients close on the notice) or the grace ended.
 //!
 //! An idle connection holds little: reads go into a 2 KiB buffer until one
 //! fills it, and buffers a large message grew are released once empty.
