@@ -147,9 +147,10 @@ impl Admission {
             _ => Group::Alone(id),
         };
         if let Group::Address(_) = group {
-            let held = state.groups.get(&group).map_or(0, |stages| {
-                stages.iter().map(BTreeSet::len).sum::<usize>()
-            });
+            let held = state
+                .groups
+                .get(&group)
+                .map_or(0, |stages| stages.iter().map(BTreeSet::len).sum::<usize>());
             if held >= self.max_per_address {
                 self.shed(&mut state, Some(group), Shed::PerAddress);
             }

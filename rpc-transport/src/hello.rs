@@ -186,12 +186,18 @@ mod tests {
 
     #[test]
     fn a_codec_name_cannot_forge_a_log_line_or_make_a_long_one() {
-        let forged = format!("json\n2030-01-01T00:00:00Z  INFO FORGED{}", "x".repeat(1 << 20));
+        let forged = format!(
+            "json\n2030-01-01T00:00:00Z  INFO FORGED{}",
+            "x".repeat(1 << 20)
+        );
         let Answer::Refuse { error } = hello(&forged).answer(&["json".into()], 2048) else {
             panic!("refused");
         };
         assert!(!error.contains('\n'), "{error}");
-        assert!(error.contains(r"json\n2030-01-01T00:00:00Z  INFO FORGED"), "{error}");
+        assert!(
+            error.contains(r"json\n2030-01-01T00:00:00Z  INFO FORGED"),
+            "{error}"
+        );
         assert!(error.len() < 400, "{} bytes", error.len());
     }
 
@@ -213,7 +219,10 @@ mod tests {
             assert!(refusal.len() < 500, "{} bytes", refusal.len());
             let back = Answer::decode(&refusal).unwrap_err();
             assert_eq!(back.kind(), ErrorKind::Protocol);
-            assert!(back.message().starts_with("the first frame after authentication is not a hello"));
+            assert!(
+                back.message()
+                    .starts_with("the first frame after authentication is not a hello")
+            );
             assert!(!back.message().contains('\n'), "{back}");
         }
     }

@@ -407,7 +407,9 @@ fn connection_failed(e: &Error) {
     static ENDED: Every = Every::second();
     if e.kind() == ErrorKind::Authentication {
         match REFUSED.ready() {
-            Some(suppressed) => warn!(error = %e, suppressed, "refused a connection before authentication"),
+            Some(suppressed) => {
+                warn!(error = %e, suppressed, "refused a connection before authentication")
+            }
             None => debug!(error = %e, "refused a connection before authentication"),
         }
     } else {
