@@ -5,7 +5,7 @@
 //! ```text
 //! client → {"protocol":1,"codec":"bincode","max_frame_bytes":16777216}
 //! server → {"protocol":1,"codec":"bincode","max_frame_bytes":16777216}
-//!       or {"error":"the server does not accept the codec \"cbor\"; it accepts: bincode, json"}, then closes
+//!       or {"error":"the server does not accept the codec `cbor`; it accepts: bincode, json"}, then closes
 //! ```
 //!
 //! A first frame that is not a hello at all (not JSON, a duplicate key, a
@@ -76,7 +76,7 @@ impl Hello {
                 ErrorKind::Protocol,
                 format!(
                     "the first frame after authentication is not a hello: {}",
-                    peer_text(&why)
+                    unquoted(&why)
                 ),
             )
         })
@@ -101,7 +101,7 @@ impl Hello {
         if !codecs.contains(&self.codec) {
             let error = format!(
                 "{CODEC_REFUSED} {}; it accepts: {}",
-                peer_text(&self.codec),
+                codec_name(&self.codec),
                 codecs.join(", ")
             );
             return Answer::Refuse { error };
@@ -111,6 +111,26 @@ impl Hello {
             codec: self.codec.clone(),
             max_frame_bytes,
         })
+    }
+}
+
+/// `text` escaped and cut as [`peer_text`] does, without its quotes.
+fn unquoted(text: &str) -> String {
+    let shown = peer_text(text).to_string();
+    match shown.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(inner) => inner.to_owned(),
+        None => shown,
+    }
+}
+
+/// A codec name as a refusal shows it: in backticks when it looks like
+/// one, else as [`peer_text`] (escaped, cut short).
+fn codec_name(name: &str) -> String {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"-_.".contains(&b);
+    if name.len() <= 64 && name.bytes().all(plain) {
+        format!("`{name}`")
+    } else {
+        peer_text(name).to_string()
     }
 }
 
@@ -181,7 +201,7 @@ mod tests {
         let answer = hello("cbor").answer(&["bincode".into()], 2048);
         let e = Answer::decode(&answer.encode()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::CodecRejected);
-        assert!(e.message().contains("\"cbor\"; it accepts: bincode"), "{e}");
+        assert!(e.message().contains("`cbor`; it accepts: bincode"), "{e}");
     }
 
     #[test]

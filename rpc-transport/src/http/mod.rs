@@ -278,7 +278,8 @@ impl HttpListening {
         let limits = gateway.server.config().limits();
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(limits.http_header_timeout)
+            // A head cannot take longer than the whole request may.
+            .header_read_timeout(limits.http_header_timeout.min(gateway.request_timeout))
             .max_buf_size(listener::MAX_HEAD_BUFFER);
         let connections = GracefulShutdown::new();
         // Held here so that whatever outlives the shutdown is dropped with it.
