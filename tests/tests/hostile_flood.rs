@@ -20,6 +20,7 @@ use common::{
 use rpc_transport::handshake::{
     CHALLENGE, WELCOME, answer_challenge, make_challenge, verify_answer,
 };
+use rpc_transport::http::{HttpConfig, HttpGateway};
 use rpc_transport::limits::Limits;
 use rpc_transport::metrics::{Metrics, Refused};
 use rpc_transport::{Server, ServerConfig};
@@ -359,4 +360,86 @@ async fn failed_connections_are_logged_once_a_second_with_a_count() {
     let stderr = server.stderr_text();
     let lines = stderr.lines().filter(|l| l.contains("WARN")).count();
     assert!((1..=10).contains(&lines), "{lines} lines:\n{stderr}");
+}
+
+/// A probe server with a TCP listener and an HTTP gateway, and its metrics.
+struct Both {
+    tcp: SocketAddr,
+    http: SocketAddr,
+    metrics: Arc<Metrics>,
+    _tasks: [TaskGuard<()>; 2],
+}
+
+async fn serve_both(config: ServerConfig) -> Both {
+    let server = Server::new(config, probe().0);
+    let http_config = HttpConfig::builder()
+        .listen("127.0.0.1:0")
+        .password("not-the-key")
+        .build()
+        .unwrap();
+    let gateway = HttpGateway::new(http_config, &server).unwrap();
+    let http = within("the gateway to bind", gateway.bind()).await.unwrap();
+    let tcp = within("the server to bind", server.clone().bind())
+        .await
+        .unwrap();
+    Both {
+        tcp: tcp.local_addr().parse().unwrap(),
+        http: http.local_addr().parse().unwrap(),
+        metrics: server.metrics().clone(),
+        _tasks: [
+            TaskGuard(tokio::spawn(tcp.serve())),
+            TaskGuard(tokio::spawn(http.serve())),
+        ],
+    }
+}
+
+#[tokio::test]
+async fn silent_http_connections_are_pending_with_the_tcp_ones_and_shed_alike() {
+    let limits = Limits {
+        max_pending_handshakes: 16,
+        ..Limits::default()
+    };
+    let both = serve_both(server_builder().limits(limits).build().unwrap()).await;
+    let mut first = connect_from(2, both.http).await;
+    let _rest = silent(40, 2, both.http).await;
+    seen(&both.metrics, 41).await;
+    // The first made way for later ones, and was closed.
+    expect_closed(&mut first).await;
+    assert!(both.metrics.refused_count(Refused::HandshakeShed) >= 25);
+    // A TCP client that takes its time still gets in.
+    let mut honest = connect_from(1, both.tcp).await;
+    let challenge = expect_frame(&mut honest, "the challenge").await;
+    let _more = silent(40, 2, both.http).await;
+    finish_login(&mut honest, &challenge, Duration::from_millis(20)).await;
+}
+
+#[tokio::test]
+async fn an_http_client_cannot_pin_more_than_64_kib_of_unfinished_headers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let both = serve_both(server_builder().build().unwrap()).await;
+    let mut stream = connect_from(1, both.http).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let line = format!("X-Pad: {}\r\n", "a".repeat(1000));
+    // 396 KB of headers that never end; the server stops taking them at 64 KiB.
+    for _ in 0..396 {
+        if stream.write_all(line.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let mut reply = vec![0u8; 256];
+    let n = within_for(
+        Duration::from_secs(3),
+        "the server to refuse",
+        stream.read(&mut reply),
+    )
+    .await
+    .unwrap_or(0);
+    let reply = String::from_utf8_lossy(&reply[..n]);
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 431"),
+        "{reply}"
+    );
 }
