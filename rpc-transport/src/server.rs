@@ -21,14 +21,18 @@
 //! # Limits
 //!
 //! [`Limits`](crate::config::Limits) bound what peers can make the server
-//! hold: past `max_connections` a new connection is closed at once; a
-//! connection is pending from `accept` until its hello is read, and past
-//! `max_pending_handshakes` (or `max_pending_per_ip` from one address) the
-//! pending one that made the least progress is shed (see
-//! [`crate::admission`]), so silent peers cannot crowd out a real client; a
-//! peer that has not answered the challenge within `first_answer_timeout`
-//! is dropped as junk; each connection bounds its calls in flight, its
-//! invalid messages and its idle time.
+//! hold: past `max_connections` a new connection is closed at once. A
+//! connection is pending from `accept` until its hello is read (an HTTP
+//! one, until its first request head is whole), and when one more arrives
+//! at `max_pending_handshakes`, one is shed: of those that made the least
+//! progress (connected; answered our challenge; authenticated), one from the
+//! source address holding the most of them, the oldest first. An address
+//! holding `max_pending_per_ip` sheds its own first (`trusted_proxies` are
+//! exempt). So a flood of silent peers sheds its own, and a client that
+//! answered the challenge outlives any number of them. A peer that has not
+//! answered the challenge within `first_answer_timeout` is dropped as junk.
+//! Each connection bounds its calls in flight, its invalid messages and its
+//! idle time.
 //!
 //! # Shutdown
 //!

@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Junk connections connect and send nothing; each is held until the server
-//! closes it or the run ends. An honest login is the client side of the
+//! closes it or `--hold-ms` after the flood ends. An honest login is the client side of the
 //! authkey handshake and the hello, written by hand so that each message
 //! can wait `--rtt-ms` first (a round trip the server has to wait out); it
 //! counts when the hello is accepted, within 10 s. The honest logins start
@@ -70,6 +70,9 @@ struct Args {
     /// The authkey.
     #[arg(long, default_value = "peerbench")]
     key: String,
+    /// How long the junk is held after the flood ends, in ms.
+    #[arg(long, default_value_t = 500)]
+    hold_ms: u64,
     /// The codec of the hello.
     #[arg(long, default_value = "bincode")]
     codec: String,
@@ -190,8 +193,9 @@ async fn flood(args: Arc<Args>, to: SocketAddr, run: Duration, counts: Arc<Count
         }
         while holders.try_join_next().is_some() {}
     }
-    // Held for the rest of the honest logins' run, then all closed.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Held a while longer (the honest logins' last ones), then all closed.
+    let hold = Duration::from_millis(args.hold_ms).min(Duration::from_secs(MAX_SECONDS));
+    tokio::time::sleep(hold).await;
     holders.abort_all();
     while holders.join_next().await.is_some() {}
 }

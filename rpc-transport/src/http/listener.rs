@@ -6,7 +6,7 @@
 //! listener: hyper itself has no write timer.
 //!
 //! Until it has sent a whole request head, a connection is pending in the
-//! server's [admission](crate::admission) registry, with the TCP listener's
+//! server's admission registry (`crate::admission`), with the TCP listener's
 //! connections: [`FirstHead`] gives its place up when hyper hands over the
 //! first request.
 
