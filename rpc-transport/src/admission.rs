@@ -24,6 +24,7 @@
 //! address of its own. When the process runs out of descriptors, a listener
 //! sheds one the same way ([`Admission::shed_one`]) and accepts again.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -111,8 +112,17 @@ struct State {
     entries: BTreeMap<u64, Entry>,
     /// Per group, its entries per stage, oldest first.
     groups: HashMap<Group, [BTreeSet<u64>; STAGES]>,
-    /// Per stage, `(entries in that stage, group)` for every group with some.
-    ranks: [BTreeSet<(usize, Group)>; STAGES],
+    /// Per stage, every group with entries in it, the one to shed from
+    /// last: the most entries, then the oldest.
+    ranks: [BTreeSet<Rank>; STAGES],
+}
+
+/// A group's rank in one stage: its entries there, its oldest there.
+type Rank = (usize, Reverse<u64>, Group);
+
+fn rank(ids: &BTreeSet<u64>, group: Group) -> Option<Rank> {
+    let oldest = *ids.first()?;
+    Some((ids.len(), Reverse(oldest), group))
 }
 
 #[derive(Debug)]
@@ -232,7 +242,7 @@ impl State {
                 stages.iter().find_map(|ids| ids.first().copied())
             }
             None => {
-                let (_, group) = self.ranks.iter().find_map(|rank| rank.last())?;
+                let (_, _, group) = self.ranks.iter().find_map(|rank| rank.last())?;
                 let stages = self.groups.get(group)?;
                 stages.iter().find_map(|ids| ids.first().copied())
             }
@@ -247,11 +257,10 @@ impl State {
 
     fn place(&mut self, id: u64, group: Group, stage: Stage) {
         let ids = &mut self.groups.entry(group).or_default()[stage as usize];
-        let before = ids.len();
+        let before = rank(ids, group);
         ids.insert(id);
-        let rank = &mut self.ranks[stage as usize];
-        rank.remove(&(before, group));
-        rank.insert((before + 1, group));
+        let after = rank(ids, group);
+        self.rerank(stage, before, after);
     }
 
     fn unplace(&mut self, id: u64, group: Group, stage: Stage) {
@@ -259,17 +268,24 @@ impl State {
             return;
         };
         let ids = &mut stages[stage as usize];
-        let before = ids.len();
+        let before = rank(ids, group);
         if !ids.remove(&id) {
             return;
         }
-        let rank = &mut self.ranks[stage as usize];
-        rank.remove(&(before, group));
-        if before > 1 {
-            rank.insert((before - 1, group));
-        }
+        let after = rank(ids, group);
         if stages.iter().all(BTreeSet::is_empty) {
             self.groups.remove(&group);
+        }
+        self.rerank(stage, before, after);
+    }
+
+    fn rerank(&mut self, stage: Stage, before: Option<Rank>, after: Option<Rank>) {
+        let ranks = &mut self.ranks[stage as usize];
+        if let Some(before) = before {
+            ranks.remove(&before);
+        }
+        if let Some(after) = after {
+            ranks.insert(after);
         }
     }
 }
@@ -364,6 +380,19 @@ mod tests {
     }
 
     #[test]
+    fn among_addresses_holding_as_many_the_oldest_entry_goes_first() {
+        let admission = admission(3, 100, &[]);
+        let mut from_9 = admission.admit(ip(9));
+        let mut from_1 = admission.admit(ip(1));
+        let mut from_5 = admission.admit(ip(5));
+        let _from_3 = admission.admit(ip(3));
+        assert_eq!(shed_now(&mut from_9), Some(Shed::Crowded));
+        let _from_2 = admission.admit(ip(2));
+        assert_eq!(shed_now(&mut from_1), Some(Shed::Crowded));
+        assert_eq!(shed_now(&mut from_5), None);
+    }
+
+    #[test]
     fn an_address_at_its_cap_sheds_its_own_least_advanced_first() {
         let admission = admission(100, 3, &[]);
         let mut answered = admission.admit(ip(1));
@@ -397,5 +426,59 @@ mod tests {
         drop(silent);
         assert_eq!(admission.len(), 0);
         assert!(!admission.shed_one());
+    }
+
+    /// The victim a plain reading of the policy picks, from the entries alone.
+    fn expected_victim(state: &State) -> Option<u64> {
+        let stage = state.entries.values().map(|e| e.stage).min()?;
+        let mut counts: HashMap<Group, (usize, u64)> = HashMap::new();
+        for (&id, entry) in state.entries.iter().filter(|(_, e)| e.stage == stage) {
+            let count = counts.entry(entry.group).or_insert((0, id));
+            count.0 += 1;
+            count.1 = count.1.min(id);
+        }
+        let most = counts.values().map(|c| c.0).max()?;
+        counts.values().filter(|c| c.0 == most).map(|c| c.1).min()
+    }
+
+    #[test]
+    fn the_indexes_pick_what_the_policy_says_through_random_traffic() {
+        let admission = admission(24, 10, &["127.0.0.7"]);
+        let mut held: Vec<(Pending, Notice)> = Vec::new();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..5_000 {
+            {
+                let state = admission.lock();
+                assert_eq!(state.victim(None), expected_victim(&state));
+                assert!(state.entries.len() <= 24);
+                let ranked: usize = state.ranks.iter().map(BTreeSet::len).sum();
+                let placed: usize = state
+                    .groups
+                    .values()
+                    .map(|s| s.iter().filter(|ids| !ids.is_empty()).count())
+                    .sum();
+                assert_eq!(ranked, placed);
+            }
+            match next() % 4 {
+                0 | 1 => held.push(admission.admit(ip((next() % 8) as u8))),
+                2 if !held.is_empty() => {
+                    let i = (next() as usize) % held.len();
+                    let stage = [Stage::Answered, Stage::Authenticated][(next() % 2) as usize];
+                    held[i].0.advance(stage);
+                }
+                _ if !held.is_empty() => {
+                    let i = (next() as usize) % held.len();
+                    held.swap_remove(i);
+                }
+                _ => {}
+            }
+            held.retain_mut(|p| shed_now(p).is_none());
+        }
     }
 }
