@@ -109,6 +109,10 @@ pub enum AuthError {
     /// The handshake did not finish within [`AuthOptions::timeout`].
     #[error("authentication handshake timed out after {0:?}")]
     Timeout(Duration),
+    /// The peer did not answer our challenge in time (the server's
+    /// `first_answer_timeout`).
+    #[error("no answer to the challenge within {0:?} (first_answer_timeout)")]
+    NoAnswer(Duration),
     /// The peer closed the connection before the handshake finished.
     #[error("connection closed during the authentication handshake")]
     Closed,
@@ -321,7 +325,32 @@ pub async fn accept<T>(
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    run(framed, authkey, opts, Role::Server).await
+    run(framed, authkey, opts, Role::Server, None, || {}).await
+}
+
+/// [`accept`], with the peer's answer to our challenge due within
+/// `first_answer` ([`AuthError::NoAnswer`] otherwise), and `answered`
+/// called once that answer proved right: a server tells junk from slow
+/// clients by it.
+pub(crate) async fn accept_timed<T>(
+    framed: &mut Framed<T, FrameCodec>,
+    authkey: &[u8],
+    opts: &AuthOptions,
+    first_answer: Duration,
+    answered: impl FnOnce(),
+) -> Result<(), AuthError>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    run(
+        framed,
+        authkey,
+        opts,
+        Role::Server,
+        Some(first_answer),
+        answered,
+    )
+    .await
 }
 
 /// Runs the client side: answers the server's challenge, then challenges it.
@@ -340,7 +369,7 @@ pub async fn connect<T>(
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    run(framed, authkey, opts, Role::Client).await
+    run(framed, authkey, opts, Role::Client, None, || {}).await
 }
 
 /// Which side challenges first.
@@ -357,13 +386,28 @@ async fn run<T>(
     authkey: &[u8],
     opts: &AuthOptions,
     role: Role,
+    first_answer: Option<Duration>,
+    answered: impl FnOnce(),
 ) -> Result<(), AuthError>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let previous = framed.codec().max_frame_bytes();
     framed.codec_mut().set_max_frame_bytes(HANDSHAKE_MAX_FRAME);
-    let exchange = exchange(framed, authkey, opts.allow_legacy, role);
+    let legacy = opts.allow_legacy;
+    let exchange = async {
+        match role {
+            Role::Server => {
+                deliver(framed, authkey, legacy, first_answer).await?;
+                answered();
+                respond(framed, authkey, legacy).await
+            }
+            Role::Client => {
+                respond(framed, authkey, legacy).await?;
+                deliver(framed, authkey, legacy, None).await
+            }
+        }
+    };
     let result = tokio::time::timeout(opts.timeout, exchange)
         .await
         .unwrap_or(Err(AuthError::Timeout(opts.timeout)));
@@ -371,39 +415,24 @@ where
     result
 }
 
-async fn exchange<T>(
-    framed: &mut Framed<T, FrameCodec>,
-    authkey: &[u8],
-    allow_legacy: bool,
-    role: Role,
-) -> Result<(), AuthError>
-where
-    T: AsyncRead + AsyncWrite + Unpin,
-{
-    match role {
-        Role::Server => {
-            deliver(framed, authkey, allow_legacy).await?;
-            respond(framed, authkey, allow_legacy).await
-        }
-        Role::Client => {
-            respond(framed, authkey, allow_legacy).await?;
-            deliver(framed, authkey, allow_legacy).await
-        }
-    }
-}
-
 /// Challenges the peer, checks its answer and tells it the verdict.
 async fn deliver<T>(
     framed: &mut Framed<T, FrameCodec>,
     authkey: &[u8],
     allow_legacy: bool,
+    within: Option<Duration>,
 ) -> Result<(), AuthError>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let challenge = make_challenge(&random_bytes()?);
     framed.send(&challenge).await?;
-    let answer = recv(framed).await?;
+    let answer = match within {
+        Some(limit) => tokio::time::timeout(limit, recv(framed))
+            .await
+            .map_err(|_| AuthError::NoAnswer(limit))??,
+        None => recv(framed).await?,
+    };
     let message = &challenge[CHALLENGE.len()..];
     if let Err(err) = verify_answer(authkey, message, &answer, allow_legacy) {
         // The verdict matters more than whether the peer is still there to hear it.
@@ -693,6 +722,36 @@ mod tests {
             err.to_string(),
             "authentication handshake timed out after 5s"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_does_not_answer_the_challenge_in_time_is_dropped_as_junk() {
+        let (mut server, _client) = pair();
+        let mut answered = false;
+        let first_answer = Duration::from_secs(2);
+        let err = accept_timed(&mut server, KEY, &STRICT, first_answer, || answered = true)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AuthError::NoAnswer(t) if t == first_answer));
+        assert_eq!(
+            err.to_string(),
+            "no answer to the challenge within 2s (first_answer_timeout)"
+        );
+        assert!(!answered);
+    }
+
+    #[tokio::test]
+    async fn a_right_answer_is_reported_and_the_handshake_goes_on() {
+        let (mut server, mut client) = pair();
+        let mut answered = false;
+        let first_answer = Duration::from_secs(2);
+        let (accepted, connected) = tokio::join!(
+            accept_timed(&mut server, KEY, &STRICT, first_answer, || answered = true),
+            connect(&mut client, KEY, &STRICT)
+        );
+        accepted.unwrap();
+        connected.unwrap();
+        assert!(answered);
     }
 
     #[tokio::test]

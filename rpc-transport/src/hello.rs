@@ -8,12 +8,20 @@
 //!       or {"error":"the server does not accept the codec `cbor`; it accepts: bincode, json"}, then closes
 //! ```
 //!
+//! A first frame that is not a hello at all (not JSON, a duplicate key, a
+//! `max_frame_bytes` of -1, 1e20 or a string) is refused the same way, with
+//! `{"error":…}`, before the server closes. Whatever a peer wrote appears in
+//! a refusal only through [`crate::quiet::peer_text`]: escaped, and cut at
+//! 200 bytes, so it can forge no log line and make no long one.
+//!
 //! The hello is JSON whatever the codec, so its first byte is `{`, never
 //! `0x80`: a server tells its own clients from Python peers (whose first frame
 //! is a pickle) by that byte. After the hello, the server never speaks first.
 
 use rpc_core::{Error, ErrorKind};
 use serde::{Deserialize, Serialize};
+
+use crate::quiet::peer_text;
 
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -22,6 +30,10 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// allows: below it not even an error reply would fit, and calls would go
 /// unanswered.
 pub const MIN_FRAME_BYTES: usize = 1024;
+
+/// How a refusal of the codec begins; a client tells it from other
+/// refusals by it.
+const CODEC_REFUSED: &str = "the server does not accept the codec";
 
 /// The client's hello, and the server's accepting answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -53,12 +65,19 @@ impl Hello {
         serde_json::to_vec(self).expect("a hello always encodes")
     }
 
-    /// Reads a client's hello.
+    /// Reads a client's hello. The error says why, quoting at most a
+    /// short, escaped part of what the peer sent; [`Answer::refusing`]
+    /// turns it into the frame to send back.
     pub fn decode(payload: &[u8]) -> Result<Hello, Error> {
         serde_json::from_slice(payload).map_err(|e| {
+            // serde's message quotes the peer's own strings, of any length.
+            let why = e.to_string();
             Error::new(
                 ErrorKind::Protocol,
-                format!("the first frame after authentication is not a hello: {e}"),
+                format!(
+                    "the first frame after authentication is not a hello: {}",
+                    unquoted(&why)
+                ),
             )
         })
     }
@@ -81,8 +100,8 @@ impl Hello {
         }
         if !codecs.contains(&self.codec) {
             let error = format!(
-                "the server does not accept the codec `{}`; it accepts: {}",
-                self.codec,
+                "{CODEC_REFUSED} {}; it accepts: {}",
+                codec_name(&self.codec),
                 codecs.join(", ")
             );
             return Answer::Refuse { error };
@@ -95,7 +114,35 @@ impl Hello {
     }
 }
 
+/// `text` escaped and cut as [`peer_text`] does, without its quotes.
+fn unquoted(text: &str) -> String {
+    let shown = peer_text(text).to_string();
+    match shown.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(inner) => inner.to_owned(),
+        None => shown,
+    }
+}
+
+/// A codec name as a refusal shows it: in backticks when it looks like
+/// one, else as [`peer_text`] (escaped, cut short).
+fn codec_name(name: &str) -> String {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"-_.".contains(&b);
+    if name.len() <= 64 && name.bytes().all(plain) {
+        format!("`{name}`")
+    } else {
+        peer_text(name).to_string()
+    }
+}
+
 impl Answer {
+    /// The refusal that tells a peer why its first frame was not read as
+    /// a hello (the error of [`Hello::decode`]).
+    pub fn refusing(error: &Error) -> Answer {
+        Answer::Refuse {
+            error: error.message().to_owned(),
+        }
+    }
+
     /// Encodes the answer as one frame payload.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an answer always encodes")
@@ -111,7 +158,7 @@ impl Answer {
         })?;
         match answer {
             Answer::Accept(hello) => Ok(hello),
-            Answer::Refuse { error } if error.contains("codec") => {
+            Answer::Refuse { error } if error.starts_with(CODEC_REFUSED) => {
                 Err(Error::new(ErrorKind::CodecRejected, error))
             }
             Answer::Refuse { error } => Err(Error::new(ErrorKind::Protocol, error)),
@@ -155,6 +202,49 @@ mod tests {
         let e = Answer::decode(&answer.encode()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::CodecRejected);
         assert!(e.message().contains("`cbor`; it accepts: bincode"), "{e}");
+    }
+
+    #[test]
+    fn a_codec_name_cannot_forge_a_log_line_or_make_a_long_one() {
+        let forged = format!(
+            "json\n2030-01-01T00:00:00Z  INFO FORGED{}",
+            "x".repeat(1 << 20)
+        );
+        let Answer::Refuse { error } = hello(&forged).answer(&["json".into()], 2048) else {
+            panic!("refused");
+        };
+        assert!(!error.contains('\n'), "{error}");
+        assert!(
+            error.contains(r"json\n2030-01-01T00:00:00Z  INFO FORGED"),
+            "{error}"
+        );
+        assert!(error.len() < 400, "{} bytes", error.len());
+    }
+
+    #[test]
+    fn a_hello_that_does_not_parse_is_refused_briefly_and_escaped() {
+        let long = format!(
+            r#"{{"protocol":1,"codec":"json","max_frame_bytes":"{}\n FORGED"}}"#,
+            "9".repeat(1 << 20)
+        );
+        for bad in [
+            r#"{"protocol":1,"codec":"json","max_frame_bytes":-1}"#,
+            r#"{"protocol":1,"codec":"json","max_frame_bytes":1e20}"#,
+            r#"{"protocol":1,"codec":"json","codec":"json","max_frame_bytes":2048}"#,
+            "not json",
+            &long,
+        ] {
+            let e = Hello::decode(bad.as_bytes()).unwrap_err();
+            let refusal = Answer::refusing(&e).encode();
+            assert!(refusal.len() < 500, "{} bytes", refusal.len());
+            let back = Answer::decode(&refusal).unwrap_err();
+            assert_eq!(back.kind(), ErrorKind::Protocol);
+            assert!(
+                back.message()
+                    .starts_with("the first frame after authentication is not a hello")
+            );
+            assert!(!back.message().contains('\n'), "{back}");
+        }
     }
 
     #[test]

@@ -93,6 +93,7 @@
 //! TCP and Unix-domain sockets ship, and tests use in-memory pairs through
 //! [`Server::serve_stream`] and [`Connection::over`].
 
+mod admission;
 pub mod client;
 pub mod config;
 mod connection;

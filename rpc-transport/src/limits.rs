@@ -4,8 +4,8 @@
 //! ```toml
 //! [server.limits]
 //! max_connections = 10000        # more are accepted and closed at once
-//! max_pending_handshakes = 1024  # not yet authenticated, every listener together; past it one is shed
-//! max_pending_per_ip = 256       # of those, from one source address (trusted_proxies exempt)
+//! max_pending_handshakes = 4096  # not yet authenticated, every listener together; past it the least advanced is shed
+//! max_pending_per_ip = 2048      # of those, from one source address (trusted_proxies exempt)
 //! trusted_proxies = []           # addresses exempt from per-address caps and password delays
 //! first_answer_timeout_ms = 2000 # a TCP peer must answer the challenge within this
 //! http_header_timeout_ms = 5000  # an HTTP connection must send a whole request head within this
@@ -100,8 +100,8 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_connections: 10_000,
-            max_pending_handshakes: 1024,
-            max_pending_per_ip: 256,
+            max_pending_handshakes: 4096,
+            max_pending_per_ip: 2048,
             trusted_proxies: Vec::new(),
             first_answer_timeout: Duration::from_secs(2),
             http_header_timeout: Duration::from_secs(5),

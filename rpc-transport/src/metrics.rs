@@ -23,7 +23,7 @@
 //! | `rpc_connections_open` | gauge | `transport` |
 //! | `rpc_connections_total` | counter | `transport` |
 //! | `rpc_connections_refused_total` | counter | `reason` |
-//! | `rpc_handshakes_pending` | gauge | — |
+//! | `rpc_handshakes_pending` | gauge | — (connections of every listener not yet authenticated) |
 //! | `rpc_calls_in_flight` | gauge | — |
 //! | `rpc_bytes_read_total`, `rpc_bytes_written_total` | counter | `transport` |
 //!
@@ -74,17 +74,29 @@ impl Transport {
 pub enum Refused {
     /// `max_connections` was reached.
     MaxConnections,
-    /// The oldest pending handshake made way for a newer connection.
+    /// At `max_pending_handshakes`, a connection that had made the least
+    /// progress made way for a newer one.
     HandshakeShed,
     /// The handshake failed or timed out.
     Handshake,
+    /// Its source address held `max_pending_per_ip` unauthenticated
+    /// connections, and it had made the least progress of them.
+    PerAddressShed,
+    /// `accept` ran out of file descriptors, and this unauthenticated
+    /// connection had made the least progress.
+    DescriptorShed,
+    /// A TCP peer did not answer the challenge within `first_answer_timeout`.
+    FirstAnswerTimeout,
 }
 
 impl Refused {
-    const ALL: [Refused; 3] = [
+    const ALL: [Refused; 6] = [
         Refused::MaxConnections,
         Refused::HandshakeShed,
         Refused::Handshake,
+        Refused::PerAddressShed,
+        Refused::DescriptorShed,
+        Refused::FirstAnswerTimeout,
     ];
 
     fn label(self) -> &'static str {
@@ -92,6 +104,9 @@ impl Refused {
             Refused::MaxConnections => "max_connections",
             Refused::HandshakeShed => "handshake_shed",
             Refused::Handshake => "handshake",
+            Refused::PerAddressShed => "per_address_shed",
+            Refused::DescriptorShed => "descriptor_shed",
+            Refused::FirstAnswerTimeout => "first_answer_timeout",
         }
     }
 }
@@ -445,6 +460,22 @@ impl std::fmt::Debug for Gauge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_refusal_reason_is_rendered() {
+        let metrics = Metrics::new(&Registry::new());
+        metrics.refused(Refused::PerAddressShed);
+        metrics.refused(Refused::FirstAnswerTimeout);
+        let mut text = String::new();
+        metrics.render_prometheus(&mut text);
+        for line in [
+            "rpc_connections_refused_total{reason=\"per_address_shed\"} 1",
+            "rpc_connections_refused_total{reason=\"first_answer_timeout\"} 1",
+            "rpc_connections_refused_total{reason=\"descriptor_shed\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+    }
 
     #[test]
     fn an_empty_registry_renders_its_gauges_and_counts_unknown_methods() {

@@ -12,17 +12,27 @@
 //! ```
 //!
 //! One bad connection never affects another: a failed handshake, a malformed
-//! frame or a peer that vanishes ends that connection's task and is logged;
-//! the accept loop goes on, and backs off (and logs) when `accept` itself
-//! fails, as it does when the process runs out of file descriptors.
+//! frame or a peer that vanishes ends that connection's task and is logged
+//! (at most one line a second per kind, with how many were held back); the
+//! accept loop goes on. When `accept` fails for want of file descriptors,
+//! it sheds an unauthenticated connection (of any listener) and accepts
+//! again; other failures back off for 50 ms.
 //!
 //! # Limits
 //!
 //! [`Limits`](crate::config::Limits) bound what peers can make the server
-//! hold: past `max_connections` a new connection is closed at once; past
-//! `max_pending_handshakes` the *oldest* connection still in the handshake is
-//! dropped, so silent peers cannot crowd out a real client; each connection
-//! bounds its calls in flight, its invalid messages and its idle time.
+//! hold: past `max_connections` a new connection is closed at once. A
+//! connection is pending from `accept` until its hello is read (an HTTP
+//! one, until its first request head is whole), and when one more arrives
+//! at `max_pending_handshakes`, one is shed: of those that made the least
+//! progress (connected; answered our challenge; authenticated), one from the
+//! source address holding the most of them, the oldest first. An address
+//! holding `max_pending_per_ip` sheds its own first (`trusted_proxies` are
+//! exempt). So a flood of silent peers sheds its own, and a client that
+//! answered the challenge outlives any number of them. A peer that has not
+//! answered the challenge within `first_answer_timeout` is dropped as junk.
+//! Each connection bounds its calls in flight, its invalid messages and its
+//! idle time.
 //!
 //! # Shutdown
 //!
@@ -32,27 +42,28 @@
 //! flight finish for `shutdown_grace`, answers those still running with the
 //! same error, and returns once every connection has closed.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use rpc_core::{Error, ErrorKind, Registry};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::codec::Framed;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::admission::{Admission, Pending, Stage};
 use crate::config::ServerConfig;
 use crate::connection::ServerConnection;
 use crate::frame::FrameCodec;
-use crate::handshake::AuthOptions;
+use crate::handshake::{AuthError, AuthOptions};
 use crate::hello::{Answer, Hello};
 use crate::metrics::{Metrics, Refused, Transport};
 use crate::net::{Io, Listener};
+use crate::quiet::Every;
 use crate::session;
 
 /// pickle's PROTO opcode: the first byte of every frame a Python
@@ -74,21 +85,20 @@ struct Inner {
     draining: watch::Sender<bool>,
     /// The same, as a flag a connection's loop reads every turn.
     drain_started: AtomicBool,
-    handshakes: Mutex<Handshakes>,
+    /// The connections of every listener not yet authenticated.
+    admission: Arc<Admission>,
 }
 
-/// Connections still in the handshake, oldest first, each with the way to
-/// drop it.
-#[derive(Debug, Default)]
-struct Handshakes {
-    next: u64,
-    pending: BTreeMap<u64, oneshot::Sender<()>>,
-}
+/// The read buffer a new connection starts with: the handshake's frames
+/// are at most 260 bytes, and a pending connection should cost little.
+/// It grows as later frames need.
+const HANDSHAKE_READ_ROOM: usize = 64;
 
 impl Server {
     /// A server offering `registry`'s services under `config`.
     pub fn new(config: ServerConfig, registry: Registry) -> Server {
         let metrics = Metrics::new(&registry);
+        let admission = Arc::new(Admission::new(config.limits(), metrics.clone()));
         Server {
             inner: Arc::new(Inner {
                 config,
@@ -96,9 +106,14 @@ impl Server {
                 metrics,
                 draining: watch::Sender::new(false),
                 drain_started: AtomicBool::new(false),
-                handshakes: Mutex::default(),
+                admission,
             }),
         }
+    }
+
+    /// The connections of every listener not yet authenticated.
+    pub(crate) fn admission(&self) -> &Arc<Admission> {
+        &self.inner.admission
     }
 
     /// The services it offers.
@@ -157,16 +172,18 @@ impl Server {
     /// a peer that closes cleanly is `Ok`.
     pub async fn serve_stream<S: Io>(&self, io: S, peer: Option<SocketAddr>) -> Result<(), Error> {
         let config = &self.inner.config;
-        let mut framed = Framed::new(io, FrameCodec::new(config.max_frame_bytes()));
+        let (pending, mut notice) = self.inner.admission.admit(peer.map(|p| p.ip()));
+        let codec = FrameCodec::new(config.max_frame_bytes());
+        let mut framed = Framed::with_capacity(io, codec, HANDSHAKE_READ_ROOM);
         let open = self.inner.metrics.connection_opened(Transport::Tcp);
-        self.authenticate(&mut framed).await?;
-        // A Python client sends its first request when it makes its first
-        // call, which may be long after it connects: it gets the idle timeout.
-        let first_wait = match config.python_compat() {
-            true => config.limits().idle_timeout.unwrap_or(Duration::MAX),
-            false => config.handshake_timeout(),
+        let opening = self.open(&mut framed, pending);
+        let first = tokio::select! {
+            first = opening => first?,
+            // A shed connection was counted as such when it was shed.
+            why = notice.shed() => {
+                return Err(Error::new(ErrorKind::Authentication, why.reason(config.limits())));
+            }
         };
-        let first = session::read_frame(&mut framed, first_wait, "hello").await?;
         // Our hello is a JSON object; a Python peer's first frame is a
         // pickle (0x80 from protocol 2 on), or something to refuse as one.
         if config.python_compat() && first.first() != Some(&b'{') {
@@ -188,8 +205,14 @@ impl Server {
                  set `python_compat = true` in [server] to serve them",
             ));
         }
-        let hello = Hello::decode(&first)?;
-        // `first` shares the handshake's 8 KiB read buffer: let it go.
+        let hello = match Hello::decode(&first) {
+            Ok(hello) => hello,
+            Err(e) => {
+                // Told why, as a refused hello is; it may be gone already.
+                let _ = session::send_frame(&mut framed, Answer::refusing(&e).encode()).await;
+                return Err(e);
+            }
+        };
         drop(first);
         let answer = hello.answer(config.codecs(), config.max_frame_bytes());
         session::send_frame(&mut framed, answer.encode()).await?;
@@ -214,54 +237,55 @@ impl Server {
 }
 
 impl Server {
-    /// Authenticates the peer within the handshake timeout; dropped early
-    /// when newer connections need the room.
-    async fn authenticate<S: Io>(&self, framed: &mut Framed<S, FrameCodec>) -> Result<(), Error> {
+    /// Authenticates the peer and reads its first frame (its hello, or a
+    /// Python peer's first request). The connection stays pending until
+    /// the hello is read; a Python peer, which sends its first request
+    /// only when it makes its first call, stops being pending once
+    /// authenticated.
+    async fn open<S: Io>(
+        &self,
+        framed: &mut Framed<S, FrameCodec>,
+        pending: Pending,
+    ) -> Result<bytes::BytesMut, Error> {
+        let config = &self.inner.config;
+        self.authenticate(framed, &pending).await?;
+        pending.advance(Stage::Authenticated);
+        // A Python client sends its first request when it makes its first
+        // call, which may be long after it connects: it gets the idle timeout.
+        let first_wait = match config.python_compat() {
+            true => {
+                drop(pending);
+                config.limits().idle_timeout.unwrap_or(Duration::MAX)
+            }
+            false => config.handshake_timeout(),
+        };
+        session::read_frame(framed, first_wait, "hello").await
+    }
+
+    /// Authenticates the peer within the handshake timeout; the peer must
+    /// answer our challenge within `first_answer_timeout`.
+    async fn authenticate<S: Io>(
+        &self,
+        framed: &mut Framed<S, FrameCodec>,
+        pending: &Pending,
+    ) -> Result<(), Error> {
         let config = &self.inner.config;
         let opts = AuthOptions {
             timeout: config.handshake_timeout(),
             allow_legacy: config.allow_legacy_auth(),
         };
-        let _pending = self.inner.metrics.handshake_started();
-        let (seq, shed) = self.pending_handshake();
-        let opening = session::accept(framed, config.authkey().as_bytes(), &opts);
-        let opened = tokio::select! {
-            // A shed handshake was counted as such when it was shed.
-            opened = opening => opened.inspect_err(|_| self.inner.metrics.refused(Refused::Handshake)),
-            Ok(()) = shed => Err(Error::new(
-                ErrorKind::Authentication,
-                format!(
-                    "dropped before authenticating: {} newer connections were waiting \
-                     for their handshake (max_pending_handshakes)",
-                    config.limits().max_pending_handshakes
-                ),
-            )),
-        };
-        self.inner
-            .handshakes
-            .lock()
-            .expect("handshakes lock")
-            .pending
-            .remove(&seq);
-        opened
-    }
-
-    /// Registers a pending handshake, dropping the oldest one when at the cap.
-    fn pending_handshake(&self) -> (u64, oneshot::Receiver<()>) {
-        let (tx, rx) = oneshot::channel();
-        let cap = self.inner.config.limits().max_pending_handshakes;
-        let mut handshakes = self.inner.handshakes.lock().expect("handshakes lock");
-        while handshakes.pending.len() >= cap {
-            let Some((_, oldest)) = handshakes.pending.pop_first() else {
-                break;
-            };
-            self.inner.metrics.refused(Refused::HandshakeShed);
-            let _ = oldest.send(());
-        }
-        handshakes.next += 1;
-        let seq = handshakes.next;
-        handshakes.pending.insert(seq, tx);
-        (seq, rx)
+        let first_answer = config.limits().first_answer_timeout;
+        let answered = || pending.advance(Stage::Answered);
+        let key = config.authkey().as_bytes();
+        crate::handshake::accept_timed(framed, key, &opts, first_answer, answered)
+            .await
+            .map_err(|e| {
+                self.inner.metrics.refused(match e {
+                    AuthError::NoAnswer(_) => Refused::FirstAnswerTimeout,
+                    _ => Refused::Handshake,
+                });
+                session::auth_error(e)
+            })
     }
 }
 
@@ -332,16 +356,14 @@ impl Listening {
                 () = crate::server::draining_started(&mut draining) => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok(_) if connections.len() >= limits.max_connections => {
+                        static FULL: Every = Every::second();
                         self.server.inner.metrics.refused(Refused::MaxConnections);
-                        warn!(limit = limits.max_connections, "refused a connection: max_connections reached");
+                        if let Some(suppressed) = FULL.ready() {
+                            warn!(limit = limits.max_connections, suppressed, "refused a connection: max_connections reached");
+                        }
                     }
                     Ok((stream, peer)) => self.spawn(&mut connections, stream, peer),
-                    // Out of file descriptors or a reset before accept: the
-                    // listener itself is fine, so wait a moment and go on.
-                    Err(e) => {
-                        warn!(error = %e, "accept failed; retrying in 50 ms");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    Err(e) => accept_failed(&self.server, &e).await,
                 },
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
@@ -373,12 +395,77 @@ impl Listening {
             async move {
                 match server.serve_stream(stream, peer).await {
                     Ok(()) => debug!("connection closed"),
-                    Err(e) => warn!(error = %e, "connection ended"),
+                    Err(e) => connection_failed(&e),
                 }
             }
             .instrument(span),
         );
     }
+}
+
+/// Logs a connection's failure: at most one line a second for those that
+/// never authenticated (shed, junk, a wrong key) and one for the rest,
+/// each with how many were held back. A peer can fail at will.
+fn connection_failed(e: &Error) {
+    static REFUSED: Every = Every::second();
+    static ENDED: Every = Every::second();
+    if e.kind() == ErrorKind::Authentication {
+        match REFUSED.ready() {
+            Some(suppressed) => {
+                warn!(error = %e, suppressed, "refused a connection before authentication")
+            }
+            None => debug!(error = %e, "refused a connection before authentication"),
+        }
+    } else {
+        match ENDED.ready() {
+            Some(suppressed) => warn!(error = %e, suppressed, "connection ended"),
+            None => debug!(error = %e, "connection ended"),
+        }
+    }
+}
+
+/// How many unauthenticated connections one failed `accept` sheds when the
+/// process is out of descriptors: more than one, so that a flood does not
+/// cost a shed-and-wait per connection.
+const SHED_PER_ACCEPT: usize = 8;
+
+/// Handles a failed `accept` on any listener of `server`. Out of file
+/// descriptors (EMFILE, ENFILE), it sheds unauthenticated connections of
+/// every listener and gives their tasks a moment to close them before the
+/// next `accept`; any other failure (a reset before accept…) waits 50 ms.
+pub(crate) async fn accept_failed(server: &Server, e: &std::io::Error) {
+    static OUT_OF_DESCRIPTORS: Every = Every::second();
+    static FAILED: Every = Every::second();
+    if is_out_of_descriptors(e) {
+        let admission = server.admission();
+        let shed = (0..SHED_PER_ACCEPT)
+            .take_while(|_| admission.shed_one())
+            .count();
+        if let Some(suppressed) = OUT_OF_DESCRIPTORS.ready() {
+            warn!(
+                error = %e,
+                shed,
+                suppressed,
+                "accept failed: out of file descriptors; shedding unauthenticated connections"
+            );
+        }
+        let pause = if shed > 0 { 1 } else { 50 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        return;
+    }
+    if let Some(suppressed) = FAILED.ready() {
+        warn!(error = %e, suppressed, "accept failed; retrying in 50 ms");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// Whether `accept` failed for want of file descriptors (the process's
+/// or the system's).
+fn is_out_of_descriptors(e: &std::io::Error) -> bool {
+    // EMFILE and ENFILE, the same on Linux, the BSDs and macOS.
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    cfg!(unix) && matches!(e.raw_os_error(), Some(EMFILE | ENFILE))
 }
 
 #[cfg(test)]

@@ -66,17 +66,6 @@ pub(crate) async fn send_frame<S: Io>(
         .map_err(frame_error)
 }
 
-/// Runs the handshake as the accepting side.
-pub(crate) async fn accept<S: Io>(
-    framed: &mut Framed<S, FrameCodec>,
-    authkey: &[u8],
-    opts: &AuthOptions,
-) -> Result<(), Error> {
-    crate::handshake::accept(framed, authkey, opts)
-        .await
-        .map_err(auth_error)
-}
-
 /// Runs the handshake as the connecting side.
 pub(crate) async fn connect<S: Io>(
     framed: &mut Framed<S, FrameCodec>,

@@ -4,6 +4,11 @@
 //! closed right after `accept`. A peer that takes no bytes of a response
 //! for the server's `write_timeout` has its connection closed, as on the TCP
 //! listener: hyper itself has no write timer.
+//!
+//! Until it has sent a whole request head, a connection is pending in the
+//! server's admission registry (`crate::admission`), with the TCP listener's
+//! connections: [`FirstHead`] gives its place up when hyper hands over the
+//! first request.
 
 use std::future::Future;
 use std::io;
@@ -17,7 +22,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 
+use crate::admission::Pending;
 use crate::metrics::{ConnectionGuard, Metrics, Refused, Transport};
+use crate::quiet::Every;
+
+/// The most a connection's read buffer holds: a request head must fit in
+/// it, and a client cannot pin more before it has sent a password.
+pub(crate) const MAX_HEAD_BUFFER: usize = 64 * 1024;
 
 /// A TCP listener whose connections carry a [`ConnectionGuard`].
 pub(crate) struct Counting {
@@ -43,43 +54,68 @@ impl Counting {
     }
 }
 
-impl axum::serve::Listener for Counting {
-    type Io = Counted;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Counted, SocketAddr) {
-        // axum's own accept logs and retries failures (out of descriptors…).
+impl Counting {
+    /// Accepts the next connection under `max_connections`. Fails as
+    /// `accept` does (out of descriptors, say), for the caller to handle.
+    pub(crate) async fn accept(&mut self) -> io::Result<(Counted, SocketAddr)> {
+        static FULL: Every = Every::second();
         let (stream, peer) = loop {
-            let (stream, peer) = axum::serve::Listener::accept(&mut self.inner).await;
+            let (stream, peer) = self.inner.accept().await?;
             let open = self.metrics.connections_open(Transport::Http);
             if usize::try_from(open).unwrap_or(usize::MAX) < self.max_connections {
                 break (stream, peer);
             }
             self.metrics.refused(Refused::MaxConnections);
-            tracing::warn!(
-                limit = self.max_connections,
-                "refused an HTTP connection: max_connections reached"
-            );
+            if let Some(suppressed) = FULL.ready() {
+                tracing::warn!(
+                    limit = self.max_connections,
+                    suppressed,
+                    "refused an HTTP connection: max_connections reached"
+                );
+            }
         };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY");
         }
         let open = self.metrics.connection_opened(Transport::Http);
         let metrics = self.metrics.clone();
-        (
-            Counted {
-                stream,
-                metrics,
-                _open: open,
-                write_timeout: self.write_timeout,
-                stalled: None,
-            },
-            peer,
-        )
+        let counted = Counted {
+            stream,
+            metrics,
+            _open: open,
+            write_timeout: self.write_timeout,
+            stalled: None,
+        };
+        Ok((counted, peer))
     }
+}
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+/// A connection's service that gives up its place among the pending
+/// connections when its first request head has arrived whole.
+pub(crate) struct FirstHead<S> {
+    inner: S,
+    pending: std::sync::Mutex<Option<Pending>>,
+}
+
+impl<S> FirstHead<S> {
+    pub(crate) fn new(inner: S, pending: Pending) -> FirstHead<S> {
+        FirstHead {
+            inner,
+            pending: std::sync::Mutex::new(Some(pending)),
+        }
+    }
+}
+
+impl<S: hyper::service::Service<R>, R> hyper::service::Service<R> for FirstHead<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, request: R) -> Self::Future {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.take();
+        }
+        self.inner.call(request)
     }
 }
 

@@ -275,21 +275,39 @@ impl HttpListening {
         } = self;
         // hyper's HTTP/1 server, with a timer so that a client that sends its
         // headers slowly (or not at all) is cut off: axum::serve sets none.
+        let limits = gateway.server.config().limits();
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(gateway.request_timeout);
+            // A head cannot take longer than the whole request may.
+            .header_read_timeout(limits.http_header_timeout.min(gateway.request_timeout))
+            .max_buf_size(listener::MAX_HEAD_BUFFER);
         let connections = GracefulShutdown::new();
         // Held here so that whatever outlives the shutdown is dropped with it.
         let mut tasks = tokio::task::JoinSet::new();
         tokio::pin!(signal);
         loop {
             tokio::select! {
-                (io, _peer) = axum::serve::Listener::accept(&mut listener) => {
-                    let service = TowerToHyperService::new(router.clone());
+                accepted = listener.accept() => {
+                    let (io, peer) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            crate::server::accept_failed(&gateway.server, &e).await;
+                            continue;
+                        }
+                    };
+                    // Pending, with the TCP listener's, until a request head is whole.
+                    let (pending, mut notice) = gateway.server.admission().admit(Some(peer.ip()));
+                    let service = listener::FirstHead::new(TowerToHyperService::new(router.clone()), pending);
                     let connection = connections.watch(http.serve_connection(TokioIo::new(io), service));
+                    let limits = limits.clone();
                     tasks.spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::debug!(error = %e, "HTTP connection ended");
+                        tokio::select! {
+                            ended = connection => if let Err(e) = ended {
+                                tracing::debug!(error = %e, "HTTP connection ended");
+                            },
+                            why = notice.shed() => {
+                                tracing::debug!(reason = why.reason(&limits), "HTTP connection shed");
+                            }
                         }
                     });
                 }
