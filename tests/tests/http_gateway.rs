@@ -528,7 +528,7 @@ async fn http_connections_past_max_connections_are_closed_and_batches_are_bounde
     .await;
     assert_eq!(answer.0, 400, "{}", answer.1);
     assert!(
-        answer.1.contains("a batch of 3 calls; at most 2"),
+        answer.1.contains("at most 2 are allowed (max_batch)"),
         "{}",
         answer.1
     );

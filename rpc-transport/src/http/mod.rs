@@ -62,8 +62,16 @@
 //! batch and the open HTTP connections (the server's `max_batch` and
 //! `max_connections`). XML is read without
 //! a DTD: only the five predefined entities and numeric character references.
+//!
+//! Replies are bounded too: a JSON-RPC or REST reply is never larger than
+//! the server's `max_frame_bytes`. A larger result is answered with an
+//! over-budget error (413 for REST); a batch answers what fits and gives the
+//! rest that error, without running the members it had not yet started.
+//! A batch runs at most `max_in_flight` members at once.
+
 
 mod auth;
+mod batch;
 mod call;
 pub mod config;
 mod jsonrpc;
@@ -113,6 +121,10 @@ struct Gateway {
     calls: call::InFlight,
     request_timeout: Duration,
     max_batch: usize,
+    /// Members of one batch running at once (`max_in_flight`).
+    max_in_flight: usize,
+    /// The largest reply body (`max_frame_bytes`, as over TCP).
+    max_reply_bytes: usize,
 }
 
 /// The gateway of one [`Server`]: its services, its counters, an `[http]`
@@ -135,6 +147,7 @@ impl HttpGateway {
                 "the [http] password is the [server] authkey; choose a different password",
             ));
         }
+        let limits = server.config().limits();
         let gateway = Gateway {
             server: server.clone(),
             registry: server.registry().clone(),
@@ -142,7 +155,9 @@ impl HttpGateway {
             guard: auth::Guard::new(config.password(), config.realm())?,
             calls: call::InFlight::default(),
             request_timeout: config.request_timeout(),
-            max_batch: server.config().limits().max_batch,
+            max_batch: limits.max_batch,
+            max_in_flight: limits.max_in_flight,
+            max_reply_bytes: server.config().max_frame_bytes(),
         };
         Ok(HttpGateway {
             gateway: Arc::new(gateway),
