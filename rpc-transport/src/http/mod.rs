@@ -68,12 +68,14 @@
 //! over-budget error (413 for REST); a batch answers what fits and gives the
 //! rest that error, without running the members it had not yet started.
 //! A batch runs at most `max_in_flight` members at once.
-
+//!
+//! Once the server drains, every request gets 503 and `Connection: close`.
 
 mod auth;
 mod batch;
 mod call;
 pub mod config;
+mod drain;
 mod jsonrpc;
 mod listener;
 mod ops;
@@ -218,6 +220,10 @@ impl HttpGateway {
             .merge(with_password)
             .fallback(ops::not_found)
             .layer(DefaultBodyLimit::max(limit))
+            .layer(middleware::from_fn_with_state(
+                gateway.clone(),
+                drain::refuse_while_draining,
+            ))
             .with_state(gateway.clone())
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::GATEWAY_TIMEOUT,

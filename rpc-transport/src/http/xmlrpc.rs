@@ -53,13 +53,7 @@ pub(crate) async fn handle(
 ) -> Response {
     let call = match body_or_error(body).and_then(|body| read_call(&body)) {
         Ok(call) => call,
-        Err(e) => {
-            let status = match e.kind() {
-                ErrorKind::FrameTooLarge => status_of(ErrorKind::FrameTooLarge),
-                _ => StatusCode::BAD_REQUEST,
-            };
-            return xml(status, fault_xml(&e.into(), None));
-        }
+        Err(e) => return refuse(e),
     };
     let name = call.name;
     let outcome = if name.starts_with("system.") {
@@ -91,6 +85,16 @@ pub(crate) async fn handle(
         }
     };
     xml(StatusCode::OK, body)
+}
+
+/// A request refused before its call: a fault, with the status of what was
+/// wrong (413 too large, 503 shutting down, else 400).
+pub(crate) fn refuse(error: Error) -> Response {
+    let status = match error.kind() {
+        kind @ (ErrorKind::FrameTooLarge | ErrorKind::ShuttingDown) => status_of(kind),
+        _ => StatusCode::BAD_REQUEST,
+    };
+    xml(status, fault_xml(&error.into(), None))
 }
 
 /// The result as an XML-RPC value; one that cannot be (or panics) is an
