@@ -69,7 +69,11 @@
 //! rest that error, without running the members it had not yet started.
 //! A batch runs at most `max_in_flight` members at once.
 //!
-//! Once the server drains, every request gets 503 and `Connection: close`.
+//! A wrong password is logged (one line a second at most, with a count),
+//! and after 5 in a minute from one address each further one is answered
+//! late, 100 ms doubling up to 2 s; a right password never waits, and
+//! addresses in `trusted_proxies` are exempt. Once the server drains,
+//! every request gets 503 and `Connection: close`.
 
 mod auth;
 mod batch;
@@ -82,6 +86,7 @@ mod ops;
 mod query;
 mod reply;
 mod rest;
+mod throttle;
 mod xml_de;
 mod xml_read;
 mod xml_ser;
@@ -89,11 +94,12 @@ mod xml_value;
 mod xmlrpc;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{ConnectInfo, DefaultBodyLimit};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, post};
@@ -120,6 +126,7 @@ struct Gateway {
     registry: Registry,
     metrics: Arc<Metrics>,
     guard: auth::Guard,
+    throttle: throttle::Throttle,
     calls: call::InFlight,
     request_timeout: Duration,
     max_batch: usize,
@@ -155,6 +162,7 @@ impl HttpGateway {
             registry: server.registry().clone(),
             metrics: server.metrics().clone(),
             guard: auth::Guard::new(config.password(), config.realm())?,
+            throttle: throttle::Throttle::new(&limits.trusted_proxies, config.request_timeout()),
             calls: call::InFlight::default(),
             request_timeout: config.request_timeout(),
             max_batch: limits.max_batch,
@@ -305,8 +313,8 @@ impl HttpListening {
         tokio::pin!(signal);
         loop {
             tokio::select! {
-                (io, _peer) = axum::serve::Listener::accept(&mut listener) => {
-                    let service = TowerToHyperService::new(router.clone());
+                (io, peer) = axum::serve::Listener::accept(&mut listener) => {
+                    let service = service_for(&router, peer);
                     let connection = connections.watch(http.serve_connection(TokioIo::new(io), service));
                     tasks.spawn(async move {
                         if let Err(e) = connection.await {
@@ -328,6 +336,39 @@ impl HttpListening {
         }
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// The service of one connection from `peer`: `router`, with the peer's
+/// address in every request as axum's [`ConnectInfo`] (the password
+/// throttle counts failures by it).
+fn service_for(router: &Router, peer: SocketAddr) -> WithPeer {
+    WithPeer {
+        inner: TowerToHyperService::new(router.clone()),
+        peer,
+    }
+}
+
+/// See [`service_for`].
+struct WithPeer {
+    inner: TowerToHyperService<Router>,
+    peer: SocketAddr,
+}
+
+impl<B> hyper::service::Service<axum::http::Request<B>> for WithPeer
+where
+    TowerToHyperService<Router>: hyper::service::Service<axum::http::Request<B>>,
+{
+    type Response =
+        <TowerToHyperService<Router> as hyper::service::Service<axum::http::Request<B>>>::Response;
+    type Error =
+        <TowerToHyperService<Router> as hyper::service::Service<axum::http::Request<B>>>::Error;
+    type Future =
+        <TowerToHyperService<Router> as hyper::service::Service<axum::http::Request<B>>>::Future;
+
+    fn call(&self, mut request: axum::http::Request<B>) -> Self::Future {
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        self.inner.call(request)
     }
 }
 
