@@ -170,8 +170,27 @@ async fn a_single_reply_over_max_frame_bytes_is_an_over_budget_error() {
 
     let rest = post_json("/KeyValue/get", PASSWORD, br#"["big"]"#);
     let over = connection.exchange(&rest, ANSWER).await.expect("an answer");
-    assert_eq!(over.status, 413, "{}", over.text());
-    assert!(over.text().contains(r#""code":-32012"#), "{}", over.text());
+    assert_eq!(over.status, 413, "{} bytes", over.body.len());
+    assert!(
+        over.text().contains(r#""code":-32012"#),
+        "{} bytes",
+        over.body.len()
+    );
+
+    let xml = b"<?xml version=\"1.0\"?><methodCall><methodName>KeyValue.get</methodName>\
+        <params><param><value><string>big</string></value></param></params></methodCall>";
+    let over = connection
+        .exchange(&post_json("/RPC2", PASSWORD, xml), ANSWER)
+        .await
+        .expect("an answer");
+    assert!(
+        over.text().contains("<fault>")
+            && over
+                .text()
+                .contains("over budget: the reply would exceed 65536 bytes (max_frame_bytes)"),
+        "a response of {} bytes",
+        over.body.len()
+    );
 }
 
 /// The peak resident memory of `pid` (`VmHWM`) and now (`VmRSS`), in KiB.
