@@ -280,7 +280,7 @@ async fn a_junk_batch_is_refused_at_max_batch_and_an_honest_call_is_answered_mea
         .expect("an answer to the junk");
     assert_eq!(refused.status, 400);
     let expected = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600,
-        "message": "a batch of more than 1024 calls; at most 1024 are allowed (max_batch)"}});
+        "message": "a batch of more than 1024 calls exceeds the limit of 1024 (max_batch)"}});
     assert_eq!(
         serde_json::from_slice::<Value>(&refused.body).unwrap(),
         expected

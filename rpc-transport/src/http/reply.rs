@@ -196,12 +196,13 @@ pub(crate) fn check_json(json: &[u8], max_members: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// The error of a batch of more than `max_batch` calls.
+/// The error of a batch of more than `max_batch` calls, worded as the JSON
+/// codec words it over TCP.
 pub(crate) fn too_many_members(max_batch: usize) -> Error {
     Error::new(
         ErrorKind::InvalidRequest,
         format!(
-            "a batch of more than {max_batch} calls; at most {max_batch} are allowed (max_batch)"
+            "a batch of more than {max_batch} calls exceeds the limit of {max_batch} (max_batch)"
         ),
     )
 }
