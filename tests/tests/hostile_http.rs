@@ -2,15 +2,16 @@
 //! 20): batch replies within `max_frame_bytes`, junk batches refused while
 //! scanning, failed passwords slowed per address, and the drain answering
 //! every request. In-process gateways on `127.0.0.1:0`, raw HTTP/1.1 over
-//! `TcpStream` (from 127.0.0.x source addresses), and one `kv-server`
-//! process whose memory is read from `/proc`.
+//! `TcpStream` (from 127.0.0.x source addresses), and `kv-server`
+//! processes: one whose memory is read from `/proc`, one with a single
+//! runtime worker that a junk batch must not stall.
 
 mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::bins::{ServerProcess, TempConfig};
+use common::bins::{ServerProcess, TempConfig, command};
 use common::hostile::{ProbeState, probe};
 use common::http::{Answer, Connection, get, post_json};
 use common::{TaskGuard, server_builder, within};
@@ -193,6 +194,28 @@ async fn a_single_reply_over_max_frame_bytes_is_an_over_budget_error() {
     );
 }
 
+/// A `kv-server` process with an `[http]` table (and `workers` runtime
+/// threads, if given): the process and its HTTP address.
+async fn kv_server(workers: Option<usize>) -> (ServerProcess, String) {
+    let config = TempConfig::new(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nauthkey = \"{}\"\n\n\
+         [http]\nlisten = \"127.0.0.1:0\"\npassword = \"{PASSWORD}\"\n",
+        common::KEY
+    ));
+    let mut command = command("kv-server");
+    command.arg("--config").arg(&config.path);
+    if let Some(workers) = workers {
+        command.env("TOKIO_WORKER_THREADS", workers.to_string());
+    }
+    let mut server = ServerProcess::spawn("kv-server", command).await;
+    let line = server.next_line("the http listening line").await;
+    let http = line
+        .strip_prefix("http listening ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    (server, http)
+}
+
 /// The peak resident memory of `pid` (`VmHWM`) and now (`VmRSS`), in KiB.
 fn memory_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
@@ -208,17 +231,7 @@ fn memory_kib(pid: u32) -> (u64, u64) {
 
 #[tokio::test]
 async fn a_kv_server_process_answering_256_gets_of_1_mib_stays_within_its_budget() {
-    let config = TempConfig::new(&format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nauthkey = \"{}\"\n\n\
-         [http]\nlisten = \"127.0.0.1:0\"\npassword = \"{PASSWORD}\"\n",
-        common::KEY
-    ));
-    let mut server = ServerProcess::start("kv-server", &config).await;
-    let line = server.next_line("the http listening line").await;
-    let http = line
-        .strip_prefix("http listening ")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
+    let (server, http) = kv_server(None).await;
     let pid = server.child.id().expect("the server runs");
     let mut connection = Connection::open(&http).await;
     store_big(&mut connection, 1 << 20).await;
@@ -247,28 +260,27 @@ async fn a_kv_server_process_answering_256_gets_of_1_mib_stays_within_its_budget
 // Junk batches (case 2).
 // ---------------------------------------------------------------------------
 
-/// One runtime worker, so a request that held it would stall every other.
-#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+/// A `kv-server` with one runtime worker, so that a request holding it
+/// would stall every other connection.
+#[tokio::test]
 async fn a_junk_batch_is_refused_at_max_batch_and_an_honest_call_is_answered_meanwhile() {
-    let limits = Limits {
-        max_batch: 1024,
-        ..Limits::default()
-    };
-    let gateway = start(limits, MAX_FRAME).await;
+    let (_server, http) = kv_server(Some(1)).await;
     let mut junk = Vec::with_capacity(4 << 20);
     junk.push(b'[');
     while junk.len() < (4 << 20) - 2 {
         junk.extend_from_slice(b"0,");
     }
     junk.extend_from_slice(b"0]");
-    let mut attacker = Connection::open(&gateway.http).await;
+    let mut attacker = Connection::open(&http).await;
     attacker.send(&post_json("/rpc", PASSWORD, &junk)).await;
+    // Time for the server to take the junk in and start on it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let mut honest = Connection::open(&gateway.http).await;
+    let mut honest = Connection::open(&http).await;
     let began = Instant::now();
-    let answer = rpc(&mut honest, &call(1, "Probe.add", json!([40, 2]))).await;
+    let answer = rpc(&mut honest, &call(1, "KeyValue.set", json!(["a", 1]))).await;
     let waited = began.elapsed();
-    assert_eq!(answer.text(), r#"{"jsonrpc":"2.0","id":1,"result":42}"#);
+    assert_eq!(answer.text(), r#"{"jsonrpc":"2.0","id":1,"result":null}"#);
     assert!(
         waited < Duration::from_secs(1),
         "the honest call waited {waited:?}"
