@@ -226,3 +226,45 @@ fn too_large() -> Error {
         "the request body is larger than the gateway's limit (`max_body_bytes` in [http])",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_refused_at_its_member_past_the_limit() {
+        assert!(check_json(b"[1,2,3]", 3).is_ok());
+        let e = check_json(b"[1,2,3,4", 3).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "a batch of more than 3 calls exceeds the limit of 3 (max_batch)"
+        );
+        // The scan stops there: the nesting that follows is never reached.
+        let mut junk = b"[0,0,0,0,".to_vec();
+        junk.extend(std::iter::repeat_n(b'[', 10_000));
+        assert_eq!(check_json(&junk, 3).unwrap_err().message(), e.message());
+    }
+
+    #[test]
+    fn only_top_level_batch_members_count() {
+        let nested = br#"[{"params":[1,2,3,4,5],"method":"a,b,c,d"},[1,2,3,4]]"#;
+        assert!(check_json(nested, 2).is_ok());
+        let object = br#"{"a":1,"b":2,"c":3,"d":4}"#;
+        assert!(check_json(object, 1).is_ok());
+        let escaped = br#"["\",\",\",", 1]"#;
+        assert!(check_json(escaped, 2).is_ok());
+    }
+
+    #[test]
+    fn json_is_written_up_to_the_limit_and_no_further() {
+        let mut out = BytesMut::from(&b"prefix"[..]);
+        let long = "x".repeat(100);
+        assert!(matches!(
+            write_json_within(&mut out, &long, 50),
+            Err(Encoded::TooLarge)
+        ));
+        assert_eq!(&out[..], b"prefix", "left as it was");
+        write_json_within(&mut out, &long, 6 + 102).unwrap();
+        assert_eq!(out.len(), 6 + 102);
+    }
+}
