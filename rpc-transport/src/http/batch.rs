@@ -17,7 +17,8 @@
 //! ```
 //!
 //! Members still running when the budget runs out finish and are answered
-//! "was not sent"; members not yet started are not run at all.
+//! "ran but its result was not sent"; members not yet started are not run
+//! at all.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
