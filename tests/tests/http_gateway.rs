@@ -528,7 +528,9 @@ async fn http_connections_past_max_connections_are_closed_and_batches_are_bounde
     .await;
     assert_eq!(answer.0, 400, "{}", answer.1);
     assert!(
-        answer.1.contains("a batch of 3 calls; at most 2"),
+        answer
+            .1
+            .contains("a batch of more than 2 calls exceeds the limit of 2 (max_batch)"),
         "{}",
         answer.1
     );

@@ -8,8 +8,19 @@
 //! HMAC-SHA256 tag of it under a key drawn at start-up, and checks a
 //! presented password by verifying its tag with [`Mac::verify_slice`], which
 //! takes the same time whatever the bytes and whatever their length.
+//!
+//! A wrong password is logged (at most one line a second, with how many
+//! were held back) and, after a few from one address, answered late: see
+//! [`super::throttle`]. A right password is never delayed.
+//!
+//! ```text
+//! WARN wrong HTTP password peer=10.0.0.7:51234 delay_ms=2000 suppressed=22564
+//! ```
 
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -19,6 +30,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use rpc_core::{Error, ErrorKind};
 use sha2::Sha256;
 use std::sync::Arc;
+
+use crate::quiet::Every;
 
 use super::Gateway;
 use super::config::Password;
@@ -107,6 +120,13 @@ pub(crate) async fn require_password(
         Ok(()) => return next.run(request).await,
         Err(refusal) => refusal,
     };
+    if refusal == Refusal::Wrong {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| *peer);
+        wrong_password(&gateway, peer).await;
+    }
     let message = match refusal {
         Refusal::Missing => {
             "this endpoint needs HTTP Basic credentials (any user name, the [http] password)"
@@ -120,6 +140,22 @@ pub(crate) async fn require_password(
         .headers_mut()
         .insert(WWW_AUTHENTICATE, gateway.guard.challenge.clone());
     response
+}
+
+/// Logs a wrong password (rate-limited) and waits out its delay.
+async fn wrong_password(gateway: &Gateway, peer: Option<SocketAddr>) {
+    static WRONG: Every = Every::second();
+    let delay = peer.map_or(Duration::ZERO, |peer| {
+        gateway.throttle.failed(peer.ip(), Instant::now())
+    });
+    if let Some(suppressed) = WRONG.ready() {
+        let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+        let delay_ms = delay.as_millis();
+        tracing::warn!(%peer, delay_ms, suppressed, "wrong HTTP password");
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
 }
 
 #[cfg(test)]

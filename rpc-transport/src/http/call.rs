@@ -1,5 +1,8 @@
 //! One call through the gateway, whatever the endpoint: resolve the method,
 //! decode its arguments, run the handler under the deadline, count it.
+//! Once the server drains, a call not yet started is refused, and one still
+//! running after `shutdown_grace` is stopped and answered `ShuttingDown`,
+//! so no HTTP request goes unanswered at shutdown.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -47,15 +50,25 @@ impl Gateway {
         let reply = match start(&self.registry, route) {
             Ok(call) => {
                 let _running = self.metrics.call_started();
-                tokio::time::timeout(limit, call)
-                    .await
-                    .unwrap_or_else(|_| Err(timed_out(method, limit).into()))
+                tokio::select! {
+                    reply = tokio::time::timeout(limit, call) => {
+                        reply.unwrap_or_else(|_| Err(timed_out(method, limit).into()))
+                    }
+                    () = self.grace_over() => Err(cut_off(method).into()),
+                }
             }
             Err(e) => Err(e.into()),
         };
         let outcome = reply.as_ref().map(drop).map_err(|fault| fault.kind);
         self.record(Some(route), outcome, began);
         reply
+    }
+
+    /// Completes `shutdown_grace` after the server starts draining.
+    async fn grace_over(&self) {
+        let mut draining = self.server.draining();
+        crate::server::draining_started(&mut draining).await;
+        tokio::time::sleep(self.server.config().limits().shutdown_grace).await;
     }
 
     fn record(&self, route: Option<Route>, outcome: Result<(), ErrorKind>, began: Instant) {
@@ -68,6 +81,15 @@ fn timed_out(method: &str, limit: Duration) -> Error {
     Error::new(
         ErrorKind::Timeout,
         format!("`{method}` did not finish within {} ms", limit.as_millis()),
+    )
+}
+
+fn cut_off(method: &str) -> Error {
+    Error::new(
+        ErrorKind::ShuttingDown,
+        format!(
+            "the server is shutting down and `{method}` did not finish within shutdown_grace_ms"
+        ),
     )
 }
 

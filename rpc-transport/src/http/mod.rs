@@ -62,16 +62,31 @@
 //! batch and the open HTTP connections (the server's `max_batch` and
 //! `max_connections`). XML is read without
 //! a DTD: only the five predefined entities and numeric character references.
+//!
+//! Replies are bounded too: a JSON-RPC or REST reply is never larger than
+//! the server's `max_frame_bytes`. A larger result is answered with an
+//! over-budget error (413 for REST); a batch answers what fits and gives the
+//! rest that error, without running the members it had not yet started.
+//! A batch runs at most `max_in_flight` members at once.
+//!
+//! A wrong password is logged (one line a second at most, with a count),
+//! and after 5 in a minute from one address each further one is answered
+//! late, 100 ms doubling up to 2 s; a right password never waits, and
+//! addresses in `trusted_proxies` are exempt. Once the server drains,
+//! every request gets 503 and `Connection: close`.
 
 mod auth;
+mod batch;
 mod call;
 pub mod config;
+mod drain;
 mod jsonrpc;
 mod listener;
 mod ops;
 mod query;
 mod reply;
 mod rest;
+mod throttle;
 mod xml_de;
 mod xml_read;
 mod xml_ser;
@@ -79,11 +94,12 @@ mod xml_value;
 mod xmlrpc;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{ConnectInfo, DefaultBodyLimit};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, post};
@@ -110,9 +126,14 @@ struct Gateway {
     registry: Registry,
     metrics: Arc<Metrics>,
     guard: auth::Guard,
+    throttle: throttle::Throttle,
     calls: call::InFlight,
     request_timeout: Duration,
     max_batch: usize,
+    /// Members of one batch running at once (`max_in_flight`).
+    max_in_flight: usize,
+    /// The largest reply body (`max_frame_bytes`, as over TCP).
+    max_reply_bytes: usize,
 }
 
 /// The gateway of one [`Server`]: its services, its counters, an `[http]`
@@ -135,14 +156,18 @@ impl HttpGateway {
                 "the [http] password is the [server] authkey; choose a different password",
             ));
         }
+        let limits = server.config().limits();
         let gateway = Gateway {
             server: server.clone(),
             registry: server.registry().clone(),
             metrics: server.metrics().clone(),
             guard: auth::Guard::new(config.password(), config.realm())?,
+            throttle: throttle::Throttle::new(&limits.trusted_proxies, config.request_timeout()),
             calls: call::InFlight::default(),
             request_timeout: config.request_timeout(),
-            max_batch: server.config().limits().max_batch,
+            max_batch: limits.max_batch,
+            max_in_flight: limits.max_in_flight,
+            max_reply_bytes: server.config().max_frame_bytes(),
         };
         Ok(HttpGateway {
             gateway: Arc::new(gateway),
@@ -203,6 +228,10 @@ impl HttpGateway {
             .merge(with_password)
             .fallback(ops::not_found)
             .layer(DefaultBodyLimit::max(limit))
+            .layer(middleware::from_fn_with_state(
+                gateway.clone(),
+                drain::refuse_while_draining,
+            ))
             .with_state(gateway.clone())
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -297,7 +326,7 @@ impl HttpListening {
                     };
                     // Pending, with the TCP listener's, until a request head is whole.
                     let (pending, mut notice) = gateway.server.admission().admit(Some(peer.ip()));
-                    let service = listener::FirstHead::new(TowerToHyperService::new(router.clone()), pending);
+                    let service = listener::FirstHead::new(service_for(&router, peer), pending);
                     let connection = connections.watch(http.serve_connection(TokioIo::new(io), service));
                     let limits = limits.clone();
                     tasks.spawn(async move {
@@ -325,6 +354,39 @@ impl HttpListening {
         }
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// The service of one connection from `peer`: `router`, with the peer's
+/// address in every request as axum's [`ConnectInfo`] (the password
+/// throttle counts failures by it).
+fn service_for(router: &Router, peer: SocketAddr) -> WithPeer {
+    WithPeer {
+        inner: TowerToHyperService::new(router.clone()),
+        peer,
+    }
+}
+
+/// See [`service_for`].
+struct WithPeer {
+    inner: TowerToHyperService<Router>,
+    peer: SocketAddr,
+}
+
+impl<B> hyper::service::Service<axum::http::Request<B>> for WithPeer
+where
+    TowerToHyperService<Router>: hyper::service::Service<axum::http::Request<B>>,
+{
+    type Response =
+        <TowerToHyperService<Router> as hyper::service::Service<axum::http::Request<B>>>::Response;
+    type Error =
+        <TowerToHyperService<Router> as hyper::service::Service<axum::http::Request<B>>>::Error;
+    type Future =
+        <TowerToHyperService<Router> as hyper::service::Service<axum::http::Request<B>>>::Future;
+
+    fn call(&self, mut request: axum::http::Request<B>) -> Self::Future {
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        self.inner.call(request)
     }
 }
 

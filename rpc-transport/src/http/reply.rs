@@ -1,5 +1,6 @@
-//! Encoding what the gateway sends back: results and errors as JSON, the
-//! status that goes with each error, and the JSON nesting bound of bodies.
+//! Encoding what the gateway sends back: results and errors as JSON (no
+//! larger than the reply limit), the status that goes with each error, and
+//! the scan that bounds a JSON body's nesting and batch size before parsing.
 
 use std::panic::AssertUnwindSafe;
 
@@ -8,6 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 use rpc_core::service::{Fault, panic_message};
 use rpc_core::{Error, ErrorKind};
 
@@ -32,6 +34,82 @@ pub(crate) fn to_json(value: &dyn erased_serde::Serialize) -> Result<Vec<u8>, Er
             format!("encoding the result panicked: {}", panic_message(&*panic)),
         )),
     }
+}
+
+/// Appends `value` as JSON to `out` unless that would make `out` longer
+/// than `limit` bytes: then `out` is left as it was and this fails with
+/// [`Encoded::TooLarge`], having written (and held) at most `limit` bytes.
+pub(crate) fn write_json_within(
+    out: &mut BytesMut,
+    value: &dyn erased_serde::Serialize,
+    limit: usize,
+) -> Result<(), Encoded> {
+    let mark = out.len();
+    let mut writer = Within {
+        out: &mut *out,
+        limit,
+        over: false,
+    };
+    let encoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        serde_json::to_writer(&mut writer, value)
+    }));
+    let over = writer.over;
+    let failed = match encoded {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(_)) if over => Encoded::TooLarge,
+        Ok(Err(e)) => Encoded::Failed(Error::new(
+            ErrorKind::Internal,
+            format!("the result could not be encoded as JSON: {e}"),
+        )),
+        Err(panic) => Encoded::Failed(Error::new(
+            ErrorKind::Internal,
+            format!("encoding the result panicked: {}", panic_message(&*panic)),
+        )),
+    };
+    out.truncate(mark);
+    Err(failed)
+}
+
+/// Why [`write_json_within`] wrote nothing.
+#[derive(Debug)]
+pub(crate) enum Encoded {
+    /// The value does not fit in what is left of the limit.
+    TooLarge,
+    /// The value cannot be encoded, or its `Serialize` panicked.
+    Failed(Error),
+}
+
+/// A writer that refuses the byte that would pass `limit`.
+struct Within<'a> {
+    out: &'a mut BytesMut,
+    limit: usize,
+    over: bool,
+}
+
+impl std::io::Write for Within<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > self.limit {
+            self.over = true;
+            return Err(std::io::Error::other("over the reply limit"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The error of a reply larger than `limit` bytes (the server's
+/// `max_frame_bytes`, which bounds replies over TCP as well).
+pub(crate) fn reply_too_large(limit: usize) -> Error {
+    Error::new(
+        ErrorKind::OverBudget,
+        format!(
+            "the reply would exceed {limit} bytes (max_frame_bytes); the call ran but its result was not sent"
+        ),
+    )
 }
 
 /// `{"error":{"code":…,"message":…,"data":…}}`, the body of every JSON
@@ -75,10 +153,14 @@ pub(crate) fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes
     })
 }
 
-/// Fails if `json` nests arrays and objects deeper than [`MAX_DEPTH`]; run
-/// before parsing, so no parser recurses on a hostile body.
-pub(crate) fn check_json_depth(json: &[u8]) -> Result<(), Error> {
+/// Fails if `json` nests arrays and objects deeper than [`MAX_DEPTH`], or
+/// if it is an array (a JSON-RPC batch) of more than `max_members` items;
+/// run before parsing, so no parser recurses on a hostile body or reads a
+/// batch of a million junk items. The scan stops at the first excess.
+pub(crate) fn check_json(json: &[u8], max_members: usize) -> Result<(), Error> {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut batch = false;
+    let mut separators = 0usize;
     for &b in json {
         if in_string {
             match (escaped, b) {
@@ -92,6 +174,7 @@ pub(crate) fn check_json_depth(json: &[u8]) -> Result<(), Error> {
         match b {
             b'"' => in_string = true,
             b'[' | b'{' => {
+                batch |= depth == 0 && b == b'[';
                 depth += 1;
                 if depth > MAX_DEPTH {
                     return Err(Error::new(
@@ -101,10 +184,27 @@ pub(crate) fn check_json_depth(json: &[u8]) -> Result<(), Error> {
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' if batch && depth == 1 => {
+                separators += 1;
+                if separators >= max_members {
+                    return Err(too_many_members(max_members));
+                }
+            }
             _ => {}
         }
     }
     Ok(())
+}
+
+/// The error of a batch of more than `max_batch` calls, worded as the JSON
+/// codec words it over TCP.
+pub(crate) fn too_many_members(max_batch: usize) -> Error {
+    Error::new(
+        ErrorKind::InvalidRequest,
+        format!(
+            "a batch of more than {max_batch} calls exceeds the limit of {max_batch} (max_batch)"
+        ),
+    )
 }
 
 /// Middleware: the body limit layer answers an oversized body with plain
@@ -125,4 +225,46 @@ fn too_large() -> Error {
         ErrorKind::FrameTooLarge,
         "the request body is larger than the gateway's limit (`max_body_bytes` in [http])",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_refused_at_its_member_past_the_limit() {
+        assert!(check_json(b"[1,2,3]", 3).is_ok());
+        let e = check_json(b"[1,2,3,4", 3).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "a batch of more than 3 calls exceeds the limit of 3 (max_batch)"
+        );
+        // The scan stops there: the nesting that follows is never reached.
+        let mut junk = b"[0,0,0,0,".to_vec();
+        junk.extend(std::iter::repeat_n(b'[', 10_000));
+        assert_eq!(check_json(&junk, 3).unwrap_err().message(), e.message());
+    }
+
+    #[test]
+    fn only_top_level_batch_members_count() {
+        let nested = br#"[{"params":[1,2,3,4,5],"method":"a,b,c,d"},[1,2,3,4]]"#;
+        assert!(check_json(nested, 2).is_ok());
+        let object = br#"{"a":1,"b":2,"c":3,"d":4}"#;
+        assert!(check_json(object, 1).is_ok());
+        let escaped = br#"["\",\",\",", 1]"#;
+        assert!(check_json(escaped, 2).is_ok());
+    }
+
+    #[test]
+    fn json_is_written_up_to_the_limit_and_no_further() {
+        let mut out = BytesMut::from(&b"prefix"[..]);
+        let long = "x".repeat(100);
+        assert!(matches!(
+            write_json_within(&mut out, &long, 50),
+            Err(Encoded::TooLarge)
+        ));
+        assert_eq!(&out[..], b"prefix", "left as it was");
+        write_json_within(&mut out, &long, 6 + 102).unwrap();
+        assert_eq!(out.len(), 6 + 102);
+    }
 }

@@ -9,6 +9,9 @@
 //! → POST /Calculator/div  [1, 0]          ← 422 {"error":{"code":-32000,"message":"division by zero","data":"DivideByZero"}}
 //! → GET  /Calculator/div?x=1&y=0          ← 405 (div is not idempotent)
 //! ```
+//!
+//! A result larger than the server's `max_frame_bytes` is answered 413 with
+//! an over-budget error, as over TCP.
 
 use std::sync::Arc;
 
@@ -18,13 +21,17 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::header::{ALLOW, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 use rpc_core::codec::Json;
 use rpc_core::service::{Fault, Reply};
 use rpc_core::{Error, ErrorKind};
 
 use super::Gateway;
 use super::query;
-use super::reply::{JSON, body_or_error, check_json_depth, error_json, error_response, to_json};
+use super::reply::{
+    Encoded, JSON, body_or_error, check_json, error_json, error_response, reply_too_large,
+    write_json_within,
+};
 
 /// `POST /{Service}/{method}`: the body is the arguments, by position (an
 /// array) or by name (an object); an empty body is no arguments.
@@ -33,7 +40,7 @@ pub(crate) async fn post(
     Path((service, method)): Path<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body_or_error(body).and_then(|b| check_json_depth(&b).map(|()| b)) {
+    let body = match body_or_error(body).and_then(|b| check_json(&b, usize::MAX).map(|()| b)) {
         Ok(body) => body,
         Err(e) => return error_response(&e.into()),
     };
@@ -48,7 +55,7 @@ pub(crate) async fn post(
             registry.dispatch_encoded(&name, &Json, params)
         })
         .await;
-    respond(reply)
+    respond(reply, gateway.max_reply_bytes)
 }
 
 /// `GET /{Service}/{method}?x=2&y=3`, for idempotent methods only; each
@@ -77,14 +84,23 @@ pub(crate) async fn get(
             )
         })
         .await;
-    respond(reply)
+    respond(reply, gateway.max_reply_bytes)
 }
 
-/// The bare JSON result, or the error with its status.
-fn respond(reply: Reply) -> Response {
-    let encoded = reply.and_then(|value| to_json(&value).map_err(Fault::from));
+/// The bare JSON result, or the error with its status; a result over
+/// `limit` bytes (the server's `max_frame_bytes`) is an over-budget error,
+/// found having encoded at most `limit` bytes of it.
+fn respond(reply: Reply, limit: usize) -> Response {
+    let encoded = reply.and_then(|value| {
+        let mut json = BytesMut::new();
+        match write_json_within(&mut json, &value, limit) {
+            Ok(()) => Ok(json),
+            Err(Encoded::TooLarge) => Err(reply_too_large(limit).into()),
+            Err(Encoded::Failed(e)) => Err(Fault::from(e)),
+        }
+    });
     match encoded {
-        Ok(json) => ([(CONTENT_TYPE, JSON)], json).into_response(),
+        Ok(json) => ([(CONTENT_TYPE, JSON)], json.freeze()).into_response(),
         Err(fault) => error_response(&fault),
     }
 }

@@ -14,9 +14,11 @@
 //! reads with `allow_none=True`. `faultCode` comes from
 //! [`rpc_core::ErrorKind::xmlrpc_fault`]; `faultString` names the error:
 //! the method's error type, its message and its data as JSON, or for a
-//! framework failure its kind and message. The introspection methods
-//! `system.listMethods`, `system.methodSignature` and `system.methodHelp`
-//! answer from the services' descriptions.
+//! framework failure its kind and message. A response larger than the
+//! server's `max_frame_bytes` is an over-budget fault instead; there is no
+//! `system.multicall`, so one request gets at most one result. The
+//! introspection methods `system.listMethods`, `system.methodSignature` and
+//! `system.methodHelp` answer from the services' descriptions.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -31,7 +33,7 @@ use rpc_core::service::{Fault, MethodInfo, Reply, panic_message};
 use rpc_core::{Error, ErrorKind};
 
 use super::Gateway;
-use super::reply::{body_or_error, status_of, to_json};
+use super::reply::{body_or_error, reply_too_large, status_of, to_json};
 use super::xml_de::Params;
 use super::xml_read::read_call;
 use super::xml_ser::to_xml_value;
@@ -53,13 +55,7 @@ pub(crate) async fn handle(
 ) -> Response {
     let call = match body_or_error(body).and_then(|body| read_call(&body)) {
         Ok(call) => call,
-        Err(e) => {
-            let status = match e.kind() {
-                ErrorKind::FrameTooLarge => status_of(ErrorKind::FrameTooLarge),
-                _ => StatusCode::BAD_REQUEST,
-            };
-            return xml(status, fault_xml(&e.into(), None));
-        }
+        Err(e) => return refuse(e),
     };
     let name = call.name;
     let outcome = if name.starts_with("system.") {
@@ -74,13 +70,9 @@ pub(crate) async fn handle(
             .await;
         encode_result(reply)
     };
-    let body = match outcome {
-        Ok(value) => {
-            let mut out = String::from("<?xml version=\"1.0\"?>\n<methodResponse><params><param>");
-            value.write(&mut out);
-            out.push_str("</param></params></methodResponse>\n");
-            out
-        }
+    let limit = gateway.max_reply_bytes;
+    let body = match outcome.and_then(|value| response_within(&value, limit)) {
+        Ok(body) => body,
         Err(fault) => {
             let error_type = gateway
                 .registry
@@ -91,6 +83,28 @@ pub(crate) async fn handle(
         }
     };
     xml(StatusCode::OK, body)
+}
+
+/// The `<methodResponse>` of `value`, if it is at most `limit` bytes (the
+/// server's `max_frame_bytes`, as for every reply).
+fn response_within(value: &XmlValue, limit: usize) -> Result<String, Fault> {
+    let mut out = String::from("<?xml version=\"1.0\"?>\n<methodResponse><params><param>");
+    value.write(&mut out);
+    out.push_str("</param></params></methodResponse>\n");
+    if out.len() > limit {
+        return Err(reply_too_large(limit).into());
+    }
+    Ok(out)
+}
+
+/// A request refused before its call: a fault, with the status of what was
+/// wrong (413 too large, 503 shutting down, else 400).
+pub(crate) fn refuse(error: Error) -> Response {
+    let status = match error.kind() {
+        kind @ (ErrorKind::FrameTooLarge | ErrorKind::ShuttingDown) => status_of(kind),
+        _ => StatusCode::BAD_REQUEST,
+    };
+    xml(status, fault_xml(&error.into(), None))
 }
 
 /// The result as an XML-RPC value; one that cannot be (or panics) is an

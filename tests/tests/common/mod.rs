@@ -10,6 +10,7 @@
 
 pub(crate) mod bins;
 pub(crate) mod hostile;
+pub(crate) mod http;
 
 use std::future::Future;
 use std::io::ErrorKind as IoErrorKind;
