@@ -178,7 +178,13 @@ impl Server {
         let open = self.inner.metrics.connection_opened(Transport::Tcp);
         let opening = self.open(&mut framed, pending);
         let first = tokio::select! {
-            first = opening => first?,
+            first = opening => match first? {
+                Some(first) => first,
+                None => {
+                    debug!("closing a peer that sent nothing before the shutdown");
+                    return Ok(());
+                }
+            },
             // A shed connection was counted as such when it was shed.
             why = notice.shed() => {
                 return Err(Error::new(ErrorKind::Authentication, why.reason(config.limits())));
@@ -241,12 +247,13 @@ impl Server {
     /// Python peer's first request). The connection stays pending until
     /// the hello is read; a Python peer, which sends its first request
     /// only when it makes its first call, stops being pending once
-    /// authenticated.
+    /// authenticated. `None` if the server started shutting down before
+    /// the peer sent its first frame: it has nothing to finish.
     async fn open<S: Io>(
         &self,
         framed: &mut Framed<S, FrameCodec>,
         pending: Pending,
-    ) -> Result<bytes::BytesMut, Error> {
+    ) -> Result<Option<bytes::BytesMut>, Error> {
         let config = &self.inner.config;
         self.authenticate(framed, &pending).await?;
         pending.advance(Stage::Authenticated);
@@ -259,7 +266,11 @@ impl Server {
             }
             false => config.handshake_timeout(),
         };
-        session::read_frame(framed, first_wait, "hello").await
+        let mut draining = self.draining();
+        tokio::select! {
+            first = session::read_frame(framed, first_wait, "hello") => first.map(Some),
+            () = draining_started(&mut draining) => Ok(None),
+        }
     }
 
     /// Authenticates the peer within the handshake timeout; the peer must
