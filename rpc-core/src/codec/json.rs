@@ -229,13 +229,15 @@ impl Codec for Json {
     }
 
     fn decode_value(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), Error> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        visit(&mut <dyn erased_serde::Deserializer<'_>>::erase(&mut de))?;
-        de.end().map_err(|e| {
-            Error::new(
-                ErrorKind::Parse,
-                format!("trailing characters after a value: {e}"),
-            )
+        crate::budget::within(crate::budget::for_message(bytes.len()), || {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            visit(&mut <dyn erased_serde::Deserializer<'_>>::erase(&mut de))?;
+            de.end().map_err(|e| {
+                Error::new(
+                    ErrorKind::Parse,
+                    format!("trailing characters after a value: {e}"),
+                )
+            })
         })
     }
 }

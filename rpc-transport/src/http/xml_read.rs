@@ -13,10 +13,15 @@
 //! character references), values nested at most [`MAX_DEPTH`] deep, and the
 //! body already bounded by the gateway's size limit. Python's `ex:` prefixed
 //! extension types (`<ex:nil/>`, `<ex:i8>`) read like the plain ones.
+//!
+//! Every value read is charged to the body's decode budget
+//! ([`rpc_core::budget`]) at what it and the dynamic value it becomes cost;
+//! over it, the call is refused with [`ErrorKind::OverBudget`].
 
 use base64::Engine as _;
 use quick_xml::Reader;
 use quick_xml::events::Event;
+use rpc_core::budget::{self, Meter, OverBudget, cost};
 use rpc_core::{Error, ErrorKind};
 
 use super::reply::MAX_DEPTH;
@@ -36,6 +41,9 @@ pub(crate) struct MethodCall {
 pub(crate) fn read_call(xml: &[u8]) -> Result<MethodCall, Error> {
     let mut pull = Pull::new(xml);
     pull.read_call().map_err(|why| {
+        if let Some(over) = pull.over {
+            return over.into();
+        }
         let at = pull.reader.buffer_position();
         Error::new(
             ErrorKind::Parse,
@@ -71,6 +79,10 @@ impl std::fmt::Display for Token {
 struct Pull<'a> {
     reader: Reader<&'a [u8]>,
     peeked: Option<Token>,
+    /// The decode budget of the body, charged for every value read.
+    meter: Meter,
+    /// Set when a value went over the budget.
+    over: Option<OverBudget>,
 }
 
 impl<'a> Pull<'a> {
@@ -82,7 +94,22 @@ impl<'a> Pull<'a> {
         Pull {
             reader,
             peeked: None,
+            meter: Meter::new(budget::for_message(xml.len())),
+            over: None,
         }
+    }
+
+    /// Charges a value read, holding `heap` bytes of its own: it is built
+    /// here, then becomes a dynamic value's node (or a typed argument), both
+    /// alive at once; its array may hold as much again in spare capacity.
+    fn charge(&mut self, heap: usize) -> Result<(), String> {
+        let node = 2 * std::mem::size_of::<XmlValue>() + cost::NODE;
+        self.meter
+            .charge(node.saturating_add(heap))
+            .map_err(|over| {
+                self.over = Some(over);
+                over.to_string()
+            })
     }
 
     fn read_call(&mut self) -> Result<MethodCall, String> {
@@ -117,9 +144,15 @@ impl<'a> Pull<'a> {
             return Err(format!("values nest deeper than {MAX_DEPTH} levels"));
         }
         let value = match self.token()? {
-            Token::Close => return Ok(XmlValue::Str(String::new())),
+            Token::Close => {
+                self.charge(0)?;
+                return Ok(XmlValue::Str(String::new()));
+            }
             Token::Text(text) => match self.token()? {
-                Token::Close => return Ok(XmlValue::Str(text)),
+                Token::Close => {
+                    self.charge(cost::heap(text.len()))?;
+                    return Ok(XmlValue::Str(text));
+                }
                 Token::Open(tag) if text.trim().is_empty() => self.typed(&tag, depth)?,
                 other => return Err(format!("unexpected {other} after text in <value>")),
             },
@@ -133,6 +166,23 @@ impl<'a> Pull<'a> {
     /// The value inside `<tag>`, whose start tag was read, up to its end tag.
     fn typed(&mut self, tag: &str, depth: usize) -> Result<XmlValue, String> {
         let tag = tag.strip_prefix("ex:").unwrap_or(tag);
+        let value = self.typed_value(tag, depth)?;
+        let heap = match &value {
+            XmlValue::Str(s) | XmlValue::DateTime(s) => cost::heap(s.len()),
+            // As a dynamic value, bytes are an array of numbers.
+            XmlValue::Base64(b) => cost::heap(b.len()).saturating_add(cost::array(b.len())),
+            XmlValue::Struct(members) => members
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| cost::entry(i).saturating_add(cost::heap(name.len())))
+                .fold(0, usize::saturating_add),
+            _ => 0,
+        };
+        self.charge(heap)?;
+        Ok(value)
+    }
+
+    fn typed_value(&mut self, tag: &str, depth: usize) -> Result<XmlValue, String> {
         Ok(match tag {
             "int" | "i4" | "i8" | "i1" | "i2" => {
                 let text = self.text()?;
@@ -296,7 +346,7 @@ fn push_reference(text: &mut String, r: &quick_xml::events::BytesRef<'_>) -> Res
 }
 
 fn not_a(what: &str, text: &str) -> String {
-    format!("{text:?} is not a valid <{what}>")
+    format!("{} is not a valid <{what}>", crate::quiet::peer_text(text))
 }
 
 #[cfg(test)]
