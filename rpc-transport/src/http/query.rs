@@ -294,6 +294,23 @@ mod tests {
     }
 
     #[test]
+    fn pairs_past_the_decode_budget_are_refused() {
+        // Two bytes a pair, each pair 48 bytes and a node.
+        let query = "&a".repeat(30_000);
+        assert_eq!(
+            parse(&query).unwrap_err(),
+            format!(
+                "the value would take more than {} bytes of memory, the decode budget \
+                 for its message (32 bytes per byte received, at least 65536)",
+                budget::for_message(query.len())
+            )
+        );
+        // Honest pairs fit.
+        let honest = "&name=spam&count=12".repeat(1000);
+        assert_eq!(parse(&honest).unwrap().len(), 2000);
+    }
+
+    #[test]
     fn bad_values_say_what_was_expected() {
         let e = decode_as::<Typed>("x=two&name=a&ratio=1&ids=&flag=true").unwrap_err();
         assert_eq!(e.to_string(), "expected an integer, not \"two\"");

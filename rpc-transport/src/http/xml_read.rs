@@ -39,7 +39,14 @@ pub(crate) struct MethodCall {
 /// Reads a `<methodCall>`; fails with [`ErrorKind::Parse`] saying what is
 /// wrong and where.
 pub(crate) fn read_call(xml: &[u8]) -> Result<MethodCall, Error> {
-    let mut pull = Pull::new(xml);
+    read_call_within(xml, budget::for_message(xml.len()))
+}
+
+/// [`read_call`] within a decode budget of `limit` bytes. (XML is verbose:
+/// no document reaches the budget of its own length, about 25 bytes a byte
+/// at most, for `<base64>`; a smaller one shows the refusal.)
+fn read_call_within(xml: &[u8], limit: usize) -> Result<MethodCall, Error> {
+    let mut pull = Pull::new(xml, limit);
     pull.read_call().map_err(|why| {
         if let Some(over) = pull.over {
             return over.into();
@@ -86,7 +93,7 @@ struct Pull<'a> {
 }
 
 impl<'a> Pull<'a> {
-    fn new(xml: &'a [u8]) -> Pull<'a> {
+    fn new(xml: &'a [u8], limit: usize) -> Pull<'a> {
         let mut reader = Reader::from_reader(xml);
         let config = reader.config_mut();
         config.expand_empty_elements = true;
@@ -94,7 +101,7 @@ impl<'a> Pull<'a> {
         Pull {
             reader,
             peeked: None,
-            meter: Meter::new(budget::for_message(xml.len())),
+            meter: Meter::new(limit),
             over: None,
         }
     }
@@ -429,6 +436,38 @@ mod tests {
         assert!(call(doctype).unwrap_err().contains("DOCTYPE"));
         let unknown = "<methodCall><methodName>&a;</methodName></methodCall>";
         assert!(call(unknown).unwrap_err().contains("unknown entity"));
+    }
+
+    #[test]
+    fn values_past_the_decode_budget_are_refused() {
+        let xml = format!(
+            "<methodCall><methodName>m</methodName><params><param><value><array><data>\
+             {}</data></array></value></param></params></methodCall>",
+            "<value/>".repeat(10_000)
+        );
+        let e = read_call_within(xml.as_bytes(), 64 << 10)
+            .map(drop)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::OverBudget, "{e}");
+        assert_eq!(
+            e.message(),
+            "the value would take more than 65536 bytes of memory, the decode budget \
+             for its message (32 bytes per byte received, at least 65536)"
+        );
+        // Its own budget holds it, as it holds the densest documents.
+        assert_eq!(
+            read_call(xml.as_bytes()).map(|c| c.params.len()).unwrap(),
+            1
+        );
+        let blob = format!(
+            "<methodCall><methodName>m</methodName><params><param><value><base64>{}\
+             </base64></value></param></params></methodCall>",
+            "AAAA".repeat(100_000)
+        );
+        assert_eq!(
+            read_call(blob.as_bytes()).map(|c| c.params.len()).unwrap(),
+            1
+        );
     }
 
     #[test]
