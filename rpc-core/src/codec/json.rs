@@ -11,6 +11,13 @@
 //! `params` means no arguments. `deadline_ms` is this framework's extension
 //! (the caller's remaining time); other JSON-RPC peers may leave it out.
 //!
+//! A batch is counted while it is scanned: with
+//! [`Codec::decode_request_within`], the member past `max_batch` ends the
+//! scan and the whole batch is refused (`InvalidRequest`, naming
+//! `max_batch`) before any member is decoded, so a frame of millions of
+//! junk members costs no more than one of `max_batch + 1`. Error messages
+//! quote at most 200 bytes of what a peer sent.
+//!
 //! The control messages are notifications in JSON-RPC's reserved `rpc.`
 //! namespace:
 //!
