@@ -197,7 +197,7 @@ impl Registry {
                 Ok(())
             })
             .map_err(|e| match e.kind() {
-                ErrorKind::InvalidParams | ErrorKind::MethodNotFound => e,
+                ErrorKind::InvalidParams | ErrorKind::MethodNotFound | ErrorKind::OverBudget => e,
                 _ => Error::invalid_params(&name(), e.message()),
             })?;
         started.ok_or_else(|| Error::invalid_params(&name(), "no arguments were read"))

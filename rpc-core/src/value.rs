@@ -3,6 +3,10 @@
 //! `serde_json::Value` needs a self-describing format (`deserialize_any`),
 //! which bincode is not. `Value` wraps it and, in formats that are not human
 //! readable, writes a tag before each node, so bincode can read it back.
+//!
+//! Reading one, in either form, charges every node, string and buffer to
+//! the decode budget before allocating it ([`crate::budget`]), and leaves
+//! no spare capacity in its arrays.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -11,6 +15,8 @@ use std::ops::{Deref, DerefMut};
 use serde::de::{self, DeserializeSeed, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::budget::cost;
 
 /// A dynamic value: null, bool, number, string, array or object.
 ///
@@ -74,7 +80,7 @@ impl Serialize for Value {
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
         if d.is_human_readable() {
-            serde_json::Value::deserialize(d).map(Value)
+            d.deserialize_any(Node).map(Value)
         } else {
             let first_failure = RefCell::new(None);
             Depth {
@@ -84,6 +90,160 @@ impl<'de> Deserialize<'de> for Value {
             .deserialize(d)
             .map(Value)
         }
+    }
+}
+
+/// Charges `bytes` to the decode budget ([`crate::budget`]), as a serde error.
+fn charge<E: de::Error>(bytes: usize) -> Result<(), E> {
+    crate::budget::charge(bytes).map_err(E::custom)
+}
+
+/// A string, charged before it is copied (an owned one is only moved).
+fn string<E: de::Error>(text: &str) -> Result<String, E> {
+    charge(cost::heap(text.len()))?;
+    Ok(text.to_owned())
+}
+
+/// Array items, their buffer charged by capacity before it grows, and cut to
+/// its length at the end: a value holds no slack.
+fn items<'de, A: SeqAccess<'de>, S: DeserializeSeed<'de, Value = serde_json::Value> + Copy>(
+    mut seq: A,
+    seed: S,
+) -> Result<Vec<serde_json::Value>, A::Error> {
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    let hint = seq.size_hint().unwrap_or(0).min(1024);
+    let mut grow_to = hint.max(4);
+    loop {
+        if out.len() == out.capacity() {
+            let old = out.capacity();
+            let new = grow_to.max(old * 2);
+            charge(cost::array(new) - cost::array(old))?;
+            out.reserve_exact(new - old);
+            grow_to = 0;
+        }
+        match seq.next_element_seed(seed)? {
+            Some(v) => out.push(v),
+            None => break,
+        }
+    }
+    out.shrink_to_fit();
+    Ok(out)
+}
+
+/// Object entries, each charged before it is inserted ([`cost::entry`]).
+fn entries<'de, A: MapAccess<'de>, S: DeserializeSeed<'de, Value = serde_json::Value> + Copy>(
+    mut map: A,
+    seed: S,
+) -> Result<serde_json::Map<String, serde_json::Value>, A::Error> {
+    let mut out = serde_json::Map::new();
+    while let Some(k) = map.next_key_seed(Key)? {
+        charge(cost::entry(out.len()))?;
+        out.insert(k, map.next_value_seed(seed)?);
+    }
+    Ok(out)
+}
+
+/// A human-readable value (JSON, or another reader's tree), built node by
+/// node within the decode budget.
+#[derive(Clone, Copy)]
+struct Node;
+
+impl<'de> DeserializeSeed<'de> for Node {
+    type Value = serde_json::Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<serde_json::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Node {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(b.into())
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Self::Value, E> {
+        Ok(i.into())
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Self::Value, E> {
+        Ok(u.into())
+    }
+    fn visit_i128<E: de::Error>(self, i: i128) -> Result<Self::Value, E> {
+        match (i64::try_from(i), u64::try_from(i)) {
+            (Ok(i), _) => Ok(i.into()),
+            (_, Ok(u)) => Ok(u.into()),
+            _ => Ok(serde_json::Value::from(i as f64)),
+        }
+    }
+    fn visit_f64<E>(self, x: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, Into::into))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        string(s).map(serde_json::Value::String)
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+        charge(cost::heap(s.capacity()))?;
+        Ok(serde_json::Value::String(s))
+    }
+    fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<Self::Value, E> {
+        // As JSON carries bytes: an array of numbers.
+        charge(cost::array(b.len()))?;
+        Ok(serde_json::Value::Array(
+            b.iter().map(|&b| b.into()).collect(),
+        ))
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        items(seq, self).map(serde_json::Value::Array)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        entries(map, self).map(serde_json::Value::Object)
+    }
+}
+
+/// An object's key, charged before it is copied.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        d.deserialize_string(self)
+    }
+}
+
+impl Visitor<'_> for Key {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<String, E> {
+        string(s)
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<String, E> {
+        charge(cost::heap(s.capacity()))?;
+        Ok(s)
+    }
+    /// A key a reader gives as a number (a Python dict's int key) reads as
+    /// its text, as `json.dumps` writes it.
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<String, E> {
+        string(&i.to_string())
+    }
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<String, E> {
+        string(&u.to_string())
     }
 }
 
@@ -187,7 +347,7 @@ impl<'de> Visitor<'de> for Depth<'_> {
             2 => J::from(v.newtype_variant::<i64>()?),
             3 => J::from(v.newtype_variant::<u64>()?),
             4 => J::from(v.newtype_variant::<f64>()?),
-            5 => J::String(v.newtype_variant()?),
+            5 => J::String(v.newtype_variant_seed(Key)?),
             6 => J::Array(
                 v.newtype_variant_seed(ItemsSeed(self.deeper()?))
                     .map_err(|e| self.nested(e))?,
@@ -215,12 +375,8 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an array of values")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-        while let Some(v) = seq.next_element_seed(self.0)? {
-            out.push(v);
-        }
-        Ok(out)
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        items(seq, self.0)
     }
 }
 
@@ -238,12 +394,8 @@ impl<'de> Visitor<'de> for EntriesSeed<'_> {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object of values")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut out = serde_json::Map::new();
-        while let Some(k) = map.next_key::<String>()? {
-            out.insert(k, map.next_value_seed(self.0)?);
-        }
-        Ok(out)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        entries(map, self.0)
     }
 }
 

@@ -240,19 +240,21 @@ impl Codec for Bincode {
     }
 
     fn decode_value(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), Error> {
-        let decoded = with_limit_for!(bytes.len(), |config| {
-            ::bincode::serde::seed_decode_from_slice(Seed(visit), bytes, config)
-        });
-        let (result, used) = decoded
-            .map_err(|e| Error::new(ErrorKind::Parse, format!("a value is malformed: {e}")))?;
-        result?;
-        match bytes.len() - used {
-            0 => Ok(()),
-            left => Err(Error::new(
-                ErrorKind::Parse,
-                format!("{left} bytes left over after a value"),
-            )),
-        }
+        crate::budget::within(crate::budget::for_message(bytes.len()), || {
+            let decoded = with_limit_for!(bytes.len(), |config| {
+                ::bincode::serde::seed_decode_from_slice(Seed(visit), bytes, config)
+            });
+            let (result, used) = decoded
+                .map_err(|e| Error::new(ErrorKind::Parse, format!("a value is malformed: {e}")))?;
+            result?;
+            match bytes.len() - used {
+                0 => Ok(()),
+                left => Err(Error::new(
+                    ErrorKind::Parse,
+                    format!("{left} bytes left over after a value"),
+                )),
+            }
+        })
     }
 }
 

@@ -11,6 +11,13 @@
 //! `params` means no arguments. `deadline_ms` is this framework's extension
 //! (the caller's remaining time); other JSON-RPC peers may leave it out.
 //!
+//! A batch is counted while it is scanned: with
+//! [`Codec::decode_request_within`], the member past `max_batch` ends the
+//! scan and the whole batch is refused (`InvalidRequest`, naming
+//! `max_batch`) before any member is decoded, so a frame of millions of
+//! junk members costs no more than one of `max_batch + 1`. Error messages
+//! quote at most 200 bytes of what a peer sent.
+//!
 //! The control messages are notifications in JSON-RPC's reserved `rpc.`
 //! namespace:
 //!
@@ -20,6 +27,7 @@
 //! ```
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::io::Write;
 use std::ops::Range;
 
@@ -28,7 +36,8 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use super::{
-    Codec, Id, Inbound, Incoming, OutRequest, Request, Visit, atomically, deadline_ms, encode_error,
+    Codec, Id, Inbound, Incoming, OutRequest, Request, Visit, atomically, cut, deadline_ms,
+    encode_error,
 };
 use crate::client::WireFault;
 use crate::error::{Error, ErrorKind};
@@ -162,8 +171,12 @@ impl Codec for Json {
     }
 
     fn decode_request<'a>(&self, frame: &'a [u8]) -> Incoming<'a> {
+        self.decode_request_within(frame, usize::MAX)
+    }
+
+    fn decode_request_within<'a>(&self, frame: &'a [u8], max_batch: usize) -> Incoming<'a> {
         match frame.iter().find(|b| !b.is_ascii_whitespace()) {
-            Some(b'[') => decode_batch(frame),
+            Some(b'[') => decode_batch(frame, max_batch),
             _ => decode_one(frame),
         }
     }
@@ -229,13 +242,15 @@ impl Codec for Json {
     }
 
     fn decode_value(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), Error> {
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        visit(&mut <dyn erased_serde::Deserializer<'_>>::erase(&mut de))?;
-        de.end().map_err(|e| {
-            Error::new(
-                ErrorKind::Parse,
-                format!("trailing characters after a value: {e}"),
-            )
+        crate::budget::within(crate::budget::for_message(bytes.len()), || {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            visit(&mut <dyn erased_serde::Deserializer<'_>>::erase(&mut de))?;
+            de.end().map_err(|e| {
+                Error::new(
+                    ErrorKind::Parse,
+                    format!("trailing characters after a value: {e}"),
+                )
+            })
         })
     }
 }
@@ -370,11 +385,35 @@ fn decode_any(frame: &[u8]) -> Incoming<'_> {
     })
 }
 
-fn decode_batch(frame: &[u8]) -> Incoming<'_> {
-    let items: Vec<&RawValue> = match serde_json::from_slice(frame) {
+/// A batch, its members counted as they are scanned: one past `max_batch`
+/// ends the scan, so a frame of a million members costs no more than one of
+/// `max_batch + 1`. Each member is only delimited (a borrowed [`RawValue`])
+/// until the count is known to fit.
+fn decode_batch(frame: &[u8], max_batch: usize) -> Incoming<'_> {
+    let mut de = serde_json::Deserializer::from_slice(frame);
+    let over = Cell::new(false);
+    let items = match de.deserialize_seq(Members {
+        max_batch,
+        over: &over,
+    }) {
         Ok(items) => items,
+        Err(_) if over.get() => {
+            let error = Error::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "a batch of more than {max_batch} calls exceeds the limit of {max_batch} (max_batch)"
+                ),
+            );
+            return Incoming::Invalid {
+                id: Id::Null,
+                error,
+            };
+        }
         Err(e) => return invalid(frame, e),
     };
+    if let Err(e) = de.end() {
+        return invalid(frame, e);
+    }
     if items.is_empty() {
         let error = Error::new(ErrorKind::InvalidRequest, "an empty batch");
         return Incoming::Invalid {
@@ -390,27 +429,57 @@ fn decode_batch(frame: &[u8]) -> Incoming<'_> {
     )
 }
 
+/// Collects a batch's members; fails, setting `over`, as soon as there are
+/// more than `max_batch` (the rest of the frame is not read).
+struct Members<'o> {
+    max_batch: usize,
+    over: &'o Cell<bool>,
+}
+
+impl<'de> serde::de::Visitor<'de> for Members<'_> {
+    type Value = Vec<&'de RawValue>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a batch (an array of requests)")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            if items.len() == self.max_batch {
+                self.over.set(true);
+                return Err(serde::de::Error::custom("too many calls"));
+            }
+            items.push(item);
+        }
+        Ok(items)
+    }
+}
+
 /// A request that did not decode: a parse error if it is not JSON, else an
 /// invalid request, answered under its id when that much can be read.
 fn invalid(frame: &[u8], e: serde_json::Error) -> Incoming<'_> {
     if e.is_syntax() || e.is_eof() {
         let error = Error::new(
             ErrorKind::Parse,
-            format!("the request is not valid JSON: {e}"),
+            format!("the request is not valid JSON: {}", cut(&e.to_string())),
         );
         return Incoming::Invalid {
             id: Id::Null,
             error,
         };
     }
-    let id = serde_json::from_slice::<IdProbe<'_>>(frame)
-        .ok()
+    // Only an object can hold an id; anything else is not read twice.
+    let object = frame.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let id = object
+        .then(|| serde_json::from_slice::<IdProbe<'_>>(frame).ok())
+        .flatten()
         .and_then(|p| p.id)
         .and_then(|raw| parse_id(raw).ok())
         .unwrap_or(Id::Null);
     let error = Error::new(
         ErrorKind::InvalidRequest,
-        format!("not a JSON-RPC request: {e}"),
+        format!("not a JSON-RPC request: {}", cut(&e.to_string())),
     );
     Incoming::Invalid { id, error }
 }
@@ -421,7 +490,7 @@ fn parse_id(raw: &RawValue) -> Result<Id, Error> {
             ErrorKind::InvalidRequest,
             format!(
                 "`id` must be an integer, a string or null, not {}",
-                raw.get()
+                cut(raw.get())
             ),
         )
     };
@@ -595,6 +664,64 @@ mod tests {
             }
         }
         assert!(fast >= 10, "the fast path took only {fast} frames");
+    }
+
+    fn refusal(incoming: Incoming<'_>) -> (Id, ErrorKind, String) {
+        match incoming {
+            Incoming::Invalid { id, error } => (id, error.kind(), error.message().to_owned()),
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_batch_past_max_batch_is_refused_before_the_rest_is_read() {
+        // 1025 members, then bytes that are not JSON: had the scan gone on,
+        // this would be a parse error.
+        let frame = format!("[{}not json", "0,".repeat(1025));
+        let (id, kind, message) = refusal(Json.decode_request_within(frame.as_bytes(), 1024));
+        assert_eq!(id, Id::Null);
+        assert_eq!(kind, ErrorKind::InvalidRequest);
+        assert_eq!(
+            message,
+            "a batch of more than 1024 calls exceeds the limit of 1024 (max_batch)"
+        );
+    }
+
+    #[test]
+    fn a_batch_of_exactly_max_batch_is_read() {
+        let frame = format!("[{}0]", "0,".repeat(3));
+        match Json.decode_request_within(frame.as_bytes(), 4) {
+            Incoming::Batch(items) => assert_eq!(items.len(), 4),
+            other => panic!("{other:?}"),
+        }
+        let (.., message) = refusal(Json.decode_request_within(frame.as_bytes(), 3));
+        assert!(
+            message.starts_with("a batch of more than 3 calls"),
+            "{message}"
+        );
+        let (.., message) = refusal(Json.decode_request_within(b"[0,0] x", 4));
+        assert!(
+            message.starts_with("the request is not valid JSON"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_junk_members_error_quotes_little_of_it() {
+        let long = "x".repeat(100_000);
+        let frame = format!(r#"[{{"jsonrpc":"2.0","id":{{"a":"{long}"}},"method":"m"}},"{long}"]"#);
+        let Incoming::Batch(items) = Json.decode_request_within(frame.as_bytes(), 1024) else {
+            panic!("not a batch")
+        };
+        for item in items {
+            let (.., message) = refusal(item);
+            assert!(
+                message.len() < 400,
+                "{} bytes: {message:.300}",
+                message.len()
+            );
+            assert!(message.contains("(100"), "says how long: {message:.300}");
+        }
     }
 
     #[test]

@@ -196,6 +196,23 @@ fn encode_error(e: impl fmt::Display) -> Error {
     )
 }
 
+/// How much of a peer's text an error message quotes.
+const QUOTED_BYTES: usize = 200;
+
+/// `text`, a peer's or quoting a peer's, cut to [`QUOTED_BYTES`] for an
+/// error message, with its full length when cut: a batch of junk members
+/// must not make a megabyte of messages.
+fn cut(text: &str) -> Cow<'_, str> {
+    if text.len() <= QUOTED_BYTES {
+        return Cow::Borrowed(text);
+    }
+    let mut end = QUOTED_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}… ({} bytes)", &text[..end], text.len()))
+}
+
 /// Milliseconds of a deadline on the wire, where 0 means none.
 fn deadline_ms(deadline: Option<Duration>) -> u64 {
     deadline.map_or(0, |d| {

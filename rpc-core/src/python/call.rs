@@ -67,8 +67,20 @@ impl Call {
                         pickle::read_value(&inner, options).map_err(unreadable(Form::Pickle))?;
                     (Form::Pickle, value)
                 }
-                PyValue::Str(text) => match serde_json::from_str(&text) {
-                    Ok(json) => (Form::Json, PyValue::from_json(json)),
+                // Read within the decode budget (half the pickle's): the
+                // Python value made of it is about as large again.
+                PyValue::Str(text) => match crate::budget::within(options.budget / 2, || {
+                    serde_json::from_str::<crate::Value>(&text).map_err(|e| {
+                        Error::new(
+                            ErrorKind::Parse,
+                            format!("the request is not JSON text: {e}"),
+                        )
+                    })
+                }) {
+                    Ok(json) => (Form::Json, PyValue::from_json(json.into_inner())),
+                    Err(e) if e.kind() == ErrorKind::OverBudget => {
+                        return Err(refuse(Form::Json, false, e));
+                    }
                     Err(e) => {
                         let why = format!("the request is not JSON text: {e}");
                         return Err(refuse(Form::Json, false, Error::new(ErrorKind::Parse, why)));
@@ -165,7 +177,11 @@ impl Call {
 
 /// A pickle that could not be read, as a framework error.
 pub(super) fn parse_error(e: pickle::PickleError) -> Error {
-    Error::new(ErrorKind::Parse, e.to_string()).with_source(e)
+    let kind = match e {
+        pickle::PickleError::OverBudget { .. } => ErrorKind::OverBudget,
+        _ => ErrorKind::Parse,
+    };
+    Error::new(kind, e.to_string()).with_source(e)
 }
 
 /// The reply frame for a successful call.

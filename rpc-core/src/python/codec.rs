@@ -105,9 +105,12 @@ fn decode_value(form: Form, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), E
     if form == Form::Json {
         return Json.decode_value(bytes, visit);
     }
-    let value = pickle::read_value(bytes, &Options::default())
-        .map_err(|e| Error::new(ErrorKind::Parse, e.to_string()).with_source(e))?;
-    visit(&mut <dyn erased_serde::Deserializer<'_>>::erase(value))
+    let budget = crate::budget::for_message(bytes.len());
+    let value = pickle::read_value(bytes, &Options::default().scaled_to(bytes.len()))
+        .map_err(call::parse_error)?;
+    crate::budget::within(budget, || {
+        visit(&mut <dyn erased_serde::Deserializer<'_>>::erase(value))
+    })
 }
 
 fn not_by_codec<'a>() -> Incoming<'a> {

@@ -5,21 +5,38 @@
 //! `"2"` for a `String`); a dynamic one ([`rpc_core::Value`]) gets a guess:
 //! `true`/`false`, then an integer, then a number, else the text. A sequence
 //! parameter takes comma-separated items (`?ids=1,2,3`).
+//!
+//! The pairs are charged to the query's decode budget ([`rpc_core::budget`])
+//! before they are made, so `?a&a&a…` cannot buy more than its share.
 
+use rpc_core::budget::{self, Meter, cost};
+
+use crate::quiet::peer_text;
 use serde::de::value::{Error, SeqDeserializer};
 use serde::de::{self, Error as _, IntoDeserializer, Visitor};
 use serde::forward_to_deserialize_any;
 
-/// Splits and percent-decodes `query` (`+` is a space) into pairs.
+/// Splits and percent-decodes `query` (`+` is a space) into pairs, each
+/// charged to the query's decode budget ([`rpc_core::budget`]) before it is
+/// made: the pair, its texts, and the dynamic value it may become.
 pub(crate) fn parse(query: &str) -> Result<Vec<(String, String)>, String> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            Ok((decode(key)?, decode(value)?))
-        })
-        .collect()
+    let mut meter = Meter::new(budget::for_message(query.len()));
+    let pairs = query.split('&').filter(|pair| !pair.is_empty());
+    let count = pairs.clone().count();
+    let pair_size = std::mem::size_of::<(String, String)>();
+    meter
+        .charge(count.saturating_mul(pair_size + cost::NODE))
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(count);
+    for pair in pairs {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        // Decoded text is never longer than its escaped form.
+        meter
+            .charge(cost::heap(key.len()).saturating_add(cost::heap(value.len())))
+            .map_err(|e| e.to_string())?;
+        out.push((decode(key)?, decode(value)?));
+    }
+    Ok(out)
 }
 
 fn decode(text: &str) -> Result<String, String> {
@@ -33,13 +50,13 @@ fn decode(text: &str) -> Result<String, String> {
                 let digits = hex.map(|d| d.and_then(|d| (d as char).to_digit(16)));
                 match digits {
                     [Some(hi), Some(lo)] => (hi * 16 + lo) as u8,
-                    _ => return Err(format!("`{text}` has a malformed %-escape")),
+                    _ => return Err(format!("{} has a malformed %-escape", peer_text(text))),
                 }
             }
             b => b,
         });
     }
-    String::from_utf8(out).map_err(|_| format!("`{text}` is not UTF-8 once decoded"))
+    String::from_utf8(out).map_err(|_| format!("{} is not UTF-8 once decoded", peer_text(text)))
 }
 
 /// The arguments: a map from parameter names to [`Text`] values.
@@ -87,7 +104,7 @@ macro_rules! parse_as {
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
             match self.0.trim().parse::<$ty>() {
                 Ok(n) => visitor.$visit(n),
-                Err(_) => Err(Error::custom(format!("expected {}, not `{}`", $what, self.0))),
+                Err(_) => Err(Error::custom(format!("expected {}, not {}", $what, peer_text(self.0)))),
             }
         }
     )*};
@@ -211,8 +228,8 @@ impl<'de> de::Deserializer<'de> for Text<'de> {
 
     fn deserialize_map<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Error> {
         Err(Error::custom(format!(
-            "a query value cannot be a map or struct (got `{}`); use POST with a JSON body",
-            self.0
+            "a query value cannot be a map or struct (got {}); use POST with a JSON body",
+            peer_text(self.0)
         )))
     }
 
@@ -277,9 +294,26 @@ mod tests {
     }
 
     #[test]
+    fn pairs_past_the_decode_budget_are_refused() {
+        // Two bytes a pair, each pair 48 bytes and a node.
+        let query = "&a".repeat(30_000);
+        assert_eq!(
+            parse(&query).unwrap_err(),
+            format!(
+                "the value would take more than {} bytes of memory, the decode budget \
+                 for its message (32 bytes per byte received, at least 65536)",
+                budget::for_message(query.len())
+            )
+        );
+        // Honest pairs fit.
+        let honest = "&name=spam&count=12".repeat(1000);
+        assert_eq!(parse(&honest).unwrap().len(), 2000);
+    }
+
+    #[test]
     fn bad_values_say_what_was_expected() {
         let e = decode_as::<Typed>("x=two&name=a&ratio=1&ids=&flag=true").unwrap_err();
-        assert_eq!(e.to_string(), "expected an integer, not `two`");
+        assert_eq!(e.to_string(), "expected an integer, not \"two\"");
         assert!(parse("a=%zz").is_err());
         assert!(parse("a=%ff").is_err());
         assert_eq!(

@@ -13,10 +13,15 @@
 //! character references), values nested at most [`MAX_DEPTH`] deep, and the
 //! body already bounded by the gateway's size limit. Python's `ex:` prefixed
 //! extension types (`<ex:nil/>`, `<ex:i8>`) read like the plain ones.
+//!
+//! Every value read is charged to the body's decode budget
+//! ([`rpc_core::budget`]) at what it and the dynamic value it becomes cost;
+//! over it, the call is refused with [`ErrorKind::OverBudget`].
 
 use base64::Engine as _;
 use quick_xml::Reader;
 use quick_xml::events::Event;
+use rpc_core::budget::{self, Meter, OverBudget, cost};
 use rpc_core::{Error, ErrorKind};
 
 use super::reply::MAX_DEPTH;
@@ -34,8 +39,18 @@ pub(crate) struct MethodCall {
 /// Reads a `<methodCall>`; fails with [`ErrorKind::Parse`] saying what is
 /// wrong and where.
 pub(crate) fn read_call(xml: &[u8]) -> Result<MethodCall, Error> {
-    let mut pull = Pull::new(xml);
+    read_call_within(xml, budget::for_message(xml.len()))
+}
+
+/// [`read_call`] within a decode budget of `limit` bytes. (XML is verbose:
+/// no document reaches the budget of its own length, about 25 bytes a byte
+/// at most, for `<base64>`; a smaller one shows the refusal.)
+fn read_call_within(xml: &[u8], limit: usize) -> Result<MethodCall, Error> {
+    let mut pull = Pull::new(xml, limit);
     pull.read_call().map_err(|why| {
+        if let Some(over) = pull.over {
+            return over.into();
+        }
         let at = pull.reader.buffer_position();
         Error::new(
             ErrorKind::Parse,
@@ -71,10 +86,14 @@ impl std::fmt::Display for Token {
 struct Pull<'a> {
     reader: Reader<&'a [u8]>,
     peeked: Option<Token>,
+    /// The decode budget of the body, charged for every value read.
+    meter: Meter,
+    /// Set when a value went over the budget.
+    over: Option<OverBudget>,
 }
 
 impl<'a> Pull<'a> {
-    fn new(xml: &'a [u8]) -> Pull<'a> {
+    fn new(xml: &'a [u8], limit: usize) -> Pull<'a> {
         let mut reader = Reader::from_reader(xml);
         let config = reader.config_mut();
         config.expand_empty_elements = true;
@@ -82,7 +101,22 @@ impl<'a> Pull<'a> {
         Pull {
             reader,
             peeked: None,
+            meter: Meter::new(limit),
+            over: None,
         }
+    }
+
+    /// Charges a value read, holding `heap` bytes of its own: it is built
+    /// here, then becomes a dynamic value's node (or a typed argument), both
+    /// alive at once; its array may hold as much again in spare capacity.
+    fn charge(&mut self, heap: usize) -> Result<(), String> {
+        let node = 2 * std::mem::size_of::<XmlValue>() + cost::NODE;
+        self.meter
+            .charge(node.saturating_add(heap))
+            .map_err(|over| {
+                self.over = Some(over);
+                over.to_string()
+            })
     }
 
     fn read_call(&mut self) -> Result<MethodCall, String> {
@@ -117,9 +151,15 @@ impl<'a> Pull<'a> {
             return Err(format!("values nest deeper than {MAX_DEPTH} levels"));
         }
         let value = match self.token()? {
-            Token::Close => return Ok(XmlValue::Str(String::new())),
+            Token::Close => {
+                self.charge(0)?;
+                return Ok(XmlValue::Str(String::new()));
+            }
             Token::Text(text) => match self.token()? {
-                Token::Close => return Ok(XmlValue::Str(text)),
+                Token::Close => {
+                    self.charge(cost::heap(text.len()))?;
+                    return Ok(XmlValue::Str(text));
+                }
                 Token::Open(tag) if text.trim().is_empty() => self.typed(&tag, depth)?,
                 other => return Err(format!("unexpected {other} after text in <value>")),
             },
@@ -133,6 +173,23 @@ impl<'a> Pull<'a> {
     /// The value inside `<tag>`, whose start tag was read, up to its end tag.
     fn typed(&mut self, tag: &str, depth: usize) -> Result<XmlValue, String> {
         let tag = tag.strip_prefix("ex:").unwrap_or(tag);
+        let value = self.typed_value(tag, depth)?;
+        let heap = match &value {
+            XmlValue::Str(s) | XmlValue::DateTime(s) => cost::heap(s.len()),
+            // As a dynamic value, bytes are an array of numbers.
+            XmlValue::Base64(b) => cost::heap(b.len()).saturating_add(cost::array(b.len())),
+            XmlValue::Struct(members) => members
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| cost::entry(i).saturating_add(cost::heap(name.len())))
+                .fold(0, usize::saturating_add),
+            _ => 0,
+        };
+        self.charge(heap)?;
+        Ok(value)
+    }
+
+    fn typed_value(&mut self, tag: &str, depth: usize) -> Result<XmlValue, String> {
         Ok(match tag {
             "int" | "i4" | "i8" | "i1" | "i2" => {
                 let text = self.text()?;
@@ -296,7 +353,7 @@ fn push_reference(text: &mut String, r: &quick_xml::events::BytesRef<'_>) -> Res
 }
 
 fn not_a(what: &str, text: &str) -> String {
-    format!("{text:?} is not a valid <{what}>")
+    format!("{} is not a valid <{what}>", crate::quiet::peer_text(text))
 }
 
 #[cfg(test)]
@@ -379,6 +436,38 @@ mod tests {
         assert!(call(doctype).unwrap_err().contains("DOCTYPE"));
         let unknown = "<methodCall><methodName>&a;</methodName></methodCall>";
         assert!(call(unknown).unwrap_err().contains("unknown entity"));
+    }
+
+    #[test]
+    fn values_past_the_decode_budget_are_refused() {
+        let xml = format!(
+            "<methodCall><methodName>m</methodName><params><param><value><array><data>\
+             {}</data></array></value></param></params></methodCall>",
+            "<value/>".repeat(10_000)
+        );
+        let e = read_call_within(xml.as_bytes(), 64 << 10)
+            .map(drop)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::OverBudget, "{e}");
+        assert_eq!(
+            e.message(),
+            "the value would take more than 65536 bytes of memory, the decode budget \
+             for its message (32 bytes per byte received, at least 65536)"
+        );
+        // Its own budget holds it, as it holds the densest documents.
+        assert_eq!(
+            read_call(xml.as_bytes()).map(|c| c.params.len()).unwrap(),
+            1
+        );
+        let blob = format!(
+            "<methodCall><methodName>m</methodName><params><param><value><base64>{}\
+             </base64></value></param></params></methodCall>",
+            "AAAA".repeat(100_000)
+        );
+        assert_eq!(
+            read_call(blob.as_bytes()).map(|c| c.params.len()).unwrap(),
+            1
+        );
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The second pass: nodes into a [`PyValue`] tree, charging every node
 //! built (memo references each time) to the budget, within the depth limit.
+//! A node is charged for what it finally costs: itself, and the dynamic
+//! value it becomes ([`crate::budget::cost`]), an object's B-tree included.
 
 use super::{Decoded, Id, Node, Parsed, PickleError, PyException};
+use crate::budget::cost;
 use crate::python::PyValue;
 
 /// Builds values from a [`Parsed`] table.
@@ -22,15 +25,21 @@ impl<'p> Builder<'p> {
         }
     }
 
-    fn charge(&mut self, bytes: usize) -> Result<(), PickleError> {
-        let cost = bytes.saturating_add(std::mem::size_of::<PyValue>());
-        self.budget = self.budget.checked_sub(cost).ok_or_else(|| {
-            PickleError::Limit(format!(
-                "the value would take more than {} bytes (memo references \
-                 expand each time they are used)",
-                self.parsed.options.budget
-            ))
-        })?;
+    /// Charges one node built, and `heap` more bytes it holds: the node
+    /// twice, as the [`PyValue`] built here and as the dynamic value
+    /// ([`crate::Value`]) it becomes, both alive at once while a call's
+    /// arguments are read.
+    fn charge(&mut self, heap: usize) -> Result<(), PickleError> {
+        let cost = heap
+            .saturating_add(std::mem::size_of::<PyValue>())
+            .saturating_add(cost::NODE);
+        self.budget = self
+            .budget
+            .checked_sub(cost)
+            .ok_or(PickleError::OverBudget {
+                what: "the value (memo references expand each time they are used)",
+                limit: self.parsed.options.budget,
+            })?;
         Ok(())
     }
 
@@ -39,7 +48,15 @@ impl<'p> Builder<'p> {
         let input = parsed.input;
         let node = &parsed.nodes[id];
         match node {
-            Node::Str(r) | Node::Bytes(r) => self.charge(r.len())?,
+            Node::Str(r) | Node::Bytes(r) => self.charge(cost::heap(r.len()))?,
+            // Each entry as the object it becomes (a key and a value are
+            // two nodes, charged when built).
+            Node::Dict(pairs) => {
+                let entries = (0..pairs.len())
+                    .map(cost::entry)
+                    .fold(0, usize::saturating_add);
+                self.charge(entries)?;
+            }
             _ => self.charge(0)?,
         }
         let value = match node {
@@ -86,12 +103,12 @@ impl<'p> Builder<'p> {
                 "a container that holds itself has no plain-data form".into(),
             ));
         }
-        let built = items
-            .iter()
-            .map(|&item| self.build(item, depth + 1))
-            .collect();
+        let mut built = Vec::with_capacity(items.len());
+        for &item in items {
+            built.push(self.build(item, depth + 1)?);
+        }
         self.on_path[id] = false;
-        built
+        Ok(built)
     }
 
     pub(super) fn exception(

@@ -253,12 +253,13 @@ impl<'a, 'o> Machine<'a, 'o> {
 
     /// Counts `bytes` of memory against the budget.
     fn charge(&mut self, bytes: usize) -> Result<(), PickleError> {
-        self.budget = self.budget.checked_sub(bytes).ok_or_else(|| {
-            PickleError::Limit(format!(
-                "reading the pickle would take more than {} bytes",
-                self.options.budget
-            ))
-        })?;
+        self.budget = self
+            .budget
+            .checked_sub(bytes)
+            .ok_or(PickleError::OverBudget {
+                what: "reading the pickle",
+                limit: self.options.budget,
+            })?;
         Ok(())
     }
 
@@ -276,8 +277,13 @@ impl<'a, 'o> Machine<'a, 'o> {
             .len()
             .checked_sub(n)
             .ok_or_else(|| self.underflow())?;
-        // The numbers move into a container (or a node's parts).
+        // The numbers move into a container (or a node's parts), and their
+        // stack slots are free again.
         self.charge(n * std::mem::size_of::<Id>())?;
+        self.budget = self
+            .budget
+            .saturating_add(n * std::mem::size_of::<Slot>())
+            .min(self.options.budget);
         let items = self.stack.split_off(at);
         items
             .into_iter()

@@ -8,8 +8,9 @@
 //! so the table grows at most with the input. [`Parsed::decode`] then builds
 //! the [`PyValue`] tree from the root. Both passes charge the memory they
 //! take to one budget ([`Options::budget`]), the second for every node it
-//! builds, so a memo bomb (a list of ten references to a list of ten
-//! references to …) fails at the budget instead of filling memory, and
+//! builds (at what it costs as the dynamic value it becomes, see
+//! [`crate::budget`]), so a memo bomb (a list of ten references to a list
+//! of ten references to …) fails at the budget instead of filling memory, and
 //! nesting past a depth limit (or a container that holds itself) fails too.
 //! A length prefix is checked against the bytes actually left before
 //! anything is read, so a `BINUNICODE8` claiming 2⁶² bytes costs nothing.
@@ -66,16 +67,18 @@ impl Default for Options {
 }
 
 impl Options {
-    /// These options with the budget scaled to an input of `len` bytes: 64
-    /// bytes per input byte, at least 1 MiB, at most the budget set. A small
-    /// frame then cannot make a server allocate much, while the densest
-    /// plain data still fits: a list of small ints takes about 104 bytes to
-    /// read and build per 2 bytes of pickle.
+    /// These options with the budget scaled to an input of `len` bytes:
+    /// twice the decode budget of [`crate::budget::for_message`] (64 bytes
+    /// per input byte, at least 128 KiB), at most the budget set. Twice,
+    /// because reading charges its node table as well as the value: a
+    /// list of small ints takes about 120 bytes to read, build and turn
+    /// into a dynamic value per 2 bytes of pickle, and still fits.
     pub fn scaled_to(&self, len: usize) -> Options {
+        let floor = 2 * crate::budget::MIN;
         Options {
-            budget: len
-                .saturating_mul(64)
-                .clamp(1 << 20, self.budget.max(1 << 20)),
+            budget: crate::budget::for_message(len)
+                .saturating_mul(2)
+                .clamp(floor, self.budget.max(floor)),
             ..self.clone()
         }
     }
@@ -111,6 +114,15 @@ pub enum PickleError {
     /// The pickle is well formed but over one of the [`Options`] bounds.
     #[error("pickle refused: {0}")]
     Limit(String),
+    /// Reading the pickle, or the value it builds, would take more memory
+    /// than [`Options::budget`].
+    #[error("pickle refused: {what} would take more than {limit} bytes of memory")]
+    OverBudget {
+        /// What would: reading, or the value.
+        what: &'static str,
+        /// The budget, in bytes.
+        limit: usize,
+    },
 }
 
 /// A pickled exception, read as data: its class and the arguments it was

@@ -240,9 +240,14 @@ fn json_numbers_become_ints_or_floats() {
 fn a_small_frame_gets_a_small_budget() {
     let bytes = memo_bomb(40);
     let options = Options::default().scaled_to(bytes.len());
-    assert_eq!(options.budget, 1 << 20);
+    let budget = 2 * crate::budget::for_message(bytes.len());
+    assert_eq!(options.budget, budget);
+    assert!(budget < 1 << 20, "{budget}");
     let error = read_value(&bytes, &options).unwrap_err().to_string();
-    assert!(error.contains("more than 1048576 bytes"), "{error}");
+    assert!(
+        error.contains(&format!("more than {budget} bytes")),
+        "{error}"
+    );
     assert_eq!(Options::default().scaled_to(1 << 30).budget, 64 << 20);
     // Dense plain data within the scaled budget still reads: 10,000 small ints.
     let ints = PyValue::List((0..10_000).map(|i| int(i % 200)).collect());
@@ -266,7 +271,7 @@ fn reading_itself_is_charged_to_the_budget() {
     let error = read_value(&bytes, &options).unwrap_err().to_string();
     assert_eq!(
         error,
-        "pickle refused: reading the pickle would take more than 1048576 bytes"
+        "pickle refused: reading the pickle would take more than 1048576 bytes of memory"
     );
 }
 
