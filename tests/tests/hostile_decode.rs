@@ -427,7 +427,10 @@ async fn rest_query_pairs_are_held_to_the_budget() {
         (kv, head.len(), answer)
     })
     .await;
-    let _ = answer;
+    // Refused as over budget (413, -32012), not as bad arguments.
+    let response = answer.expect_err("refused");
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains("-32012"), "{response}");
     m.check("rest query");
 }
 

@@ -559,7 +559,7 @@ async fn a_batch_of_100000_calls_is_refused_whole_at_the_default_batch_limit() {
         &answer,
         Value::Null,
         ErrorKind::InvalidRequest,
-        &format!("a batch of 100000 calls exceeds the limit of {limit} (max_batch)"),
+        &format!("a batch of more than {limit} calls exceeds the limit of {limit} (max_batch)"),
     );
     assert_json_usable(&mut stream).await;
     assert_still_serves(&server.address).await;

@@ -9,6 +9,7 @@
 //! The pairs are charged to the query's decode budget ([`rpc_core::budget`])
 //! before they are made, so `?a&a&a…` cannot buy more than its share.
 
+use rpc_core::ErrorKind;
 use rpc_core::budget::{self, Meter, cost};
 
 use crate::quiet::peer_text;
@@ -19,22 +20,31 @@ use serde::forward_to_deserialize_any;
 /// Splits and percent-decodes `query` (`+` is a space) into pairs, each
 /// charged to the query's decode budget ([`rpc_core::budget`]) before it is
 /// made: the pair, its texts, and the dynamic value it may become.
-pub(crate) fn parse(query: &str) -> Result<Vec<(String, String)>, String> {
+///
+/// A query over its budget is refused with an [`ErrorKind::OverBudget`]
+/// error; a malformed one with an [`ErrorKind::InvalidParams`] error whose
+/// message says what is wrong (the caller names the method).
+pub(crate) fn parse(query: &str) -> Result<Vec<(String, String)>, rpc_core::Error> {
     let mut meter = Meter::new(budget::for_message(query.len()));
     let pairs = query.split('&').filter(|pair| !pair.is_empty());
     let count = pairs.clone().count();
     let pair_size = std::mem::size_of::<(String, String)>();
+    let over = |e: budget::OverBudget| rpc_core::Error::new(ErrorKind::OverBudget, e.to_string());
     meter
         .charge(count.saturating_mul(pair_size + cost::NODE))
-        .map_err(|e| e.to_string())?;
+        .map_err(over)?;
     let mut out = Vec::with_capacity(count);
     for pair in pairs {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         // Decoded text is never longer than its escaped form.
         meter
             .charge(cost::heap(key.len()).saturating_add(cost::heap(value.len())))
-            .map_err(|e| e.to_string())?;
-        out.push((decode(key)?, decode(value)?));
+            .map_err(over)?;
+        let malformed = |why: String| rpc_core::Error::new(ErrorKind::InvalidParams, why);
+        out.push((
+            decode(key).map_err(malformed)?,
+            decode(value).map_err(malformed)?,
+        ));
     }
     Ok(out)
 }
@@ -264,7 +274,7 @@ mod tests {
     }
 
     fn decode_as<T: for<'de> Deserialize<'de>>(query: &str) -> Result<T, Error> {
-        let pairs = parse(query).map_err(Error::custom)?;
+        let pairs = parse(query).map_err(|e| Error::custom(e.message()))?;
         T::deserialize(&mut Args::new(&pairs))
     }
 
@@ -297,8 +307,10 @@ mod tests {
     fn pairs_past_the_decode_budget_are_refused() {
         // Two bytes a pair, each pair 48 bytes and a node.
         let query = "&a".repeat(30_000);
+        let refused = parse(&query).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::OverBudget);
         assert_eq!(
-            parse(&query).unwrap_err(),
+            refused.message(),
             format!(
                 "the value would take more than {} bytes of memory, the decode budget \
                  for its message (32 bytes per byte received, at least 65536)",

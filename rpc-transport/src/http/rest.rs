@@ -73,7 +73,10 @@ pub(crate) async fn get(
     }
     let pairs = match query::parse(query.as_deref().unwrap_or("")) {
         Ok(pairs) => pairs,
-        Err(e) => return error_response(&Error::invalid_params(&name, e).into()),
+        Err(e) if e.kind() == ErrorKind::InvalidParams => {
+            return error_response(&Error::invalid_params(&name, e.message()).into());
+        }
+        Err(e) => return error_response(&e.into()),
     };
     let reply = gateway
         .call(&name, None, |registry, route| {
