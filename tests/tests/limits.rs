@@ -263,7 +263,7 @@ async fn a_batch_at_max_batch_runs_and_one_over_it_gets_one_error() {
     assert_eq!(answer["error"]["code"], -32600, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("a batch of 4 calls exceeds the limit of 3"),
+        message.contains("a batch of more than 3 calls exceeds the limit of 3"),
         "{message}"
     );
     // The connection is still usable.
