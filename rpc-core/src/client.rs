@@ -16,6 +16,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::{self, Codec};
+/// Re-exported from [`crate::error`], where the codecs read it from too.
+pub use crate::error::WireFault;
 use crate::error::{CallError, Error, ErrorKind};
 
 /// A connection that can carry calls: implemented by `rpc-transport`'s
@@ -49,18 +51,6 @@ pub struct Response {
     codec: &'static dyn Codec,
     frame: Bytes,
     outcome: Result<Range<usize>, WireFault>,
-}
-
-/// A failed call as the wire carries it: code, message, and where the error's
-/// typed data lies in the frame.
-#[derive(Clone, Debug, PartialEq)]
-pub struct WireFault {
-    /// The JSON-RPC code (see [`ErrorKind::from_code`]).
-    pub code: i32,
-    /// The server's message.
-    pub message: String,
-    /// The bytes of the error's `data`, as a range of the frame.
-    pub data: Option<Range<usize>>,
 }
 
 impl Response {

@@ -3,10 +3,11 @@
 //! exception class, so every transport reports a failure the same way.
 //!
 //! What crosses the wire is small: a code, a message and optional data (see
-//! [`crate::client::WireFault`]). The receiving side maps the code back to a
+//! [`WireFault`]). The receiving side maps the code back to a
 //! kind with [`ErrorKind::from_code`].
 
 use std::fmt;
+use std::ops::Range;
 
 /// What went wrong, independent of any transport.
 ///
@@ -297,6 +298,18 @@ impl<E: std::error::Error + 'static> std::error::Error for CallError<E> {
             CallError::Rpc(e) => Some(e),
         }
     }
+}
+
+/// A failed call as the wire carries it: code, message, and where the error's
+/// typed data lies in the frame.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WireFault {
+    /// The JSON-RPC code (see [`ErrorKind::from_code`]).
+    pub code: i32,
+    /// The server's message.
+    pub message: String,
+    /// The bytes of the error's `data`, as a range of the frame.
+    pub data: Option<Range<usize>>,
 }
 
 #[cfg(test)]

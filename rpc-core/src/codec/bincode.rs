@@ -25,7 +25,7 @@ use serde::de::{DeserializeSeed, Deserializer};
 use super::{
     Codec, Id, Inbound, Incoming, OutRequest, Request, Visit, atomically, deadline_ms, encode_error,
 };
-use crate::client::WireFault;
+use crate::error::WireFault;
 use crate::error::{Error, ErrorKind};
 use crate::service::Reply;
 

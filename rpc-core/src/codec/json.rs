@@ -39,7 +39,7 @@ use super::{
     Codec, Id, Inbound, Incoming, OutRequest, Request, Visit, atomically, cut, deadline_ms,
     encode_error,
 };
-use crate::client::WireFault;
+use crate::error::WireFault;
 use crate::error::{Error, ErrorKind};
 use crate::service::Reply;
 

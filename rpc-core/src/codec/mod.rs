@@ -31,7 +31,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use serde::de::DeserializeOwned;
 
-use crate::client::WireFault;
+use crate::error::WireFault;
 use crate::error::{Error, ErrorKind};
 use crate::service::Reply;
 

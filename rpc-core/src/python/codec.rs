@@ -27,8 +27,8 @@ use serde::Deserialize;
 use super::call::{self, Form, parse_error, wrap};
 use super::pickle::{self, Decoded, Options};
 use super::{PyValue, to_value, write};
-use crate::client::WireFault;
 use crate::codec::{Codec, Id, Inbound, Incoming, Json, OutRequest, Visit};
+use crate::error::WireFault;
 use crate::error::{Error, ErrorKind};
 use crate::service::Reply;
 
