@@ -93,26 +93,23 @@
 //! TCP and Unix-domain sockets ship, and tests use in-memory pairs through
 //! [`Server::serve_stream`] and [`Connection::over`].
 
-mod admission;
 pub mod client;
 pub mod config;
-mod connection;
-pub mod frame;
-pub mod handshake;
-pub mod hello;
 #[cfg(feature = "http")]
 pub mod http;
-pub mod limits;
 pub mod metrics;
 pub mod net;
 mod outbox;
 pub mod python;
 pub mod quiet;
-pub mod reconnect;
 pub mod server;
-mod session;
+mod shutdown;
+mod wire;
 
+pub use crate::client::reconnect;
 pub use crate::client::{Connection, connect};
+pub use crate::config::limits;
 pub use crate::config::{ClientConfig, ServerConfig};
 pub use crate::python::PythonConnection;
 pub use crate::server::{Listening, Server};
+pub use crate::wire::{frame, handshake, hello};

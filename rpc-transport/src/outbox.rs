@@ -25,7 +25,7 @@ use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
-use crate::frame::{FrameError, begin_frame, finish_spliced_frame};
+use crate::wire::frame::{FrameError, begin_frame, finish_spliced_frame};
 
 /// Frames waiting to be written.
 #[derive(Debug, Default)]
@@ -287,7 +287,7 @@ pub(crate) enum Pushed<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::finish_frame;
+    use crate::wire::frame::finish_frame;
     use proptest::prelude::*;
     use rpc_core::codec::{Bincode, Codec, Id};
     use rpc_core::service::Reply;

@@ -21,6 +21,8 @@
 //! the connection's task sleeps until the earliest one, then fails the
 //! calls past theirs.
 
+pub mod reconnect;
+
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -42,14 +44,14 @@ use tokio::time::Instant;
 use tokio_util::codec::{Decoder, Framed};
 use tracing::debug;
 
+use self::reconnect::Reconnecting;
 use crate::config::ClientConfig;
-use crate::frame::{FrameCodec, FrameError};
-use crate::handshake::AuthOptions;
-use crate::hello::{Answer, Hello, PROTOCOL_VERSION};
 use crate::net::{self, Io};
 use crate::outbox::{Chunks, Outbox, Pushed};
-use crate::reconnect::Reconnecting;
-use crate::session::{self, frame_error};
+use crate::wire::frame::{FrameCodec, FrameError};
+use crate::wire::handshake::AuthOptions;
+use crate::wire::hello::{Answer, Hello, PROTOCOL_VERSION};
+use crate::wire::session::{self, frame_error};
 
 /// Connects as `config` says and returns a client handle for generated
 /// clients (`CalculatorClient::new(client)`).
@@ -57,7 +59,7 @@ use crate::session::{self, frame_error};
 /// With `codec = "pickle"` or `"py-json"` the server is a Python
 /// `multiprocessing` server in the pattern: see [`crate::python`]. With a
 /// `[client.reconnect]` policy the handle reconnects after the connection
-/// drops (see [`crate::reconnect`]); without one, a lost connection stays
+/// drops (see [`crate::client::reconnect`]); without one, a lost connection stays
 /// lost and every later call fails at once.
 pub async fn connect(config: &ClientConfig) -> Result<Client, Error> {
     if crate::config::PYTHON_CODECS.contains(&config.codec()) {

@@ -73,7 +73,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-pub use crate::limits::{Limits, Reconnect};
+pub mod limits;
+
+pub use self::limits::{Limits, Reconnect};
 
 /// Codec names this build understands, in the order a server prefers them.
 pub const KNOWN_CODECS: &[&str] = &["bincode", "json"];
@@ -88,7 +90,8 @@ const KNOWN_TABLES: &[&str] = &["server", "client", "http"];
 const DEFAULT_LISTEN: &str = "127.0.0.1:0";
 const DEFAULT_CODEC: &str = "bincode";
 const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
-const MAX_FRAME_BYTES: RangeInclusive<usize> = crate::hello::MIN_FRAME_BYTES..=1024 * 1024 * 1024;
+const MAX_FRAME_BYTES: RangeInclusive<usize> =
+    crate::wire::hello::MIN_FRAME_BYTES..=1024 * 1024 * 1024;
 const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(5_000);
 const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(30_000);
 

@@ -67,7 +67,7 @@ impl Gateway {
     /// Completes `shutdown_grace` after the server starts draining.
     async fn grace_over(&self) {
         let mut draining = self.server.draining();
-        crate::server::draining_started(&mut draining).await;
+        crate::shutdown::draining_started(&mut draining).await;
         tokio::time::sleep(self.server.config().limits().shutdown_grace).await;
     }
 

@@ -6,7 +6,7 @@
 //! listener: hyper itself has no write timer.
 //!
 //! Until it has sent a whole request head, a connection is pending in the
-//! server's admission registry (`crate::admission`), with the TCP listener's
+//! server's admission registry (`crate::server::admission`), with the TCP listener's
 //! connections: [`FirstHead`] gives its place up when hyper hands over the
 //! first request.
 
@@ -22,9 +22,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 
-use crate::admission::Pending;
 use crate::metrics::{ConnectionGuard, Metrics, Refused, Transport};
 use crate::quiet::Every;
+use crate::server::admission::Pending;
 
 /// The most a connection's read buffer holds: a request head must fit in
 /// it, and a client cannot pin more before it has sent a password.

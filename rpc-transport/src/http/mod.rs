@@ -284,7 +284,7 @@ impl HttpListening {
                 let mut draining = gateway.server.draining();
                 tokio::select! {
                     () = shutdown => {}
-                    () = crate::server::draining_started(&mut draining) => {}
+                    () = crate::shutdown::draining_started(&mut draining) => {}
                 }
                 gateway.server.shut_down();
                 let grace = gateway.server.config().limits().shutdown_grace;

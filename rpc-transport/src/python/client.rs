@@ -47,10 +47,10 @@ use tokio::time::{Instant, timeout_at};
 use tokio_util::codec::Framed;
 
 use crate::config::ClientConfig;
-use crate::frame::FrameCodec;
-use crate::handshake::AuthOptions;
 use crate::net::{self, Io};
-use crate::session::{self, frame_error};
+use crate::wire::frame::FrameCodec;
+use crate::wire::handshake::AuthOptions;
+use crate::wire::session::{self, frame_error};
 
 /// An authenticated connection to a Python server in the pattern;
 /// implements [`Transport`].

@@ -21,11 +21,11 @@ use tokio::sync::watch;
 use tokio_util::codec::Framed;
 use tracing::debug;
 
-use crate::frame::FrameCodec;
-use crate::limits::Limits;
+use crate::config::limits::Limits;
 use crate::metrics::{Metrics, Transport};
 use crate::net::Io;
-use crate::session::{self, frame_error};
+use crate::wire::frame::FrameCodec;
+use crate::wire::session::{self, frame_error};
 
 /// What serving a Python peer needs from its server.
 pub(crate) struct PythonPeer<'a> {
@@ -87,7 +87,7 @@ pub(crate) async fn serve<S: Io>(
         let idle = python.limits.idle_timeout.unwrap_or(Duration::MAX);
         let next = tokio::select! {
             next = tokio::time::timeout(idle, framed.next()) => next,
-            () = crate::server::draining_started(&mut python.draining), if !draining => {
+            () = crate::shutdown::draining_started(&mut python.draining), if !draining => {
                 debug!("closing an idle Python connection: the server is shutting down");
                 return Ok(());
             }

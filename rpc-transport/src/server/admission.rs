@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use crate::limits::Limits;
+use crate::config::limits::Limits;
 use crate::metrics::{Gauge, Metrics, Refused};
 
 /// How far a pending connection got; later stages are shed last.

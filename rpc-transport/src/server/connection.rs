@@ -50,12 +50,12 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::codec::{Decoder, Framed, FramedParts};
 use tracing::{Instrument, debug, debug_span};
 
-use crate::frame::{FrameCodec, FrameError};
-use crate::limits::Limits;
+use crate::config::limits::Limits;
 use crate::metrics::{Metrics, Transport};
 use crate::net::Io;
 use crate::outbox::{Chunks, Outbox, Pushed};
-use crate::session::frame_error;
+use crate::wire::frame::{FrameCodec, FrameError};
+use crate::wire::session::frame_error;
 
 /// What a connection needs to serve calls.
 pub(crate) struct ServerConnection<'a> {
@@ -68,7 +68,7 @@ pub(crate) struct ServerConnection<'a> {
     pub(crate) metrics: &'a Arc<Metrics>,
     /// Becomes `true` when the server starts shutting down.
     pub(crate) draining: watch::Receiver<bool>,
-    /// The same, as a flag (see [`crate::server::drain_signal`]).
+    /// The same, as a flag (see [`crate::shutdown::drain_signal`]).
     pub(crate) drain_started: &'a AtomicBool,
 }
 
@@ -179,7 +179,7 @@ impl ServerConnection<'_> {
         // Made once, and reading a flag after its first poll: a fresh wait
         // each turn would take the watch's lock, which every connection
         // shares, to register and again to unregister.
-        let drain = crate::server::drain_signal(self.drain_started, &mut shutdown);
+        let drain = crate::shutdown::drain_signal(self.drain_started, &mut shutdown);
         tokio::pin!(grace, idle, trickle, drain);
         let mut last_active = tokio::time::Instant::now();
         // Room for the next read: small until a read fills it.

@@ -42,11 +42,13 @@
 //! flight finish for `shutdown_grace`, answers those still running with the
 //! same error, and returns once every connection has closed.
 
+pub(crate) mod admission;
+mod connection;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use rpc_core::{Error, ErrorKind, Registry};
@@ -55,16 +57,17 @@ use tokio::task::JoinSet;
 use tokio_util::codec::Framed;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::admission::{Admission, Pending, Stage};
+use self::admission::{Admission, Pending, Stage};
+use self::connection::ServerConnection;
 use crate::config::ServerConfig;
-use crate::connection::ServerConnection;
-use crate::frame::FrameCodec;
-use crate::handshake::{AuthError, AuthOptions};
-use crate::hello::{Answer, Hello};
 use crate::metrics::{Metrics, Refused, Transport};
 use crate::net::{Io, Listener};
 use crate::quiet::Every;
-use crate::session;
+use crate::shutdown::draining_started;
+use crate::wire::frame::FrameCodec;
+use crate::wire::handshake::{AuthError, AuthOptions};
+use crate::wire::hello::{Answer, Hello};
+use crate::wire::session;
 
 /// pickle's PROTO opcode: the first byte of every frame a Python
 /// `multiprocessing` client sends.
@@ -288,7 +291,7 @@ impl Server {
         let first_answer = config.limits().first_answer_timeout;
         let answered = || pending.advance(Stage::Answered);
         let key = config.authkey().as_bytes();
-        crate::handshake::accept_timed(framed, key, &opts, first_answer, answered)
+        crate::wire::handshake::accept_timed(framed, key, &opts, first_answer, answered)
             .await
             .map_err(|e| {
                 self.inner.metrics.refused(match e {
@@ -298,36 +301,6 @@ impl Server {
                 session::auth_error(e)
             })
     }
-}
-
-/// Completes when `draining` turns `true` (never, if its server is gone).
-pub(crate) async fn draining_started(draining: &mut watch::Receiver<bool>) {
-    if draining.wait_for(|&d| d).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
-/// [`draining_started`] for a loop that polls it every turn: once the
-/// watch holds the task's waker it reads `started` (set before the watch
-/// changes) and leaves the watch alone, whose wait takes a lock that every
-/// connection shares. It polls the watch again only if the task's waker
-/// changed. The wait ignores the task's budget: a wait that gave up for want
-/// of budget would leave no waker with the watch.
-pub(crate) async fn drain_signal(started: &AtomicBool, draining: &mut watch::Receiver<bool>) {
-    let wait = tokio::task::unconstrained(draining_started(draining));
-    tokio::pin!(wait);
-    let mut registered: Option<Waker> = None;
-    std::future::poll_fn(|cx| {
-        if started.load(Ordering::Acquire) {
-            return Poll::Ready(());
-        }
-        if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            return Poll::Pending;
-        }
-        registered = Some(cx.waker().clone());
-        wait.as_mut().poll(cx)
-    })
-    .await
 }
 
 /// A bound server, ready to serve.
@@ -364,7 +337,7 @@ impl Listening {
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                () = crate::server::draining_started(&mut draining) => break,
+                () = draining_started(&mut draining) => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok(_) if connections.len() >= limits.max_connections => {
                         static FULL: Every = Every::second();

@@ -14,7 +14,7 @@
 //!     | <------------- #WELCOME#  (or #FAILURE#) --- |
 //! ```
 //!
-//! Every message is one [frame](crate::frame), at most [`HANDSHAKE_MAX_FRAME`]
+//! Every message is one [frame](crate::wire::frame), at most [`HANDSHAKE_MAX_FRAME`]
 //! bytes long. Python 3.11 and older speak a legacy form: a challenge of 20
 //! random bytes without a `{digest}` prefix, answered with a raw 16-byte
 //! HMAC-MD5. That form is refused unless [`AuthOptions::allow_legacy`] is set.
@@ -54,7 +54,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::Framed;
 
-use crate::frame::{FrameCodec, FrameError};
+use crate::wire::frame::{FrameCodec, FrameError};
 
 /// Opens a challenge message; the rest of the payload is the message to MAC.
 pub const CHALLENGE: &[u8] = b"#CHALLENGE#";
@@ -485,7 +485,7 @@ fn random_bytes() -> Result<[u8; 40], AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::DEFAULT_MAX_FRAME_BYTES;
+    use crate::wire::frame::DEFAULT_MAX_FRAME_BYTES;
     use bytes::BytesMut;
     use tokio::io::DuplexStream;
     use tokio_util::codec::Encoder;

@@ -7,9 +7,9 @@ use futures::{SinkExt, StreamExt};
 use rpc_core::{Error, ErrorKind};
 use tokio_util::codec::Framed;
 
-use crate::frame::{FrameCodec, FrameError};
-use crate::handshake::{AuthError, AuthOptions};
 use crate::net::Io;
+use crate::wire::frame::{FrameCodec, FrameError};
+use crate::wire::handshake::{AuthError, AuthOptions};
 
 /// The framework error for a failed handshake.
 pub(crate) fn auth_error(e: AuthError) -> Error {
@@ -72,7 +72,7 @@ pub(crate) async fn connect<S: Io>(
     authkey: &[u8],
     opts: &AuthOptions,
 ) -> Result<(), Error> {
-    crate::handshake::connect(framed, authkey, opts)
+    crate::wire::handshake::connect(framed, authkey, opts)
         .await
         .map_err(auth_error)
 }
