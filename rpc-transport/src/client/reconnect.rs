@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tracing::{info, warn};
 
-use crate::client::Connection;
+use super::connection::Connection;
 use crate::config::{ClientConfig, Reconnect};
 
 /// A [`Transport`] over whichever connection is current; see the [module docs](self).

@@ -43,7 +43,11 @@
 //! same error, and returns once every connection has closed.
 
 pub(crate) mod admission;
+mod batch;
+mod calls;
 mod connection;
+mod replies;
+mod request;
 
 use std::future::Future;
 use std::net::SocketAddr;

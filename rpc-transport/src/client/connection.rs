@@ -1,0 +1,196 @@
+//! The client's [`Connection`]: opening a session (handshake, hello) and
+//! the [`Transport`](rpc_core::Transport) callers use; the state it shares
+//! with its task is in `shared`, the task itself in `task`.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rpc_core::client::ResponseFuture;
+use rpc_core::{Error, ErrorKind, Transport};
+use tokio::sync::{Notify, watch};
+use tokio::task::AbortHandle;
+use tokio_util::codec::Framed;
+
+use super::shared::{Shared, Sink, Waiting};
+use super::task::{Reader, run};
+use crate::config::ClientConfig;
+use crate::net::{self, Io};
+use crate::outbox::{Chunks, Outbox};
+use crate::wire::frame::FrameCodec;
+use crate::wire::handshake::AuthOptions;
+use crate::wire::hello::{Answer, Hello, PROTOCOL_VERSION};
+use crate::wire::session::{self};
+
+/// An authenticated connection to a server; implements [`Transport`].
+///
+/// Dropping it closes the connection; calls still pending fail with
+/// [`ErrorKind::ConnectionLost`].
+#[derive(Debug)]
+pub struct Connection {
+    pub(super) shared: Arc<Shared>,
+    pub(super) task: AbortHandle,
+}
+
+impl Connection {
+    /// Connects to `config.connect()`, authenticates and says hello.
+    pub async fn connect(config: &ClientConfig) -> Result<Connection, Error> {
+        let address = config.connect();
+        let stream = net::connect(address).await.map_err(|e| {
+            Error::new(ErrorKind::Io, format!("cannot connect to {address}: {e}")).with_source(e)
+        })?;
+        Connection::over(stream, config).await
+    }
+
+    /// Opens a session over an already connected stream.
+    pub async fn over<S: Io>(io: S, config: &ClientConfig) -> Result<Connection, Error> {
+        if crate::config::PYTHON_CODECS.contains(&config.codec()) {
+            let why = format!(
+                "codec `{}` calls Python servers; use `rpc_transport::connect` or `PythonConnection::over`",
+                config.codec()
+            );
+            return Err(Error::new(ErrorKind::Config, why));
+        }
+        let mut framed = Framed::new(io, FrameCodec::new(config.max_frame_bytes()));
+        let opts = AuthOptions {
+            timeout: config.handshake_timeout(),
+            allow_legacy: config.allow_legacy_auth(),
+        };
+        session::connect(&mut framed, config.authkey().as_bytes(), &opts).await?;
+        let hello = Hello {
+            protocol: PROTOCOL_VERSION,
+            codec: config.codec().to_owned(),
+            max_frame_bytes: config.max_frame_bytes(),
+        };
+        session::send_frame(&mut framed, hello.encode()).await?;
+        let answer = session::read_frame(
+            &mut framed,
+            config.handshake_timeout(),
+            "answer to the hello",
+        )
+        .await?;
+        let server = Answer::decode(&answer)?;
+        let codec = rpc_core::codec::by_name(&hello.codec).ok_or_else(|| {
+            Error::new(
+                ErrorKind::CodecRejected,
+                format!("this client has no codec `{}`", hello.codec),
+            )
+        })?;
+        let parts = framed.into_parts();
+        let (read, write) = net::split(parts.io);
+        let shared = Arc::new(Shared {
+            outbox: Outbox::default(),
+            sink: Mutex::new(Sink {
+                io: write,
+                pending: Chunks::default(),
+            }),
+            waiters: Mutex::default(),
+            deadline_moved: Notify::new(),
+            codec,
+            server_max_frame: server.max_frame_bytes,
+            call_timeout: config.call_timeout(),
+            woken: AtomicUsize::new(0),
+            write_owed: AtomicBool::new(false),
+            ended: watch::Sender::new(false),
+            stopping: watch::Sender::new(false),
+        });
+        let reader = Reader {
+            io: read,
+            codec: parts.codec,
+            input: parts.read_buf,
+        };
+        let task = tokio::spawn(run(shared.clone(), reader)).abort_handle();
+        Ok(Connection { shared, task })
+    }
+}
+
+impl Connection {
+    /// Completes once the connection has ended, for whatever reason.
+    pub async fn closed(&self) {
+        let mut ended = self.shared.ended.subscribe();
+        let _ = ended.wait_for(|&e| e).await;
+    }
+
+    /// Completes once the connection takes no new calls: it has ended, or
+    /// the server said it is going away (calls in flight may still finish).
+    pub async fn stopping(&self) {
+        let mut stopping = self.shared.stopping.subscribe();
+        let _ = stopping.wait_for(|&s| s).await;
+    }
+
+    /// Whether the connection has ended (or the server said it is going away).
+    pub fn is_closed(&self) -> bool {
+        self.shared
+            .waiters
+            .lock()
+            .expect("waiters lock")
+            .closed
+            .is_some()
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.shared.close(
+            ErrorKind::ConnectionLost,
+            "the client closed the connection".into(),
+        );
+        self.task.abort();
+    }
+}
+
+impl Transport for Connection {
+    fn call<'a>(
+        &'a self,
+        method: &'a str,
+        args: &'a (dyn erased_serde::Serialize + Sync),
+        timeout: Option<Duration>,
+    ) -> ResponseFuture<'a> {
+        self.send(method, args, timeout)
+    }
+}
+
+impl Connection {
+    /// [`Transport::call`], with the request queued before this returns,
+    /// so the future borrows only the method's name (for its timeout error).
+    pub(crate) fn send<'m>(
+        &self,
+        method: &'m str,
+        args: &dyn erased_serde::Serialize,
+        timeout: Option<Duration>,
+    ) -> ResponseFuture<'m> {
+        let timeout = timeout.unwrap_or(self.shared.call_timeout);
+        // The request is queued now, so the waiter is removed however the
+        // future ends: with a reply, at the timeout, or dropped unpolled.
+        let started = self
+            .shared
+            .start(method, args, timeout)
+            .map(|(id, rx)| Waiting {
+                shared: self.shared.clone(),
+                id,
+                rx,
+                answered: false,
+            });
+        Box::pin(async move {
+            let mut waiting = started?;
+            let outcome = (&mut waiting.rx).await;
+            // The reader, `expire` or `close` removed the waiter already.
+            waiting.answered = true;
+            if let Ok(Ok(_)) = &outcome {
+                waiting.shared.resumed();
+            }
+            drop(waiting);
+            match outcome {
+                Ok(Err(e)) if e.kind() == ErrorKind::Timeout => Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("no reply to `{method}` within {timeout:?}"),
+                )),
+                Ok(outcome) => outcome,
+                Err(_) => Err(Error::new(
+                    ErrorKind::ConnectionLost,
+                    "the connection closed before the reply",
+                )),
+            }
+        })
+    }
+}

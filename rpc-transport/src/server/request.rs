@@ -1,0 +1,214 @@
+//! One frame a server connection read: a request, a cancel or a batch,
+//! answered at once when it is not valid; a call is polled once where it
+//! is read and spawned only if it is not done.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Poll, Waker};
+use std::time::Instant;
+
+use bytes::Bytes;
+use rpc_core::codec::{Id, Incoming, Request};
+use rpc_core::registry::Route;
+use rpc_core::service::{Fault, Reply};
+use rpc_core::{Context, Error, ErrorKind};
+use tracing::{Instrument, debug_span};
+
+use super::calls::{Calls, Running, outcome, record, shutting_down};
+use super::connection::{Batch, ServerConnection};
+use super::replies::Replies;
+
+impl ServerConnection<'_> {
+    /// Handles one frame; `Err` if it was not a valid message (it has been
+    /// answered).
+    pub(super) fn handle(
+        &self,
+        frame: &Bytes,
+        replies: &Replies,
+        calls: &mut Calls,
+        batch: &mut Batch,
+        draining: bool,
+    ) -> Result<(), Error> {
+        match self
+            .codec
+            .decode_request_within(frame, self.limits.max_batch)
+        {
+            Incoming::Request(request) if draining => {
+                if let Some(id) = request.id {
+                    replies.queue(&id, Err(shutting_down().into()));
+                }
+                Ok(())
+            }
+            Incoming::Batch(_) if draining => {
+                replies.queue(&Id::Null, Err(shutting_down().into()));
+                Ok(())
+            }
+            Incoming::Request(request) => {
+                self.request(request, frame, replies, calls, batch);
+                Ok(())
+            }
+            Incoming::Batch(items) if items.len() > self.limits.max_batch => {
+                let error = Error::new(
+                    ErrorKind::InvalidRequest,
+                    format!(
+                        "a batch of {} calls exceeds the limit of {} (max_batch)",
+                        items.len(),
+                        self.limits.max_batch
+                    ),
+                );
+                replies.queue(&Id::Null, Err(Fault::from(error)));
+                Ok(())
+            }
+            Incoming::Batch(items) => {
+                self.batch(items, frame, replies, calls, batch.read_at);
+                Ok(())
+            }
+            Incoming::Cancel(id) => {
+                calls.cancel(&id, self.metrics);
+                Ok(())
+            }
+            Incoming::Invalid { id, error } => {
+                let reply = Error::new(error.kind(), error.message());
+                replies.queue(&id, Err(reply.into()));
+                Err(error)
+            }
+            _ => {
+                let error = Error::new(ErrorKind::InvalidRequest, "unsupported message");
+                replies.queue(
+                    &Id::Null,
+                    Err(Error::new(error.kind(), error.message()).into()),
+                );
+                Err(error)
+            }
+        }
+    }
+
+    pub(super) fn request(
+        &self,
+        request: Request<'_>,
+        frame: &Bytes,
+        replies: &Replies,
+        calls: &mut Calls,
+        batch: &mut Batch,
+    ) {
+        let id = request.id.clone();
+        let started = batch.read_at;
+        let route = match self.registry.resolve(&request.method) {
+            Ok(route) => route,
+            Err(e) => {
+                batch.done.push((None, Err(e.kind())));
+                if let Some(id) = id {
+                    replies.queue(&id, Err(e.into()));
+                }
+                return;
+            }
+        };
+        if let Some(id) = &id {
+            // Checked before the handler runs, so a refused call has no effect.
+            if !calls.by_id.is_empty() && calls.by_id.contains_key(id) {
+                let error = Error::new(
+                    ErrorKind::InvalidRequest,
+                    format!("request id {id:?} is already used by a call in flight"),
+                );
+                batch.done.push((Some(route), Err(error.kind())));
+                replies.queue(id, Err(error.into()));
+                return;
+            }
+        }
+        let span =
+            debug_span!("call", method = %request.method, id = ?id, codec = self.codec.name());
+        let call = span.in_scope(|| self.start(route, request, frame, started));
+        match call {
+            Ok(reply) => {
+                batch.done.push((Some(route), outcome(&reply)));
+                if let Some(id) = id {
+                    replies.queue(&id, reply);
+                }
+            }
+            Err(pending) => {
+                let replies = replies.clone();
+                let metrics = self.metrics.clone();
+                let running = metrics.call_started();
+                let reply_to = id.clone();
+                let answered = Arc::new(AtomicBool::new(false));
+                let first = answered.clone();
+                let task = calls.tasks.spawn(
+                    async move {
+                        let reply = pending.await;
+                        if !first.swap(true, Ordering::AcqRel) {
+                            record(&metrics, Some(route), outcome(&reply), started.elapsed());
+                            if let Some(id) = reply_to {
+                                replies.room_below_cap().await;
+                                replies.send(&id, reply);
+                            }
+                        }
+                        drop(running);
+                    }
+                    .instrument(span),
+                );
+                if let Some(id) = id {
+                    calls.ids.insert(task.id(), id.clone());
+                    calls.by_id.insert(
+                        id,
+                        Running {
+                            task,
+                            route,
+                            started,
+                            answered,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Starts a call read at `read_at`, polling it once: `Ok` if it is done
+    /// already, else the rest of it, bounded by the caller's deadline.
+    pub(super) fn start(
+        &self,
+        route: Route,
+        request: Request<'_>,
+        frame: &Bytes,
+        read_at: Instant,
+    ) -> Result<Reply, Pending> {
+        let dispatch = || {
+            self.registry
+                .call_encoded(route, self.codec, request.params)
+        };
+        let call = match rpc_core::blob::decoding_from(frame, dispatch) {
+            Ok(call) => call,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        let deadline = request.deadline.map(|d| read_at + d);
+        let context = Context::new().with_peer(self.peer).with_deadline(deadline);
+        let mut call = context.scope(call);
+        // A waker that does nothing is enough for this first poll: a call
+        // that is not done is polled again at once by its own task, which
+        // registers the real waker.
+        let mut cx = std::task::Context::from_waker(Waker::noop());
+        match Pin::new(&mut call).poll(&mut cx) {
+            Poll::Ready(reply) => Ok(reply),
+            Poll::Pending => Err(Box::pin(bounded(call, deadline))),
+        }
+    }
+}
+
+/// The part of a call still running after its first poll.
+pub(super) type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// Runs `call` until it replies or `deadline` passes.
+pub(super) async fn bounded(call: impl Future<Output = Reply>, deadline: Option<Instant>) -> Reply {
+    let Some(deadline) = deadline else {
+        return call.await;
+    };
+    match tokio::time::timeout_at(deadline.into(), call).await {
+        Ok(reply) => reply,
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            "the call did not finish before its deadline",
+        )
+        .into()),
+    }
+}
