@@ -30,7 +30,7 @@ use rpc_core::service::Reply;
 use rpc_core::{Error, ErrorKind};
 
 use super::Gateway;
-use super::jsonrpc::{Member, encode, encode_within, run};
+use super::member::{Member, encode, encode_within, run};
 
 /// What became of one member.
 enum Outcome {

@@ -82,6 +82,7 @@ pub mod config;
 mod drain;
 mod jsonrpc;
 mod listener;
+mod member;
 mod ops;
 mod query;
 mod reply;
