@@ -38,3 +38,82 @@ pub(crate) async fn drain_signal(started: &AtomicBool, draining: &mut watch::Rec
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Shuts down 20 ms from now, as `Server::shut_down` does, and fails
+    /// unless `signal` (already polled, so that the watch holds its waker)
+    /// then completes. The timer is polled first, so that its own wake is
+    /// not what polls the signal.
+    async fn shut_down_and_expect_a_wake(
+        started: &Arc<AtomicBool>,
+        tx: watch::Sender<bool>,
+        signal: impl Future<Output = ()>,
+    ) {
+        let shut_down = tokio::spawn({
+            let started = started.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                started.store(true, Ordering::Release);
+                tx.send_replace(true);
+            }
+        });
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep(Duration::from_secs(5)) => panic!("the watch did not wake it"),
+            () = signal => {}
+        }
+        shut_down.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_drain_signal_wakes_a_loop_that_polled_it_before() {
+        let started = Arc::new(AtomicBool::new(false));
+        let (tx, mut rx) = watch::channel(false);
+        let signal = drain_signal(&started, &mut rx);
+        tokio::pin!(signal);
+        // Polled more than once before the shutdown, as a loop does; from
+        // then on only the watch's wake can make it look again.
+        for _ in 0..3 {
+            let polled = std::future::poll_fn(|cx| Poll::Ready(signal.as_mut().poll(cx))).await;
+            assert!(polled.is_pending());
+        }
+        shut_down_and_expect_a_wake(&started, tx, signal).await;
+    }
+
+    /// A loop whose task has used up its budget (tokio's cooperative
+    /// scheduling) before it first polls the signal must still be woken.
+    #[tokio::test]
+    async fn the_drain_signal_wakes_a_loop_that_first_polled_it_out_of_budget() {
+        let started = Arc::new(AtomicBool::new(false));
+        let (tx, mut rx) = watch::channel(false);
+        let (items, mut queue) = tokio::sync::mpsc::unbounded_channel();
+        for i in 0..1000 {
+            items.send(i).unwrap();
+        }
+        let signal = drain_signal(&started, &mut rx);
+        tokio::pin!(signal);
+        std::future::poll_fn(|cx| {
+            // Taking items spends the budget until the queue says Pending.
+            while queue.poll_recv(cx).is_ready() {}
+            assert!(signal.as_mut().poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        shut_down_and_expect_a_wake(&started, tx, signal).await;
+    }
+
+    #[tokio::test]
+    async fn the_drain_signal_completes_at_once_when_already_draining() {
+        let (started, (_tx, mut rx)) = (AtomicBool::new(false), watch::channel(true));
+        // The flag may lag the watch on the first poll: the watch decides.
+        tokio::time::timeout(Duration::from_secs(5), drain_signal(&started, &mut rx))
+            .await
+            .expect("completes");
+    }
+}
