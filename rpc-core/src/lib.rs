@@ -17,7 +17,7 @@
 //!
 //! | crate | holds |
 //! |---|---|
-//! | `rpc-core` (this) | [`error`] (the [`Error`] type and the one table of codes), [`codec`] (the [`Codec`] trait, [`codec::Bincode`], [`codec::Json`]), [`service`] (the [`Service`] trait a generated server implements), [`registry`] ([`Registry`]: several services, dispatch by name), [`client`] ([`Transport`], the [`Client`] handle a generated client wraps), [`context`] (the running call's [`Context`]), [`value`] (the dynamic [`Value`]), [`blob`] ([`Bytes`], bulk data sliced from the frame, and written by reference), [`budget`] (the memory a decoded value may take), [`python`] (safe pickle, the Python pattern's calls and replies, the `pickle` and `py-json` codecs) |
+//! | `rpc-core` (this) | [`error`] (the [`Error`] type, the one table of codes, and the [`WireFault`](error::WireFault) a failed call carries), [`codec`] (the [`Codec`] trait, [`codec::Bincode`], [`codec::Json`]), [`service`] (the [`Service`] trait a generated server implements), [`registry`] ([`Registry`]: several services, dispatch by name), [`client`] ([`Transport`], the [`Client`] handle a generated client wraps), [`context`] (the running call's [`Context`]), [`value`] (the dynamic [`Value`]), [`blob`] ([`Bytes`], bulk data sliced from the frame, and written by reference), [`budget`] (the memory a decoded value may take), [`python`] (safe pickle, the Python pattern's calls and replies, the `pickle` and `py-json` codecs) |
 //! | `rpc-macros` | `#[rpc_service]`: parse → validate → generate |
 //! | `rpc-transport` | tokio: framing, the authkey handshake, the hello, server (limits, graceful shutdown), client connection (cancel, reconnect), metrics, configuration, Python peers, the HTTP gateway (feature `http`) |
 //!

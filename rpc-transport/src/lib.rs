@@ -17,6 +17,25 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Rooms
+//!
+//! One folder per role; each room's docs say what it holds and what it may
+//! use, and no room imports one that imports it back (`.ci/house.py` checks
+//! it in CI).
+//!
+//! | room | holds | uses |
+//! |---|---|---|
+//! | `wire/` | bytes on the wire, no tasks: [`frame`], [`handshake`], [`hello`], and the session that opens a stream with them | [`net`], [`quiet`] |
+//! | [`net`] | streams and listeners: TCP, Unix | — |
+//! | [`server`] | the accept loop and [`Listening`]; admission (connections not yet authenticated); the connection loop; one request and its call; calls in flight and cancel; batches; queued replies | wire, net, config, metrics, quiet, the outbox, the shutdown signal, python |
+//! | [`client`] | [`connect`]; the [`Connection`] (callers, reader, writer, expiry); [`reconnect`] | wire, net, config, the outbox, python |
+//! | [`config`] | the public types, the builders, the layering of builder → env → file, the `[server]` and `[client]` tables, [`limits`] (the nested tables), the checks | wire (the smallest frame) |
+//! | `shutdown` | the drain signal every listener shares | — |
+//! | `outbox` | a connection's outgoing frames and the writer that drains them | wire |
+//! | [`metrics`], [`quiet`] | what every listener counts; log-safe peer text and rate-limited warnings | — |
+//! | [`python`] | Python peers: serving stock `multiprocessing` clients, calling Python servers | wire, net, config, metrics, the shutdown signal |
+//! | `http` | the HTTP gateway (feature `http`) | server, config, metrics, quiet, the shutdown signal |
+//!
 //! # The wire
 //!
 //! Every message is a [`frame`]: a 4-byte big-endian signed length, then the

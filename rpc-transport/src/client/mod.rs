@@ -1,6 +1,13 @@
 //! The client connection: many calls in flight on one connection, matched by
 //! request id.
 //!
+//! The room: [`connect`] here, which picks the transport; `connection`
+//! ([`Connection`] and its session), `shared` (what callers and the
+//! connection's task share), `task` (reader, writer, expiry) and
+//! [`reconnect`], which uses `connection`, never this module. It uses the
+//! wire, [`net`](crate::net), [`config`](crate::config), the outbox and,
+//! for Python servers, [`python`](crate::python); never the server.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), rpc_core::Error> {
 //! use rpc_transport::ClientConfig;

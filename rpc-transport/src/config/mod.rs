@@ -1,5 +1,12 @@
 //! Configuration of the server and the client: a TOML file, the environment and builder calls.
 //!
+//! The room: the public types and their accessors here; `builder` (the two
+//! builders), `layer` (builder calls, environment, file, and how they
+//! resolve), `table` (`[server]` and `[client]` as written), [`limits`]
+//! (`[server.limits]`, `[client.reconnect]`) and `check` (every check and
+//! its error). It uses nothing that runs: only [`hello`](crate::hello)'s
+//! smallest frame.
+//!
 //! ```
 //! use std::time::Duration;
 //! use rpc_transport::config::{ClientConfig, ServerConfig};

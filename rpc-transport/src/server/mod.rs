@@ -1,6 +1,16 @@
 //! The server: an accept loop, and per connection the authkey handshake, the
 //! hello, then a reader that starts calls and a writer that sends replies.
 //!
+//! The room: the accept loop and [`Listening`] here; `admission` (who gets
+//! in before credentials), `connection` (one connection's loop), `request`
+//! (one frame and its call), `calls` (calls in flight, cancel), `batch` (a
+//! JSON-RPC batch and its reply) and `replies` (where replies queue). It uses
+//! the wire ([`frame`](crate::frame), [`handshake`](crate::handshake),
+//! [`hello`](crate::hello)), [`net`](crate::net), [`config`](crate::config),
+//! [`metrics`](crate::metrics), [`quiet`](crate::quiet), the outbox, the
+//! shutdown signal and, for Python peers, [`python`](crate::python); never
+//! the client or the HTTP gateway (which uses this room).
+//!
 //! ```no_run
 //! # async fn demo(registry: rpc_core::Registry) -> Result<(), rpc_core::Error> {
 //! use rpc_transport::{Server, ServerConfig};
