@@ -217,24 +217,13 @@ async fn a_client_that_never_reads_its_answers_stops_being_read() {
     assert_still_serves(&server.address).await;
 }
 
-/// The resident set size of this process, in bytes.
-fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS line");
-    kib * 1024
-}
-
 #[tokio::test]
 async fn a_client_that_never_reads_answers_of_slow_calls_neither_grows_the_server_nor_starves_others()
  {
     let (server, state) = serve_probe().await;
     let stream = raw_session(&server.address, "bincode", 1 << 20).await;
     let (_read, mut write) = stream.into_split();
-    let before = resident_bytes();
+    let before = common::resident_bytes();
     // Slow calls: none has answered while the flood is read, so the server
     // would read all of it and queue every answer (16 KiB each, 125 MiB in
     // all) for a client that reads none of them, but for max_in_flight.
@@ -250,7 +239,7 @@ async fn a_client_that_never_reads_answers_of_slow_calls_neither_grows_the_serve
     let started = Instant::now();
     assert_still_serves(&server.address).await;
     let took = started.elapsed();
-    let grown = resident_bytes().saturating_sub(before);
+    let grown = common::resident_bytes().saturating_sub(before);
     let taken = state.entered.load(Ordering::SeqCst);
     assert!(
         grown < 64 << 20,
