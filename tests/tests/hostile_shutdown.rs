@@ -68,6 +68,7 @@ async fn the_server_exits_within_its_grace_period_whatever_its_peers_do() {
         .await
         .expect("waiting for kv-server");
     let took = started.elapsed();
+    eprintln!("exited {took:?} after SIGINT, with a grace of {GRACE_MS} ms");
     assert!(
         took < Duration::from_millis(GRACE_MS + 1500),
         "exited {took:?} after SIGINT; stderr: {}",
@@ -107,6 +108,7 @@ async fn a_python_peer_that_logged_in_and_said_nothing_is_closed_at_once_at_shut
         .await
         .expect("waiting for kv-server");
     let took = started.elapsed();
+    eprintln!("exited {took:?} after SIGINT, with an idle Python peer and 20 s of grace");
     // Nothing was running: nothing to give the 20 s of grace to.
     assert!(
         took < Duration::from_secs(3),
