@@ -64,7 +64,11 @@ impl Registry {
         if self.services.iter().any(|s| s.info().name == info.name) {
             return Err(Error::new(
                 ErrorKind::Config,
-                format!("a service named `{}` is already registered", info.name),
+                format!(
+                    "a service named `{}` is already registered; two services of one server \
+                     need two names: give one another with `#[rpc_service(name = \"…\")]`",
+                    info.name
+                ),
             ));
         }
         self.services.push(Arc::new(service));
@@ -161,7 +165,10 @@ impl Registry {
             service.call(route.method.name, args)
         }));
         match started {
-            Ok(started) => started.map(CallFuture::new),
+            Ok(started) => {
+                let names = (service.info().name, route.method.name);
+                started.map(|call| CallFuture::new(call).of(names.0, names.1))
+            }
             Err(panic) => Err(Error::new(
                 ErrorKind::HandlerPanic,
                 format!(

@@ -276,7 +276,12 @@ async fn a_handler_that_panics_after_yielding_fails_its_call_at_once() {
             .await
             .expect_err("panic_later panics");
         assert_eq!(e.kind(), ErrorKind::HandlerPanic, "{codec}: {e}");
-        assert_eq!(e.message(), "the handler panicked: probe panicked later");
+        // Said once (the kind says "handler panicked"), with the method's name.
+        assert_eq!(e.message(), "`Probe.panic_later`: probe panicked later");
+        assert_eq!(
+            e.to_string(),
+            "handler panicked: `Probe.panic_later`: probe panicked later"
+        );
         assert!(started.elapsed() < Duration::from_secs(5), "{codec}");
         let sum = within("the next call", probe.add(1, 2)).await;
         assert_eq!(sum.expect("add succeeds"), 3, "{codec}");
@@ -328,17 +333,18 @@ async fn a_panic_inside_a_batch_fails_only_that_member() {
     .await;
     let items = answer.as_array().unwrap_or_else(|| panic!("{answer}"));
     let by_id = |id: i64| items.iter().find(|item| item["id"] == id).cloned();
-    for (id, text) in [(1, "probe panicked at once"), (2, "probe panicked later")] {
+    let panics = [
+        (1, "`Probe.panic_now`: probe panicked at once"),
+        (2, "`Probe.panic_later`: probe panicked later"),
+    ];
+    for (id, text) in panics {
         let item = by_id(id).unwrap_or_else(|| panic!("no answer {id}: {answer}"));
         assert_eq!(
             item["error"]["code"],
             ErrorKind::HandlerPanic.code(),
             "{item}"
         );
-        assert_eq!(
-            item["error"]["message"],
-            format!("the handler panicked: {text}")
-        );
+        assert_eq!(item["error"]["message"], text);
     }
     assert_eq!(
         by_id(3),

@@ -143,7 +143,7 @@ impl PythonPeer<'_> {
 fn failure(form: Form, method: &str, kind: ErrorKind, message: &str) -> Vec<u8> {
     match kind {
         // These messages name the method already.
-        ErrorKind::MethodNotFound | ErrorKind::InvalidParams => {
+        ErrorKind::MethodNotFound | ErrorKind::InvalidParams | ErrorKind::HandlerPanic => {
             call::error_reply(form, kind, message)
         }
         _ => call::error_reply(form, kind, &format!("`{method}` failed: {message}")),

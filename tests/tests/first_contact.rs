@@ -1,0 +1,21 @@
+//! What a new user trips over first, said plainly: messages that name what
+//! failed once, and a hint where the fix is not obvious.
+
+use examples::calculator::{Calc, CalculatorServer};
+use rpc_core::{ErrorKind, Registry};
+
+#[test]
+fn a_second_service_of_the_same_name_is_refused_with_how_to_rename_it() {
+    let mut registry = Registry::new();
+    registry.register(CalculatorServer::new(Calc)).unwrap();
+    let error = registry
+        .register(CalculatorServer::new(Calc))
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Config);
+    assert_eq!(
+        error.message(),
+        "a service named `Calculator` is already registered; two services of one server need two \
+         names: give one another with `#[rpc_service(name = \"…\")]`"
+    );
+}
