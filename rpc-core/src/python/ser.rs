@@ -4,7 +4,8 @@
 //! name, any other variant a one-entry dict `{variant: value}`.
 //!
 //! The serializer is human readable, so types with two forms (such as
-//! [`crate::Value`]) pick their plain one.
+//! [`crate::Value`]) pick their plain one; a [`crate::Bytes`] becomes
+//! `bytes`, not the base64 text it is in JSON.
 
 use serde::ser::{self, Serialize};
 
@@ -23,10 +24,19 @@ impl ser::Error for SerError {
 
 /// The Python form of `value`.
 pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<PyValue, SerError> {
-    value.serialize(ToPy)
+    value.serialize(ToPy::READABLE)
 }
 
-struct ToPy;
+/// The serializer: human readable, except inside a [`crate::Bytes`], whose
+/// payload it takes as bytes.
+#[derive(Clone, Copy)]
+struct ToPy {
+    readable: bool,
+}
+
+impl ToPy {
+    const READABLE: ToPy = ToPy { readable: true };
+}
 
 /// Items of a sequence, tuple or struct being serialized.
 struct Items {
@@ -151,9 +161,12 @@ impl ser::Serializer for ToPy {
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
-        _: &'static str,
+        name: &'static str,
         value: &T,
     ) -> Result<PyValue, SerError> {
+        if name == crate::Bytes::SERDE_NAME {
+            return value.serialize(ToPy { readable: false });
+        }
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -198,11 +211,14 @@ impl ser::Serializer for ToPy {
     ) -> Result<Entries, SerError> {
         Ok(entries(Some(variant)))
     }
+    fn is_human_readable(&self) -> bool {
+        self.readable
+    }
 }
 
 impl Items {
     fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerError> {
-        self.items.push(value.serialize(ToPy)?);
+        self.items.push(value.serialize(ToPy::READABLE)?);
         Ok(())
     }
 
@@ -239,7 +255,7 @@ impl Entries {
         value: &T,
     ) -> Result<(), SerError> {
         self.entries
-            .push((PyValue::Str(key.into()), value.serialize(ToPy)?));
+            .push((PyValue::Str(key.into()), value.serialize(ToPy::READABLE)?));
         Ok(())
     }
 
@@ -252,7 +268,7 @@ impl ser::SerializeMap for Entries {
     type Ok = PyValue;
     type Error = SerError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), SerError> {
-        self.key = Some(key.serialize(ToPy)?);
+        self.key = Some(key.serialize(ToPy::READABLE)?);
         Ok(())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerError> {
@@ -260,7 +276,7 @@ impl ser::SerializeMap for Entries {
             .key
             .take()
             .ok_or_else(|| SerError("a map value without its key".into()))?;
-        self.entries.push((key, value.serialize(ToPy)?));
+        self.entries.push((key, value.serialize(ToPy::READABLE)?));
         Ok(())
     }
     fn end(self) -> Result<PyValue, SerError> {
