@@ -73,7 +73,15 @@ macro_rules! python_codec {
             ) -> Result<(), Error> {
                 let frame = match reply {
                     Ok(result) => call::reply($form, &**result as &dyn erased_serde::Serialize)?,
-                    Err(fault) => call::error_reply($form, fault.kind, &fault.message),
+                    Err(fault) => call::error_reply_with(
+                        $form,
+                        fault.kind,
+                        &fault.message,
+                        fault
+                            .data
+                            .as_deref()
+                            .map(|d| d as &dyn erased_serde::Serialize),
+                    ),
                 };
                 dst.extend_from_slice(&frame);
                 Ok(())
@@ -222,4 +230,7 @@ struct JsonErrorBody {
     #[serde(rename = "type")]
     kind: String,
     message: String,
+    /// A typed error's value ([`call::error_reply_with`]): not read back.
+    #[serde(default, rename = "data")]
+    _data: Option<serde::de::IgnoredAny>,
 }
