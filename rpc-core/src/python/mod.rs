@@ -63,6 +63,7 @@ use std::fmt;
 
 pub use self::codec::{Pickle, PyJson};
 pub use self::de::DeError;
+use self::ser::to_json_value;
 pub use self::ser::{SerError, to_value};
 pub use self::write::{write, write_exception, write_exception_with};
 

@@ -350,3 +350,20 @@ fn a_typed_error_carries_its_data_as_an_attribute_or_a_json_member() {
         error_reply(Form::Pickle, ErrorKind::Application, "no")
     );
 }
+
+#[test]
+fn a_request_carries_bytes_as_bytes_in_pickle_and_base64_in_json() {
+    let args = (crate::Bytes::from(&b"hi"[..]),);
+    let PyValue::Bytes(inner) = read(&request_frame(Form::Pickle, "S.m", &args).unwrap()).unwrap()
+    else {
+        panic!("a pickle request is a pickled bytes");
+    };
+    let call = PyValue::Tuple(vec![
+        s("m"),
+        PyValue::Tuple(vec![PyValue::Bytes(b"hi".to_vec())]),
+        PyValue::Dict(vec![]),
+    ]);
+    assert_eq!(read(&inner).unwrap(), call);
+    let json = read(&request_frame(Form::Json, "S.m", &args).unwrap()).unwrap();
+    assert_eq!(json, s(r#"["m",["aGk="],{}]"#));
+}
