@@ -298,3 +298,28 @@ async fn a_python_client_gets_a_typed_errors_data_with_its_message() {
         assert!(out.contains(line), "{line:?} in\n{out}");
     }
 }
+
+#[tokio::test]
+async fn our_pickle_and_py_json_clients_send_and_get_bytes_too() {
+    let servers = start().await;
+    let address = format!("127.0.0.1:{}", servers.tcp_port);
+    let png = Bytes::from(&b"\x89PNG\r\n\x1a\n"[..]);
+    for codec in ["pickle", "py-json"] {
+        let config = common::client_builder(&address, codec).build().unwrap();
+        let client = within("connecting", rpc_transport::connect(&config))
+            .await
+            .unwrap();
+        let media = MediaClient::new(client);
+        let reversed = media.reverse(png.clone()).await.unwrap();
+        assert_eq!(&reversed[..], b"\n\x1a\n\rGNP\x89", "{codec}");
+        let images = vec![
+            Image::Png(png.clone()),
+            Image::Named(Thumb {
+                name: "icon".into(),
+                data: Bytes::from(vec![0u8, 255]),
+            }),
+            Image::Empty,
+        ];
+        assert_eq!(media.echo(images.clone()).await.unwrap(), images, "{codec}");
+    }
+}
