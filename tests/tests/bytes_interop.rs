@@ -284,7 +284,6 @@ async fn a_python_peer_reads_a_typed_errors_data_from_the_reply() {
 /// (`rpc-transport/src/python/serve.rs`) to hand a fault's `data` to
 /// `call::error_reply_with`; until then it reads no `e.data`.
 #[tokio::test]
-#[ignore = "needs serve.rs to pass the fault's data to call::error_reply_with"]
 async fn a_python_client_gets_a_typed_errors_data_with_its_message() {
     require_python!();
     let servers = start().await;

@@ -126,7 +126,7 @@ async fn a_python_3_11_client_calls_the_calculator_over_json() {
         assert!(out.contains(line), "{line:?} in\n{out}");
     }
     for line in [
-        "div(1, 0) = {'error': {'message': '`div` failed: division by zero', 'type': 'RuntimeError'}}\n",
+        "div(1, 0) = {'error': {'data': 'DivideByZero', 'message': '`div` failed: division by zero', 'type': 'RuntimeError'}}\n",
         "mul(2, 3) = {'error': {'message': 'unknown method `mul`; known methods:",
         "add(2, z=3) = {'error': {'message': 'invalid arguments for `add`: unexpected keyword argument `z`",
     ] {
