@@ -46,6 +46,20 @@
 //! body too large, 422 application error, 500 handler panic, 504 deadline —
 //! with `{"error":{"code":…,"message":…,"data":…}}`.
 //!
+//! # The handler's context
+//!
+//! A handler called over HTTP finds its caller in
+//! [`Context::current`](rpc_core::Context::current): the peer is the address
+//! of the HTTP connection (a proxy's, behind one), and the deadline is when
+//! the gateway stops waiting, counted from the arrival of the request's
+//! head: the shortest of the `x-rpc-timeout-ms` header ([`TIMEOUT_HEADER`]),
+//! a JSON-RPC request's `"deadline_ms"` and `request_timeout_ms`. At the
+//! deadline the call is answered as timed out (504 for REST).
+//!
+//! ```text
+//! $ curl -u rpc:PASSWORD -H 'x-rpc-timeout-ms: 1000' 'http://127.0.0.1:8080/Calculator/add?x=2&y=3'
+//! ```
+//!
 //! # Security
 //!
 //! Every endpoint but `/healthz` needs HTTP Basic credentials: any user name
@@ -78,6 +92,7 @@
 mod auth;
 mod batch;
 mod call;
+mod caller;
 pub mod config;
 mod drain;
 mod jsonrpc;
@@ -96,7 +111,7 @@ mod xmlrpc;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit};
@@ -112,6 +127,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use self::caller::TIMEOUT_HEADER;
 pub use self::config::{HttpConfig, HttpConfigBuilder, Password};
 use crate::Server;
 use crate::metrics::Metrics;
@@ -217,6 +233,7 @@ impl HttpGateway {
             .route("/rpc", post(jsonrpc::handle))
             .route("/RPC2", post(xmlrpc::handle))
             .route("/{service}/{method}", get(rest::get).post(rest::post))
+            .route_layer(middleware::from_fn(caller::identify))
             .route_layer(RequestBodyLimitLayer::new(limit))
             .route_layer(middleware::map_response(reply::explain_too_large))
             .route_layer(middleware::from_fn_with_state(
@@ -359,7 +376,8 @@ impl HttpListening {
 
 /// The service of one connection from `peer`: `router`, with the peer's
 /// address in every request as axum's [`ConnectInfo`] (the password
-/// throttle counts failures by it).
+/// throttle counts failures by it, calls see it in their context), and the
+/// instant its head arrived (a caller's timeout counts from it).
 fn service_for(router: &Router, peer: SocketAddr) -> WithPeer {
     WithPeer {
         inner: TowerToHyperService::new(router.clone()),
@@ -386,6 +404,9 @@ where
 
     fn call(&self, mut request: axum::http::Request<B>) -> Self::Future {
         request.extensions_mut().insert(ConnectInfo(self.peer));
+        request
+            .extensions_mut()
+            .insert(caller::Arrived(Instant::now()));
         self.inner.call(request)
     }
 }

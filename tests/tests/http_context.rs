@@ -1,0 +1,245 @@
+//! What a call over the HTTP gateway knows: the peer and deadline in the
+//! handler's `Context` over JSON-RPC, REST and XML-RPC.
+//!
+//! Gateways on `127.0.0.1:0`, driven with raw HTTP/1.1 from a chosen
+//! loopback address (`common::http`).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::http::{Answer, Connection, get, post_json};
+use common::{server_builder, within};
+use rpc_core::{Context, Registry};
+use rpc_transport::Server;
+use rpc_transport::http::{HttpConfig, HttpConfigBuilder, HttpGateway};
+use tokio::task::JoinHandle;
+
+const PASSWORD: &str = "http-context-password";
+/// Longer than any deadline a test sets, so the deadline seen is the caller's.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const ANSWER: Duration = Duration::from_secs(10);
+
+/// A service that tells what its calls' context holds, and counts its calls.
+#[rpc_core::rpc_service]
+pub trait Witness {
+    /// `peer=<addr> deadline_in_ms=<ms>`, from the handler's `Context`.
+    #[rpc(idempotent)]
+    async fn context(&self) -> String;
+
+    /// Sleeps `ms` milliseconds.
+    async fn nap(&self, ms: u64) -> u64;
+}
+
+#[derive(Default)]
+struct Witnessed {
+    calls: AtomicU64,
+}
+
+struct WitnessImpl(Arc<Witnessed>);
+
+impl Witness for WitnessImpl {
+    async fn context(&self) -> String {
+        self.0.calls.fetch_add(1, Ordering::SeqCst);
+        let context = Context::current().unwrap_or_default();
+        let peer = context.peer().map_or("none".to_owned(), |p| p.to_string());
+        let left = context.deadline().map_or("none".to_owned(), |d| {
+            d.saturating_duration_since(Instant::now())
+                .as_millis()
+                .to_string()
+        });
+        format!("peer={peer} deadline_in_ms={left}")
+    }
+
+    async fn nap(&self, ms: u64) -> u64 {
+        self.0.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        ms
+    }
+}
+
+/// A gateway serving the witness, stopped when dropped.
+struct Gateway {
+    http: String,
+    witnessed: Arc<Witnessed>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Gateway {
+    fn calls(&self) -> u64 {
+        self.witnessed.calls.load(Ordering::SeqCst)
+    }
+
+    async fn open(&self) -> Connection {
+        Connection::open(&self.http).await
+    }
+}
+
+fn config() -> HttpConfigBuilder {
+    HttpConfig::builder()
+        .listen("127.0.0.1:0")
+        .password(PASSWORD)
+        .request_timeout(REQUEST_TIMEOUT)
+}
+
+async fn start(config: HttpConfigBuilder) -> Gateway {
+    let witnessed = Arc::new(Witnessed::default());
+    let registry = Registry::new()
+        .with(WitnessServer::new(WitnessImpl(witnessed.clone())))
+        .expect("the witness registers");
+    let server = Server::new(server_builder().build().expect("a server config"), registry);
+    let gateway = HttpGateway::new(config.build().expect("an [http] config"), &server)
+        .expect("the gateway builds");
+    let listening = within("the gateway to bind", gateway.bind())
+        .await
+        .expect("binds");
+    Gateway {
+        http: listening.local_addr().to_owned(),
+        witnessed,
+        task: tokio::spawn(listening.serve()),
+    }
+}
+
+/// `request` with `headers` added after its request line.
+fn with_headers(request: Vec<u8>, headers: &str) -> Vec<u8> {
+    let text = String::from_utf8(request).expect("an ASCII request");
+    let (line, rest) = text.split_once("\r\n").expect("a request line");
+    format!("{line}\r\n{headers}{rest}").into_bytes()
+}
+
+fn json_rpc(method: &str, extra: &str) -> Vec<u8> {
+    let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":[]{extra}}}"#);
+    post_json("/rpc", PASSWORD, body.as_bytes())
+}
+
+fn xml_rpc(method: &str) -> Vec<u8> {
+    let body = format!(
+        "<?xml version=\"1.0\"?><methodCall><methodName>{method}</methodName><params></params></methodCall>"
+    );
+    post_json("/RPC2", PASSWORD, body.as_bytes())
+}
+
+async fn exchange(connection: &mut Connection, request: &[u8]) -> Answer {
+    connection
+        .exchange(request, ANSWER)
+        .await
+        .expect("an answer")
+}
+
+/// The peer and milliseconds left that a `Witness.context` answer reports.
+fn seen(answer: &Answer) -> (String, u64) {
+    let text = answer.text();
+    let start = text
+        .find("peer=")
+        .unwrap_or_else(|| panic!("no context in {text}"));
+    let mut fields = text[start..].split([' ', '"', '<']);
+    let peer = fields
+        .next()
+        .unwrap()
+        .trim_start_matches("peer=")
+        .to_owned();
+    let left = fields.next().unwrap().trim_start_matches("deadline_in_ms=");
+    let left = left
+        .parse()
+        .unwrap_or_else(|_| panic!("no deadline in {text}"));
+    (peer, left)
+}
+
+// ---------------------------------------------------------------------------
+// The handler's context.
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_handler_sees_the_peer_and_the_deadline_over_json_rpc_rest_and_xml_rpc() {
+    let gateway = start(config()).await;
+    let mut from_2 = Connection::open_from(&gateway.http, "127.0.0.2").await;
+    let requests = [
+        (
+            "JSON-RPC deadline_ms",
+            json_rpc("Witness.context", r#","deadline_ms":1000"#),
+            1000,
+        ),
+        (
+            "JSON-RPC header",
+            with_headers(json_rpc("Witness.context", ""), "x-rpc-timeout-ms: 900\r\n"),
+            900,
+        ),
+        (
+            "REST GET",
+            with_headers(
+                get("/Witness/context", PASSWORD),
+                "X-RPC-Timeout-Ms: 800\r\n",
+            ),
+            800,
+        ),
+        (
+            "REST POST",
+            with_headers(
+                post_json("/Witness/context", PASSWORD, b""),
+                "x-rpc-timeout-ms: 700\r\n",
+            ),
+            700,
+        ),
+        (
+            "XML-RPC",
+            with_headers(xml_rpc("Witness.context"), "x-rpc-timeout-ms: 600\r\n"),
+            600,
+        ),
+    ];
+    for (what, request, timeout_ms) in requests {
+        let answer = exchange(&mut from_2, &request).await;
+        assert_eq!(answer.status, 200, "{what}: {}", answer.text());
+        let (peer, left) = seen(&answer);
+        assert!(peer.starts_with("127.0.0.2:"), "{what}: peer {peer}");
+        assert!(
+            left <= timeout_ms && left + 500 > timeout_ms,
+            "{what}: {left} ms left of {timeout_ms}"
+        );
+    }
+    // With no deadline of its own, a call still ends at request_timeout_ms.
+    let answer = exchange(&mut from_2, &get("/Witness/context", PASSWORD)).await;
+    let (_, left) = seen(&answer);
+    assert!(
+        left <= 5000 && left > 4000,
+        "{left} ms left of the request timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_handler_times_out_at_the_deadline_in_the_header() {
+    let gateway = start(config()).await;
+    let mut connection = gateway.open().await;
+    let request = with_headers(
+        post_json("/Witness/nap", PASSWORD, b"[3000]"),
+        "x-rpc-timeout-ms: 200\r\n",
+    );
+    let began = Instant::now();
+    let answer = exchange(&mut connection, &request).await;
+    assert_eq!(answer.status, 504, "{}", answer.text());
+    assert!(answer.text().contains("within 200 ms"), "{}", answer.text());
+    assert!(
+        began.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        began.elapsed()
+    );
+    let bad = with_headers(
+        get("/Witness/context", PASSWORD),
+        "x-rpc-timeout-ms: soon\r\n",
+    );
+    let answer = exchange(&mut connection, &bad).await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert!(
+        answer.text().contains("x-rpc-timeout-ms"),
+        "{}",
+        answer.text()
+    );
+    assert_eq!(gateway.calls(), 1, "refused before the call");
+}
