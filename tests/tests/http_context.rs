@@ -1,25 +1,30 @@
 //! What a call over the HTTP gateway knows: the peer and deadline in the
-//! handler's `Context` over JSON-RPC, REST and XML-RPC.
+//! handler's `Context` over JSON-RPC, REST and XML-RPC; and the 413 for a
+//! body over `max_body_bytes`, heard even by a client that sends 17 MiB
+//! before it reads (Python's `http.client`, run from here).
 //!
 //! Gateways on `127.0.0.1:0`, driven with raw HTTP/1.1 from a chosen
-//! loopback address (`common::http`).
+//! loopback address (`common::http`). Needs `python3` and `curl` on the `PATH`.
 
 mod common;
 
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::http::{Answer, Connection, get, post_json};
-use common::{server_builder, within};
+use common::http::{Answer, Connection, basic, get, post_json};
+use common::{server_builder, within, within_for};
 use rpc_core::{Context, Registry};
 use rpc_transport::Server;
 use rpc_transport::http::{HttpConfig, HttpConfigBuilder, HttpGateway};
+use tokio::process::Command;
 use tokio::task::JoinHandle;
 
 const PASSWORD: &str = "http-context-password";
 /// Longer than any deadline a test sets, so the deadline seen is the caller's.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const MIB: usize = 1024 * 1024;
 const ANSWER: Duration = Duration::from_secs(10);
 
 /// A service that tells what its calls' context holds, and counts its calls.
@@ -242,4 +247,157 @@ async fn a_slow_handler_times_out_at_the_deadline_in_the_header() {
         answer.text()
     );
     assert_eq!(gateway.calls(), 1, "refused before the call");
+}
+
+// ---------------------------------------------------------------------------
+// Bodies over max_body_bytes.
+// ---------------------------------------------------------------------------
+
+fn chunked_post(path: &str, body: &[u8], chunk: usize) -> Vec<u8> {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: test\r\nAuthorization: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+        basic(PASSWORD)
+    )
+    .into_bytes();
+    for piece in body.chunks(chunk) {
+        request.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        request.extend_from_slice(piece);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    request
+}
+
+fn assert_json_rpc_413(what: &str, answer: &Answer) {
+    assert_eq!(answer.status, 413, "{what}: {}", answer.text());
+    let text = answer.text();
+    assert!(
+        text.starts_with(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32005,"#),
+        "{what}: {text}"
+    );
+    assert!(text.contains("max_body_bytes"), "{what}: {text}");
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_at_rpc_gets_a_json_rpc_413_with_content_length_or_chunked() {
+    let gateway = start(config().max_body_bytes(16 * 1024)).await;
+    let body = vec![b' '; 16 * 1024 + 1];
+    let requests = [
+        ("Content-Length", post_json("/rpc", PASSWORD, &body)),
+        ("chunked", chunked_post("/rpc", &body, 4096)),
+    ];
+    for (what, request) in requests {
+        let answer = exchange(&mut gateway.open().await, &request).await;
+        assert_json_rpc_413(what, &answer);
+        assert_eq!(answer.header("connection"), Some("close"), "{what}");
+    }
+    // At the limit, the body is read and the call made.
+    let mut at_limit =
+        br#"{"jsonrpc":"2.0","id":1,"method":"Witness.context","params":[]}"#.to_vec();
+    at_limit.resize(16 * 1024, b' ');
+    let answer = exchange(
+        &mut gateway.open().await,
+        &post_json("/rpc", PASSWORD, &at_limit),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(gateway.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_client_that_sends_17_mib_before_reading_gets_the_413() {
+    let gateway = start(config().max_body_bytes(16 * MIB)).await;
+    let body = vec![b'['; 17 * MIB];
+    let requests = [
+        ("Content-Length", post_json("/rpc", PASSWORD, &body)),
+        ("chunked", chunked_post("/rpc", &body, 64 * 1024)),
+    ];
+    for (what, request) in requests {
+        let mut connection = gateway.open().await;
+        connection.send(&request).await;
+        let answer = connection.answer(ANSWER).await;
+        let answer = answer.unwrap_or_else(|| panic!("{what}: no answer after sending 17 MiB"));
+        assert_json_rpc_413(what, &answer);
+    }
+    assert_eq!(gateway.calls(), 0);
+}
+
+/// Python's `http.client` sends the whole body, then reads: 20 of 20 tries
+/// got `BrokenPipeError` when the gateway closed without reading.
+const PYTHON_POSTS_17_MIB: &str = r#"
+import base64, http.client, sys
+host, port, password = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+body = b"[" * (17 * 1024 * 1024)
+auth = "Basic " + base64.b64encode(("rpc:" + password).encode()).decode()
+for _ in range(3):
+    connection = http.client.HTTPConnection(host, port, timeout=30)
+    connection.request("POST", "/rpc", body=body, headers={"Authorization": auth, "Content-Type": "application/json"})
+    response = connection.getresponse()
+    print(response.status, response.read().decode())
+    connection.close()
+"#;
+
+#[tokio::test]
+async fn python_http_client_posting_17_mib_gets_the_413() {
+    let gateway = start(config().max_body_bytes(16 * MIB)).await;
+    let (host, port) = gateway.http.rsplit_once(':').expect("host:port");
+    let child = Command::new("python3")
+        .args(["-c", PYTHON_POSTS_17_MIB, host, port, PASSWORD])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs; is it installed?");
+    let out = within_for(Duration::from_secs(60), "python3", child.wait_with_output())
+        .await
+        .expect("python3 ends");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "python3 failed:\n{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    for line in lines {
+        assert!(
+            line.starts_with(r#"413 {"jsonrpc":"2.0","id":null,"error":{"code":-32005"#),
+            "{line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn curl_waiting_for_100_continue_gets_the_413_for_17_mib() {
+    let gateway = start(config().max_body_bytes(16 * MIB)).await;
+    let file = std::env::temp_dir().join(format!("http-context-17mib-{}", std::process::id()));
+    std::fs::write(&file, vec![b'['; 17 * MIB]).expect("a temporary file");
+    let data = format!("@{}", file.display());
+    let url = format!("http://{}/rpc", gateway.http);
+    let credentials = format!("rpc:{PASSWORD}");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-S",
+            "-u",
+            &credentials,
+            "--data-binary",
+            &data,
+            "-w",
+            "\n%{http_code}",
+            &url,
+        ])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = within_for(Duration::from_secs(60), "curl", out).await;
+    let _ = std::fs::remove_file(&file);
+    let out = out.expect("curl runs; is it installed?");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.ends_with("\n413"),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(r#""jsonrpc":"2.0""#), "{stdout}");
 }

@@ -44,7 +44,10 @@
 //! (`faultCode` from [`ErrorKind::xmlrpc_fault`]). REST answers the status of
 //! [`ErrorKind::http_status`] — 400 bad arguments, 404 unknown method, 413
 //! body too large, 422 application error, 500 handler panic, 504 deadline —
-//! with `{"error":{"code":…,"message":…,"data":…}}`.
+//! with `{"error":{"code":…,"message":…,"data":…}}`. A request refused
+//! before its call (body too large, shutting down) is
+//! answered in its endpoint's form: a JSON-RPC error object at `/rpc`, a
+//! fault at `/RPC2`, that JSON elsewhere.
 //!
 //! # The handler's context
 //!
@@ -74,7 +77,10 @@
 //! may take to send its headers (both `request_timeout_ms`),
 //! the nesting of JSON and XML values (64 levels), the calls of one JSON-RPC
 //! batch and the open HTTP connections (the server's `max_batch` and
-//! `max_connections`). XML is read without
+//! `max_connections`). A body over `max_body_bytes` is answered 413 at
+//! once, and the rest of it is read and dropped before the connection
+//! closes, so that a client still sending hears the 413 rather than a
+//! broken pipe. XML is read without
 //! a DTD: only the five predefined entities and numeric character references.
 //!
 //! Replies are bounded too: a JSON-RPC or REST reply is never larger than
@@ -91,6 +97,7 @@
 
 mod auth;
 mod batch;
+mod body;
 mod call;
 mod caller;
 pub mod config;
@@ -123,7 +130,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rpc_core::{Error, ErrorKind, Registry};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -150,6 +156,8 @@ struct Gateway {
     max_in_flight: usize,
     /// The largest reply body (`max_frame_bytes`, as over TCP).
     max_reply_bytes: usize,
+    /// The largest request body (`max_body_bytes`).
+    max_body_bytes: usize,
 }
 
 /// The gateway of one [`Server`]: its services, its counters, an `[http]`
@@ -157,7 +165,6 @@ struct Gateway {
 pub struct HttpGateway {
     gateway: Arc<Gateway>,
     listen: String,
-    max_body_bytes: usize,
 }
 
 impl HttpGateway {
@@ -184,13 +191,13 @@ impl HttpGateway {
             max_batch: limits.max_batch,
             max_in_flight: limits.max_in_flight,
             max_reply_bytes: server.config().max_frame_bytes(),
+            max_body_bytes: config
+                .max_body_bytes()
+                .unwrap_or(server.config().max_frame_bytes()),
         };
         Ok(HttpGateway {
             gateway: Arc::new(gateway),
             listen: config.listen().to_owned(),
-            max_body_bytes: config
-                .max_body_bytes()
-                .unwrap_or(server.config().max_frame_bytes()),
         })
     }
 
@@ -224,9 +231,10 @@ impl HttpGateway {
 
     fn router(&self) -> Router {
         let gateway = &self.gateway;
-        let limit = self.max_body_bytes;
+        let limit = gateway.max_body_bytes;
         // Layers added later run first: the password is checked before the
-        // body limit, so a caller without it learns nothing, not even the limit.
+        // body is read, so a caller without it learns nothing, not even the
+        // limit.
         let with_password = Router::new()
             .route("/", get(ops::index))
             .route("/metrics", get(ops::metrics))
@@ -234,8 +242,10 @@ impl HttpGateway {
             .route("/RPC2", post(xmlrpc::handle))
             .route("/{service}/{method}", get(rest::get).post(rest::post))
             .route_layer(middleware::from_fn(caller::identify))
-            .route_layer(RequestBodyLimitLayer::new(limit))
-            .route_layer(middleware::map_response(reply::explain_too_large))
+            .route_layer(middleware::from_fn_with_state(
+                gateway.clone(),
+                body::read_within,
+            ))
             .route_layer(middleware::from_fn_with_state(
                 gateway.clone(),
                 auth::require_password,
@@ -263,7 +273,7 @@ impl std::fmt::Debug for HttpGateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpGateway")
             .field("listen", &self.listen)
-            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_body_bytes", &self.gateway.max_body_bytes)
             .finish_non_exhaustive()
     }
 }

@@ -219,20 +219,8 @@ pub(crate) fn refused(path: &str, error: Error) -> Response {
     }
 }
 
-/// Middleware: the body limit layer answers an oversized body with plain
-/// text before any handler runs; say the same in the gateway's JSON.
-pub(crate) async fn explain_too_large(response: Response) -> Response {
-    let plain = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .is_none_or(|t| t.as_bytes().starts_with(b"text/plain"));
-    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || !plain {
-        return response;
-    }
-    error_response(&too_large().into())
-}
-
-fn too_large() -> Error {
+/// The error of a request body over `max_body_bytes`.
+pub(crate) fn too_large() -> Error {
     Error::new(
         ErrorKind::FrameTooLarge,
         "the request body is larger than the gateway's limit (`max_body_bytes` in [http])",
