@@ -1,7 +1,8 @@
-//! What a call over the HTTP gateway knows: the peer and deadline in the
-//! handler's `Context` over JSON-RPC, REST and XML-RPC; and the 413 for a
-//! body over `max_body_bytes`, heard even by a client that sends 17 MiB
-//! before it reads (Python's `http.client`, run from here).
+//! What a call over the HTTP gateway knows and who may make it: the peer and
+//! deadline in the handler's `Context` over JSON-RPC, REST and XML-RPC; the
+//! `[http] cors_origins` list, preflights and foreign origins; and the 413
+//! for a body over `max_body_bytes`, heard even by a client that sends
+//! 17 MiB before it reads (Python's `http.client`, run from here).
 //!
 //! Gateways on `127.0.0.1:0`, driven with raw HTTP/1.1 from a chosen
 //! loopback address (`common::http`). Needs `python3` and `curl` on the `PATH`.
@@ -22,6 +23,8 @@ use tokio::process::Command;
 use tokio::task::JoinHandle;
 
 const PASSWORD: &str = "http-context-password";
+const APP: &str = "https://app.example";
+const EVIL: &str = "https://evil.example";
 /// Longer than any deadline a test sets, so the deadline seen is the caller's.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const MIB: usize = 1024 * 1024;
@@ -93,6 +96,13 @@ fn config() -> HttpConfigBuilder {
         .listen("127.0.0.1:0")
         .password(PASSWORD)
         .request_timeout(REQUEST_TIMEOUT)
+}
+
+/// A gateway that lets pages from [`APP`] call.
+fn with_cors() -> HttpConfigBuilder {
+    config()
+        .load_toml(&format!("[http]\ncors_origins = [\"{APP}\"]\n"))
+        .expect("`cors_origins` is an [http] key")
 }
 
 async fn start(config: HttpConfigBuilder) -> Gateway {
@@ -247,6 +257,154 @@ async fn a_slow_handler_times_out_at_the_deadline_in_the_header() {
         answer.text()
     );
     assert_eq!(gateway.calls(), 1, "refused before the call");
+}
+
+// ---------------------------------------------------------------------------
+// Browsers on other origins.
+// ---------------------------------------------------------------------------
+
+fn preflight(origin: &str) -> Vec<u8> {
+    format!(
+        "OPTIONS /rpc HTTP/1.1\r\nHost: test\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: POST\r\n\
+         Access-Control-Request-Headers: authorization, content-type\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_preflight_from_an_allowed_origin_is_answered_without_credentials() {
+    let gateway = start(with_cors()).await;
+    let answer = exchange(&mut gateway.open().await, &preflight(APP)).await;
+    assert!(
+        matches!(answer.status, 200 | 204),
+        "{} {}",
+        answer.status,
+        answer.text()
+    );
+    assert_eq!(answer.header("access-control-allow-origin"), Some(APP));
+    let methods = answer.header("access-control-allow-methods").unwrap_or("");
+    assert!(
+        methods.contains("POST") && methods.contains("GET"),
+        "{methods}"
+    );
+    let headers = answer.header("access-control-allow-headers").unwrap_or("");
+    assert!(
+        headers.contains("authorization") && headers.contains("content-type"),
+        "{headers}"
+    );
+    assert_eq!(gateway.calls(), 0);
+}
+
+#[tokio::test]
+async fn an_options_that_is_not_a_preflight_still_needs_credentials() {
+    let gateway = start(with_cors()).await;
+    let mut connection = gateway.open().await;
+    let no_request_method =
+        format!("OPTIONS /rpc HTTP/1.1\r\nHost: test\r\nOrigin: {APP}\r\n\r\n").into_bytes();
+    let no_origin =
+        b"OPTIONS /rpc HTTP/1.1\r\nHost: test\r\nAccess-Control-Request-Method: POST\r\n\r\n";
+    for request in [&no_request_method[..], no_origin] {
+        let answer = exchange(&mut connection, request).await;
+        assert_eq!(answer.status, 401, "{}", String::from_utf8_lossy(request));
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_origin_gets_403_before_anything_runs() {
+    let gateway = start(with_cors()).await;
+    let mut connection = gateway.open().await;
+    let origin = format!("Origin: {EVIL}\r\n");
+    // What a page can send another origin without a preflight.
+    let text_plain = String::from_utf8(json_rpc("Witness.nap", ""))
+        .unwrap()
+        .replace("application/json", "text/plain");
+    let websocket = format!(
+        "GET /rpc HTTP/1.1\r\nHost: test\r\nAuthorization: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        basic(PASSWORD)
+    );
+    let requests = [
+        (
+            "text/plain POST",
+            with_headers(text_plain.into_bytes(), &origin),
+        ),
+        (
+            "REST POST",
+            with_headers(post_json("/Witness/nap", PASSWORD, b"[1]"), &origin),
+        ),
+        (
+            "REST GET",
+            with_headers(get("/Witness/context", PASSWORD), &origin),
+        ),
+        ("XML-RPC", with_headers(xml_rpc("Witness.context"), &origin)),
+        (
+            "WebSocket upgrade",
+            with_headers(websocket.into_bytes(), &origin),
+        ),
+        ("preflight", preflight(EVIL)),
+        (
+            "health check",
+            with_headers(
+                b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n".to_vec(),
+                &origin,
+            ),
+        ),
+    ];
+    for (what, request) in requests {
+        let answer = exchange(&mut connection, &request).await;
+        assert_eq!(answer.status, 403, "{what}: {}", answer.text());
+        assert!(answer.text().contains(EVIL), "{what}: {}", answer.text());
+        assert_eq!(answer.header("access-control-allow-origin"), None, "{what}");
+    }
+    assert_eq!(gateway.calls(), 0, "no handler ran");
+    // At /rpc the refusal is a JSON-RPC error object.
+    let answer = exchange(
+        &mut connection,
+        &with_headers(json_rpc("Witness.context", ""), &origin),
+    )
+    .await;
+    assert!(
+        answer
+            .text()
+            .starts_with(r#"{"jsonrpc":"2.0","id":null,"error":"#),
+        "{}",
+        answer.text()
+    );
+}
+
+#[tokio::test]
+async fn answers_to_an_allowed_origin_carry_the_allow_headers_and_others_none() {
+    let gateway = start(with_cors()).await;
+    let mut connection = gateway.open().await;
+    let from_app = with_headers(
+        json_rpc("Witness.context", ""),
+        &format!("Origin: {APP}\r\n"),
+    );
+    let answer = exchange(&mut connection, &from_app).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.header("access-control-allow-origin"), Some(APP));
+    assert!(answer.header("access-control-allow-methods").is_some());
+    assert!(answer.header("access-control-allow-headers").is_some());
+    // A wrong password is still refused, in a way the page can read.
+    let wrong = String::from_utf8(json_rpc("Witness.context", ""))
+        .unwrap()
+        .replace(&basic(PASSWORD), &basic("guess"));
+    let wrong = with_headers(wrong.into_bytes(), &format!("Origin: {APP}\r\n"));
+    let answer = exchange(&mut connection, &wrong).await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.header("access-control-allow-origin"), Some(APP));
+    // Without an Origin (curl, Python, a server): no CORS headers at all.
+    let answer = exchange(&mut connection, &json_rpc("Witness.context", "")).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert!(
+        answer
+            .headers
+            .iter()
+            .all(|(name, _)| !name.starts_with("access-control-")),
+        "{:?}",
+        answer.headers
+    );
+    assert_eq!(gateway.calls(), 2);
 }
 
 // ---------------------------------------------------------------------------

@@ -45,7 +45,7 @@
 //! [`ErrorKind::http_status`] — 400 bad arguments, 404 unknown method, 413
 //! body too large, 422 application error, 500 handler panic, 504 deadline —
 //! with `{"error":{"code":…,"message":…,"data":…}}`. A request refused
-//! before its call (body too large, shutting down) is
+//! before its call (body too large, foreign origin, shutting down) is
 //! answered in its endpoint's form: a JSON-RPC error object at `/rpc`, a
 //! fault at `/RPC2`, that JSON elsewhere.
 //!
@@ -71,6 +71,12 @@
 //! Plain HTTP gives **no confidentiality**: the password and every call cross
 //! the network in the clear. Listen on loopback, or behind a proxy that
 //! terminates TLS.
+//!
+//! A request with an `Origin` header (a browser sends one with every
+//! cross-site request) is refused with 403 before anything runs unless
+//! `[http] cors_origins` lists that origin; a page from a listed origin
+//! gets the `Access-Control-Allow-*` headers, and its preflights are
+//! answered without credentials. Requests without `Origin` are not affected.
 //!
 //! Bodies are bounded (`max_body_bytes`, by default the server's
 //! `max_frame_bytes`), as are the time of a request and the time a client
@@ -101,6 +107,7 @@ mod body;
 mod call;
 mod caller;
 pub mod config;
+mod cors;
 mod drain;
 mod jsonrpc;
 mod listener;
@@ -158,6 +165,8 @@ struct Gateway {
     max_reply_bytes: usize,
     /// The largest request body (`max_body_bytes`).
     max_body_bytes: usize,
+    /// The origins whose pages may call (`cors_origins`), as browsers write them.
+    cors_origins: Vec<String>,
 }
 
 /// The gateway of one [`Server`]: its services, its counters, an `[http]`
@@ -194,6 +203,7 @@ impl HttpGateway {
             max_body_bytes: config
                 .max_body_bytes()
                 .unwrap_or(server.config().max_frame_bytes()),
+            cors_origins: config.cors_origins().to_vec(),
         };
         Ok(HttpGateway {
             gateway: Arc::new(gateway),
@@ -234,7 +244,7 @@ impl HttpGateway {
         let limit = gateway.max_body_bytes;
         // Layers added later run first: the password is checked before the
         // body is read, so a caller without it learns nothing, not even the
-        // limit.
+        // limit; a foreign origin is refused before anything else.
         let with_password = Router::new()
             .route("/", get(ops::index))
             .route("/metrics", get(ops::metrics))
@@ -258,6 +268,10 @@ impl HttpGateway {
             .layer(middleware::from_fn_with_state(
                 gateway.clone(),
                 drain::refuse_while_draining,
+            ))
+            .layer(middleware::from_fn_with_state(
+                gateway.clone(),
+                cors::check_origin,
             ))
             .with_state(gateway.clone())
             .layer(TimeoutLayer::with_status_code(
