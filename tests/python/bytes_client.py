@@ -54,8 +54,8 @@ def errors(port, authkey):
         call(conn, "limit", 99)
         sys.exit("limit(99) did not raise")
     except RuntimeError as e:
-        check("str(e)", str(e), "`limit` failed: 99 bytes is over the limit of 10")
-        check("e.args", e.args, ("`limit` failed: 99 bytes is over the limit of 10",))
+        check("str(e)", str(e), "`Media.limit` failed: 99 bytes is over the limit of 10")
+        check("e.args", e.args, ("`Media.limit` failed: 99 bytes is over the limit of 10",))
         check("e.data", e.data, {"TooLarge": {"size": 99, "limit": 10}})
     try:
         call(conn, "limit", 0)
@@ -71,7 +71,7 @@ def errors(port, authkey):
         {
             "error": {
                 "type": "RuntimeError",
-                "message": "`limit` failed: 99 bytes is over the limit of 10",
+                "message": "`Media.limit` failed: 99 bytes is over the limit of 10",
                 "data": {"TooLarge": {"size": 99, "limit": 10}},
             }
         },

@@ -246,7 +246,7 @@ async fn read_in_python(form: &str, payload: &[u8]) -> String {
 /// The reply frame `codec` writes for `limit`'s error `error`.
 fn error_frame(codec: &dyn rpc_core::Codec, error: LimitError) -> Vec<u8> {
     let fault = Fault::application(
-        format!("`limit` failed: {error}"),
+        format!("`Media.limit` failed: {error}"),
         Box::new(error) as Payload,
     );
     let mut frame = bytes::BytesMut::new();
@@ -267,8 +267,8 @@ async fn a_python_peer_reads_a_typed_errors_data_from_the_reply() {
     let out = read_in_python("pickle", &pickled).await;
     assert_eq!(
         out,
-        "str(e) -> '`limit` failed: 99 bytes is over the limit of 10'\n\
-         e.args -> ('`limit` failed: 99 bytes is over the limit of 10',)\n\
+        "str(e) -> '`Media.limit` failed: 99 bytes is over the limit of 10'\n\
+         e.args -> ('`Media.limit` failed: 99 bytes is over the limit of 10',)\n\
          e.data -> {'TooLarge': {'limit': 10, 'size': 99}}\n"
     );
     let json = error_frame(&rpc_core::python::PyJson, too_large);
@@ -276,20 +276,19 @@ async fn a_python_peer_reads_a_typed_errors_data_from_the_reply() {
     assert_eq!(
         out,
         "json.loads -> {'error': {'data': {'TooLarge': {'limit': 10, 'size': 99}}, \
-         'message': '`limit` failed: 99 bytes is over the limit of 10', 'type': 'RuntimeError'}}\n"
+         'message': '`Media.limit` failed: 99 bytes is over the limit of 10', 'type': 'RuntimeError'}}\n"
     );
 }
 
-/// End to end, this needs the Python serve loop
-/// (`rpc-transport/src/python/serve.rs`) to hand a fault's `data` to
-/// `call::error_reply_with`; until then it reads no `e.data`.
+/// End to end: the reply carries the typed error's data, and the message
+/// names the method as `Service.method`.
 #[tokio::test]
 async fn a_python_client_gets_a_typed_errors_data_with_its_message() {
     require_python!();
     let servers = start().await;
     let out = bytes_client(&["errors", &servers.tcp_port, KEY]).await;
     for line in [
-        "str(e) -> '`limit` failed: 99 bytes is over the limit of 10'\n",
+        "str(e) -> '`Media.limit` failed: 99 bytes is over the limit of 10'\n",
         "e.data -> {'TooLarge': {'limit': 10, 'size': 99}}\n",
         "e.data -> 'Empty'\n",
         "all good\n",

@@ -109,10 +109,15 @@ pub(crate) async fn serve<S: Io>(
 
 impl PythonPeer<'_> {
     /// Runs one call, counts it, and encodes its reply in the request's form.
-    async fn answer(&self, call: Call) -> Vec<u8> {
-        let (form, method) = (call.form, call.method.clone());
+    async fn answer(&self, mut call: Call) -> Vec<u8> {
         let started = Instant::now();
-        let route = self.registry.resolve(&method);
+        let route = self.registry.resolve(&call.method);
+        // Messages name the method as `Service.method`, however it was called.
+        if let Ok(route) = route {
+            let service = self.registry.service(route).name;
+            call.method = format!("{service}.{}", self.registry.method(route).name);
+        }
+        let (form, method) = (call.form, call.method.clone());
         let running = route
             .as_ref()
             .map_err(|e| Error::new(e.kind(), e.message()));
