@@ -298,7 +298,7 @@ async fn our_pickle_and_py_json_clients_call_our_own_server_too() {
         assert_eq!(error.kind(), ErrorKind::Application);
         assert_eq!(
             error.message(),
-            "the Python server raised RuntimeError: `div` failed: division by zero"
+            "the Python server raised RuntimeError: `Calculator.div` failed: division by zero"
         );
         assert_eq!(calc.add(40, 2).await.unwrap(), 42, "{codec}: still usable");
     }
