@@ -10,12 +10,15 @@ use serde::{Deserialize, Serialize};
 pub enum MathError {
     /// The divisor was zero.
     DivideByZero,
+    /// The quotient does not fit in an `i64` (`i64::MIN / -1`).
+    Overflow,
 }
 
 impl fmt::Display for MathError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MathError::DivideByZero => f.write_str("division by zero"),
+            MathError::Overflow => f.write_str("the quotient overflows i64"),
         }
     }
 }
@@ -33,7 +36,7 @@ pub trait Calculator {
     #[rpc(idempotent)]
     async fn sub(&self, x: i64, y: i64) -> i64;
 
-    /// Divides `x` by `y`, failing on a zero divisor.
+    /// Divides `x` by `y`, failing on a zero divisor or a quotient that overflows.
     async fn div(&self, x: i64, y: i64) -> Result<i64, MathError>;
 }
 
@@ -51,6 +54,10 @@ impl Calculator for Calc {
     }
 
     async fn div(&self, x: i64, y: i64) -> Result<i64, MathError> {
-        x.checked_div(y).ok_or(MathError::DivideByZero)
+        match y {
+            0 => Err(MathError::DivideByZero),
+            // `checked_div` is `None` for a zero divisor and for `i64::MIN / -1`.
+            _ => x.checked_div(y).ok_or(MathError::Overflow),
+        }
     }
 }

@@ -5,6 +5,8 @@
 //! |---|---|---|
 //! | bincode | length + the raw bytes | a slice of the received frame: no copy |
 //! | JSON | a base64 string (standard alphabet, padded) | decoded from base64 |
+//! | pickle (Python peers) | `bytes` | from `bytes` (or a base64 `str`) |
+//! | XML-RPC | `<base64>` | from `<base64>` (or a base64 `<string>`) |
 //!
 //! serde alone writes a `Vec<u8>` as an array of numbers, one element at a
 //! time (and `#[serde(with = …)]` is not allowed on a method's parameters),
@@ -216,6 +218,14 @@ impl Drop for Offer {
 pub struct Bytes(pub bytes::Bytes);
 
 impl Bytes {
+    /// The name of the newtype struct a `Bytes` serializes as. A
+    /// human-readable serializer that has a bytes type of its own (pickle's
+    /// `bytes`, XML-RPC's `<base64>`) looks for it in
+    /// `serialize_newtype_struct` and serializes the inner value with a
+    /// serializer that is not human-readable, which gets
+    /// `serialize_bytes`; any other serializer sees the inner value alone.
+    pub const SERDE_NAME: &'static str = "$rpc_core::Bytes";
+
     /// A copy of `data`.
     pub fn copy_from_slice(data: &[u8]) -> Bytes {
         Bytes(bytes::Bytes::copy_from_slice(data))
@@ -252,13 +262,27 @@ impl fmt::Debug for Bytes {
     }
 }
 
+/// Serialized as the newtype struct [`Bytes::SERDE_NAME`] around the
+/// payload, so that a format with bytes of its own can tell a `Bytes` from a
+/// string: the payload is a base64 string to a human-readable serializer
+/// and bytes to any other. JSON and bincode see through newtype structs,
+/// so their wire form is the base64 string or the length and the bytes.
 impl Serialize for Bytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_newtype_struct(Bytes::SERDE_NAME, &Payload(&self.0))
+    }
+}
+
+/// The inside of a serialized [`Bytes`].
+struct Payload<'a>(&'a bytes::Bytes);
+
+impl Serialize for Payload<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
-            s.serialize_str(&STANDARD.encode(&self.0))
+            s.serialize_str(&STANDARD.encode(self.0))
         } else {
-            let _offer = Offer::new(&self.0);
-            s.serialize_bytes(&self.0)
+            let _offer = Offer::new(self.0);
+            s.serialize_bytes(self.0)
         }
     }
 }

@@ -64,7 +64,11 @@ impl Registry {
         if self.services.iter().any(|s| s.info().name == info.name) {
             return Err(Error::new(
                 ErrorKind::Config,
-                format!("a service named `{}` is already registered", info.name),
+                format!(
+                    "a service named `{}` is already registered; two services of one server \
+                     need two names: give one another with `#[rpc_service(name = \"…\")]`",
+                    info.name
+                ),
             ));
         }
         self.services.push(Arc::new(service));
@@ -160,8 +164,13 @@ impl Registry {
         let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             service.call(route.method.name, args)
         }));
+        let names = (service.info().name, route.method.name);
         match started {
-            Ok(started) => started.map(CallFuture::new),
+            Ok(Ok(call)) => Ok(CallFuture::new(call).of(names.0, names.1)),
+            Ok(Err(e)) if e.kind() == ErrorKind::InvalidParams => {
+                Err(bincode_limits(e, names.0, route.method))
+            }
+            Ok(Err(e)) => Err(e),
             Err(panic) => Err(Error::new(
                 ErrorKind::HandlerPanic,
                 format!(
@@ -274,4 +283,30 @@ impl std::fmt::Debug for Registry {
             .entries(self.services().map(|s| s.name))
             .finish()
     }
+}
+
+/// `error` (invalid arguments for `service.method`), explained if bincode
+/// failed on an argument type that needs a self-describing format: which
+/// argument, of which type, and what to do instead.
+fn bincode_limits(error: Error, service: &str, method: &MethodInfo) -> Error {
+    let qualified = format!("{service}.{}", method.name);
+    let said = error
+        .message()
+        .strip_prefix(&format!("invalid arguments for `{qualified}`: "))
+        .unwrap_or(error.message());
+    if !crate::mismatch::needs_self_describing(said) {
+        return error;
+    }
+    let what = match method.params {
+        [one] => format!("argument `{}` (type `{}`)", one.name, one.ty),
+        params => {
+            let all: Vec<String> = params
+                .iter()
+                .map(|p| format!("`{}: {}`", p.name, p.ty))
+                .collect();
+            format!("one of the arguments ({})", all.join(", "))
+        }
+    };
+    let why = crate::mismatch::explain("bincode", &what, said);
+    Error::invalid_params(&qualified, why)
 }

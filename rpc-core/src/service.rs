@@ -143,10 +143,13 @@ impl MethodInfo {
 }
 
 /// A started call: the handler's future, with panics turned into a
-/// [`ErrorKind::HandlerPanic`] fault carrying the panic's message, at once.
+/// [`ErrorKind::HandlerPanic`] fault carrying the method's name and the
+/// panic's message ("`Calculator.add`: boom"), at once.
 #[must_use = "a call does nothing unless polled"]
 pub struct CallFuture {
     inner: Option<BoxFuture<Reply>>,
+    /// The service and method, for the panic's message.
+    method: Option<(&'static str, &'static str)>,
 }
 
 impl CallFuture {
@@ -154,7 +157,14 @@ impl CallFuture {
     pub fn new(future: BoxFuture<Reply>) -> CallFuture {
         CallFuture {
             inner: Some(future),
+            method: None,
         }
+    }
+
+    /// Names the method it runs (`service.method`) in a panic's message.
+    pub fn of(mut self, service: &'static str, method: &'static str) -> CallFuture {
+        self.method = Some((service, method));
+        self
     }
 }
 
@@ -178,7 +188,11 @@ impl Future for CallFuture {
             Err(panic) => {
                 // The future is in an unknown state after a panic: drop it.
                 self.inner = None;
-                let message = format!("the handler panicked: {}", panic_message(&*panic));
+                let why = panic_message(&*panic);
+                let message = match self.method {
+                    Some((service, method)) => format!("`{service}.{method}`: {why}"),
+                    None => why.to_owned(),
+                };
                 std::task::Poll::Ready(Err(Error::new(ErrorKind::HandlerPanic, message).into()))
             }
         }

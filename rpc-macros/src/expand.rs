@@ -163,10 +163,18 @@ impl<'a> ServiceGenerator<'a> {
         let generics_decl = (!generics.is_empty()).then(|| quote!(<#(#generics),*>));
         let serialize_bounds = (!generics.is_empty())
             .then(|| quote!(<#(#generics: ::rpc_core::__private::serde::Serialize),*>));
+        // What serde's messages say was expected, instead of the hidden
+        // struct's name: "expected 2 arguments (x, y)".
+        let wire_names: Vec<String> = names.iter().map(|n| n.unraw().to_string()).collect();
+        let expecting = match len {
+            0 => "no arguments".to_owned(),
+            1 => format!("1 argument ({})", wire_names.join(", ")),
+            _ => format!("{len} arguments ({})", wire_names.join(", ")),
+        };
         quote! {
             #(#cfgs)*
             #[derive(::rpc_core::__private::serde::Deserialize)]
-            #[serde(crate = "::rpc_core::__private::serde", deny_unknown_fields)]
+            #[serde(crate = "::rpc_core::__private::serde", deny_unknown_fields, expecting = #expecting)]
             #[allow(non_camel_case_types)]
             struct #ident #generics_decl { #(#names: #generics),* }
 

@@ -74,8 +74,9 @@
 //! - no return type means `()`.
 //!
 //! Every parameter type, result type and error type must be
-//! `Serialize + DeserializeOwned`, and `Send + 'static` to be served; a type
-//! that is not is reported on that type in your trait. bincode is not
+//! `Serialize + DeserializeOwned + Send + Sync + 'static` (the client
+//! encodes arguments from a reference that may cross threads); a type that
+//! is not is reported on that type in your trait. bincode is not
 //! self-describing, so over bincode a type must not need `deserialize_any`
 //! (`serde_json::Value`, untagged enums, `#[serde(flatten)]`); use
 //! `rpc_core::Value` for dynamic values.

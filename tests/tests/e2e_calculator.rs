@@ -201,6 +201,18 @@ async fn div_by_zero_is_the_typed_application_error_and_div_by_three_succeeds() 
     }
 }
 
+#[tokio::test]
+async fn div_that_overflows_is_overflow_not_division_by_zero() {
+    let server = serve(calculator()).await;
+    for codec in CODECS {
+        let calc = CalculatorClient::new(connect(&server.address, codec).await);
+        match within("div(i64::MIN, -1)", calc.div(i64::MIN, -1)).await {
+            Err(CallError::Application(MathError::Overflow)) => {}
+            other => panic!("{codec}: div(i64::MIN, -1) should fail with Overflow, got {other:?}"),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Several services, names.
 // ---------------------------------------------------------------------------

@@ -32,17 +32,6 @@ fn config(limits: Limits, max_frame: usize) -> ServerConfig {
 /// test of this file allocates meanwhile.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The resident set size of this process, in bytes.
-fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS line");
-    kib * 1024
-}
-
 /// A JSON-RPC batch of `n` calls of `Probe.blob` for `len` bytes each, ids 1..=n.
 fn blob_batch(n: u64, len: u64) -> Vec<u8> {
     let calls: Vec<Value> = (1..=n)
@@ -60,10 +49,10 @@ async fn a_batch_whose_reply_would_pass_the_frame_limit_answers_its_later_member
     let mut stream = raw_session(&server.address, "json", 1 << 30).await;
     let request = blob_batch(256, 64 * 1024);
     let _alone = SERIAL.lock().await;
-    let before = resident_bytes();
+    let before = common::resident_bytes();
     write_frame(&mut stream, &request).await;
     let (len, reply) = within("the batch's reply", read_sized_json(&mut stream)).await;
-    let grown = resident_bytes().saturating_sub(before);
+    let grown = common::resident_bytes().saturating_sub(before);
     assert!(
         len <= limit,
         "a reply of {len} bytes over the limit of {limit}"
@@ -132,11 +121,11 @@ async fn a_client_that_reads_no_replies_makes_the_server_hold_at_most_max_queued
         requests.extend(frame(call.to_string().as_bytes()));
     }
     let _alone = SERIAL.lock().await;
-    let before = resident_bytes();
+    let before = common::resident_bytes();
     write_raw(&mut stream, &requests).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let ran = state.entered.load(Ordering::SeqCst);
-    let grown = resident_bytes().saturating_sub(before);
+    let grown = common::resident_bytes().saturating_sub(before);
     // What the sockets' buffers take (a few MiB on loopback) lets a few
     // more run; without the cap, every call one read holds runs.
     assert!(
@@ -208,15 +197,7 @@ async fn a_client_that_reads_its_replies_a_little_at_a_time_is_closed_after_the_
 
 #[tokio::test]
 async fn a_call_sent_after_the_going_away_notice_is_answered_shutting_down() {
-    let (registry, _state) = common::hostile::probe();
-    let limits = Limits {
-        shutdown_grace: Duration::from_secs(5),
-        ..Limits::default()
-    };
-    let server = Server::new(config(limits, 16 << 20), registry);
-    let listening = server.clone().bind().await.unwrap();
-    let address = listening.local_addr().to_owned();
-    let serving = tokio::spawn(listening.serve());
+    let (server, address, serving) = serve_with_grace(Duration::from_secs(5)).await;
     let mut stream = raw_session(&address, "json", 16 << 20).await;
     server.shut_down();
     let notice = expect_json(&mut stream, "the going-away notice").await;
@@ -234,15 +215,7 @@ async fn a_call_sent_after_the_going_away_notice_is_answered_shutting_down() {
 
 #[tokio::test]
 async fn our_client_closes_once_the_server_went_away_so_shutdown_does_not_wait_for_it() {
-    let (registry, _state) = common::hostile::probe();
-    let limits = Limits {
-        shutdown_grace: Duration::from_secs(30),
-        ..Limits::default()
-    };
-    let server = Server::new(config(limits, 16 << 20), registry);
-    let listening = server.clone().bind().await.unwrap();
-    let address = listening.local_addr().to_owned();
-    let serving = tokio::spawn(listening.serve());
+    let (server, address, serving) = serve_with_grace(Duration::from_secs(30)).await;
     let config = common::client_builder(&address, "bincode").build().unwrap();
     let client = within(
         "the client to connect",
@@ -261,4 +234,19 @@ async fn our_client_closes_once_the_server_went_away_so_shutdown_does_not_wait_f
         started.elapsed()
     );
     within("the client to see the end", client.closed()).await;
+}
+
+/// A probe server with `shutdown_grace`, its address and its serving task.
+async fn serve_with_grace(
+    shutdown_grace: Duration,
+) -> (Server, String, tokio::task::JoinHandle<()>) {
+    let (registry, _state) = common::hostile::probe();
+    let limits = Limits {
+        shutdown_grace,
+        ..Limits::default()
+    };
+    let server = Server::new(config(limits, 16 << 20), registry);
+    let listening = server.clone().bind().await.unwrap();
+    let address = listening.local_addr().to_owned();
+    (server, address, tokio::spawn(listening.serve()))
 }

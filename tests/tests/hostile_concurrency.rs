@@ -217,24 +217,13 @@ async fn a_client_that_never_reads_its_answers_stops_being_read() {
     assert_still_serves(&server.address).await;
 }
 
-/// The resident set size of this process, in bytes.
-fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS line");
-    kib * 1024
-}
-
 #[tokio::test]
 async fn a_client_that_never_reads_answers_of_slow_calls_neither_grows_the_server_nor_starves_others()
  {
     let (server, state) = serve_probe().await;
     let stream = raw_session(&server.address, "bincode", 1 << 20).await;
     let (_read, mut write) = stream.into_split();
-    let before = resident_bytes();
+    let before = common::resident_bytes();
     // Slow calls: none has answered while the flood is read, so the server
     // would read all of it and queue every answer (16 KiB each, 125 MiB in
     // all) for a client that reads none of them, but for max_in_flight.
@@ -250,7 +239,7 @@ async fn a_client_that_never_reads_answers_of_slow_calls_neither_grows_the_serve
     let started = Instant::now();
     assert_still_serves(&server.address).await;
     let took = started.elapsed();
-    let grown = resident_bytes().saturating_sub(before);
+    let grown = common::resident_bytes().saturating_sub(before);
     let taken = state.entered.load(Ordering::SeqCst);
     assert!(
         grown < 64 << 20,
@@ -287,7 +276,12 @@ async fn a_handler_that_panics_after_yielding_fails_its_call_at_once() {
             .await
             .expect_err("panic_later panics");
         assert_eq!(e.kind(), ErrorKind::HandlerPanic, "{codec}: {e}");
-        assert_eq!(e.message(), "the handler panicked: probe panicked later");
+        // Said once (the kind says "handler panicked"), with the method's name.
+        assert_eq!(e.message(), "`Probe.panic_later`: probe panicked later");
+        assert_eq!(
+            e.to_string(),
+            "handler panicked: `Probe.panic_later`: probe panicked later"
+        );
         assert!(started.elapsed() < Duration::from_secs(5), "{codec}");
         let sum = within("the next call", probe.add(1, 2)).await;
         assert_eq!(sum.expect("add succeeds"), 3, "{codec}");
@@ -339,17 +333,18 @@ async fn a_panic_inside_a_batch_fails_only_that_member() {
     .await;
     let items = answer.as_array().unwrap_or_else(|| panic!("{answer}"));
     let by_id = |id: i64| items.iter().find(|item| item["id"] == id).cloned();
-    for (id, text) in [(1, "probe panicked at once"), (2, "probe panicked later")] {
+    let panics = [
+        (1, "`Probe.panic_now`: probe panicked at once"),
+        (2, "`Probe.panic_later`: probe panicked later"),
+    ];
+    for (id, text) in panics {
         let item = by_id(id).unwrap_or_else(|| panic!("no answer {id}: {answer}"));
         assert_eq!(
             item["error"]["code"],
             ErrorKind::HandlerPanic.code(),
             "{item}"
         );
-        assert_eq!(
-            item["error"]["message"],
-            format!("the handler panicked: {text}")
-        );
+        assert_eq!(item["error"]["message"], text);
     }
     assert_eq!(
         by_id(3),

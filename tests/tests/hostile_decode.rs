@@ -473,7 +473,8 @@ async fn a_burst_of_large_values_returns_its_memory_once_deleted() {
     one.delete("w".into()).await.unwrap();
     let baseline = kv.settled().await;
     // A 1 MiB value stored, then 8 clients each setting and getting 1 MiB
-    // values of their own, 8 times over.
+    // values of their own, ROUNDS times over.
+    const ROUNDS: usize = 4;
     let big = Value::from(vec!["x".repeat(1000); 1000]);
     one.set("big".into(), big.clone()).await.unwrap();
     let burst = (0..8).map(|c| {
@@ -481,7 +482,7 @@ async fn a_burst_of_large_values_returns_its_memory_once_deleted() {
         tokio::spawn(async move {
             let codec = if c % 2 == 0 { "bincode" } else { "json" };
             let kv = KeyValueClient::new(connect(&address, codec).await);
-            for round in 0..8 {
+            for round in 0..ROUNDS {
                 let name = format!("c{c}r{round}");
                 kv.set(name.clone(), big.clone()).await.unwrap();
                 kv.get(name).await.unwrap();
@@ -489,11 +490,13 @@ async fn a_burst_of_large_values_returns_its_memory_once_deleted() {
             }
         })
     });
-    within("the burst", futures::future::join_all(burst)).await;
+    // A debug build on a busy machine: bounded, but not by the usual 10 s.
+    let burst = futures::future::join_all(burst);
+    common::within_for(Duration::from_secs(90), "the burst", burst).await;
     let peak = kv.memory().1;
     let after_burst = kv.settled().await;
     for c in 0..8 {
-        for round in 0..8 {
+        for round in 0..ROUNDS {
             one.delete(format!("c{c}r{round}")).await.unwrap();
         }
     }

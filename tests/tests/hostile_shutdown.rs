@@ -63,17 +63,12 @@ async fn the_server_exits_within_its_grace_period_whatever_its_peers_do() {
     write_raw(&mut junk, &header).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let pid = server.child.id().expect("the server is running");
-    let started = Instant::now();
-    let killed = tokio::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status();
-    let killed = within("kill -INT", killed).await.expect("running kill");
-    assert!(killed.success(), "kill -INT {pid}: {killed}");
+    let started = interrupt(&server).await;
     let status = within_for(PROCESS_LIMIT, "kv-server to exit", server.child.wait())
         .await
         .expect("waiting for kv-server");
     let took = started.elapsed();
+    eprintln!("exited {took:?} after SIGINT, with a grace of {GRACE_MS} ms");
     assert!(
         took < Duration::from_millis(GRACE_MS + 1500),
         "exited {took:?} after SIGINT; stderr: {}",
@@ -102,13 +97,7 @@ async fn a_python_peer_that_logged_in_and_said_nothing_is_closed_at_once_at_shut
     let mut server = ServerProcess::start("kv-server", &config).await;
     let mut python = raw_connect(&server.address).await;
     client_handshake(&mut python, KEY).await;
-    let pid = server.child.id().expect("the server is running");
-    let started = Instant::now();
-    let killed = tokio::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status();
-    let killed = within("kill -INT", killed).await.expect("running kill");
-    assert!(killed.success(), "kill -INT {pid}: {killed}");
+    let started = interrupt(&server).await;
     let mut rest = Vec::new();
     let _ = within(
         "the Python peer's connection to close",
@@ -119,6 +108,7 @@ async fn a_python_peer_that_logged_in_and_said_nothing_is_closed_at_once_at_shut
         .await
         .expect("waiting for kv-server");
     let took = started.elapsed();
+    eprintln!("exited {took:?} after SIGINT, with an idle Python peer and 20 s of grace");
     // Nothing was running: nothing to give the 20 s of grace to.
     assert!(
         took < Duration::from_secs(3),
@@ -129,4 +119,16 @@ async fn a_python_peer_that_logged_in_and_said_nothing_is_closed_at_once_at_shut
         "{status}; stderr: {}",
         server.stderr_text()
     );
+}
+
+/// Sends the server SIGINT (Ctrl-C); returns when.
+async fn interrupt(server: &ServerProcess) -> Instant {
+    let pid = server.child.id().expect("the server is running");
+    let started = Instant::now();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+    let killed = within("kill -INT", killed).await.expect("running kill");
+    assert!(killed.success(), "kill -INT {pid}: {killed}");
+    started
 }

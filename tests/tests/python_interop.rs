@@ -108,10 +108,10 @@ async fn a_python_3_11_client_calls_the_calculator_over_pickle() {
         assert!(out.contains(line), "{line:?} in\n{out}");
     }
     for line in [
-        "div(1, 0) raised RuntimeError: `div` failed: division by zero\n",
+        "div(1, 0) raised RuntimeError: `Calculator.div` failed: division by zero\n",
         "mul(2, 3) raised AttributeError: unknown method `mul`; known methods: Calculator.add(x: i64, y: i64) -> i64",
-        "add(1, 2, 3) raised TypeError: invalid arguments for `add`: it takes 2 positional arguments (x, y) but 3 were given\n",
-        "add(2, z=3) raised TypeError: invalid arguments for `add`: unexpected keyword argument `z`; the parameters are x, y\n",
+        "add(1, 2, 3) raised TypeError: invalid arguments for `Calculator.add`: it takes 2 positional arguments (x, y) but 3 were given\n",
+        "add(2, z=3) raised TypeError: invalid arguments for `Calculator.add`: unexpected keyword argument `z`; the parameters are x, y\n",
     ] {
         assert!(out.contains(line), "{line:?} in\n{out}");
     }
@@ -126,9 +126,9 @@ async fn a_python_3_11_client_calls_the_calculator_over_json() {
         assert!(out.contains(line), "{line:?} in\n{out}");
     }
     for line in [
-        "div(1, 0) = {'error': {'message': '`div` failed: division by zero', 'type': 'RuntimeError'}}\n",
+        "div(1, 0) = {'error': {'data': 'DivideByZero', 'message': '`Calculator.div` failed: division by zero', 'type': 'RuntimeError'}}\n",
         "mul(2, 3) = {'error': {'message': 'unknown method `mul`; known methods:",
-        "add(2, z=3) = {'error': {'message': 'invalid arguments for `add`: unexpected keyword argument `z`",
+        "add(2, z=3) = {'error': {'message': 'invalid arguments for `Calculator.add`: unexpected keyword argument `z`",
     ] {
         assert!(out.contains(line), "{line:?} in\n{out}");
     }
@@ -141,7 +141,7 @@ async fn a_python_client_sending_the_bare_tuple_gets_bare_replies() {
     let out = run("client.py", &[&port(&server), common::KEY, "plain"]).await;
     assert!(out.contains("add(x=2, y=3) = 5\n"), "{out}");
     assert!(
-        out.contains("div(1, 0) raised RuntimeError: `div` failed: division by zero\n"),
+        out.contains("div(1, 0) raised RuntimeError: `Calculator.div` failed: division by zero\n"),
         "{out}"
     );
 }
@@ -298,7 +298,7 @@ async fn our_pickle_and_py_json_clients_call_our_own_server_too() {
         assert_eq!(error.kind(), ErrorKind::Application);
         assert_eq!(
             error.message(),
-            "the Python server raised RuntimeError: `div` failed: division by zero"
+            "the Python server raised RuntimeError: `Calculator.div` failed: division by zero"
         );
         assert_eq!(calc.add(40, 2).await.unwrap(), 42, "{codec}: still usable");
     }

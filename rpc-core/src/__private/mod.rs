@@ -25,7 +25,8 @@ pub fn decode_args<T: serde::de::DeserializeOwned>(
     method: &str,
     args: &mut dyn erased_serde::Deserializer<'_>,
 ) -> Result<T, Error> {
-    erased_serde::deserialize(args).map_err(|e| Error::invalid_params(method, e))
+    erased_serde::deserialize(args)
+        .map_err(|e| Error::invalid_params(method, crate::mismatch::readable(&e.to_string())))
 }
 
 /// A successful reply.

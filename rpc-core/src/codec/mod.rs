@@ -99,8 +99,11 @@ pub fn by_name(name: &str) -> Option<&'static dyn Codec> {
 pub fn decode<T: DeserializeOwned>(codec: &dyn Codec, bytes: &[u8]) -> Result<T, Error> {
     let mut out = None;
     codec.decode_value(bytes, &mut |de| {
-        let value = erased_serde::deserialize(de)
-            .map_err(|e| Error::new(ErrorKind::Parse, format!("the reply did not decode: {e}")))?;
+        let value = erased_serde::deserialize(de).map_err(|e| {
+            let what = format!("the reply (type `{}`)", std::any::type_name::<T>());
+            let why = crate::mismatch::explain(codec.name(), &what, &e.to_string());
+            Error::new(ErrorKind::Parse, why)
+        })?;
         out = Some(value);
         Ok(())
     })?;

@@ -13,9 +13,25 @@
 //! where `type` is the Python exception class of the error's kind
 //! ([`ErrorKind::python_exception`]). For a pickle client it is an instance
 //! of that class, pickled, which the pattern's proxy `raise`s.
+//!
+//! A method's typed error (an [`ErrorKind::Application`] error) carries its
+//! value too, as JSON-RPC and HTTP callers get it in the error's `data`:
+//! the JSON object gains a `"data"` member, and the pickled exception an
+//! attribute `data`, set as `pickle` restores any exception's attributes,
+//! so a Python client can tell the variants apart:
+//!
+//! ```text
+//! {"error": {"type": "RuntimeError", "message": "`div` failed: division by zero", "data": "DivideByZero"}}
+//!
+//! except RuntimeError as e:
+//!     e.data      # 'DivideByZero'; str(e) and e.args[0] are the message
+//! ```
+//!
+//! An attribute rather than a second argument, because a second argument
+//! would change `str(e)` into the tuple of both.
 
 use super::pickle::{self, Options};
-use super::{PyValue, to_value, write, write_exception};
+use super::{PyValue, to_value, write, write_exception_with};
 use crate::error::{Error, ErrorKind};
 use crate::service::MethodInfo;
 
@@ -207,10 +223,31 @@ pub fn reply(form: Form, result: &dyn erased_serde::Serialize) -> Result<Vec<u8>
 /// The reply frame for a failed call: an exception of the kind's Python
 /// class carrying `message` (pickle), or the JSON error object.
 pub fn error_reply(form: Form, kind: ErrorKind, message: &str) -> Vec<u8> {
+    error_reply_with(form, kind, message, None)
+}
+
+/// The reply frame for a failed call with the method's typed error `data`
+/// ([`Fault::data`](crate::service::Fault::data)), in the JSON form that
+/// JSON-RPC and HTTP callers get as the error's `data`: for a pickle
+/// client the exception with `data` as its attribute `e.data` (`e.args`
+/// and `str(e)` stay the message), for a JSON client
+/// `{"error": {"type": …, "message": …, "data": …}}`. Without `data`, or
+/// if it has no JSON form, this is [`error_reply`].
+pub fn error_reply_with(
+    form: Form,
+    kind: ErrorKind,
+    message: &str,
+    data: Option<&dyn erased_serde::Serialize>,
+) -> Vec<u8> {
     let class = kind.python_exception();
+    let data = data.and_then(|d| serde_json::to_value(d).ok());
     match form {
         Form::Json => {
-            let body = serde_json::json!({"error": {"type": class, "message": message}});
+            let mut body = serde_json::json!({"type": class, "message": message});
+            if let Some(data) = data {
+                body["data"] = data;
+            }
+            let body = serde_json::json!({ "error": body });
             write(&PyValue::Str(body.to_string()))
         }
         Form::Pickle | Form::Plain => {
@@ -219,7 +256,14 @@ pub fn error_reply(form: Form, kind: ErrorKind, message: &str) -> Vec<u8> {
                 "AuthenticationError" => "multiprocessing",
                 _ => "builtins",
             };
-            wrap(form, write_exception(module, class, message))
+            let attributes: Vec<_> = data
+                .map(|d| ("data", PyValue::from_json(d)))
+                .into_iter()
+                .collect();
+            wrap(
+                form,
+                write_exception_with(module, class, message, &attributes),
+            )
         }
     }
 }

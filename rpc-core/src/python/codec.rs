@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use super::call::{self, Form, parse_error, wrap};
 use super::pickle::{self, Decoded, Options};
-use super::{PyValue, to_value, write};
+use super::{PyValue, to_json_value, to_value, write};
 use crate::codec::{Codec, Id, Inbound, Incoming, Json, OutRequest, Visit};
 use crate::error::WireFault;
 use crate::error::{Error, ErrorKind};
@@ -73,7 +73,15 @@ macro_rules! python_codec {
             ) -> Result<(), Error> {
                 let frame = match reply {
                     Ok(result) => call::reply($form, &**result as &dyn erased_serde::Serialize)?,
-                    Err(fault) => call::error_reply($form, fault.kind, &fault.message),
+                    Err(fault) => call::error_reply_with(
+                        $form,
+                        fault.kind,
+                        &fault.message,
+                        fault
+                            .data
+                            .as_deref()
+                            .map(|d| d as &dyn erased_serde::Serialize),
+                    ),
                 };
                 dst.extend_from_slice(&frame);
                 Ok(())
@@ -132,7 +140,12 @@ pub fn request_frame(
     args: &dyn erased_serde::Serialize,
 ) -> Result<Vec<u8>, Error> {
     let bare = method.rsplit('.').next().unwrap_or(method);
-    let args = match to_value(args) {
+    // In JSON text a `Bytes` is base64, as any JSON peer reads it.
+    let value = match form {
+        Form::Json => to_json_value(args),
+        _ => to_value(args),
+    };
+    let args = match value {
         Ok(PyValue::Dict(fields)) => fields.into_iter().map(|(_, v)| v).collect(),
         Ok(PyValue::Tuple(items) | PyValue::List(items)) => items,
         Ok(PyValue::None) => Vec::new(),
@@ -222,4 +235,7 @@ struct JsonErrorBody {
     #[serde(rename = "type")]
     kind: String,
     message: String,
+    /// A typed error's value ([`call::error_reply_with`]): not read back.
+    #[serde(default, rename = "data")]
+    _data: Option<serde::de::IgnoredAny>,
 }

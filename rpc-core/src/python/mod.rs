@@ -30,11 +30,15 @@
 //!   default protocol (4, or 5 from 3.14), which has none of these.
 //! - A method's typed error reaches a Python client as the class of
 //!   [`ErrorKind::Application`](crate::ErrorKind::Application)
-//!   (`RuntimeError`) with its message, not as data; and a Python exception
-//!   reaches our client as an `Application` error naming class and message.
-//! - The values cross as serde sees them, human-readable: a
-//!   [`crate::Bytes`] result reaches Python as base64 text (a `Vec<u8>` is a
-//!   list of ints), while Python `bytes` read into either.
+//!   (`RuntimeError`) with its message, and its value as the exception's
+//!   attribute `data` (or the JSON error object's `"data"`), in the JSON
+//!   form HTTP callers get (see [`call`]). A Python exception reaches our
+//!   client as an `Application` error naming class and message, not as
+//!   data.
+//! - The values cross as serde sees them, human-readable, but for
+//!   [`crate::Bytes`], which is `bytes` in a pickle, in both directions and
+//!   nested too (a `Vec<u8>` is a list of ints). In the JSON form it is
+//!   base64 text, as in any JSON. Python `bytes` read into either.
 //!
 //! # Layout
 //!
@@ -59,8 +63,9 @@ use std::fmt;
 
 pub use self::codec::{Pickle, PyJson};
 pub use self::de::DeError;
+use self::ser::to_json_value;
 pub use self::ser::{SerError, to_value};
-pub use self::write::{write, write_exception};
+pub use self::write::{write, write_exception, write_exception_with};
 
 /// A plain Python value, as read from a pickle or written to one.
 #[derive(Clone, Debug, PartialEq)]

@@ -4,7 +4,8 @@
 //! name, any other variant a one-entry dict `{variant: value}`.
 //!
 //! The serializer is human readable, so types with two forms (such as
-//! [`crate::Value`]) pick their plain one.
+//! [`crate::Value`]) pick their plain one; a [`crate::Bytes`] becomes
+//! `bytes`, not the base64 text it is in JSON.
 
 use serde::ser::{self, Serialize};
 
@@ -23,13 +24,37 @@ impl ser::Error for SerError {
 
 /// The Python form of `value`.
 pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<PyValue, SerError> {
-    value.serialize(ToPy)
+    value.serialize(ToPy::PICKLE)
 }
 
-struct ToPy;
+/// [`to_value`] for JSON text: a [`crate::Bytes`] stays the base64 string
+/// JSON carries (the Python JSON form's requests).
+pub(crate) fn to_json_value<T: Serialize + ?Sized>(value: &T) -> Result<PyValue, SerError> {
+    value.serialize(ToPy::JSON)
+}
+
+/// The serializer: human readable, except inside a [`crate::Bytes`] when
+/// `native_bytes`, whose payload it then takes as bytes.
+#[derive(Clone, Copy)]
+struct ToPy {
+    readable: bool,
+    native_bytes: bool,
+}
+
+impl ToPy {
+    const PICKLE: ToPy = ToPy {
+        readable: true,
+        native_bytes: true,
+    };
+    const JSON: ToPy = ToPy {
+        readable: true,
+        native_bytes: false,
+    };
+}
 
 /// Items of a sequence, tuple or struct being serialized.
 struct Items {
+    ser: ToPy,
     items: Vec<PyValue>,
     wrap: fn(Vec<PyValue>) -> PyValue,
     variant: Option<&'static str>,
@@ -37,6 +62,7 @@ struct Items {
 
 /// Entries of a map or struct being serialized.
 struct Entries {
+    ser: ToPy,
     entries: Vec<(PyValue, PyValue)>,
     key: Option<PyValue>,
     variant: Option<&'static str>,
@@ -50,16 +76,23 @@ fn in_variant(variant: Option<&'static str>, value: PyValue) -> PyValue {
     }
 }
 
-fn items(wrap: fn(Vec<PyValue>) -> PyValue, len: usize, variant: Option<&'static str>) -> Items {
+fn items(
+    ser: ToPy,
+    wrap: fn(Vec<PyValue>) -> PyValue,
+    len: usize,
+    variant: Option<&'static str>,
+) -> Items {
     Items {
+        ser,
         items: Vec::with_capacity(len.min(4096)),
         wrap,
         variant,
     }
 }
 
-fn entries(variant: Option<&'static str>) -> Entries {
+fn entries(ser: ToPy, variant: Option<&'static str>) -> Entries {
     Entries {
+        ser,
         entries: Vec::new(),
         key: None,
         variant,
@@ -151,9 +184,16 @@ impl ser::Serializer for ToPy {
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
-        _: &'static str,
+        name: &'static str,
         value: &T,
     ) -> Result<PyValue, SerError> {
+        if self.native_bytes && name == crate::Bytes::SERDE_NAME {
+            let bytes = ToPy {
+                readable: false,
+                ..self
+            };
+            return value.serialize(bytes);
+        }
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -166,13 +206,13 @@ impl ser::Serializer for ToPy {
         Ok(in_variant(Some(variant), value.serialize(self)?))
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<Items, SerError> {
-        Ok(items(PyValue::List, len.unwrap_or(0), None))
+        Ok(items(self, PyValue::List, len.unwrap_or(0), None))
     }
     fn serialize_tuple(self, len: usize) -> Result<Items, SerError> {
-        Ok(items(PyValue::Tuple, len, None))
+        Ok(items(self, PyValue::Tuple, len, None))
     }
     fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Items, SerError> {
-        Ok(items(PyValue::Tuple, len, None))
+        Ok(items(self, PyValue::Tuple, len, None))
     }
     fn serialize_tuple_variant(
         self,
@@ -181,13 +221,13 @@ impl ser::Serializer for ToPy {
         variant: &'static str,
         len: usize,
     ) -> Result<Items, SerError> {
-        Ok(items(PyValue::Tuple, len, Some(variant)))
+        Ok(items(self, PyValue::Tuple, len, Some(variant)))
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Entries, SerError> {
-        Ok(entries(None))
+        Ok(entries(self, None))
     }
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Entries, SerError> {
-        Ok(entries(None))
+        Ok(entries(self, None))
     }
     fn serialize_struct_variant(
         self,
@@ -196,13 +236,16 @@ impl ser::Serializer for ToPy {
         variant: &'static str,
         _: usize,
     ) -> Result<Entries, SerError> {
-        Ok(entries(Some(variant)))
+        Ok(entries(self, Some(variant)))
+    }
+    fn is_human_readable(&self) -> bool {
+        self.readable
     }
 }
 
 impl Items {
     fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerError> {
-        self.items.push(value.serialize(ToPy)?);
+        self.items.push(value.serialize(self.ser)?);
         Ok(())
     }
 
@@ -239,7 +282,7 @@ impl Entries {
         value: &T,
     ) -> Result<(), SerError> {
         self.entries
-            .push((PyValue::Str(key.into()), value.serialize(ToPy)?));
+            .push((PyValue::Str(key.into()), value.serialize(self.ser)?));
         Ok(())
     }
 
@@ -252,7 +295,7 @@ impl ser::SerializeMap for Entries {
     type Ok = PyValue;
     type Error = SerError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), SerError> {
-        self.key = Some(key.serialize(ToPy)?);
+        self.key = Some(key.serialize(self.ser)?);
         Ok(())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerError> {
@@ -260,7 +303,7 @@ impl ser::SerializeMap for Entries {
             .key
             .take()
             .ok_or_else(|| SerError("a map value without its key".into()))?;
-        self.entries.push((key, value.serialize(ToPy)?));
+        self.entries.push((key, value.serialize(self.ser)?));
         Ok(())
     }
     fn end(self) -> Result<PyValue, SerError> {

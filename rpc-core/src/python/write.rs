@@ -24,6 +24,19 @@ pub fn write(value: &PyValue) -> Vec<u8> {
 /// with one message argument, as `pickle.dumps(KeyError('x'))` writes it
 /// (`STACK_GLOBAL` + `REDUCE`): for a Python client to `raise`.
 pub fn write_exception(module: &str, name: &str, message: &str) -> Vec<u8> {
+    write_exception_with(module, name, message, &[])
+}
+
+/// [`write_exception`] with `attributes` set on the instance, as
+/// `pickle.dumps(e)` writes an exception after `e.data = …`: the `REDUCE`,
+/// then a `BUILD` with the instance's `__dict__`. `e.args` and `str(e)`
+/// stay the message alone.
+pub fn write_exception_with(
+    module: &str,
+    name: &str,
+    message: &str,
+    attributes: &[(&str, PyValue)],
+) -> Vec<u8> {
     let mut out = vec![PROTO, 4];
     put_str(&mut out, module);
     put_str(&mut out, name);
@@ -31,6 +44,14 @@ pub fn write_exception(module: &str, name: &str, message: &str) -> Vec<u8> {
     put_str(&mut out, message);
     out.push(0x85); // TUPLE1
     out.push(b'R'); // REDUCE
+    if !attributes.is_empty() {
+        let dict = attributes
+            .iter()
+            .map(|(k, v)| (PyValue::Str((*k).into()), v.clone()))
+            .collect();
+        put(&mut out, &PyValue::Dict(dict));
+        out.push(b'b'); // BUILD
+    }
     out.push(STOP);
     out
 }

@@ -1,5 +1,6 @@
 //! One call through the gateway, whatever the endpoint: resolve the method,
-//! decode its arguments, run the handler under the deadline, count it.
+//! decode its arguments, run the handler under the deadline with the
+//! caller's [`Context`](rpc_core::Context) (see [`super::caller`]), count it.
 //! Once the server drains, a call not yet started is refused, and one still
 //! running after `shutdown_grace` is stopped and answered `ShuttingDown`,
 //! so no HTTP request goes unanswered at shutdown.
@@ -14,12 +15,14 @@ use rpc_core::service::{CallFuture, Reply};
 use rpc_core::{Error, ErrorKind, Registry};
 
 use super::Gateway;
+use super::caller::Caller;
 use crate::metrics::Transport;
 
 impl Gateway {
     /// Runs `method`: `start` decodes the arguments and starts the handler
     /// (see [`Registry::call`]). The call gets the request timeout, or the
-    /// caller's `deadline` when that is shorter.
+    /// caller's timeout or its own `deadline` when that is shorter, counted
+    /// from the request's arrival.
     pub(crate) async fn call(
         &self,
         method: &str,
@@ -46,12 +49,14 @@ impl Gateway {
             return Err(e.into());
         }
         let _in_flight = in_flight;
-        let limit = deadline.map_or(self.request_timeout, |d| d.min(self.request_timeout));
+        let caller = Caller::current();
+        let (limit, end) = caller.limit(deadline, self.request_timeout);
         let reply = match start(&self.registry, route) {
             Ok(call) => {
                 let _running = self.metrics.call_started();
+                let call = caller.context(end).scope(call);
                 tokio::select! {
-                    reply = tokio::time::timeout(limit, call) => {
+                    reply = tokio::time::timeout_at(end.into(), call) => {
                         reply.unwrap_or_else(|_| Err(timed_out(method, limit).into()))
                     }
                     () = self.grace_over() => Err(cut_off(method).into()),

@@ -28,6 +28,7 @@
 //! | `max_body_bytes` | `[server] max_frame_bytes` | largest request body, 1 KiB to 1 GiB |
 //! | `request_timeout_ms` | `30000` | time allowed for one request, reading the body included |
 //! | `realm` | `"rpc"` | the realm named in `WWW-Authenticate` |
+//! | `cors_origins` | `[]` | origins whose web pages may call, such as `["https://app.example"]`; a request with any other `Origin` header gets 403 |
 //!
 //! Unknown keys are errors, worded as for the other tables.
 
@@ -38,6 +39,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::cors::canonical_origin;
 use crate::config::{
     ConfigError, address, invalid, positive, read_error, read_key_file, read_table,
 };
@@ -77,6 +79,7 @@ pub struct HttpConfig {
     max_body_bytes: Option<usize>,
     request_timeout: Duration,
     realm: String,
+    cors_origins: Vec<String>,
 }
 
 impl HttpConfig {
@@ -120,6 +123,12 @@ impl HttpConfig {
     pub fn realm(&self) -> &str {
         &self.realm
     }
+
+    /// The origins whose pages may call, as browsers write them in
+    /// `Origin` (lower case, no default port).
+    pub fn cors_origins(&self) -> &[String] {
+        &self.cors_origins
+    }
 }
 
 /// Builds an [`HttpConfig`] from builder calls and a file; builder calls win.
@@ -137,6 +146,7 @@ struct Layer {
     max_body_bytes: Option<usize>,
     request_timeout: Option<Duration>,
     realm: Option<String>,
+    cors_origins: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -182,6 +192,13 @@ impl HttpConfigBuilder {
         self
     }
 
+    /// Sets the origins whose web pages may call the gateway from a
+    /// browser, such as `"https://app.example"`; replaces the file's list.
+    pub fn cors_origins<S: Into<String>>(mut self, origins: impl IntoIterator<Item = S>) -> Self {
+        self.explicit.cors_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Seeds the builder from the `[http]` table of a TOML file.
     pub fn load_file(self, path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
@@ -200,8 +217,8 @@ impl HttpConfigBuilder {
         Ok(self)
     }
 
-    /// Validates the settings; fails on a missing or empty password or a
-    /// value out of range.
+    /// Validates the settings; fails on a missing or empty password, a
+    /// value out of range or a `cors_origins` entry that is not an origin.
     pub fn build(self) -> Result<HttpConfig, ConfigError> {
         let layer = self.explicit.or(self.file);
         let secret = layer.password.ok_or(ConfigError::Missing {
@@ -215,6 +232,7 @@ impl HttpConfigBuilder {
             max_body_bytes: layer.max_body_bytes.map(check_body_bytes).transpose()?,
             request_timeout: positive("http.request_timeout_ms", timeout)?,
             realm: check_realm(layer.realm.unwrap_or(DEFAULT_REALM.into()))?,
+            cors_origins: check_origins(layer.cors_origins.unwrap_or_default())?,
         })
     }
 }
@@ -227,6 +245,7 @@ impl Layer {
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
             request_timeout: self.request_timeout.or(lower.request_timeout),
             realm: self.realm.or(lower.realm),
+            cors_origins: self.cors_origins.or(lower.cors_origins),
         }
     }
 }
@@ -261,6 +280,7 @@ struct HttpTable {
     max_body_bytes: Option<usize>,
     request_timeout_ms: Option<u64>,
     realm: Option<String>,
+    cors_origins: Option<Vec<String>>,
 }
 
 impl HttpTable {
@@ -282,6 +302,7 @@ impl HttpTable {
             max_body_bytes: self.max_body_bytes,
             request_timeout: self.request_timeout_ms.map(Duration::from_millis),
             realm: self.realm,
+            cors_origins: self.cors_origins,
         })
     }
 }
@@ -303,6 +324,17 @@ fn check_realm(realm: String) -> Result<String, ConfigError> {
         return Err(invalid("http.realm", format!("{realm:?}"), expected));
     }
     Ok(realm)
+}
+
+/// Each origin as browsers write it; a wrong one is named, with what to write.
+fn check_origins(origins: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    origins
+        .iter()
+        .map(|origin| {
+            canonical_origin(origin)
+                .map_err(|expected| invalid("http.cors_origins", format!("{origin:?}"), expected))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -370,5 +402,26 @@ mod tests {
         assert!(e.to_string().contains("http.request_timeout_ms"), "{e}");
         let e = build("[http]\npassword = \"x\"\nrealm = \"a\\\"b\"\n").unwrap_err();
         assert!(e.to_string().contains("http.realm"), "{e}");
+    }
+
+    #[test]
+    fn cors_origins_are_read_as_browsers_write_them_and_a_bad_one_is_named() {
+        let c = build("[http]\npassword = \"x\"\ncors_origins = [\"HTTPS://App.Example:443\"]\n");
+        assert_eq!(c.unwrap().cors_origins(), ["https://app.example"]);
+        let e = build("[http]\npassword = \"x\"\ncors_origins = [\"https://app.example/\"]\n")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value \"https://app.example/\" for `http.cors_origins`; expected an origin such as \
+             \"https://app.example\" or \"http://localhost:8080\", without a path: \"https://app.example\""
+        );
+        let e = build("[http]\npassword = \"x\"\ncors_origins = [\"*\"]\n").unwrap_err();
+        assert!(e.to_string().contains("http.cors_origins"), "{e}");
+        assert!(
+            build("[http]\npassword = \"x\"\n")
+                .unwrap()
+                .cors_origins()
+                .is_empty()
+        );
     }
 }

@@ -22,8 +22,7 @@ use axum::response::Response;
 use rpc_core::{Error, ErrorKind};
 
 use super::Gateway;
-use super::reply::error_response;
-use super::{jsonrpc, xmlrpc};
+use super::reply::refused;
 
 /// Middleware: refuses requests while the server drains, and closes the
 /// connection after any answer sent during the drain.
@@ -37,9 +36,7 @@ pub(crate) async fn refuse_while_draining(
     } else {
         match request.uri().path() {
             "/healthz" | "/metrics" => next.run(request).await,
-            "/rpc" => jsonrpc::refuse(refusal()),
-            "/RPC2" => xmlrpc::refuse(refusal()),
-            _ => error_response(&refusal().into()),
+            path => refused(path, refusal()),
         }
     };
     if gateway.server.is_draining() {

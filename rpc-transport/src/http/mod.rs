@@ -44,7 +44,24 @@
 //! (`faultCode` from [`ErrorKind::xmlrpc_fault`]). REST answers the status of
 //! [`ErrorKind::http_status`] — 400 bad arguments, 404 unknown method, 413
 //! body too large, 422 application error, 500 handler panic, 504 deadline —
-//! with `{"error":{"code":…,"message":…,"data":…}}`.
+//! with `{"error":{"code":…,"message":…,"data":…}}`. A request refused
+//! before its call (body too large, foreign origin, shutting down) is
+//! answered in its endpoint's form: a JSON-RPC error object at `/rpc`, a
+//! fault at `/RPC2`, that JSON elsewhere.
+//!
+//! # The handler's context
+//!
+//! A handler called over HTTP finds its caller in
+//! [`Context::current`](rpc_core::Context::current): the peer is the address
+//! of the HTTP connection (a proxy's, behind one), and the deadline is when
+//! the gateway stops waiting, counted from the arrival of the request's
+//! head: the shortest of the `x-rpc-timeout-ms` header ([`TIMEOUT_HEADER`]),
+//! a JSON-RPC request's `"deadline_ms"` and `request_timeout_ms`. At the
+//! deadline the call is answered as timed out (504 for REST).
+//!
+//! ```text
+//! $ curl -u rpc:PASSWORD -H 'x-rpc-timeout-ms: 1000' 'http://127.0.0.1:8080/Calculator/add?x=2&y=3'
+//! ```
 //!
 //! # Security
 //!
@@ -55,12 +72,21 @@
 //! the network in the clear. Listen on loopback, or behind a proxy that
 //! terminates TLS.
 //!
+//! A request with an `Origin` header (a browser sends one with every
+//! cross-site request) is refused with 403 before anything runs unless
+//! `[http] cors_origins` lists that origin; a page from a listed origin
+//! gets the `Access-Control-Allow-*` headers, and its preflights are
+//! answered without credentials. Requests without `Origin` are not affected.
+//!
 //! Bodies are bounded (`max_body_bytes`, by default the server's
 //! `max_frame_bytes`), as are the time of a request and the time a client
 //! may take to send its headers (both `request_timeout_ms`),
 //! the nesting of JSON and XML values (64 levels), the calls of one JSON-RPC
 //! batch and the open HTTP connections (the server's `max_batch` and
-//! `max_connections`). XML is read without
+//! `max_connections`). A body over `max_body_bytes` is answered 413 at
+//! once, and the rest of it is read and dropped before the connection
+//! closes, so that a client still sending hears the 413 rather than a
+//! broken pipe. XML is read without
 //! a DTD: only the five predefined entities and numeric character references.
 //!
 //! Replies are bounded too: a JSON-RPC or REST reply is never larger than
@@ -77,8 +103,11 @@
 
 mod auth;
 mod batch;
+mod body;
 mod call;
+mod caller;
 pub mod config;
+mod cors;
 mod drain;
 mod jsonrpc;
 mod listener;
@@ -97,7 +126,7 @@ mod xmlrpc;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit};
@@ -109,10 +138,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rpc_core::{Error, ErrorKind, Registry};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use self::caller::TIMEOUT_HEADER;
 pub use self::config::{HttpConfig, HttpConfigBuilder, Password};
 use crate::Server;
 use crate::metrics::Metrics;
@@ -135,6 +164,10 @@ struct Gateway {
     max_in_flight: usize,
     /// The largest reply body (`max_frame_bytes`, as over TCP).
     max_reply_bytes: usize,
+    /// The largest request body (`max_body_bytes`).
+    max_body_bytes: usize,
+    /// The origins whose pages may call (`cors_origins`), as browsers write them.
+    cors_origins: Vec<String>,
 }
 
 /// The gateway of one [`Server`]: its services, its counters, an `[http]`
@@ -142,7 +175,6 @@ struct Gateway {
 pub struct HttpGateway {
     gateway: Arc<Gateway>,
     listen: String,
-    max_body_bytes: usize,
 }
 
 impl HttpGateway {
@@ -169,13 +201,14 @@ impl HttpGateway {
             max_batch: limits.max_batch,
             max_in_flight: limits.max_in_flight,
             max_reply_bytes: server.config().max_frame_bytes(),
+            max_body_bytes: config
+                .max_body_bytes()
+                .unwrap_or(server.config().max_frame_bytes()),
+            cors_origins: config.cors_origins().to_vec(),
         };
         Ok(HttpGateway {
             gateway: Arc::new(gateway),
             listen: config.listen().to_owned(),
-            max_body_bytes: config
-                .max_body_bytes()
-                .unwrap_or(server.config().max_frame_bytes()),
         })
     }
 
@@ -209,17 +242,21 @@ impl HttpGateway {
 
     fn router(&self) -> Router {
         let gateway = &self.gateway;
-        let limit = self.max_body_bytes;
+        let limit = gateway.max_body_bytes;
         // Layers added later run first: the password is checked before the
-        // body limit, so a caller without it learns nothing, not even the limit.
+        // body is read, so a caller without it learns nothing, not even the
+        // limit; a foreign origin is refused before anything else.
         let with_password = Router::new()
             .route("/", get(ops::index))
             .route("/metrics", get(ops::metrics))
             .route("/rpc", post(jsonrpc::handle))
             .route("/RPC2", post(xmlrpc::handle))
             .route("/{service}/{method}", get(rest::get).post(rest::post))
-            .route_layer(RequestBodyLimitLayer::new(limit))
-            .route_layer(middleware::map_response(reply::explain_too_large))
+            .route_layer(middleware::from_fn(caller::identify))
+            .route_layer(middleware::from_fn_with_state(
+                gateway.clone(),
+                body::read_within,
+            ))
             .route_layer(middleware::from_fn_with_state(
                 gateway.clone(),
                 auth::require_password,
@@ -232,6 +269,10 @@ impl HttpGateway {
             .layer(middleware::from_fn_with_state(
                 gateway.clone(),
                 drain::refuse_while_draining,
+            ))
+            .layer(middleware::from_fn_with_state(
+                gateway.clone(),
+                cors::check_origin,
             ))
             .with_state(gateway.clone())
             .layer(TimeoutLayer::with_status_code(
@@ -247,7 +288,7 @@ impl std::fmt::Debug for HttpGateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpGateway")
             .field("listen", &self.listen)
-            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_body_bytes", &self.gateway.max_body_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -360,7 +401,8 @@ impl HttpListening {
 
 /// The service of one connection from `peer`: `router`, with the peer's
 /// address in every request as axum's [`ConnectInfo`] (the password
-/// throttle counts failures by it).
+/// throttle counts failures by it, calls see it in their context), and the
+/// instant its head arrived (a caller's timeout counts from it).
 fn service_for(router: &Router, peer: SocketAddr) -> WithPeer {
     WithPeer {
         inner: TowerToHyperService::new(router.clone()),
@@ -387,6 +429,9 @@ where
 
     fn call(&self, mut request: axum::http::Request<B>) -> Self::Future {
         request.extensions_mut().insert(ConnectInfo(self.peer));
+        request
+            .extensions_mut()
+            .insert(caller::Arrived(Instant::now()));
         self.inner.call(request)
     }
 }

@@ -207,20 +207,20 @@ pub(crate) fn too_many_members(max_batch: usize) -> Error {
     )
 }
 
-/// Middleware: the body limit layer answers an oversized body with plain
-/// text before any handler runs; say the same in the gateway's JSON.
-pub(crate) async fn explain_too_large(response: Response) -> Response {
-    let plain = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .is_none_or(|t| t.as_bytes().starts_with(b"text/plain"));
-    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || !plain {
-        return response;
+/// A request refused before its call, answered in the form the endpoint
+/// at `path` speaks: a JSON-RPC error object for `/rpc`, a fault for
+/// `/RPC2`, the REST error elsewhere, each with the status it gives the
+/// error's kind.
+pub(crate) fn refused(path: &str, error: Error) -> Response {
+    match path {
+        "/rpc" => super::jsonrpc::refuse(error),
+        "/RPC2" => super::xmlrpc::refuse(error),
+        _ => error_response(&error.into()),
     }
-    error_response(&too_large().into())
 }
 
-fn too_large() -> Error {
+/// The error of a request body over `max_body_bytes`.
+pub(crate) fn too_large() -> Error {
     Error::new(
         ErrorKind::FrameTooLarge,
         "the request body is larger than the gateway's limit (`max_body_bytes` in [http])",

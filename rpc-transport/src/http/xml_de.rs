@@ -6,7 +6,7 @@
 //! | `int`, `i4`, `i8` | `i64` (narrower integers and floats accept it if it fits) |
 //! | `boolean`, `string`, `double` | `bool`, `str`, `f64` |
 //! | `dateTime.iso8601` | `str`, as written |
-//! | `base64` | bytes for a bytes type; a sequence of `u8` for a dynamic value, as JSON carries bytes |
+//! | `base64` | bytes for a bytes type and for [`rpc_core::Bytes`] (which asks for text); a sequence of `u8` for a dynamic value, as JSON carries bytes |
 //! | `array`, `struct` | sequence, map (or struct); a one-member struct is also an enum variant |
 //! | `nil` | unit, `None` |
 
@@ -85,6 +85,20 @@ impl<'de> de::Deserializer<'de> for XmlValue {
         self.deserialize_bytes(visitor)
     }
 
+    /// A `<base64>` where text is asked for gives its bytes: a
+    /// [`rpc_core::Bytes`] asks a human-readable format for its base64
+    /// string, and takes bytes as they are.
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self {
+            XmlValue::Base64(bytes) => visitor.visit_byte_buf(bytes),
+            other => other.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_str(visitor)
+    }
+
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,
@@ -110,7 +124,7 @@ impl<'de> de::Deserializer<'de> for XmlValue {
     }
 
     forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char
         unit unit_struct seq tuple tuple_struct map struct identifier ignored_any
     }
 }
@@ -231,5 +245,30 @@ mod tests {
             v,
             serde_json::json!({"a": [1, 0.5], "b": null, "c": [104, 105], "d": "19980717T14:08:55"})
         );
+    }
+
+    #[test]
+    fn bytes_read_from_base64_nested_too() {
+        #[derive(Debug, Deserialize, PartialEq)]
+        enum Image {
+            Png { data: rpc_core::Bytes },
+        }
+        let blob = rpc_core::Bytes::deserialize(XmlValue::Base64(vec![0x89, b'P'])).unwrap();
+        assert_eq!(&blob[..], [0x89, b'P']);
+        let png = XmlValue::Struct(vec![(
+            "Png".into(),
+            XmlValue::Struct(vec![("data".into(), XmlValue::Base64(vec![0, 255]))]),
+        )]);
+        let Image::Png { data } = Image::deserialize(png).unwrap();
+        assert_eq!(&data[..], [0, 255]);
+        let many = XmlValue::Array(vec![XmlValue::Base64(vec![1]), XmlValue::Base64(vec![])]);
+        let many = Vec::<rpc_core::Bytes>::deserialize(many).unwrap();
+        assert_eq!(
+            many,
+            [rpc_core::Bytes::from(vec![1]), rpc_core::Bytes::default()]
+        );
+        // A base64 `<string>` still reads, as JSON's form of the same bytes.
+        let text = rpc_core::Bytes::deserialize(XmlValue::Str("aGk=".into())).unwrap();
+        assert_eq!(&text[..], b"hi");
     }
 }

@@ -2,7 +2,7 @@
 //! error's data) becomes an XML-RPC value.
 //!
 //! Integers become `int` (or `i8` beyond 32 bits), floats `double`, text
-//! `string`, bytes `base64`, sequences `array`, maps and structs `struct`
+//! `string`, bytes and [`rpc_core::Bytes`] `base64`, sequences `array`, maps and structs `struct`
 //! (map keys must be text or numbers), `()` and `None` `nil`. Enums are
 //! tagged as in JSON: a unit variant is its name, any other a one-member
 //! struct `{Variant: value}`.
@@ -14,11 +14,19 @@ use super::xml_value::XmlValue;
 
 /// Serializes `value`.
 pub(crate) fn to_xml_value<T: Serialize + ?Sized>(value: &T) -> Result<XmlValue, Error> {
-    value.serialize(ToXml)
+    value.serialize(ToXml::READABLE)
 }
 
-/// The serializer; it holds nothing.
-struct ToXml;
+/// The serializer: human readable, except inside a [`rpc_core::Bytes`],
+/// whose payload it takes as bytes (`<base64>`, not a base64 `<string>`).
+#[derive(Clone, Copy)]
+struct ToXml {
+    readable: bool,
+}
+
+impl ToXml {
+    const READABLE: ToXml = ToXml { readable: true };
+}
 
 /// A sequence or tuple being built; `variant` names the enum variant, if any.
 struct Array {
@@ -127,9 +135,12 @@ impl ser::Serializer for ToXml {
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
-        _name: &'static str,
+        name: &'static str,
         value: &T,
     ) -> Result<XmlValue, Error> {
+        if name == rpc_core::Bytes::SERDE_NAME {
+            return value.serialize(ToXml { readable: false });
+        }
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -185,6 +196,9 @@ impl ser::Serializer for ToXml {
         s.variant = Some(variant);
         Ok(s)
     }
+    fn is_human_readable(&self) -> bool {
+        self.readable
+    }
 }
 
 macro_rules! array_impl {
@@ -193,7 +207,7 @@ macro_rules! array_impl {
             type Ok = XmlValue;
             type Error = Error;
             fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-                self.items.push(value.serialize(ToXml)?);
+                self.items.push(value.serialize(ToXml::READABLE)?);
                 Ok(())
             }
             fn end(self) -> Result<XmlValue, Error> {
@@ -213,7 +227,7 @@ impl ser::SerializeMap for Struct {
     type Ok = XmlValue;
     type Error = Error;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Error> {
-        self.key = Some(match key.serialize(ToXml)? {
+        self.key = Some(match key.serialize(ToXml::READABLE)? {
             XmlValue::Str(s) => s,
             XmlValue::Int(i) => i.to_string(),
             XmlValue::BigUint(u) => u.to_string(),
@@ -230,7 +244,7 @@ impl ser::SerializeMap for Struct {
             .key
             .take()
             .ok_or_else(|| Error::custom("a map value without a key"))?;
-        self.members.push((key, value.serialize(ToXml)?));
+        self.members.push((key, value.serialize(ToXml::READABLE)?));
         Ok(())
     }
     fn end(self) -> Result<XmlValue, Error> {
@@ -248,7 +262,7 @@ macro_rules! struct_impl {
                 key: &'static str,
                 value: &T,
             ) -> Result<(), Error> {
-                self.members.push((key.to_owned(), value.serialize(ToXml)?));
+                self.members.push((key.to_owned(), value.serialize(ToXml::READABLE)?));
                 Ok(())
             }
             fn end(self) -> Result<XmlValue, Error> {
@@ -329,5 +343,30 @@ mod tests {
     fn unusable_map_keys_fail() {
         let map: BTreeMap<Vec<u8>, i32> = [(vec![1], 1)].into();
         assert!(to_xml_value(&map).is_err());
+    }
+
+    #[test]
+    fn bytes_are_base64_nested_too() {
+        #[derive(Serialize)]
+        struct Thumb {
+            name: &'static str,
+            data: rpc_core::Bytes,
+        }
+        let png = rpc_core::Bytes::from(&b"\x89PNG"[..]);
+        assert_eq!(
+            to_xml_value(&png).unwrap(),
+            XmlValue::Base64(b"\x89PNG".to_vec())
+        );
+        let thumb = Thumb {
+            name: "a",
+            data: png.clone(),
+        };
+        assert_eq!(
+            to_xml_value(&vec![thumb]).unwrap(),
+            XmlValue::Array(vec![XmlValue::Struct(vec![
+                ("name".into(), XmlValue::Str("a".into())),
+                ("data".into(), XmlValue::Base64(b"\x89PNG".to_vec())),
+            ])])
+        );
     }
 }

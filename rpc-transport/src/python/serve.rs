@@ -109,10 +109,15 @@ pub(crate) async fn serve<S: Io>(
 
 impl PythonPeer<'_> {
     /// Runs one call, counts it, and encodes its reply in the request's form.
-    async fn answer(&self, call: Call) -> Vec<u8> {
-        let (form, method) = (call.form, call.method.clone());
+    async fn answer(&self, mut call: Call) -> Vec<u8> {
         let started = Instant::now();
-        let route = self.registry.resolve(&method);
+        let route = self.registry.resolve(&call.method);
+        // Messages name the method as `Service.method`, however it was called.
+        if let Ok(route) = route {
+            let service = self.registry.service(route).name;
+            call.method = format!("{service}.{}", self.registry.method(route).name);
+        }
+        let (form, method) = (call.form, call.method.clone());
         let running = route
             .as_ref()
             .map_err(|e| Error::new(e.kind(), e.message()));
@@ -133,20 +138,36 @@ impl PythonPeer<'_> {
             .record_call(Transport::Python, route, outcome, started.elapsed());
         let encoded = match reply {
             Ok(result) => call::reply(form, &*result as &dyn erased_serde::Serialize),
-            Err(fault) => return failure(form, &method, fault.kind, &fault.message),
+            Err(fault) => {
+                let data = fault
+                    .data
+                    .as_deref()
+                    .map(|d| d as &dyn erased_serde::Serialize);
+                return failure(form, &method, fault.kind, &fault.message, data);
+            }
         };
-        encoded.unwrap_or_else(|e| failure(form, &method, e.kind(), e.message()))
+        encoded.unwrap_or_else(|e| failure(form, &method, e.kind(), e.message(), None))
     }
 }
 
-/// An error reply whose message names the method and the error.
-fn failure(form: Form, method: &str, kind: ErrorKind, message: &str) -> Vec<u8> {
+/// An error reply whose message names the method and the error, with a
+/// typed error's data (`e.data` for the Python caller).
+fn failure(
+    form: Form,
+    method: &str,
+    kind: ErrorKind,
+    message: &str,
+    data: Option<&dyn erased_serde::Serialize>,
+) -> Vec<u8> {
     match kind {
         // These messages name the method already.
-        ErrorKind::MethodNotFound | ErrorKind::InvalidParams => {
-            call::error_reply(form, kind, message)
+        ErrorKind::MethodNotFound | ErrorKind::InvalidParams | ErrorKind::HandlerPanic => {
+            call::error_reply_with(form, kind, message, data)
         }
-        _ => call::error_reply(form, kind, &format!("`{method}` failed: {message}")),
+        _ => {
+            let message = format!("`{method}` failed: {message}");
+            call::error_reply_with(form, kind, &message, data)
+        }
     }
 }
 

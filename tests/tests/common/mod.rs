@@ -53,6 +53,17 @@ pub(crate) async fn within_for<F: Future>(limit: Duration, what: &str, future: F
     }
 }
 
+/// The resident set size of this process, in bytes.
+pub(crate) fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line");
+    kib * 1024
+}
+
 /// A server configuration on `127.0.0.1:0` with [`KEY`], ignoring the environment.
 pub(crate) fn server_builder() -> ServerConfigBuilder {
     ServerConfig::builder()

@@ -265,3 +265,105 @@ fn the_codecs_answer_as_the_serve_loop_does_and_point_requests_elsewhere() {
     };
     assert!(error.message().contains("Call::read"), "{error}");
 }
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+enum Image {
+    Png { data: crate::Bytes },
+    Raw(Vec<crate::Bytes>),
+}
+
+#[test]
+fn bytes_are_python_bytes_nested_too_and_read_back() {
+    let png = crate::Bytes::from(&b"\x89PNG"[..]);
+    let bytes = || PyValue::Bytes(b"\x89PNG".to_vec());
+    assert_eq!(crate::python::to_value(&png).unwrap(), bytes());
+    let nested = crate::python::to_value(&vec![
+        Image::Png { data: png.clone() },
+        Image::Raw(vec![png.clone()]),
+    ])
+    .unwrap();
+    let png_dict = PyValue::Dict(vec![(s("data"), bytes())]);
+    assert_eq!(
+        nested,
+        PyValue::List(vec![
+            PyValue::Dict(vec![(s("Png"), png_dict)]),
+            PyValue::Dict(vec![(s("Raw"), PyValue::List(vec![bytes()]))]),
+        ])
+    );
+    let back: Vec<Image> = serde::Deserialize::deserialize(nested).unwrap();
+    assert_eq!(back[0], Image::Png { data: png.clone() });
+    // The JSON form stays base64.
+    let Ok(PyValue::Bytes(inner)) = read(&reply(Form::Pickle, &png).unwrap()) else {
+        panic!("a pickle reply is a pickled bytes");
+    };
+    assert_eq!(read(&inner).unwrap(), bytes());
+    assert_eq!(
+        read(&reply(Form::Json, &png).unwrap()).unwrap(),
+        s("\"iVBORw==\"")
+    );
+}
+
+#[test]
+fn a_typed_error_carries_its_data_as_an_attribute_or_a_json_member() {
+    use super::super::call::error_reply_with;
+    let data = serde_json::json!({"OutOfStock": {"sku": "a-1", "left": 0}});
+    let pickled = error_reply_with(Form::Plain, ErrorKind::Application, "no", Some(&data));
+    // pickle.dumps(e) for e = RuntimeError('no'); e.data = {...}: REDUCE, then BUILD.
+    assert!(pickled.ends_with(b"ub."), "{pickled:x?}");
+    let exceptions = Options {
+        exceptions: true,
+        ..Options::default()
+    };
+    let Decoded::Exception(e) = parse(&pickled, &exceptions).unwrap().decode().unwrap() else {
+        panic!("an exception");
+    };
+    assert_eq!(
+        (e.class(), e.message()),
+        ("RuntimeError".into(), "no".into())
+    );
+    let fields = PyValue::Dict(vec![(s("left"), int(0)), (s("sku"), s("a-1"))]);
+    let expected = PyValue::Dict(vec![(s("OutOfStock"), fields)]);
+    assert_eq!(e.state, Some(PyValue::Dict(vec![(s("data"), expected)])));
+    let fault = read_reply(
+        Form::Pickle,
+        &super::super::call::wrap(Form::Pickle, pickled),
+        &Options::default(),
+    )
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(fault.message, "the Python server raised RuntimeError: no");
+
+    let json = error_reply_with(Form::Json, ErrorKind::Application, "no", Some(&data));
+    assert_eq!(
+        read(&json).unwrap(),
+        s(
+            r#"{"error":{"data":{"OutOfStock":{"left":0,"sku":"a-1"}},"message":"no","type":"RuntimeError"}}"#
+        )
+    );
+    let fault = read_reply(Form::Json, &json, &Options::default())
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(fault.message, "the Python server raised RuntimeError: no");
+    // Without data, the reply is what it always was.
+    assert_eq!(
+        error_reply_with(Form::Pickle, ErrorKind::Application, "no", None),
+        error_reply(Form::Pickle, ErrorKind::Application, "no")
+    );
+}
+
+#[test]
+fn a_request_carries_bytes_as_bytes_in_pickle_and_base64_in_json() {
+    let args = (crate::Bytes::from(&b"hi"[..]),);
+    let PyValue::Bytes(inner) = read(&request_frame(Form::Pickle, "S.m", &args).unwrap()).unwrap()
+    else {
+        panic!("a pickle request is a pickled bytes");
+    };
+    let call = PyValue::Tuple(vec![
+        s("m"),
+        PyValue::Tuple(vec![PyValue::Bytes(b"hi".to_vec())]),
+        PyValue::Dict(vec![]),
+    ]);
+    assert_eq!(read(&inner).unwrap(), call);
+    let json = read(&request_frame(Form::Json, "S.m", &args).unwrap()).unwrap();
+    assert_eq!(json, s(r#"["m",["aGk="],{}]"#));
+}

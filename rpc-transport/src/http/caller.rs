@@ -1,0 +1,150 @@
+//! Who is calling and how long they wait, for the [`Context`] of every call
+//! a request makes: the peer is the connection's address, and the deadline
+//! is counted from the moment the request's head arrived.
+//!
+//! ```text
+//! → POST /Inventory/reserve  x-rpc-timeout-ms: 1000     the call gets at most 1 s
+//! → POST /rpc  {"jsonrpc":"2.0","id":1,"method":"Inventory.reserve","params":[…],"deadline_ms":1000}
+//! ```
+//!
+//! A call gets the shortest of the header's `x-rpc-timeout-ms`, the
+//! JSON-RPC request's own `deadline_ms` and `request_timeout_ms`; the
+//! handler sees the end of that time as [`Context::deadline`], and is
+//! answered as timed out when it passes. A header that is not a positive
+//! whole number of milliseconds is refused with 400.
+//!
+//! The caller is installed for the handling of each request (like
+//! [`Context`] for a handler), so that every endpoint's calls reach
+//! [`Gateway::call`](super::Gateway) with it, whatever their route.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use rpc_core::{Context, Error, ErrorKind};
+
+use super::reply::refused;
+
+/// The header a caller names its timeout with, in milliseconds.
+pub const TIMEOUT_HEADER: &str = "x-rpc-timeout-ms";
+
+tokio::task_local! {
+    static CALLER: Caller;
+}
+
+/// When a request's head arrived; put in every request by the connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Arrived(pub(crate) Instant);
+
+/// The caller of one request.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Caller {
+    peer: Option<SocketAddr>,
+    arrived: Instant,
+    /// `x-rpc-timeout-ms`, if sent.
+    timeout: Option<Duration>,
+}
+
+impl Caller {
+    /// The caller of the request being handled on this task; outside one,
+    /// an unknown caller whose request arrives now.
+    pub(crate) fn current() -> Caller {
+        CALLER.try_with(|c| *c).unwrap_or(Caller {
+            peer: None,
+            arrived: Instant::now(),
+            timeout: None,
+        })
+    }
+
+    /// How long a call may take and when that ends: the shortest of the
+    /// caller's timeout, the call's own `deadline` and `request_timeout`.
+    pub(crate) fn limit(
+        &self,
+        deadline: Option<Duration>,
+        request_timeout: Duration,
+    ) -> (Duration, Instant) {
+        let limit = [self.timeout, deadline]
+            .into_iter()
+            .flatten()
+            .fold(request_timeout, Duration::min);
+        (limit, self.arrived + limit)
+    }
+
+    /// The context a handler sees for a call that ends at `deadline`.
+    pub(crate) fn context(&self, deadline: Instant) -> Context {
+        Context::new()
+            .with_peer(self.peer)
+            .with_deadline(Some(deadline))
+    }
+
+    fn of(request: &Request) -> Result<Caller, Error> {
+        let extensions = request.extensions();
+        let timeout = request.headers().get(TIMEOUT_HEADER).map(timeout_ms);
+        Ok(Caller {
+            peer: extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(peer)| *peer),
+            arrived: extensions
+                .get::<Arrived>()
+                .map_or_else(Instant::now, |Arrived(at)| *at),
+            timeout: timeout.transpose()?,
+        })
+    }
+}
+
+fn timeout_ms(header: &HeaderValue) -> Result<Duration, Error> {
+    let ms = std::str::from_utf8(header.as_bytes())
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .filter(|&ms| ms > 0);
+    ms.map(Duration::from_millis).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidRequest,
+            format!(
+                "the {TIMEOUT_HEADER} header is {:?}; write a positive whole number of milliseconds",
+                String::from_utf8_lossy(header.as_bytes())
+            ),
+        )
+    })
+}
+
+/// Middleware: installs the request's caller while the request is handled.
+pub(crate) async fn identify(request: Request, next: Next) -> Response {
+    match Caller::of(&request) {
+        Ok(caller) => CALLER.scope(caller, next.run(request)).await,
+        Err(e) => refused(request.uri().path(), e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shortest_time_wins() {
+        let caller = Caller {
+            peer: None,
+            arrived: Instant::now(),
+            timeout: Some(Duration::from_millis(300)),
+        };
+        let ms = |ms| Duration::from_millis(ms);
+        assert_eq!(caller.limit(None, ms(500)).0, ms(300));
+        assert_eq!(caller.limit(Some(ms(100)), ms(500)).0, ms(100));
+        assert_eq!(caller.limit(Some(ms(900)), ms(200)).0, ms(200));
+        let (limit, end) = caller.limit(None, ms(500));
+        assert_eq!(end, caller.arrived + limit);
+    }
+
+    #[test]
+    fn a_timeout_header_is_a_positive_number_of_milliseconds() {
+        let ms = |text: &'static str| timeout_ms(&HeaderValue::from_static(text));
+        assert_eq!(ms("250").unwrap(), Duration::from_millis(250));
+        for bad in ["0", "-5", "1.5", "soon", ""] {
+            let e = ms(bad).unwrap_err();
+            assert!(e.message().contains("x-rpc-timeout-ms"), "{bad}: {e}");
+        }
+    }
+}
