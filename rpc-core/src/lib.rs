@@ -46,6 +46,7 @@ pub mod client;
 pub mod codec;
 pub mod context;
 pub mod error;
+mod explain;
 pub mod mismatch;
 pub mod python;
 pub mod registry;

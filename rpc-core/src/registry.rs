@@ -294,7 +294,7 @@ fn bincode_limits(error: Error, service: &str, method: &MethodInfo) -> Error {
         .message()
         .strip_prefix(&format!("invalid arguments for `{qualified}`: "))
         .unwrap_or(error.message());
-    if !crate::mismatch::needs_self_describing(said) {
+    if !crate::explain::needs_self_describing(said) {
         return error;
     }
     let what = match method.params {
@@ -307,6 +307,6 @@ fn bincode_limits(error: Error, service: &str, method: &MethodInfo) -> Error {
             format!("one of the arguments ({})", all.join(", "))
         }
     };
-    let why = crate::mismatch::explain("bincode", &what, said);
+    let why = crate::explain::explain("bincode", &what, said);
     Error::invalid_params(&qualified, why)
 }

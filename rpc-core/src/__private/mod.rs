@@ -26,7 +26,7 @@ pub fn decode_args<T: serde::de::DeserializeOwned>(
     args: &mut dyn erased_serde::Deserializer<'_>,
 ) -> Result<T, Error> {
     erased_serde::deserialize(args)
-        .map_err(|e| Error::invalid_params(method, crate::mismatch::readable(&e.to_string())))
+        .map_err(|e| Error::invalid_params(method, crate::explain::readable(&e.to_string())))
 }
 
 /// A successful reply.

@@ -101,7 +101,7 @@ pub fn decode<T: DeserializeOwned>(codec: &dyn Codec, bytes: &[u8]) -> Result<T,
     codec.decode_value(bytes, &mut |de| {
         let value = erased_serde::deserialize(de).map_err(|e| {
             let what = format!("the reply (type `{}`)", std::any::type_name::<T>());
-            let why = crate::mismatch::explain(codec.name(), &what, &e.to_string());
+            let why = crate::explain::explain(codec.name(), &what, &e.to_string());
             Error::new(ErrorKind::Parse, why)
         })?;
         out = Some(value);
