@@ -36,7 +36,8 @@ use rpc_core::{Error, ErrorKind};
 
 use super::Gateway;
 use super::caller::Arrived;
-use super::reply::{refused, too_large};
+use super::refuse::refused;
+use super::reply::too_large;
 
 /// Why a body was not read whole.
 enum Unread {

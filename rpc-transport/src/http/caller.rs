@@ -26,7 +26,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use rpc_core::{Context, Error, ErrorKind};
 
-use super::reply::refused;
+use super::refuse::refused;
 
 /// The header a caller names its timeout with, in milliseconds.
 pub const TIMEOUT_HEADER: &str = "x-rpc-timeout-ms";

@@ -35,7 +35,7 @@ use axum::response::{IntoResponse, Response};
 use rpc_core::{Error, ErrorKind};
 
 use super::Gateway;
-use super::reply::refused;
+use super::refuse::refused;
 
 const METHODS: HeaderValue = HeaderValue::from_static("GET, POST");
 const HEADERS: HeaderValue =

@@ -22,7 +22,7 @@ use axum::response::Response;
 use rpc_core::{Error, ErrorKind};
 
 use super::Gateway;
-use super::reply::refused;
+use super::refuse::refused;
 
 /// Middleware: refuses requests while the server drains, and closes the
 /// connection after any answer sent during the drain.

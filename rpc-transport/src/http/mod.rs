@@ -114,6 +114,7 @@ mod listener;
 mod member;
 mod ops;
 mod query;
+mod refuse;
 mod reply;
 mod rest;
 mod throttle;

@@ -207,18 +207,6 @@ pub(crate) fn too_many_members(max_batch: usize) -> Error {
     )
 }
 
-/// A request refused before its call, answered in the form the endpoint
-/// at `path` speaks: a JSON-RPC error object for `/rpc`, a fault for
-/// `/RPC2`, the REST error elsewhere, each with the status it gives the
-/// error's kind.
-pub(crate) fn refused(path: &str, error: Error) -> Response {
-    match path {
-        "/rpc" => super::jsonrpc::refuse(error),
-        "/RPC2" => super::xmlrpc::refuse(error),
-        _ => error_response(&error.into()),
-    }
-}
-
 /// The error of a request body over `max_body_bytes`.
 pub(crate) fn too_large() -> Error {
     Error::new(
