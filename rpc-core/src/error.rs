@@ -234,6 +234,15 @@ impl Error {
         )
     }
 
+    /// The one message of a call that ran out of time, whichever side saw
+    /// it first: "`Inventory.slow` did not finish within 100ms".
+    pub fn timed_out(method: &str, limit: std::time::Duration) -> Error {
+        Error::new(
+            ErrorKind::Timeout,
+            format!("`{method}` did not finish within {limit:?}"),
+        )
+    }
+
     /// The arguments of `method` did not decode.
     pub fn invalid_params(method: &str, why: impl fmt::Display) -> Error {
         Error::new(

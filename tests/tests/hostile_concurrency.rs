@@ -372,7 +372,7 @@ async fn a_handler_that_never_returns_is_ended_at_the_callers_deadline() {
     );
     assert_eq!(
         answer["error"]["message"],
-        "the call did not finish before its deadline"
+        "`Probe.never` did not finish within 200ms"
     );
     assert!(
         waited >= Duration::from_millis(200),
@@ -387,7 +387,7 @@ async fn a_handler_that_never_returns_is_ended_at_the_callers_deadline() {
     assert_eq!(id, 6);
     let (code, message) = outcome.expect_err("never never returns");
     assert_eq!(code, ErrorKind::Timeout.code(), "{message}");
-    assert_eq!(message, "the call did not finish before its deadline");
+    assert_eq!(message, "`Probe.never` did not finish within 200ms");
     state.wait_cancelled(2).await;
     assert_still_serves(&server.address).await;
 }
@@ -408,7 +408,7 @@ async fn a_typed_call_to_a_handler_that_never_returns_times_out_and_frees_the_ha
         assert_eq!(e.kind(), ErrorKind::Timeout, "{codec}: {e}");
         assert_eq!(
             e.message(),
-            "no reply to `Probe.never` within 200ms",
+            "`Probe.never` did not finish within 200ms",
             "{codec}"
         );
         // The deadline travelled with the call: the server ends the handler too.

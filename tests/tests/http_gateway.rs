@@ -276,7 +276,7 @@ async fn a_call_past_the_request_timeout_is_504_and_a_panic_is_500() {
     let gateways = start().await;
     let (status, _, body) = raw_http(&gateways.http, &get("/Probe/nap?ms=5000")).await;
     assert_eq!(status, 504, "{body}");
-    assert!(body.contains("did not finish within 500 ms"), "{body}");
+    assert!(body.contains("did not finish within 500ms"), "{body}");
     let (status, _, body) = raw_http(
         &gateways.http,
         &post("/Probe/boom", "application/json", b""),

@@ -181,10 +181,9 @@ impl Connection {
             }
             drop(waiting);
             match outcome {
-                Ok(Err(e)) if e.kind() == ErrorKind::Timeout => Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("no reply to `{method}` within {timeout:?}"),
-                )),
+                Ok(Err(e)) if e.kind() == ErrorKind::Timeout => {
+                    Err(Error::timed_out(method, timeout))
+                }
                 Ok(outcome) => outcome,
                 Err(_) => Err(Error::new(
                     ErrorKind::ConnectionLost,

@@ -83,10 +83,7 @@ impl Gateway {
 }
 
 fn timed_out(method: &str, limit: Duration) -> Error {
-    Error::new(
-        ErrorKind::Timeout,
-        format!("`{method}` did not finish within {} ms", limit.as_millis()),
-    )
+    Error::timed_out(method, limit)
 }
 
 fn cut_off(method: &str) -> Error {

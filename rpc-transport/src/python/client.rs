@@ -227,12 +227,10 @@ impl Call {
     }
 
     fn timed_out(&self, why: &str) -> Error {
+        let timed_out = Error::timed_out(&self.method, self.timeout);
         Error::new(
             ErrorKind::Timeout,
-            format!(
-                "no reply to `{}` within {:?}: {why}",
-                self.method, self.timeout
-            ),
+            format!("{}: {why}", timed_out.message()),
         )
     }
 }

@@ -181,7 +181,8 @@ impl ServerConnection<'_> {
             Ok(call) => call,
             Err(e) => return Ok(Err(e.into())),
         };
-        let deadline = request.deadline.map(|d| read_at + d);
+        let limit = request.deadline;
+        let deadline = limit.map(|d| read_at + d);
         let context = Context::new().with_peer(self.peer).with_deadline(deadline);
         let mut call = context.scope(call);
         // A waker that does nothing is enough for this first poll: a call
@@ -190,7 +191,13 @@ impl ServerConnection<'_> {
         let mut cx = std::task::Context::from_waker(Waker::noop());
         match Pin::new(&mut call).poll(&mut cx) {
             Poll::Ready(reply) => Ok(reply),
-            Poll::Pending => Err(Box::pin(bounded(call, deadline))),
+            Poll::Pending => {
+                let names = (
+                    self.registry.service(route).name,
+                    self.registry.method(route).name,
+                );
+                Err(Box::pin(bounded(call, deadline.zip(limit), names)))
+            }
         }
     }
 }
@@ -198,17 +205,18 @@ impl ServerConnection<'_> {
 /// The part of a call still running after its first poll.
 pub(super) type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
 
-/// Runs `call` until it replies or `deadline` passes.
-pub(super) async fn bounded(call: impl Future<Output = Reply>, deadline: Option<Instant>) -> Reply {
-    let Some(deadline) = deadline else {
+/// Runs `call` (of `service.method`) until it replies or its deadline
+/// passes: the instant, and the time the caller gave it.
+pub(super) async fn bounded(
+    call: impl Future<Output = Reply>,
+    deadline: Option<(Instant, std::time::Duration)>,
+    (service, method): (&'static str, &'static str),
+) -> Reply {
+    let Some((deadline, limit)) = deadline else {
         return call.await;
     };
     match tokio::time::timeout_at(deadline.into(), call).await {
         Ok(reply) => reply,
-        Err(_) => Err(Error::new(
-            ErrorKind::Timeout,
-            "the call did not finish before its deadline",
-        )
-        .into()),
+        Err(_) => Err(Error::timed_out(&format!("{service}.{method}"), limit).into()),
     }
 }
