@@ -117,6 +117,11 @@ impl ClientConfigBuilder {
             codec: self.env.get("RPC_CODEC"),
             ..Layer::default()
         };
+        // A bad codec is reported under the name it was given by.
+        let codec_key = match (&self.explicit.codec, &env.codec) {
+            (None, Some(_)) => "RPC_CODEC",
+            _ => "client.codec",
+        };
         let mut layer = self.explicit.or(env).or(self.file);
         let connect = layer.address.take();
         let connect = connect.ok_or(ConfigError::Missing {
@@ -128,7 +133,7 @@ impl ClientConfigBuilder {
             shared: Shared::resolve("client", &mut layer)?,
             connect: address("client.connect", connect)?,
             codec: check_codec(
-                "client.codec",
+                codec_key,
                 layer.codec.unwrap_or(DEFAULT_CODEC.into()),
                 &[KNOWN_CODECS, PYTHON_CODECS].concat(),
             )?,

@@ -618,6 +618,19 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_codec_from_the_environment_is_reported_as_rpc_codec() {
+        let vars = env(&[("RPC_AUTHKEY", "k"), ("RPC_CODEC", "xml")]);
+        let error = ClientConfig::builder()
+            .env(vars)
+            .connect("h:1")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`RPC_CODEC`"), "{error}");
+        assert!(!error.contains("client.codec"), "{error}");
+    }
+
+    #[test]
     fn a_client_may_name_a_python_codec_and_a_server_may_not() {
         for codec in PYTHON_CODECS {
             let c = client(&format!(
