@@ -38,6 +38,18 @@ pub trait Transport: Send + Sync + 'static {
         args: &'a (dyn erased_serde::Serialize + Sync),
         timeout: Option<Duration>,
     ) -> ResponseFuture<'a>;
+
+    /// Whether this transport has ended for good: every call from now on
+    /// fails at once. A transport that reconnects is never closed while it
+    /// may reconnect. The default says never.
+    fn is_closed(&self) -> bool {
+        false
+    }
+
+    /// Completes once [`Transport::is_closed`] turns true; the default never.
+    fn closed(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::pending())
+    }
 }
 
 /// What [`Transport::call`] returns.
@@ -137,6 +149,19 @@ impl Client {
             transport,
             timeout: None,
         }
+    }
+
+    /// Whether the connection has ended for good, so that every call fails
+    /// at once (with `ConnectionLost`): time to build a new client, or to
+    /// report the loss. A client with a `[client.reconnect]` policy is not
+    /// closed while it may reconnect.
+    pub fn is_closed(&self) -> bool {
+        self.transport.is_closed()
+    }
+
+    /// Completes once [`Client::is_closed`] turns true.
+    pub async fn closed(&self) {
+        self.transport.closed().await
     }
 
     /// A handle whose calls time out after `timeout` instead of the

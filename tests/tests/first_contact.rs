@@ -130,3 +130,30 @@ async fn a_type_bincode_cannot_carry_is_named_with_what_to_do_instead() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn a_client_whose_server_went_away_says_connection_lost_and_is_closed() {
+    let registry = Registry::new().with(CalculatorServer::new(Calc)).unwrap();
+    let config = common::server_builder().build().unwrap();
+    let server = rpc_transport::Server::new(config, registry);
+    let listening = server.clone().bind().await.unwrap();
+    let address = listening.local_addr().to_owned();
+    let serving = tokio::spawn(listening.serve());
+    let client = common::connect(&address, "bincode").await;
+    let calc = examples::calculator::CalculatorClient::new(client.clone());
+    assert_eq!(calc.add(2, 3).await.unwrap(), 5);
+    assert!(!client.is_closed());
+    server.shut_down();
+    common::within("the client to see the end", client.closed()).await;
+    assert!(client.is_closed());
+    common::within("the server to drain", serving)
+        .await
+        .unwrap();
+    // Not "shutting down" for ever: the connection is gone, and says so.
+    let error = calc.add(2, 3).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ConnectionLost, "{error}");
+    assert!(
+        error.message().starts_with("the connection is closed: "),
+        "{error}"
+    );
+}

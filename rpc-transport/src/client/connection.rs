@@ -118,7 +118,9 @@ impl Connection {
         let _ = stopping.wait_for(|&s| s).await;
     }
 
-    /// Whether the connection has ended (or the server said it is going away).
+    /// Whether the connection takes no new calls: it has ended, or the
+    /// server said it is going away. (`Transport::is_closed` is stricter:
+    /// ended.)
     pub fn is_closed(&self) -> bool {
         self.shared
             .waiters
@@ -147,6 +149,14 @@ impl Transport for Connection {
         timeout: Option<Duration>,
     ) -> ResponseFuture<'a> {
         self.send(method, args, timeout)
+    }
+
+    fn is_closed(&self) -> bool {
+        *self.shared.ended.borrow()
+    }
+
+    fn closed(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(Connection::closed(self))
     }
 }
 

@@ -360,16 +360,23 @@ impl Shared {
         self.woken.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Ends the connection: every pending call and every later one fails
-    /// with `kind` and `why`.
+    /// Ends the connection: every pending call fails with `kind` and `why`,
+    /// and every later one with `ConnectionLost`.
     ///
     /// After a going-away notice, calls still pending when the connection
     /// ends fail with the server's shutdown reason instead.
     pub(super) fn close(&self, kind: ErrorKind, why: String) {
         let (pending, (kind, why)) = {
             let mut waiters = self.waiters.lock().expect("waiters lock");
-            let reason = waiters.closed.get_or_insert((kind, why)).clone();
-            (std::mem::take(&mut waiters.by_id), reason)
+            let first = waiters.closed.clone().unwrap_or((kind, why.clone()));
+            // Calls from now on learn the connection is gone, whatever
+            // ended it: not "shutting down" for ever after the server has
+            // come back.
+            if !matches!(waiters.closed, Some((ErrorKind::ConnectionLost, _))) {
+                let lost = format!("the connection is closed: {why}");
+                waiters.closed = Some((ErrorKind::ConnectionLost, lost));
+            }
+            (std::mem::take(&mut waiters.by_id), first)
         };
         for (waiter, _) in pending.into_values() {
             let _ = waiter.send(Err(Error::new(kind, why.clone())));
