@@ -46,6 +46,7 @@ pub mod client;
 pub mod codec;
 pub mod context;
 pub mod error;
+pub mod finite;
 pub mod mismatch;
 pub mod python;
 pub mod registry;

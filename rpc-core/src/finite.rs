@@ -1,0 +1,571 @@
+//! Floats JSON cannot carry: NaN, +infinity and -infinity.
+//!
+//! serde_json writes them as `null`, which the peer then refuses as
+//! "invalid type: null, expected f64" — or, worse, reads as `None`. The json
+//! codecs refuse them on the sending side instead, naming the value's place:
+//!
+//! ```text
+//! `items[3].ratio` in the 2nd argument is NaN, and the json codec cannot carry NaN or ±infinity; …
+//! ```
+//!
+//! The check costs nothing on the common path: it runs only when the JSON
+//! just written holds `null` ([`written`]), and then walks the value with a
+//! [`serde::Serializer`] that writes nothing and allocates only for the
+//! path of a float it finds.
+
+use std::fmt;
+
+use serde::ser::{self, Serialize};
+
+use crate::error::{Error, ErrorKind};
+
+/// Checks the JSON `text` just written for `value`'s arguments: fails, as
+/// [`ErrorKind::InvalidParams`], if it holds a non-finite float.
+pub fn arguments<T: Serialize + ?Sized>(text: &[u8], value: &T, codec: &str) -> Result<(), Error> {
+    match written(text, value) {
+        None => Ok(()),
+        Some(found) => Err(Error::new(
+            ErrorKind::InvalidParams,
+            found.message(codec, Place::Arguments, "send"),
+        )),
+    }
+}
+
+/// [`arguments`] for a transport that adds nothing to the message: says
+/// that the arguments of `method` could not be encoded.
+pub fn arguments_of<T: Serialize + ?Sized>(
+    method: &str,
+    text: &[u8],
+    value: &T,
+    codec: &str,
+) -> Result<(), Error> {
+    arguments(text, value, codec).map_err(|e| {
+        let why = format!(
+            "the arguments of `{method}` could not be encoded: {}",
+            e.message()
+        );
+        Error::new(e.kind(), why)
+    })
+}
+
+/// Checks the JSON `text` just written for a result: fails, as
+/// [`ErrorKind::Internal`], if it holds a non-finite float.
+pub fn result<T: Serialize + ?Sized>(text: &[u8], value: &T, codec: &str) -> Result<(), Error> {
+    match written(text, value) {
+        None => Ok(()),
+        Some(found) => Err(Error::new(
+            ErrorKind::Internal,
+            format!(
+                "the result could not be encoded: {}",
+                found.message(codec, Place::Result, "return")
+            ),
+        )),
+    }
+}
+
+/// The first non-finite float in `value`, whose JSON form `text` is:
+/// walked only if `text` holds `null`, as every such float becomes.
+pub fn written<T: Serialize + ?Sized>(text: &[u8], value: &T) -> Option<NonFinite> {
+    if !text.windows(4).any(|w| w == b"null") {
+        return None;
+    }
+    find(value)
+}
+
+/// The first non-finite float in `value`, in serialization order.
+pub fn find<T: Serialize + ?Sized>(value: &T) -> Option<NonFinite> {
+    match value.serialize(Walker) {
+        Err(Stop::Found(found)) => Some(found),
+        Ok(()) | Err(Stop::Failed) => None,
+    }
+}
+
+/// A non-finite float and where it lies.
+#[derive(Debug, PartialEq)]
+pub struct NonFinite {
+    value: f64,
+    /// Innermost first: pushed as the walk unwinds.
+    steps: Vec<Step>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Step {
+    Index(usize),
+    Field(&'static str),
+    Key(String),
+}
+
+/// What the value is: the top level's elements are arguments, or not.
+#[derive(Clone, Copy)]
+enum Place {
+    Arguments,
+    Result,
+}
+
+impl NonFinite {
+    /// The value's path, outermost first: `items[3].ratio`.
+    pub fn path(&self) -> String {
+        self.path_from(0)
+    }
+
+    fn path_from(&self, skip: usize) -> String {
+        let mut out = String::new();
+        for step in self.steps.iter().rev().skip(skip) {
+            match step {
+                Step::Index(i) => out.push_str(&format!("[{i}]")),
+                Step::Key(key) => out.push_str(&format!("[{key}]")),
+                Step::Field(name) if out.is_empty() => out.push_str(name),
+                Step::Field(name) => out.push_str(&format!(".{name}")),
+            }
+        }
+        out
+    }
+
+    fn message(&self, codec: &str, place: Place, verb: &str) -> String {
+        let value = match self.value {
+            v if v.is_nan() => "NaN",
+            v if v > 0.0 => "+infinity",
+            _ => "-infinity",
+        };
+        // A Python peer has pickle, not bincode.
+        let other = if codec == "py-json" {
+            "pickle"
+        } else {
+            "bincode"
+        };
+        format!(
+            "{} is {value}, and the {codec} codec cannot carry NaN or ±infinity; \
+             {verb} it as a string, or use the {other} codec",
+            self.place(place)
+        )
+    }
+
+    /// "the 2nd argument", "`ratio` in the 1st argument", "`[3]` in it".
+    fn place(&self, place: Place) -> String {
+        let (whole, skip) = match (place, self.steps.last()) {
+            (Place::Arguments, Some(Step::Index(i))) => (format!("the {} argument", nth(i + 1)), 1),
+            (Place::Arguments, _) => ("the arguments".to_owned(), 0),
+            (Place::Result, _) => ("it".to_owned(), 0),
+        };
+        match self.path_from(skip) {
+            path if path.is_empty() => whole,
+            path => format!("`{path}` in {whole}"),
+        }
+    }
+}
+
+fn nth(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+/// Why the walk stopped.
+#[derive(Debug)]
+enum Stop {
+    Found(NonFinite),
+    /// The value's own `Serialize` failed: not ours to report.
+    Failed,
+}
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a non-finite float")
+    }
+}
+
+impl std::error::Error for Stop {}
+
+impl ser::Error for Stop {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Stop::Failed
+    }
+}
+
+impl Stop {
+    fn at(self, step: impl FnOnce() -> Step) -> Stop {
+        match self {
+            Stop::Found(mut found) => {
+                found.steps.push(step());
+                Stop::Found(found)
+            }
+            failed => failed,
+        }
+    }
+}
+
+fn float(value: f64) -> Result<(), Stop> {
+    match value.is_finite() {
+        true => Ok(()),
+        false => Err(Stop::Found(NonFinite {
+            value,
+            steps: Vec::new(),
+        })),
+    }
+}
+
+/// Serializes nothing; stops at the first non-finite float.
+struct Walker;
+
+/// A sequence, tuple, map or struct being walked: counts its elements.
+struct Members(usize);
+
+impl Members {
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+        let index = self.0;
+        self.0 += 1;
+        value
+            .serialize(Walker)
+            .map_err(|e| e.at(|| Step::Index(index)))
+    }
+
+    fn field<T: Serialize + ?Sized>(&mut self, name: &'static str, value: &T) -> Result<(), Stop> {
+        value
+            .serialize(Walker)
+            .map_err(|e| e.at(|| Step::Field(name)))
+    }
+}
+
+macro_rules! ignore {
+    ($($method:ident($ty:ty)),* $(,)?) => {
+        $(fn $method(self, _: $ty) -> Result<(), Stop> { Ok(()) })*
+    };
+}
+
+impl ser::Serializer for Walker {
+    type Ok = ();
+    type Error = Stop;
+    type SerializeSeq = Members;
+    type SerializeTuple = Members;
+    type SerializeTupleStruct = Members;
+    type SerializeTupleVariant = Members;
+    type SerializeMap = Members;
+    type SerializeStruct = Members;
+    type SerializeStructVariant = Members;
+
+    ignore!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_i128(i128),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_u128(u128),
+        serialize_char(char),
+        serialize_str(&str),
+        serialize_bytes(&[u8]),
+        serialize_unit_struct(&'static str),
+    );
+
+    fn serialize_f32(self, v: f32) -> Result<(), Stop> {
+        float(v.into())
+    }
+
+    fn serialize_f64(self, v: f64) -> Result<(), Stop> {
+        float(v)
+    }
+
+    fn serialize_none(self) -> Result<(), Stop> {
+        Ok(())
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Stop> {
+        value.serialize(Walker)
+    }
+
+    fn serialize_unit(self) -> Result<(), Stop> {
+        Ok(())
+    }
+
+    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), Stop> {
+        Ok(())
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), Stop> {
+        value.serialize(Walker)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), Stop> {
+        Members(0).field(variant, value)
+    }
+
+    fn serialize_seq(self, _: Option<usize>) -> Result<Members, Stop> {
+        Ok(Members(0))
+    }
+
+    fn serialize_tuple(self, _: usize) -> Result<Members, Stop> {
+        Ok(Members(0))
+    }
+
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Members, Stop> {
+        Ok(Members(0))
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Members, Stop> {
+        Ok(Members(0))
+    }
+
+    fn serialize_map(self, _: Option<usize>) -> Result<Members, Stop> {
+        Ok(Members(0))
+    }
+
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Members, Stop> {
+        Ok(Members(0))
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Members, Stop> {
+        Ok(Members(0))
+    }
+
+    /// Formats nothing: the default would build a `String`.
+    fn collect_str<T: fmt::Display + ?Sized>(self, _: &T) -> Result<(), Stop> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeSeq for Members {
+    type Ok = ();
+    type Error = Stop;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+        self.element(value)
+    }
+
+    fn end(self) -> Result<(), Stop> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeTuple for Members {
+    type Ok = ();
+    type Error = Stop;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+        self.element(value)
+    }
+
+    fn end(self) -> Result<(), Stop> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeTupleStruct for Members {
+    type Ok = ();
+    type Error = Stop;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+        self.element(value)
+    }
+
+    fn end(self) -> Result<(), Stop> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeTupleVariant for Members {
+    type Ok = ();
+    type Error = Stop;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+        self.element(value)
+    }
+
+    fn end(self) -> Result<(), Stop> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeMap for Members {
+    type Ok = ();
+    type Error = Stop;
+
+    /// Keys are not checked: serde_json refuses a non-finite key itself.
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, _: &T) -> Result<(), Stop> {
+        Ok(())
+    }
+
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+        let step = || Step::Key("…".to_owned());
+        value.serialize(Walker).map_err(|e| e.at(step))
+    }
+
+    /// Names the entry by its key, written as JSON once something is found.
+    fn serialize_entry<K, V>(&mut self, key: &K, value: &V) -> Result<(), Stop>
+    where
+        K: Serialize + ?Sized,
+        V: Serialize + ?Sized,
+    {
+        let step = || Step::Key(serde_json::to_string(key).unwrap_or_else(|_| "…".to_owned()));
+        value.serialize(Walker).map_err(|e| e.at(step))
+    }
+
+    fn end(self) -> Result<(), Stop> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeStruct for Members {
+    type Ok = ();
+    type Error = Stop;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<(), Stop> {
+        self.field(name, value)
+    }
+
+    fn end(self) -> Result<(), Stop> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeStructVariant for Members {
+    type Ok = ();
+    type Error = Stop;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<(), Stop> {
+        self.field(name, value)
+    }
+
+    fn end(self) -> Result<(), Stop> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[derive(serde::Serialize)]
+    struct Line {
+        ratio: f64,
+    }
+
+    #[derive(serde::Serialize)]
+    struct Order {
+        items: Vec<Line>,
+        tags: BTreeMap<String, f32>,
+    }
+
+    fn order(ratio: f64) -> Order {
+        let items = (0..4).map(|i| Line {
+            ratio: if i == 3 { ratio } else { 0.5 },
+        });
+        Order {
+            items: items.collect(),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn finds_the_path_of_a_nested_nan() {
+        let found = find(&order(f64::NAN)).unwrap();
+        assert!(found.value.is_nan());
+        assert_eq!(found.path(), "items[3].ratio");
+    }
+
+    #[test]
+    fn finite_values_pass() {
+        assert_eq!(find(&order(1.5)), None);
+        assert_eq!(find(&(1, "null", None::<f64>, vec![f64::MAX])), None);
+    }
+
+    #[test]
+    fn map_values_are_named_by_their_key() {
+        let mut o = order(0.0);
+        o.tags.insert("weight".to_owned(), f32::NEG_INFINITY);
+        let found = find(&o).unwrap();
+        assert_eq!(found.path(), r#"tags["weight"]"#);
+        assert_eq!(found.value, f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn arguments_are_named_by_position() {
+        let args = (1.0, order(f64::INFINITY));
+        let text = serde_json::to_vec(&args).unwrap();
+        let e = arguments(&text, &args, "json").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidParams);
+        assert_eq!(
+            e.message(),
+            "`items[3].ratio` in the 2nd argument is +infinity, and the json codec cannot carry \
+             NaN or ±infinity; send it as a string, or use the bincode codec"
+        );
+        let e = arguments(b"[null]", &(f64::NAN,), "json").unwrap_err();
+        assert!(e.message().starts_with("the 1st argument is NaN, "));
+    }
+
+    #[test]
+    fn a_result_says_it_could_not_be_encoded() {
+        let e = result(b"[null]", &vec![f64::NAN], "py-json").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert_eq!(
+            e.message(),
+            "the result could not be encoded: `[0]` in it is NaN, and the py-json codec cannot \
+             carry NaN or ±infinity; return it as a string, or use the pickle codec"
+        );
+    }
+
+    #[test]
+    fn text_without_null_is_not_walked() {
+        assert_eq!(written(b"[1.0]", &(f64::NAN,)), None);
+    }
+
+    #[test]
+    fn enum_variants_are_named_like_fields() {
+        #[derive(serde::Serialize)]
+        enum Shape {
+            Circle(f64),
+            Box { w: f64 },
+        }
+        assert_eq!(find(&Shape::Circle(f64::NAN)).unwrap().path(), "Circle");
+        assert_eq!(find(&[Shape::Box { w: f64::NAN }]).unwrap().path(), "[0].w");
+    }
+
+    #[test]
+    fn ordinals() {
+        let got: Vec<_> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101].map(nth).into();
+        let want = [
+            "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st",
+        ];
+        assert_eq!(got, want);
+    }
+}
