@@ -8,68 +8,106 @@
 //! `items[3].ratio` in the 2nd argument is NaN, and the json codec cannot carry NaN or ±infinity; …
 //! ```
 //!
-//! The check costs nothing on the common path: it runs only when the JSON
-//! just written holds `null` ([`written`]), and then walks the value with a
+//! The check costs nothing on the common path: [`to_writer`] writes JSON as
+//! `serde_json::to_writer` does and notes whether it wrote a `null`, as
+//! every such float becomes. Only then is the value walked again, by a
 //! [`serde::Serializer`] that writes nothing and allocates only for the
 //! path of a float it finds.
 
 use std::fmt;
+use std::io;
 
 use serde::ser::{self, Serialize};
 
 use crate::error::{Error, ErrorKind};
 
-/// Checks the JSON `text` just written for `value`'s arguments: fails, as
-/// [`ErrorKind::InvalidParams`], if it holds a non-finite float.
-pub fn arguments<T: Serialize + ?Sized>(text: &[u8], value: &T, codec: &str) -> Result<(), Error> {
-    match written(text, value) {
-        None => Ok(()),
-        Some(found) => Err(Error::new(
-            ErrorKind::InvalidParams,
-            found.message(codec, Place::Arguments, "send"),
-        )),
+/// Writes `value` as compact JSON, as `serde_json::to_writer` does, and
+/// says whether it wrote a `null`: check the value with [`Written`].
+pub fn to_writer<W, T>(writer: W, value: &T) -> serde_json::Result<Written>
+where
+    W: io::Write,
+    T: Serialize + ?Sized,
+{
+    let mut wrote_null = false;
+    let formatter = NullSpy(&mut wrote_null);
+    value.serialize(&mut serde_json::Serializer::with_formatter(
+        writer, formatter,
+    ))?;
+    Ok(Written { wrote_null })
+}
+
+/// [`to_writer`] into a `String`.
+pub fn to_string<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<(String, Written)> {
+    let mut text = Vec::with_capacity(128);
+    let written = to_writer(&mut text, value)?;
+    let text = String::from_utf8(text).expect("serde_json writes UTF-8");
+    Ok((text, written))
+}
+
+/// Serde_json's compact formatter, noting each `null`.
+struct NullSpy<'a>(&'a mut bool);
+
+impl serde_json::ser::Formatter for NullSpy<'_> {
+    fn write_null<W: io::Write + ?Sized>(&mut self, writer: &mut W) -> io::Result<()> {
+        *self.0 = true;
+        writer.write_all(b"null")
     }
 }
 
-/// [`arguments`] for a transport that adds nothing to the message: says
-/// that the arguments of `method` could not be encoded.
-pub fn arguments_of<T: Serialize + ?Sized>(
-    method: &str,
-    text: &[u8],
-    value: &T,
-    codec: &str,
-) -> Result<(), Error> {
-    arguments(text, value, codec).map_err(|e| {
-        let why = format!(
-            "the arguments of `{method}` could not be encoded: {}",
-            e.message()
-        );
-        Error::new(e.kind(), why)
-    })
+/// What [`to_writer`] saw: a value just written, to check for a
+/// non-finite float (walked again only if a `null` was written).
+#[derive(Clone, Copy, Debug)]
+#[must_use = "a non-finite float went out as null unless this is checked"]
+pub struct Written {
+    wrote_null: bool,
 }
 
-/// Checks the JSON `text` just written for a result: fails, as
-/// [`ErrorKind::Internal`], if it holds a non-finite float.
-pub fn result<T: Serialize + ?Sized>(text: &[u8], value: &T, codec: &str) -> Result<(), Error> {
-    match written(text, value) {
-        None => Ok(()),
-        Some(found) => Err(Error::new(
-            ErrorKind::Internal,
-            format!(
-                "the result could not be encoded: {}",
-                found.message(codec, Place::Result, "return")
-            ),
-        )),
+impl Written {
+    /// Fails, as [`ErrorKind::InvalidParams`], if `value`, a call's
+    /// arguments, held a non-finite float.
+    pub fn arguments<T: Serialize + ?Sized>(self, value: &T, codec: &str) -> Result<(), Error> {
+        match self.find(value) {
+            None => Ok(()),
+            Some(found) => Err(Error::new(
+                ErrorKind::InvalidParams,
+                found.message(codec, Place::Arguments, "send"),
+            )),
+        }
     }
-}
 
-/// The first non-finite float in `value`, whose JSON form `text` is:
-/// walked only if `text` holds `null`, as every such float becomes.
-pub fn written<T: Serialize + ?Sized>(text: &[u8], value: &T) -> Option<NonFinite> {
-    if !text.windows(4).any(|w| w == b"null") {
-        return None;
+    /// [`Written::arguments`] for a transport that adds nothing to the
+    /// message: says that the arguments of `method` could not be encoded.
+    pub fn arguments_of<T>(self, method: &str, value: &T, codec: &str) -> Result<(), Error>
+    where
+        T: Serialize + ?Sized,
+    {
+        self.arguments(value, codec).map_err(|e| {
+            let why = format!(
+                "the arguments of `{method}` could not be encoded: {}",
+                e.message()
+            );
+            Error::new(e.kind(), why)
+        })
     }
-    find(value)
+
+    /// Fails, as [`ErrorKind::Internal`], if `value`, a result, held a
+    /// non-finite float.
+    pub fn result<T: Serialize + ?Sized>(self, value: &T, codec: &str) -> Result<(), Error> {
+        match self.find(value) {
+            None => Ok(()),
+            Some(found) => Err(Error::new(
+                ErrorKind::Internal,
+                format!(
+                    "the result could not be encoded: {}",
+                    found.message(codec, Place::Result, "return")
+                ),
+            )),
+        }
+    }
+
+    fn find<T: Serialize + ?Sized>(self, value: &T) -> Option<NonFinite> {
+        self.wrote_null.then(|| find(value)).flatten()
+    }
 }
 
 /// The first non-finite float in `value`, in serialization order.
@@ -521,21 +559,24 @@ mod tests {
     #[test]
     fn arguments_are_named_by_position() {
         let args = (1.0, order(f64::INFINITY));
-        let text = serde_json::to_vec(&args).unwrap();
-        let e = arguments(&text, &args, "json").unwrap_err();
+        let (text, written) = to_string(&args).unwrap();
+        assert!(text.contains(r#""ratio":null"#), "{text}");
+        let e = written.arguments(&args, "json").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidParams);
         assert_eq!(
             e.message(),
             "`items[3].ratio` in the 2nd argument is +infinity, and the json codec cannot carry \
              NaN or ±infinity; send it as a string, or use the bincode codec"
         );
-        let e = arguments(b"[null]", &(f64::NAN,), "json").unwrap_err();
+        let e = to_string(&(f64::NAN,)).unwrap().1;
+        let e = e.arguments(&(f64::NAN,), "json").unwrap_err();
         assert!(e.message().starts_with("the 1st argument is NaN, "));
     }
 
     #[test]
     fn a_result_says_it_could_not_be_encoded() {
-        let e = result(b"[null]", &vec![f64::NAN], "py-json").unwrap_err();
+        let (_, written) = to_string(&vec![f64::NAN]).unwrap();
+        let e = written.result(&vec![f64::NAN], "py-json").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Internal);
         assert_eq!(
             e.message(),
@@ -545,8 +586,14 @@ mod tests {
     }
 
     #[test]
-    fn text_without_null_is_not_walked() {
-        assert_eq!(written(b"[1.0]", &(f64::NAN,)), None);
+    fn json_without_null_is_not_walked_and_is_what_serde_json_writes() {
+        let value = (1.5, "null", vec![Some(2)], order(0.25));
+        let (text, written) = to_string(&value).unwrap();
+        assert_eq!(text, serde_json::to_string(&value).unwrap());
+        assert!(!written.wrote_null);
+        let unwalked = Written { wrote_null: false };
+        assert!(unwalked.arguments(&(f64::NAN,), "json").is_ok());
+        assert!(to_string(&None::<u8>).unwrap().1.wrote_null);
     }
 
     #[test]
