@@ -11,8 +11,8 @@ use rpc_core::{ErrorKind, Registry};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Line {
-    pub ratio: f64,
+struct Line {
+    ratio: f64,
 }
 
 #[rpc_core::rpc_service]
