@@ -17,7 +17,7 @@
 //!
 //! | crate | holds |
 //! |---|---|
-//! | `rpc-core` (this) | [`error`] (the [`Error`] type, the one table of codes, and the [`WireFault`](error::WireFault) a failed call carries), [`codec`] (the [`Codec`] trait, [`codec::Bincode`], [`codec::Json`]), [`service`] (the [`Service`] trait a generated server implements), [`registry`] ([`Registry`]: several services, dispatch by name), [`client`] ([`Transport`], the [`Client`] handle a generated client wraps), [`context`] (the running call's [`Context`]), [`value`] (the dynamic [`Value`]), [`blob`] ([`Bytes`], bulk data sliced from the frame, and written by reference), [`budget`] (the memory a decoded value may take), [`mismatch`] (why a value did not travel, in words; [`check_codecs`] finds it in a unit test), [`python`] (safe pickle, the Python pattern's calls and replies, the `pickle` and `py-json` codecs) |
+//! | `rpc-core` (this) | [`error`] (the [`Error`] type, the one table of codes, and the [`WireFault`](error::WireFault) a failed call carries), [`codec`] (the [`Codec`] trait, [`codec::Bincode`], [`codec::Json`]), [`service`] (the [`Service`] trait a generated server implements), [`registry`] ([`Registry`]: several services, dispatch by name), [`client`] ([`Transport`], the [`Client`] handle a generated client wraps), [`context`] (the running call's [`Context`]), [`value`] (the dynamic [`Value`]), [`blob`] ([`Bytes`], bulk data sliced from the frame, and written by reference), [`budget`] (the memory a decoded value may take), [`mismatch`] (why a value did not travel, in words; [`check_codecs`] finds it in a unit test), [`finite`] (NaN and ±infinity, which JSON cannot carry, refused with their place), [`python`] (safe pickle, the Python pattern's calls and replies, the `pickle` and `py-json` codecs) |
 //! | `rpc-macros` | `#[rpc_service]`: parse → validate → generate |
 //! | `rpc-transport` | tokio: framing, the authkey handshake, the hello, server (limits, graceful shutdown), client connection (cancel, reconnect), metrics, configuration, Python peers, the HTTP gateway (feature `http`) |
 //!
@@ -47,6 +47,7 @@ pub mod codec;
 pub mod context;
 pub mod error;
 mod explain;
+pub mod finite;
 pub mod mismatch;
 pub mod python;
 pub mod registry;

@@ -210,7 +210,8 @@ pub fn reply(form: Form, result: &dyn erased_serde::Serialize) -> Result<Vec<u8>
     };
     Ok(match form {
         Form::Json => {
-            let text = serde_json::to_string(result).map_err(|e| encode_error(&e))?;
+            let (text, written) = crate::finite::to_string(result).map_err(|e| encode_error(&e))?;
+            written.result(result, "py-json")?;
             write(&PyValue::Str(text))
         }
         Form::Pickle | Form::Plain => {

@@ -145,6 +145,7 @@ pub fn request_frame(
         Form::Json => to_json_value(args),
         _ => to_value(args),
     };
+    let sent = args;
     let args = match value {
         Ok(PyValue::Dict(fields)) => fields.into_iter().map(|(_, v)| v).collect(),
         Ok(PyValue::Tuple(items) | PyValue::List(items)) => items,
@@ -162,8 +163,9 @@ pub fn request_frame(
     ]);
     Ok(match form {
         Form::Json => {
-            let text = serde_json::to_string(&call)
+            let (text, written) = crate::finite::to_string(&call)
                 .map_err(|e| Error::new(ErrorKind::InvalidParams, e.to_string()))?;
+            written.arguments_of(method, sent, "py-json")?;
             write(&PyValue::Str(text))
         }
         form => wrap(form, write(&call)),

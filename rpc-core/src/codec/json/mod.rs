@@ -95,7 +95,9 @@ impl Codec for Json {
             dst.put_slice(br#","method":"#);
             serde_json::to_writer(dst.writer(), r.method).map_err(encode_error)?;
             dst.put_slice(br#","params":"#);
-            serde_json::to_writer(dst.writer(), r.args).map_err(encode_error)?;
+            crate::finite::to_writer(dst.writer(), r.args)
+                .map_err(encode_error)?
+                .arguments(r.args, self.name())?;
             if r.deadline.is_some() {
                 dst.put_slice(br#","deadline_ms":"#);
                 put_u64(dst, deadline_ms(r.deadline));
@@ -167,7 +169,9 @@ impl Codec for Json {
             match reply {
                 Ok(value) => {
                     dst.put_slice(br#","result":"#);
-                    serde_json::to_writer(dst.writer(), value).map_err(encode_error)?;
+                    crate::finite::to_writer(dst.writer(), value)
+                        .map_err(encode_error)?
+                        .result(value, self.name())?;
                 }
                 Err(fault) => {
                     write!(

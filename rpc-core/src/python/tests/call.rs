@@ -92,6 +92,29 @@ fn requests_we_send_read_back() {
 }
 
 #[test]
+fn py_json_refuses_nan_on_either_side_and_pickle_carries_it() {
+    // The arguments as the macro's struct writes them: a tuple.
+    let args = (1.5, f64::NAN);
+    let e = request_frame(Form::Json, "Probe.half", &args).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidParams);
+    assert_eq!(
+        e.message(),
+        "the arguments of `Probe.half` could not be encoded: the 2nd argument is NaN, and the \
+         py-json codec cannot carry NaN or ±infinity; send it as a string, or use the pickle codec"
+    );
+    let e = reply(Form::Json, &Some(f64::INFINITY)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Internal);
+    assert!(
+        e.message()
+            .starts_with("the result could not be encoded: it is +infinity, and the py-json codec"),
+        "{e}"
+    );
+    assert!(request_frame(Form::Pickle, "Probe.half", &args).is_ok());
+    assert!(reply(Form::Pickle, &f64::NAN).is_ok());
+    assert!(request_frame(Form::Json, "Probe.half", &(1.5, None::<f64>)).is_ok());
+}
+
+#[test]
 fn a_pickled_exception_reply_is_read_as_an_error_naming_class_and_message() {
     // pickle.dumps(pickle.dumps(ImportError('no mod', name='m'))): REDUCE, then BUILD with a dict.
     let inner = hex(
