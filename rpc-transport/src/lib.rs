@@ -30,6 +30,7 @@
 //! | [`server`] | the accept loop and [`Listening`]; admission (connections not yet authenticated); the connection loop; one request and its call; calls in flight and cancel; batches; queued replies | wire, net, config, metrics, quiet, the outbox, the shutdown signal, python |
 //! | [`client`] | [`connect`]; the [`Connection`] (callers, reader, writer, expiry); [`reconnect`] | wire, net, config, the outbox, python |
 //! | [`config`] | the public types, the builders, the layering of builder → env → file, the `[server]` and `[client]` tables, [`limits`] (the nested tables), the checks | wire (the smallest frame) |
+//! | `local` | [`local()`]: a client and a registry in one process, over an in-memory pipe | server, client, config |
 //! | `shutdown` | the drain signal every listener shares | — |
 //! | `outbox` | a connection's outgoing frames and the writer that drains them | wire |
 //! | [`metrics`], [`quiet`] | what every listener counts; log-safe peer text and rate-limited warnings | — |
@@ -109,13 +110,15 @@
 //! (the [`metrics`] of every listener) and `/`.
 //!
 //! Connections run over any `AsyncRead + AsyncWrite` stream ([`net::Io`]):
-//! TCP and Unix-domain sockets ship, and tests use in-memory pairs through
-//! [`Server::serve_stream`] and [`Connection::over`].
+//! TCP and Unix-domain sockets ship, and [`local()`] joins a client to a
+//! registry in the same process over an in-memory pipe, for unit tests and
+//! fakes (on top of [`Server::serve_stream`] and [`Connection::over`]).
 
 pub mod client;
 pub mod config;
 #[cfg(feature = "http")]
 pub mod http;
+mod local;
 pub mod metrics;
 pub mod net;
 mod outbox;
@@ -129,6 +132,7 @@ pub use crate::client::reconnect;
 pub use crate::client::{Connection, connect};
 pub use crate::config::limits;
 pub use crate::config::{ClientConfig, ServerConfig};
+pub use crate::local::local;
 pub use crate::python::PythonConnection;
 pub use crate::server::{Listening, Server};
 pub use crate::wire::{frame, handshake, hello};

@@ -110,7 +110,9 @@ impl ClientConfigBuilder {
         self
     }
 
-    /// Validates the settings; fails on a missing authkey or address, or a value out of range.
+    /// Validates the settings; fails on a missing authkey or a value out of
+    /// range. A config without `connect` serves [`Connection::over`](crate::Connection::over)
+    /// only: connecting with it fails with the missing key named.
     pub fn build(self) -> Result<ClientConfig, ConfigError> {
         let env = Layer {
             authkey: self.env.authkey(),
@@ -123,15 +125,13 @@ impl ClientConfigBuilder {
             _ => "client.codec",
         };
         let mut layer = self.explicit.or(env).or(self.file);
+        // Needed to connect, not to open a session over a stream of one's
+        // own (`Connection::over`): checked when connecting.
         let connect = layer.address.take();
-        let connect = connect.ok_or(ConfigError::Missing {
-            table: "client",
-            key: "connect",
-        })?;
         let call_timeout = layer.call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT);
         Ok(ClientConfig {
             shared: Shared::resolve("client", &mut layer)?,
-            connect: address("client.connect", connect)?,
+            connect: connect.map(|a| address("client.connect", a)).transpose()?,
             codec: check_codec(
                 codec_key,
                 layer.codec.unwrap_or(DEFAULT_CODEC.into()),

@@ -85,8 +85,12 @@ mod table;
 pub use self::builder::{ClientConfigBuilder, ServerConfigBuilder};
 pub use self::limits::{Limits, Reconnect};
 
+// For the HTTP gateway's `[http]` table.
+#[cfg(feature = "http")]
 pub(crate) use self::check::{address, invalid, positive, read_error};
+#[cfg(feature = "http")]
 pub(crate) use self::layer::read_key_file;
+#[cfg(feature = "http")]
 pub(crate) use self::table::read_table;
 
 use self::check::quoted;
@@ -231,7 +235,7 @@ pub struct ServerConfig {
 /// A validated client configuration; see the [module docs](self) for the keys.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    connect: String,
+    connect: Option<String>,
     codec: String,
     call_timeout: Duration,
     reconnect: Option<Reconnect>,
@@ -281,9 +285,19 @@ impl ClientConfig {
         Self::builder().load_file(path)?.build()
     }
 
-    /// The server's address, as written (`"host:port"`).
+    /// The server's address, as written (`"host:port"`); empty if none was
+    /// given (such a config serves `Connection::over` only).
     pub fn connect(&self) -> &str {
-        &self.connect
+        self.connect.as_deref().unwrap_or_default()
+    }
+
+    /// The server's address, or the error to report when connecting
+    /// without one.
+    pub(crate) fn address(&self) -> Result<&str, ConfigError> {
+        self.connect.as_deref().ok_or(ConfigError::Missing {
+            table: "client",
+            key: "connect",
+        })
     }
 
     /// The codec the client speaks.
@@ -543,12 +557,14 @@ mod tests {
     }
 
     #[test]
-    fn missing_connect_is_rejected() {
-        let error = ClientConfig::builder()
+    fn a_config_without_connect_builds_and_refuses_to_connect_naming_the_key() {
+        let config = ClientConfig::builder()
             .no_env()
             .authkey("k")
             .build()
-            .unwrap_err();
+            .unwrap();
+        assert_eq!(config.connect(), "");
+        let error = config.address().unwrap_err();
         assert!(error.to_string().contains("client.connect"), "{error}");
     }
 
