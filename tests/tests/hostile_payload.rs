@@ -531,7 +531,8 @@ async fn nan_and_infinity_round_trip_in_bincode_and_are_refused_by_name_in_json(
             .expect_err("json has no NaN");
         assert_eq!(e.kind(), ErrorKind::InvalidParams, "{x}: {e}");
         assert!(
-            e.message().contains("the json codec cannot carry NaN or ±infinity"),
+            e.message()
+                .contains("the json codec cannot carry NaN or ±infinity"),
             "{x}: {e}"
         );
     }
