@@ -35,9 +35,7 @@ pub struct Connection {
 impl Connection {
     /// Connects to `config.connect()`, authenticates and says hello.
     pub async fn connect(config: &ClientConfig) -> Result<Connection, Error> {
-        let address = config
-            .address()
-            .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?;
+        let address = config.address()?;
         let stream = net::connect(address).await.map_err(|e| {
             Error::new(ErrorKind::Io, format!("cannot connect to {address}: {e}")).with_source(e)
         })?;

@@ -293,11 +293,14 @@ impl ClientConfig {
 
     /// The server's address, or the error to report when connecting
     /// without one.
-    pub(crate) fn address(&self) -> Result<&str, ConfigError> {
-        self.connect.as_deref().ok_or(ConfigError::Missing {
+    pub(crate) fn address(&self) -> Result<&str, rpc_core::Error> {
+        let missing = ConfigError::Missing {
             table: "client",
             key: "connect",
-        })
+        };
+        self.connect
+            .as_deref()
+            .ok_or_else(|| rpc_core::Error::new(rpc_core::ErrorKind::Config, missing.to_string()))
     }
 
     /// The codec the client speaks.

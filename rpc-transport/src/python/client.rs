@@ -81,9 +81,7 @@ impl PythonConnection {
     /// Connects to `config.connect()` and authenticates; `config.codec()`
     /// must be `"pickle"` or `"py-json"`.
     pub async fn connect(config: &ClientConfig) -> Result<PythonConnection, Error> {
-        let address = config
-            .address()
-            .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?;
+        let address = config.address()?;
         let stream = net::connect(address).await.map_err(|e| {
             Error::new(ErrorKind::Io, format!("cannot connect to {address}: {e}")).with_source(e)
         })?;
