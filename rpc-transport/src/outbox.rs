@@ -17,6 +17,7 @@ use std::io::IoSlice;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -34,6 +35,9 @@ pub(crate) struct Outbox {
     ready: Notify,
     /// Woken when the writer takes what is queued: room for more.
     room: Notify,
+    /// The queued bytes, as of the last push or take: read without the
+    /// lock by a loop that checks it per frame.
+    queued: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -199,6 +203,7 @@ impl Outbox {
         for Spliced { at, bytes } in spliced {
             chunks.splice(at + moved, bytes);
         }
+        self.queued.store(chunks.len(), Ordering::Relaxed);
         Ok(Some(out))
     }
 
@@ -230,6 +235,7 @@ impl Outbox {
         debug_assert!(out.is_empty());
         let mut state = self.lock();
         std::mem::swap(&mut state.chunks, out);
+        self.queued.store(0, Ordering::Relaxed);
         let closed = state.closed;
         drop(state);
         if !out.is_empty() {
@@ -240,7 +246,7 @@ impl Outbox {
 
     /// How many bytes are queued.
     pub(crate) fn queued(&self) -> usize {
-        self.lock().chunks.len()
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Completes once fewer than `cap` bytes are queued (at once if they
