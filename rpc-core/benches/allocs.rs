@@ -120,7 +120,8 @@ fn main() {
 
         let reply = out.clone().freeze();
         let client_decode = per_call(|| {
-            let Inbound::Response { id, outcome } = codec.decode_response(&reply).expect("decodes")
+            let Inbound::Response { id, outcome, .. } =
+                codec.decode_response(&reply).expect("decodes")
             else {
                 unreachable!("one kind of inbound frame")
             };

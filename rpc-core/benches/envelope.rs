@@ -127,7 +127,7 @@ fn add(c: &mut Criterion) {
             .expect("encodes");
         group.bench_function("decode_response+decode_i64", |b| {
             b.iter(|| {
-                let Inbound::Response { id, outcome } = codec
+                let Inbound::Response { id, outcome, .. } = codec
                     .decode_response(black_box(&response))
                     .expect("decodes")
                 else {

@@ -19,6 +19,7 @@ use crate::codec::{self, Codec};
 /// Re-exported from [`crate::error`], where the codecs read it from too.
 pub use crate::error::WireFault;
 use crate::error::{CallError, Error, ErrorKind};
+use crate::stream::Inbox;
 
 /// A connection that can carry calls: implemented by `rpc-transport`'s
 /// client connection, and by anything else that can (an in-memory channel in
@@ -63,6 +64,18 @@ pub struct Response {
     codec: &'static dyn Codec,
     frame: Bytes,
     outcome: Result<Range<usize>, WireFault>,
+    /// The stream the result opened, for the `Stream<T>` in it to take.
+    stream: std::sync::Mutex<Option<Arc<Inbox>>>,
+}
+
+impl Drop for Response {
+    /// A stream the result opened but no `Stream<T>` took is cancelled.
+    fn drop(&mut self) {
+        let stream = self.stream.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(inbox) = stream.take() {
+            inbox.cancel();
+        }
+    }
 }
 
 impl Response {
@@ -76,7 +89,14 @@ impl Response {
             codec,
             frame,
             outcome,
+            stream: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The same response, whose result opened the stream `inbox` receives.
+    pub fn with_stream(self, inbox: Arc<Inbox>) -> Response {
+        *self.stream.lock().unwrap_or_else(|p| p.into_inner()) = Some(inbox);
+        self
     }
 
     /// Decodes the result of a method that cannot fail by itself.
@@ -110,11 +130,22 @@ impl Response {
         }
     }
 
-    /// Decodes the value at `range`; [`crate::Bytes`] in it share the frame.
+    /// Decodes the value at `range`; [`crate::Bytes`] in it share the
+    /// frame, and a [`crate::Stream`] in it takes the stream it opened.
     fn decode<T: DeserializeOwned>(&self, range: Range<usize>) -> Result<T, Error> {
-        crate::blob::decoding_from(&self.frame, || {
-            codec::decode(self.codec, &self.frame[range])
-        })
+        let decode = || {
+            crate::blob::decoding_from(&self.frame, || {
+                codec::decode(self.codec, &self.frame[range])
+            })
+        };
+        let Some(inbox) = self.stream.lock().ok().and_then(|mut s| s.take()) else {
+            return decode();
+        };
+        let (decoded, taken) = crate::stream::receiving(inbox.clone(), decode);
+        if !taken {
+            inbox.cancel();
+        }
+        decoded
     }
 
     fn fault_error(&self, fault: &WireFault) -> Error {

@@ -52,6 +52,7 @@ pub mod mismatch;
 pub mod python;
 pub mod registry;
 pub mod service;
+pub mod stream;
 pub mod value;
 
 pub use crate::blob::Bytes;
@@ -62,6 +63,7 @@ pub use crate::error::{CallError, Error, ErrorKind};
 pub use crate::mismatch::check_codecs;
 pub use crate::registry::Registry;
 pub use crate::service::{CallFuture, Service};
+pub use crate::stream::Stream;
 pub use crate::value::Value;
 
 #[cfg(feature = "macros")]

@@ -107,6 +107,10 @@ pub struct MethodInfo {
     pub error: Option<&'static str>,
     /// Marked `#[rpc(idempotent)]`: safe to repeat.
     pub idempotent: bool,
+    /// A parameter is a [`crate::Stream`]: the client sends items.
+    pub takes_stream: bool,
+    /// The result is a [`crate::Stream`]: the server sends items.
+    pub returns_stream: bool,
 }
 
 /// One parameter: its name and its type as written.
@@ -126,6 +130,11 @@ impl ServiceInfo {
 }
 
 impl MethodInfo {
+    /// Whether the call carries a stream either way.
+    pub fn streams(&self) -> bool {
+        self.takes_stream || self.returns_stream
+    }
+
     /// `name(x: i64, y: i64) -> i64`, as shown in errors and introspection.
     pub fn signature(&self) -> String {
         let params: Vec<String> = self

@@ -231,6 +231,23 @@ pub(crate) fn fallible(ty: &Type) -> Option<(&Type, &Type)> {
     }
 }
 
+/// The item type of `ty` when it is `Stream<T>`: a path whose last segment
+/// is `Stream` with one type argument (`Stream`, `rpc_core::Stream`, …).
+pub(crate) fn stream_item(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    if path.qself.is_some() || last.ident != "Stream" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(generics) = &last.arguments else {
+        return None;
+    };
+    match generics.args.iter().collect::<Vec<_>>()[..] {
+        [GenericArgument::Type(item)] => Some(item),
+        _ => None,
+    }
+}
+
 /// The `///` lines of `attrs`, joined and trimmed.
 pub(crate) fn doc(attrs: &[&Attribute]) -> String {
     let lines: Vec<String> = attrs

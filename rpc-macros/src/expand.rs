@@ -226,6 +226,14 @@ impl<'a> ServiceGenerator<'a> {
                 )
             }
         };
+        let takes_stream = method
+            .params
+            .iter()
+            .any(|p| ast::stream_item(&p.arg.ty).is_some());
+        let returns_stream = match &method.output {
+            Output::Unit => false,
+            Output::Plain(ty) | Output::Fallible { ok: ty, .. } => ast::stream_item(ty).is_some(),
+        };
         quote! {
             #(#cfgs)*
             ::rpc_core::__private::MethodInfo {
@@ -235,6 +243,8 @@ impl<'a> ServiceGenerator<'a> {
                 returns: #returns,
                 error: #error,
                 idempotent: #idempotent,
+                takes_stream: #takes_stream,
+                returns_stream: #returns_stream,
             }
         }
     }

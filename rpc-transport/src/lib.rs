@@ -126,6 +126,7 @@ pub mod python;
 pub mod quiet;
 pub mod server;
 mod shutdown;
+mod stream;
 mod wire;
 
 pub use crate::client::reconnect;

@@ -30,6 +30,8 @@ static INFO: ServiceInfo = ServiceInfo {
             returns: "String",
             error: None,
             idempotent: true,
+            takes_stream: false,
+            returns_stream: false,
         },
         MethodInfo {
             name: "bomb",
@@ -38,6 +40,8 @@ static INFO: ServiceInfo = ServiceInfo {
             returns: "Bomb",
             error: None,
             idempotent: false,
+            takes_stream: false,
+            returns_stream: false,
         },
         MethodInfo {
             name: "sleep",
@@ -46,6 +50,8 @@ static INFO: ServiceInfo = ServiceInfo {
             returns: "()",
             error: None,
             idempotent: false,
+            takes_stream: false,
+            returns_stream: false,
         },
     ],
 };

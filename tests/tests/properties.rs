@@ -121,7 +121,7 @@ fn response(
     Result<std::ops::Range<usize>, rpc_core::client::WireFault>,
 ) {
     match codec.decode_response(frame) {
-        Ok(Inbound::Response { id, outcome }) => (id, outcome),
+        Ok(Inbound::Response { id, outcome, .. }) => (id, outcome),
         other => panic!("not a response: {other:?}"),
     }
 }

@@ -11,11 +11,24 @@
 //! the same buffer: nothing is encoded twice.
 //!
 //! ```text
-//! cancel      02 | id: varint                  client → server
+//! cancel      02 | id: varint                  client → server (and, protocol 2, server → client)
 //! going away  03 | reason: len+utf8            server → client
 //! ```
 //!
-//! Kinds `04` and `05` are reserved for ping and pong.
+//! Protocol 2 (see the kind table in [`crate::codec`]):
+//!
+//! ```text
+//! response, a stream follows   01 | id | 02 | result (the stream's placeholder: nothing)
+//! ping / pong   04 / 05 | nonce: varint
+//! items         06 | id: varint | count: u32 little endian | item…
+//! end           07 | id: varint | 00                                   finished
+//!               07 | id: varint | 01 | code | message | 00 or 01 | data…   ended with an error
+//! credit        08 | id: varint | items: varint | bytes: varint
+//! ```
+//!
+//! The items' count has a fixed width so that a sender can write it after
+//! the items it polled; a receiver learns it, and checks its credit,
+//! without decoding them.
 
 use std::time::Duration;
 
@@ -23,11 +36,12 @@ use bytes::BytesMut;
 use serde::de::{DeserializeSeed, Deserializer};
 
 use super::{
-    Codec, Id, Inbound, Incoming, OutRequest, Request, Visit, atomically, deadline_ms, encode_error,
+    Codec, Flow, Id, Inbound, Incoming, OutRequest, Request, Visit, atomically, deadline_ms,
+    encode_error,
 };
 use crate::error::WireFault;
 use crate::error::{Error, ErrorKind};
-use crate::service::Reply;
+use crate::service::{Fault, Reply};
 
 /// The bincode codec.
 #[derive(Clone, Copy, Debug, Default)]
@@ -87,8 +101,16 @@ const REQUEST: u8 = 0;
 const RESPONSE: u8 = 1;
 const CANCEL: u8 = 2;
 const GOING_AWAY: u8 = 3;
+const PING: u8 = 4;
+const PONG: u8 = 5;
+const ITEMS: u8 = 6;
+const END: u8 = 7;
+const CREDIT: u8 = 8;
+/// The kinds this side knows; larger ones are answered as unknown.
+const LAST_KIND: u8 = CREDIT;
 const OK: u8 = 0;
 const ERR: u8 = 1;
+const OK_STREAM: u8 = 2;
 
 fn put(dst: &mut BytesMut, value: impl serde::Serialize) -> Result<(), Error> {
     ::bincode::serde::encode_into_writer(value, Append(dst), limited::<LIMIT>())
@@ -132,9 +154,22 @@ impl Codec for Bincode {
 
     fn decode_response(&self, frame: &[u8]) -> Result<Inbound, Error> {
         let malformed = |e| Error::new(ErrorKind::Parse, format!("a response is malformed: {e}"));
-        if frame.first() == Some(&GOING_AWAY) {
-            let ((_, reason), _): ((u8, String), _) = take(frame).map_err(malformed)?;
-            return Ok(Inbound::GoingAway { reason });
+        match frame.first() {
+            Some(&GOING_AWAY) => {
+                let ((_, reason), _): ((u8, String), _) = take(frame).map_err(malformed)?;
+                return Ok(Inbound::GoingAway { reason });
+            }
+            Some(&CANCEL) => {
+                let ((_, id), _): ((u8, u64), _) = take(frame).map_err(malformed)?;
+                return Ok(Inbound::Cancel { id });
+            }
+            Some(&(PING..=CREDIT)) => return decode_flow(frame).map(Inbound::Flow),
+            Some(&kind) if kind > LAST_KIND => {
+                return Ok(Inbound::Unknown {
+                    kind: kind.to_string(),
+                });
+            }
+            _ => {}
         }
         let ((kind, id, status), n): ((u8, u64, u8), _) = take(frame).map_err(malformed)?;
         if kind != RESPONSE {
@@ -144,7 +179,7 @@ impl Codec for Bincode {
             ));
         }
         let outcome = match status {
-            OK => Ok(n..frame.len()),
+            OK | OK_STREAM => Ok(n..frame.len()),
             ERR => {
                 let ((code, message, has_data), m): ((i32, String, bool), _) =
                     take(&frame[n..]).map_err(malformed)?;
@@ -162,10 +197,31 @@ impl Codec for Bincode {
                 ));
             }
         };
-        Ok(Inbound::Response { id, outcome })
+        Ok(Inbound::Response {
+            id,
+            outcome,
+            stream: status == OK_STREAM,
+        })
     }
 
     fn decode_request<'a>(&self, frame: &'a [u8]) -> Incoming<'a> {
+        match frame.first() {
+            Some(&(PING..=CREDIT)) => {
+                return match decode_flow(frame) {
+                    Ok(flow) => Incoming::Flow(flow),
+                    Err(error) => Incoming::Invalid {
+                        id: Id::Null,
+                        error,
+                    },
+                };
+            }
+            Some(&kind) if kind > LAST_KIND => {
+                return Incoming::Unknown {
+                    kind: kind.to_string(),
+                };
+            }
+            _ => {}
+        }
         if frame.first() == Some(&CANCEL) {
             return match take::<(u8, u64)>(frame) {
                 Ok(((_, id), n)) if n == frame.len() => Incoming::Cancel(Id::Num(id)),
@@ -240,21 +296,146 @@ impl Codec for Bincode {
     }
 
     fn decode_value(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), Error> {
-        crate::budget::within(crate::budget::for_message(bytes.len()), || {
-            let decoded = with_limit_for!(bytes.len(), |config| {
-                ::bincode::serde::seed_decode_from_slice(Seed(visit), bytes, config)
+        match self.decode_item(bytes, visit)? {
+            used if used == bytes.len() => Ok(()),
+            used => Err(Error::new(
+                ErrorKind::Parse,
+                format!("{} bytes left over after a value", bytes.len() - used),
+            )),
+        }
+    }
+
+    fn mark_stream(&self, response: &mut BytesMut, start: usize) {
+        // 01 | id (varint) | status: the status is the byte after the id.
+        if let Ok(((RESPONSE, _), n)) = take::<(u8, u64)>(&response[start..]) {
+            if response.get(start + n) == Some(&OK) {
+                response[start + n] = OK_STREAM;
+            }
+        }
+    }
+
+    fn begin_items(&self, dst: &mut BytesMut, id: u64) {
+        let _ = put(dst, (ITEMS, id));
+        dst.extend_from_slice(&[0; 4]);
+    }
+
+    fn encode_item(
+        &self,
+        dst: &mut BytesMut,
+        _first: bool,
+        item: &dyn erased_serde::Serialize,
+    ) -> Result<(), Error> {
+        atomically(dst, |dst| put(dst, item))
+    }
+
+    fn finish_items(&self, dst: &mut BytesMut, start: usize, count: u32) {
+        if let Ok((_, n)) = take::<(u8, u64)>(&dst[start..]) {
+            dst[start + n..start + n + 4].copy_from_slice(&count.to_le_bytes());
+        }
+    }
+
+    fn encode_end(
+        &self,
+        dst: &mut BytesMut,
+        id: u64,
+        end: Result<(), &Fault>,
+    ) -> Result<(), Error> {
+        atomically(dst, |dst| match end {
+            Ok(()) => put(dst, (END, id, OK)),
+            Err(fault) => {
+                let has_data = fault.data.is_some();
+                let head = (END, id, ERR, fault.kind.code(), &fault.message, has_data);
+                put(dst, head)?;
+                fault.data.as_ref().map_or(Ok(()), |data| put(dst, data))
+            }
+        })
+    }
+
+    fn encode_credit(&self, dst: &mut BytesMut, id: u64, items: u64, bytes: u64) {
+        let _ = atomically(dst, |dst| put(dst, (CREDIT, id, items, bytes)));
+    }
+
+    fn encode_ping(&self, dst: &mut BytesMut, nonce: u64, pong: bool) {
+        let kind = if pong { PONG } else { PING };
+        let _ = atomically(dst, |dst| put(dst, (kind, nonce)));
+    }
+
+    fn decode_item(&self, items: &[u8], visit: &mut Visit<'_>) -> Result<usize, Error> {
+        crate::budget::within(crate::budget::for_message(items.len()), || {
+            let decoded = with_limit_for!(items.len(), |config| {
+                ::bincode::serde::seed_decode_from_slice(Seed(visit), items, config)
             });
             let (result, used) = decoded
                 .map_err(|e| Error::new(ErrorKind::Parse, format!("a value is malformed: {e}")))?;
             result?;
-            match bytes.len() - used {
-                0 => Ok(()),
-                left => Err(Error::new(
-                    ErrorKind::Parse,
-                    format!("{left} bytes left over after a value"),
-                )),
-            }
+            Ok(used)
         })
+    }
+}
+
+/// Reads a ping, pong, items, end or credit message.
+fn decode_flow(frame: &[u8]) -> Result<Flow, Error> {
+    let malformed = |what: &str, e: &dyn std::fmt::Display| {
+        Error::new(
+            ErrorKind::Parse,
+            format!("a stream {what} message is malformed: {e}"),
+        )
+    };
+    let exact = |what: &str, n: usize| match n == frame.len() {
+        true => Ok(()),
+        false => Err(malformed(what, &"bytes are left over")),
+    };
+    match frame.first() {
+        Some(&kind) if kind == PING || kind == PONG => {
+            let ((_, nonce), n): ((u8, u64), _) = take(frame).map_err(|e| malformed("ping", &e))?;
+            exact("ping", n)?;
+            Ok(Flow::Ping {
+                nonce,
+                pong: kind == PONG,
+            })
+        }
+        Some(&ITEMS) => {
+            let ((_, id), n): ((u8, u64), _) = take(frame).map_err(|e| malformed("items", &e))?;
+            let count = frame
+                .get(n..n + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+                .ok_or_else(|| malformed("items", &"it ends before its count"))?;
+            Ok(Flow::Items {
+                id,
+                count,
+                items: n + 4..frame.len(),
+            })
+        }
+        Some(&END) => {
+            let ((_, id, status), n): ((u8, u64, u8), _) =
+                take(frame).map_err(|e| malformed("end", &e))?;
+            let outcome = match status {
+                OK => {
+                    exact("end", n)?;
+                    Ok(())
+                }
+                ERR => {
+                    let ((code, message, has_data), m): ((i32, String, bool), _) =
+                        take(&frame[n..]).map_err(|e| malformed("end", &e))?;
+                    let data = has_data.then_some(n + m..frame.len());
+                    Err(WireFault {
+                        code,
+                        message,
+                        data,
+                    })
+                }
+                other => return Err(malformed("end", &format!("unknown status {other}"))),
+            };
+            Ok(Flow::End { id, outcome })
+        }
+        Some(&CREDIT) => {
+            let ((_, id, items, bytes), n): ((u8, u64, u64, u64), _) =
+                take(frame).map_err(|e| malformed("credit", &e))?;
+            exact("credit", n)?;
+            Ok(Flow::Credit { id, items, bytes })
+        }
+        _ => Err(malformed("control", &"unknown kind")),
     }
 }
 

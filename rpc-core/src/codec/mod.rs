@@ -11,10 +11,41 @@
 //! | [`Json`] | `{"jsonrpc":"2.0","id":1,"method":"Calculator.add","params":[2,3]}` |
 //! | [`Bincode`] | `00` kind, varint id, varint deadline (ms, 0 = none), method, then the argument struct |
 //!
-//! Two control messages travel beside calls: a client's *cancel* (the caller
+//! Control messages travel beside calls: a client's *cancel* (the caller
 //! gave up on a call; the server drops its handler and sends no answer) and a
 //! server's *going away* (shutdown: no new calls; the connection ends once
 //! the calls in flight are answered).
+//!
+//! # Message kinds
+//!
+//! One table for both envelopes. Protocol 1 (the hello's `protocol`) has
+//! the first four; protocol 2 adds streams and reserves the rest. A new
+//! kind never changes what an existing message means, and a message of a
+//! kind a peer does not know is answered with an error (`InvalidRequest`,
+//! id `null`/0), not by closing the connection.
+//!
+//! | kind | bincode | JSON-RPC | from | protocol |
+//! |---|---|---|---|---|
+//! | request | `00` | `{"id":…,"method":…,"params":…}` | client | 1 |
+//! | response | `01` status `00` ok, `01` error | `{"id":…,"result":…}`, `{"id":…,"error":…}` | server | 1 |
+//! | response, a stream follows | `01` status `02` | `{"id":…,"result":null,"stream":true}` | server | 2 |
+//! | refusal, did not run | `01` status `03` (as `01`) | error member `"not_run":true` | server | 2 (reserved: the many-servers issue) |
+//! | cancel | `02` | `rpc.cancel` `[id]` | client: stop call `id`; server (2): stop sending the stream of call `id` | 1 |
+//! | going away | `03` | `rpc.goingAway` `{"reason":…}` | server | 1 |
+//! | ping | `04` | `rpc.ping` `{"nonce":N}` | either | 2 |
+//! | pong | `05` | `rpc.pong` `{"nonce":N}` | either | 2 |
+//! | stream items | `06` | `rpc.items` `{"id":…,"items":[…]}` | either | 2 |
+//! | stream end | `07` | `rpc.end` `{"id":…}` or `{"id":…,"error":{…}}` | either | 2 |
+//! | credit | `08` | `rpc.credit` `{"id":…,"items":N,"bytes":N}` | either | 2 |
+//! | request with metadata | `09` | request member `"meta":{…}` | client | 2 (reserved: the middleware issue) |
+//!
+//! A stream belongs to a call and is named by the call's id: a call takes
+//! at most one stream (the client's items) and returns at most one (the
+//! server's). Items, ends and credit from the client are for the stream it
+//! sends; from the server, for the stream the server sends. Per-call
+//! metadata is a map of string keys to a string or bytes: in bincode a
+//! varint count of (key, `00` string | `01` bytes) pairs after the method
+//! name, in JSON `"meta":{"key":"value","bin":{"bytes":"<base64>"}}`.
 //!
 //! bincode is not self-describing: it cannot decode types that need
 //! `deserialize_any` (`serde_json::Value`, untagged enums, `#[serde(flatten)]`).
@@ -33,7 +64,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::WireFault;
 use crate::error::{Error, ErrorKind};
-use crate::service::Reply;
+use crate::service::{Fault, Reply};
 
 pub use self::bincode::Bincode;
 pub use self::json::Json;
@@ -85,6 +116,110 @@ pub trait Codec: Send + Sync + fmt::Debug + 'static {
     /// Hands `visit` a deserializer over exactly `bytes` (one value); fails if
     /// bytes are left over.
     fn decode_value(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), Error>;
+
+    /// Marks the response just encoded at `start..` of `response` as
+    /// opening a stream: its items follow under the call's id.
+    fn mark_stream(&self, response: &mut BytesMut, start: usize) {
+        let _ = (response, start);
+    }
+
+    /// Begins a stream-items message for stream `id`; the items follow
+    /// ([`Codec::encode_item`]), then [`Codec::finish_items`] with the
+    /// offset this began at.
+    fn begin_items(&self, dst: &mut BytesMut, id: u64) {
+        let _ = (dst, id);
+    }
+
+    /// Appends one item (`first` of its message or not); on error `dst` is
+    /// left as it was. The bytes it appends are what the item costs in
+    /// credit.
+    fn encode_item(
+        &self,
+        dst: &mut BytesMut,
+        first: bool,
+        item: &dyn erased_serde::Serialize,
+    ) -> Result<(), Error> {
+        let _ = (dst, first, item);
+        Err(Error::new(
+            ErrorKind::Protocol,
+            format!("the `{}` codec cannot carry streams", self.name()),
+        ))
+    }
+
+    /// Ends the items message begun at `start`, which holds `count` items.
+    fn finish_items(&self, dst: &mut BytesMut, start: usize, count: u32) {
+        let _ = (dst, start, count);
+    }
+
+    /// Appends the end of stream `id`: finished, or the fault that ended it.
+    fn encode_end(
+        &self,
+        dst: &mut BytesMut,
+        id: u64,
+        end: Result<(), &Fault>,
+    ) -> Result<(), Error> {
+        let _ = (dst, id, end);
+        Ok(())
+    }
+
+    /// Appends a grant of `items` more items and `bytes` more bytes of
+    /// credit on stream `id`.
+    fn encode_credit(&self, dst: &mut BytesMut, id: u64, items: u64, bytes: u64) {
+        let _ = (dst, id, items, bytes);
+    }
+
+    /// Appends a ping (`pong` false) or its answer, carrying `nonce`.
+    fn encode_ping(&self, dst: &mut BytesMut, nonce: u64, pong: bool) {
+        let _ = (dst, nonce, pong);
+    }
+
+    /// Hands `visit` a deserializer over the first item of `items` (the
+    /// rest of an items message); returns how many bytes it took.
+    fn decode_item(&self, items: &[u8], visit: &mut Visit<'_>) -> Result<usize, Error> {
+        let _ = (items, visit);
+        Err(Error::new(
+            ErrorKind::Protocol,
+            format!("the `{}` codec cannot carry streams", self.name()),
+        ))
+    }
+}
+
+/// A stream message or ping, in either direction (protocol 2).
+#[derive(Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Flow {
+    /// `count` items of stream `id`, at `items` of the frame.
+    Items {
+        /// The stream's (its call's) id.
+        id: u64,
+        /// How many items.
+        count: u32,
+        /// Where they lie in the frame.
+        items: Range<usize>,
+    },
+    /// Stream `id` ended: finished, or with a fault.
+    End {
+        /// The stream's id.
+        id: u64,
+        /// Finished, or why not.
+        outcome: Result<(), WireFault>,
+    },
+    /// More credit for stream `id`.
+    Credit {
+        /// The stream's id.
+        id: u64,
+        /// Items.
+        items: u64,
+        /// Bytes.
+        bytes: u64,
+    },
+    /// A ping (`pong` false) or its answer.
+    Ping {
+        /// Echoed in the pong.
+        nonce: u64,
+        /// This is the answer.
+        pong: bool,
+    },
 }
 
 /// All codecs this crate ships, by name.
@@ -132,11 +267,25 @@ pub enum Inbound {
         id: u64,
         /// Where the result lies in the frame, or the error.
         outcome: Result<Range<usize>, WireFault>,
+        /// The result opens a stream: its items follow under `id`.
+        stream: bool,
     },
     /// The server is shutting down: send no new calls.
     GoingAway {
         /// Why, for people.
         reason: String,
+    },
+    /// The server no longer reads the stream the client sends for call `id`.
+    Cancel {
+        /// The call's id.
+        id: u64,
+    },
+    /// A stream message or ping.
+    Flow(Flow),
+    /// A message of a kind this side does not know: ignored.
+    Unknown {
+        /// Its kind, as the message named it.
+        kind: String,
     },
 }
 
@@ -161,6 +310,14 @@ pub enum Incoming<'a> {
     Batch(Vec<Incoming<'a>>),
     /// The caller gave up on call `id`: stop it; it gets no answer.
     Cancel(Id),
+    /// A stream message or ping (protocol 2).
+    Flow(Flow),
+    /// A message of a kind this side does not know: answered with an
+    /// error, and not counted as invalid.
+    Unknown {
+        /// Its kind, as the message named it.
+        kind: String,
+    },
     /// Something that is not a valid request; answer `error` under `id`.
     Invalid {
         /// The id to answer under, when it could be read.

@@ -58,7 +58,11 @@ macro_rules! python_codec {
 
             fn decode_response(&self, frame: &[u8]) -> Result<Inbound, Error> {
                 let outcome = read_reply($form, frame, &Options::default())?;
-                Ok(Inbound::Response { id: 0, outcome })
+                Ok(Inbound::Response {
+                    id: 0,
+                    outcome,
+                    stream: false,
+                })
             }
 
             fn decode_request<'a>(&self, _frame: &'a [u8]) -> Incoming<'a> {

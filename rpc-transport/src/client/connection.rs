@@ -17,9 +17,10 @@ use super::task::{Reader, run};
 use crate::config::ClientConfig;
 use crate::net::{self, Io};
 use crate::outbox::{Chunks, Outbox};
+use crate::stream::Streams;
 use crate::wire::frame::FrameCodec;
 use crate::wire::handshake::AuthOptions;
-use crate::wire::hello::{Answer, Hello, PROTOCOL_VERSION};
+use crate::wire::hello::{Answer, Hello, PROTOCOL_VERSION, STREAMS};
 use crate::wire::session::{self};
 
 /// An authenticated connection to a server; implements [`Transport`].
@@ -61,6 +62,7 @@ impl Connection {
             protocol: PROTOCOL_VERSION,
             codec: config.codec().to_owned(),
             max_frame_bytes: config.max_frame_bytes(),
+            stream_window: Some(super::flow::WINDOW),
         };
         session::send_frame(&mut framed, hello.encode()).await?;
         let answer = session::read_frame(
@@ -93,6 +95,13 @@ impl Connection {
             write_owed: AtomicBool::new(false),
             ended: watch::Sender::new(false),
             stopping: watch::Sender::new(false),
+            streams: (server.protocol >= STREAMS).then(|| {
+                Arc::new(Streams::new(
+                    super::flow::MAX_STREAMS,
+                    super::flow::WINDOW,
+                    server.window(),
+                ))
+            }),
         });
         let reader = Reader {
             io: read,

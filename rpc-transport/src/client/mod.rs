@@ -29,6 +29,7 @@
 //! calls past theirs.
 
 mod connection;
+mod flow;
 pub mod reconnect;
 mod shared;
 mod task;

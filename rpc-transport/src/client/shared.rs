@@ -21,6 +21,7 @@ use tracing::debug;
 
 use crate::net::{self};
 use crate::outbox::{Chunks, Outbox, Pushed};
+use crate::stream::Streams;
 use crate::wire::frame::FrameError;
 
 pub(super) struct Shared {
@@ -49,6 +50,8 @@ pub(super) struct Shared {
     pub(super) ended: watch::Sender<bool>,
     /// Turns `true` when it takes no new calls: ended, or the server is going away.
     pub(super) stopping: watch::Sender<bool>,
+    /// The connection's streams; `None` when the server speaks protocol 1.
+    pub(super) streams: Option<Arc<Streams>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -105,9 +108,10 @@ impl Hasher for IdHasher {
 }
 
 impl Shared {
-    /// Registers a waiter and queues the request.
+    /// Registers a waiter and queues the request; a stream in `args` is
+    /// sent after it.
     pub(super) fn start(
-        &self,
+        self: &Arc<Self>,
         method: &str,
         args: &dyn erased_serde::Serialize,
         timeout: Duration,
@@ -141,11 +145,18 @@ impl Shared {
             deadline: Some(timeout),
             args,
         };
+        let mut upload = None;
         let queued = self.outbox.push(self.server_max_frame, |buf| {
-            self.codec.encode_request(buf, &request)
+            let (encoded, source) =
+                rpc_core::stream::capturing(|| self.codec.encode_request(buf, &request));
+            upload = source;
+            encoded
         });
         let failed = match queued {
             Ok(Some(())) => {
+                if let Some(source) = upload {
+                    self.upload(id, source);
+                }
                 self.send_queued();
                 return Ok((id, rx));
             }
@@ -171,6 +182,28 @@ impl Shared {
         };
         self.forget(id);
         Err(failed)
+    }
+
+    /// Sends `source` as the stream of call `id`, whose answer then has no
+    /// deadline: the timeout bounds opening a stream, not its life.
+    fn upload(self: &Arc<Self>, id: u64, source: Box<dyn rpc_core::stream::Source>) {
+        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        if let Some((_, deadline)) = self
+            .waiters
+            .lock()
+            .expect("waiters lock")
+            .by_id
+            .get_mut(&id)
+        {
+            *deadline = far;
+        }
+        if let Err(e) = self.open_upload(id, source) {
+            let waiter = self.waiters.lock().expect("waiters lock").by_id.remove(&id);
+            if let Some((waiter, _)) = waiter {
+                let _ = waiter.send(Err(e));
+            }
+            self.cancel(id);
+        }
     }
 
     /// Gets what was just queued on its way: written here, in the caller's
@@ -294,7 +327,7 @@ impl Shared {
     ///
     /// `decoded` and `answered` are the reader's scratch space, left empty.
     pub(super) fn deliver(
-        &self,
+        self: &Arc<Self>,
         frames: &mut Vec<bytes::Bytes>,
         decoded: &mut Vec<(u64, Response)>,
         answered: &mut Vec<(Waiter, Response)>,
@@ -304,10 +337,34 @@ impl Shared {
         let drained;
         for frame in frames.drain(..) {
             match self.codec.decode_response(&frame) {
-                Ok(Inbound::Response { id, outcome }) => {
-                    decoded.push((id, Response::new(self.codec, frame, outcome)));
+                Ok(Inbound::Response {
+                    id,
+                    outcome,
+                    stream,
+                }) => {
+                    let response = Response::new(self.codec, frame, outcome);
+                    let response = match stream {
+                        // Opened before any of its items is read.
+                        true => match self.open_inbox(id) {
+                            Ok(inbox) => response.with_stream(inbox),
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        },
+                        false => {
+                            self.call_ended(id);
+                            response
+                        }
+                    };
+                    decoded.push((id, response));
                 }
                 Ok(Inbound::GoingAway { reason }) => going_away = Some(reason),
+                Ok(Inbound::Cancel { id }) => self.stop_upload(id),
+                Ok(Inbound::Flow(flow)) => self.flow(flow, &frame),
+                Ok(Inbound::Unknown { kind }) => {
+                    debug!(kind = %crate::quiet::peer_text(&kind), "a message of an unknown kind");
+                }
                 Ok(other) => {
                     failed = Some(Error::new(
                         ErrorKind::Protocol,
@@ -380,6 +437,9 @@ impl Shared {
         };
         for (waiter, _) in pending.into_values() {
             let _ = waiter.send(Err(Error::new(kind, why.clone())));
+        }
+        if let Some(streams) = &self.streams {
+            streams.close_all(&Error::new(kind, why.clone()));
         }
         self.outbox.close();
         self.stopping.send_replace(true);

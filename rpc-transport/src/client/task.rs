@@ -115,7 +115,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     /// Reads replies and hands them to their waiters, every frame that
     /// arrived together as one batch, until the connection fails or the
     /// server closes it.
-    pub(super) async fn run(mut self, shared: &Shared) -> Result<(), Error> {
+    pub(super) async fn run(mut self, shared: &Arc<Shared>) -> Result<(), Error> {
         let (mut frames, mut decoded, mut answered) = (Vec::new(), Vec::new(), Vec::new());
         loop {
             while let Some(frame) = self.codec.decode(&mut self.input).map_err(frame_error)? {

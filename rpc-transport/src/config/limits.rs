@@ -17,6 +17,9 @@
 //! frame_timeout_ms = 30000       # a frame, once begun, must arrive whole within this
 //! write_timeout_ms = 30000       # in each window this long, a peer must take 64 KiB of its replies (or all left)
 //! shutdown_grace_ms = 10000      # how long calls in flight may finish at shutdown
+//! max_streams = 64               # streams open per connection (either way); they do not count as calls in flight
+//! stream_window_items = 4096     # the credit a stream the server receives starts with, in items…
+//! stream_window_bytes = 262144   # …and in bytes: what one stalled stream may make it hold
 //!
 //! [client.reconnect]             # absent: a lost connection stays lost
 //! initial_backoff_ms = 100
@@ -94,6 +97,16 @@ pub struct Limits {
     /// are answered with a "server shutting down" error.
     #[serde(rename = "shutdown_grace_ms", deserialize_with = "ms")]
     pub shutdown_grace: Duration,
+    /// Streams one connection may have open at once, either way. An open
+    /// stream is not a call in flight, and keeps its connection from
+    /// idling out.
+    pub max_streams: usize,
+    /// The credit, in items, each stream the server receives starts with
+    /// (and is granted again as its handler takes them).
+    pub stream_window_items: u32,
+    /// The same in bytes: with `max_streams`, what a connection's streams
+    /// may make the server hold.
+    pub stream_window_bytes: u32,
 }
 
 impl Default for Limits {
@@ -113,11 +126,22 @@ impl Default for Limits {
             frame_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            max_streams: 64,
+            stream_window_items: rpc_core::stream::Window::DEFAULT.items,
+            stream_window_bytes: rpc_core::stream::Window::DEFAULT.bytes,
         }
     }
 }
 
 impl Limits {
+    /// The window a stream the server receives starts with.
+    pub fn stream_window(&self) -> rpc_core::stream::Window {
+        rpc_core::stream::Window {
+            items: self.stream_window_items,
+            bytes: self.stream_window_bytes,
+        }
+    }
+
     /// The first limit that cannot work, as `(key, value)`.
     pub(crate) fn invalid(&self) -> Option<(&'static str, usize)> {
         let ms = |d: Duration| usize::try_from(d.as_millis()).unwrap_or(usize::MAX);
@@ -133,6 +157,9 @@ impl Limits {
             ("max_in_flight", self.max_in_flight),
             ("max_queued_reply_bytes", self.max_queued_reply_bytes),
             ("max_batch", self.max_batch),
+            ("max_streams", self.max_streams),
+            ("stream_window_items", self.stream_window_items as usize),
+            ("stream_window_bytes", self.stream_window_bytes as usize),
         ]
         .into_iter()
         .find(|&(_, value)| value == 0)

@@ -40,7 +40,10 @@ impl ServerConnection<'_> {
                 Incoming::Request(request) => {
                     let id = request.id.clone();
                     let call = match self.registry.resolve(&request.method) {
-                        Ok(route) => self.start(route, request, frame, read_at),
+                        Ok(route) if self.registry.method(route).streams() => {
+                            Ok(Err(in_a_batch(&request.method).into()))
+                        }
+                        Ok(route) => self.start(route, request, frame, read_at, replies),
                         Err(e) => Ok(Err(e.into())),
                     };
                     (id, call)
@@ -202,4 +205,13 @@ impl Drop for BatchMembers {
     fn drop(&mut self) {
         self.0.fetch_sub(self.1, Ordering::Relaxed);
     }
+}
+
+/// The refusal of a streaming method called inside a batch, whose one
+/// answer has no room for a stream.
+fn in_a_batch(method: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidRequest,
+        format!("`{method}` streams, and a stream cannot open inside a batch: call it on its own"),
+    )
 }

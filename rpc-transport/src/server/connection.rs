@@ -51,6 +51,7 @@ use crate::config::limits::Limits;
 use crate::metrics::{Metrics, Transport};
 use crate::net::Io;
 use crate::outbox::{Chunks, Outbox};
+use crate::stream::Streams;
 use crate::wire::frame::FrameCodec;
 use crate::wire::session::frame_error;
 
@@ -61,6 +62,10 @@ pub(crate) struct ServerConnection<'a> {
     pub(crate) peer: Option<SocketAddr>,
     /// The largest frame the client accepts.
     pub(crate) peer_max_frame: usize,
+    /// The protocol version both sides speak.
+    pub(crate) protocol: u32,
+    /// The window the client receives streams with.
+    pub(crate) peer_window: rpc_core::stream::Window,
     pub(crate) limits: &'a Limits,
     pub(crate) metrics: &'a Arc<Metrics>,
     /// Becomes `true` when the server starts shutting down.
@@ -120,11 +125,21 @@ impl ServerConnection<'_> {
             ..
         } = framed.into_parts();
         let limits = self.limits;
+        let streams = (self.protocol >= crate::wire::hello::STREAMS).then(|| {
+            Arc::new(Streams::new(
+                limits.max_streams,
+                limits.stream_window(),
+                self.peer_window,
+            ))
+        });
+        // However the loop ends, its streams end: a lost connection.
+        let _streams_end = EndStreams(streams.clone());
         let replies = Replies {
             outbox: Arc::new(Outbox::default()),
             codec: self.codec,
             max_frame: self.peer_max_frame.min(codec.max_frame_bytes()),
             max_queued: limits.max_queued_reply_bytes,
+            streams,
         };
         let mut shutdown = self.draining.clone();
         let mut calls = Calls::default();
@@ -228,7 +243,9 @@ impl ServerConnection<'_> {
             make_room(&mut input, room);
             let spare = input.capacity() - input.len();
             let reading = self.has_room(&calls, &replies);
-            let idling = limits.idle_timeout.is_some() && calls.tasks.is_empty() && !draining;
+            let streaming = replies.streams.as_ref().is_some_and(|s| s.open() > 0);
+            let idling =
+                limits.idle_timeout.is_some() && calls.tasks.is_empty() && !streaming && !draining;
             // In a fixed order, the rare events first: no random number per
             // turn, and a flood of requests cannot hold back finished calls
             // or the shutdown.
@@ -242,6 +259,7 @@ impl ServerConnection<'_> {
                 }
                 () = &mut grace, if draining && !grace_over => {
                     calls.shut_down(&replies, self.metrics);
+                    self.end_streams(&replies);
                     grace_over = true;
                 }
                 () = &mut trickle, if reading && partial_since.is_some() => {
@@ -269,8 +287,8 @@ impl ServerConnection<'_> {
                         Some(Stop::Failed(e)) => return Err(e),
                     }
                 },
-                // Only spawned calls queue replies from elsewhere (and wake).
-                () = replies.outbox.ready(), if !calls.tasks.is_empty() => {}
+                // Only spawned calls and streams queue replies from elsewhere (and wake).
+                () = replies.outbox.ready(), if !calls.tasks.is_empty() || streaming => {}
                 () = &mut idle, if idling => {
                     let until = last_active + limits.idle_timeout.unwrap_or_default();
                     if tokio::time::Instant::now() >= until {
@@ -323,6 +341,18 @@ impl ServerConnection<'_> {
                 Some(Stop::Failed(Error::new(ErrorKind::ConnectionLost, why)))
             }
             _ => None,
+        }
+    }
+}
+
+/// Ends a connection's streams when its loop ends, however it does.
+struct EndStreams(Option<Arc<Streams>>);
+
+impl Drop for EndStreams {
+    fn drop(&mut self) {
+        if let Some(streams) = &self.0 {
+            let why = Error::new(ErrorKind::ConnectionLost, "the connection ended");
+            streams.close_all(&why);
         }
     }
 }

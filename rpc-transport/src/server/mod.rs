@@ -56,6 +56,7 @@ pub(crate) mod admission;
 mod batch;
 mod calls;
 mod connection;
+mod flow;
 mod replies;
 mod request;
 
@@ -237,9 +238,10 @@ impl Server {
             }
         };
         drop(first);
-        let answer = hello.answer(config.codecs(), config.max_frame_bytes());
+        let window = config.limits().stream_window();
+        let answer = hello.answer(config.codecs(), config.max_frame_bytes(), window);
         session::send_frame(&mut framed, answer.encode()).await?;
-        let Answer::Accept(_) = answer else {
+        let Answer::Accept(agreed) = answer else {
             return Err(
                 Answer::decode(&answer.encode()).expect_err("a refusal decodes as an error")
             );
@@ -250,6 +252,8 @@ impl Server {
             codec,
             peer,
             peer_max_frame: hello.max_frame_bytes,
+            protocol: agreed.protocol,
+            peer_window: hello.window(),
             limits: config.limits(),
             metrics: &self.inner.metrics,
             draining: self.draining(),

@@ -1,15 +1,20 @@
 //! Where a connection's replies go: the outbox, each reply encoded by the
 //! connection's codec and bounded by the client's frame limit, and the
-//! `max_queued_reply_bytes` that spawned calls wait below.
+//! `max_queued_reply_bytes` that spawned calls and stream pumps wait below.
+//! A reply whose result is a stream (protocol 2) is marked as opening it,
+//! and its items follow from a pump ([`crate::stream`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
+use futures::future::BoxFuture;
 use rpc_core::codec::{Codec, Id};
 use rpc_core::service::{Fault, Reply};
+use rpc_core::stream::Control;
 use rpc_core::{Error, ErrorKind};
 use tracing::debug;
 
 use crate::outbox::{Outbox, Pushed};
+use crate::stream::{Out, Streams};
 use crate::wire::frame::FrameError;
 
 /// Where replies go: the outbox, encoded by the connection's codec.
@@ -23,6 +28,8 @@ pub(super) struct Replies {
     /// `max_queued_reply_bytes`: spawned calls wait for room before they
     /// encode, and the loop stops reading past it.
     pub(super) max_queued: usize,
+    /// The connection's streams; `None` on a protocol-1 connection.
+    pub(super) streams: Option<Arc<Streams>>,
 }
 
 impl Replies {
@@ -51,11 +58,32 @@ impl Replies {
     /// handled what it read; a reply too large for the client, or one the
     /// codec cannot encode, is replaced by an error saying so.
     pub(super) fn queue(&self, id: &Id, reply: Reply) {
+        let mut opened = None;
         let pushed = self.outbox.push(self.max_frame, |buf| {
-            self.codec.encode_response(buf, id, &reply)
+            let (Some(streams), &Id::Num(n)) = (&self.streams, id) else {
+                return self.codec.encode_response(buf, id, &reply);
+            };
+            let start = buf.len();
+            let (encoded, source) =
+                rpc_core::stream::capturing(|| self.codec.encode_response(buf, id, &reply));
+            encoded?;
+            if let Some(source) = source {
+                if let Err(e) = streams.check_room() {
+                    source.close(Error::new(e.kind(), e.message()));
+                    return Err(e);
+                }
+                self.codec.mark_stream(buf, start);
+                opened = Some((n, source));
+            }
+            Ok(())
         });
         let fault = match pushed {
-            Ok(_) => return,
+            Ok(_) => {
+                if let (Some((n, source)), Some(streams)) = (opened, &self.streams) {
+                    let _ = streams.send(n, source, Arc::new(self.clone()));
+                }
+                return;
+            }
             Err(Pushed::Encode(e)) => Fault::from(e),
             Err(Pushed::Frame(FrameError::TooLarge { len, limit })) => Fault::from(Error::new(
                 ErrorKind::FrameTooLarge,
@@ -81,5 +109,74 @@ impl Replies {
     /// spawned calls, whose replies the loop does not count as it reads.
     pub(super) async fn room_below_cap(&self) {
         self.outbox.room_below(self.max_queued).await
+    }
+
+    /// Queues a message `encode` writes, and wakes the loop to write it.
+    pub(super) fn notify(&self, encode: impl FnOnce(&mut bytes::BytesMut)) {
+        let pushed = self.outbox.push(self.max_frame, |buf| {
+            encode(buf);
+            Ok::<_, Error>(())
+        });
+        if pushed.is_ok() {
+            self.outbox.wake();
+        }
+    }
+
+    /// What an inbox of this connection asks of it.
+    pub(super) fn control(&self) -> Arc<dyn Control> {
+        Arc::new(InboxControl {
+            replies: Replies {
+                streams: None,
+                ..self.clone()
+            },
+            streams: self.streams.as_ref().map_or_else(Weak::new, Arc::downgrade),
+        })
+    }
+}
+
+impl Out for Replies {
+    fn codec(&self) -> &'static dyn Codec {
+        self.codec
+    }
+
+    fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    fn send(&self, payload: &[u8]) -> bool {
+        let pushed = self.outbox.push(self.max_frame, |buf| {
+            buf.extend_from_slice(payload);
+            Ok::<_, Error>(())
+        });
+        self.outbox.wake();
+        matches!(pushed, Ok(Some(())))
+    }
+
+    fn room(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.room_below_cap())
+    }
+}
+
+/// Credit and cancels from the server's inboxes (the streams clients
+/// send), as messages to the client. Holds the table weakly: the table
+/// holds the inboxes.
+struct InboxControl {
+    replies: Replies,
+    streams: Weak<Streams>,
+}
+
+impl Control for InboxControl {
+    fn grant(&self, id: u64, items: u32, bytes: u32) {
+        let codec = self.replies.codec;
+        self.replies
+            .notify(|buf| codec.encode_credit(buf, id, u64::from(items), u64::from(bytes)));
+    }
+
+    fn cancel(&self, id: u64) {
+        if let Some(streams) = self.streams.upgrade() {
+            streams.forget_inbox(id);
+        }
+        let codec = self.replies.codec;
+        self.replies.notify(|buf| codec.encode_cancel(buf, id));
     }
 }

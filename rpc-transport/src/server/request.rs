@@ -67,6 +67,21 @@ impl ServerConnection<'_> {
             }
             Incoming::Cancel(id) => {
                 calls.cancel(&id, self.metrics);
+                self.cancel_stream(&id, replies);
+                Ok(())
+            }
+            Incoming::Flow(flow) => self.flow(flow, frame, replies),
+            Incoming::Unknown { kind } => {
+                // A kind from a later protocol: told, and not held against it.
+                let error = Error::new(
+                    ErrorKind::InvalidRequest,
+                    format!(
+                        "unknown message kind {}; this server speaks protocol {}",
+                        crate::quiet::peer_text(&kind),
+                        self.protocol
+                    ),
+                );
+                replies.queue(&Id::Null, Err(error.into()));
                 Ok(())
             }
             Incoming::Invalid { id, error } => {
@@ -95,7 +110,11 @@ impl ServerConnection<'_> {
     ) {
         let id = request.id.clone();
         let started = batch.read_at;
-        let route = match self.registry.resolve(&request.method) {
+        let route = match self
+            .registry
+            .resolve(&request.method)
+            .and_then(|route| self.can_stream(route, id.as_ref(), replies).map(|()| route))
+        {
             Ok(route) => route,
             Err(e) => {
                 batch.done.push((None, Err(e.kind())));
@@ -119,7 +138,7 @@ impl ServerConnection<'_> {
         }
         let span =
             debug_span!("call", method = %request.method, id = ?id, codec = self.codec.name());
-        let call = span.in_scope(|| self.start(route, request, frame, started));
+        let call = span.in_scope(|| self.start(route, request, frame, started, replies));
         match call {
             Ok(reply) => {
                 batch.done.push((Some(route), outcome(&reply)));
@@ -164,6 +183,32 @@ impl ServerConnection<'_> {
         }
     }
 
+    /// Whether this connection can carry the streams of `route`'s method:
+    /// protocol 2, a numeric id, and room for one more stream.
+    fn can_stream(&self, route: Route, id: Option<&Id>, replies: &Replies) -> Result<(), Error> {
+        let method = self.registry.method(route);
+        if !method.streams() {
+            return Ok(());
+        }
+        let name = format!("{}.{}", self.registry.service(route).name, method.name);
+        let Some(streams) = &replies.streams else {
+            return Err(Error::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "`{name}` streams, which needs protocol 2; this client speaks protocol {}",
+                    self.protocol
+                ),
+            ));
+        };
+        if !matches!(id, Some(Id::Num(_))) {
+            return Err(Error::new(
+                ErrorKind::InvalidRequest,
+                format!("`{name}` streams: call it with a numeric id, which names its stream"),
+            ));
+        }
+        streams.check_room()
+    }
+
     /// Starts a call read at `read_at`, polling it once: `Ok` if it is done
     /// already, else the rest of it, bounded by the caller's deadline.
     pub(super) fn start(
@@ -172,16 +217,38 @@ impl ServerConnection<'_> {
         request: Request<'_>,
         frame: &Bytes,
         read_at: Instant,
+        replies: &Replies,
     ) -> Result<Reply, Pending> {
         let dispatch = || {
             self.registry
                 .call_encoded(route, self.codec, request.params)
         };
-        let call = match rpc_core::blob::decoding_from(frame, dispatch) {
+        let decode = || rpc_core::blob::decoding_from(frame, dispatch);
+        // A call that takes a stream gets an inbox for it while its
+        // arguments are decoded (checked by `can_stream`).
+        let takes = self.registry.method(route).takes_stream;
+        let (started, upload) = match (takes, &replies.streams, &request.id) {
+            (true, Some(streams), Some(Id::Num(id))) => {
+                match streams.receive(*id, self.codec, replies.control()) {
+                    Ok(inbox) => {
+                        let (started, taken) = rpc_core::stream::receiving(inbox, decode);
+                        if !taken || started.is_err() {
+                            streams.forget_inbox(*id);
+                        }
+                        (started, taken)
+                    }
+                    Err(e) => (Err(e), false),
+                }
+            }
+            _ => (decode(), false),
+        };
+        let call = match started {
             Ok(call) => call,
             Err(e) => return Ok(Err(e.into())),
         };
-        let limit = request.deadline;
+        // The deadline bounds opening a stream, not its life: a call that
+        // reads one runs for as long as it is sent.
+        let limit = request.deadline.filter(|_| !upload);
         let deadline = limit.map(|d| read_at + d);
         let context = Context::new().with_peer(self.peer).with_deadline(deadline);
         let mut call = context.scope(call);

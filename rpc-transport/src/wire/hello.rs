@@ -3,10 +3,16 @@
 //! side's largest frame, so a mismatch is reported instead of misparsed.
 //!
 //! ```text
-//! client → {"protocol":1,"codec":"bincode","max_frame_bytes":16777216}
-//! server → {"protocol":1,"codec":"bincode","max_frame_bytes":16777216}
+//! client → {"protocol":2,"codec":"bincode","max_frame_bytes":16777216,"stream_window":{"items":4096,"bytes":262144}}
+//! server → {"protocol":2,"codec":"bincode","max_frame_bytes":16777216,"stream_window":{"items":4096,"bytes":262144}}
 //!       or {"error":"the server does not accept the codec `cbor`; it accepts: bincode, json"}, then closes
 //! ```
+//!
+//! The server answers with the lower of the two protocol versions, which
+//! both then speak: a protocol-1 client (no `stream_window`) gets protocol 1
+//! and frames exactly as before streams. From protocol 2, `stream_window`
+//! is the credit each side starts a stream it receives with (see
+//! `rpc_core::stream`): the first window, granted without a message.
 //!
 //! A first frame that is not a hello at all (not JSON, a duplicate key, a
 //! `max_frame_bytes` of -1, 1e20 or a string) is refused the same way, with
@@ -23,8 +29,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::quiet::peer_text;
 
-/// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this crate speaks: 2 adds streams (and reserves
+/// ping, metadata and the did-not-run mark); see `rpc_core::codec`.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The first protocol version with streams.
+pub const STREAMS: u32 = 2;
 
 /// The smallest `max_frame_bytes` a hello may announce, as configuration
 /// allows: below it not even an error reply would fit, and calls would go
@@ -44,6 +54,10 @@ pub struct Hello {
     pub codec: String,
     /// The largest frame the sender accepts.
     pub max_frame_bytes: usize,
+    /// From protocol 2: the credit each stream the sender receives starts
+    /// with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_window: Option<rpc_core::stream::Window>,
 }
 
 /// The server's answer to a hello.
@@ -82,15 +96,21 @@ impl Hello {
         })
     }
 
-    /// The server's answer to this hello, given what it accepts.
-    pub fn answer(&self, codecs: &[String], max_frame_bytes: usize) -> Answer {
-        if self.protocol != PROTOCOL_VERSION {
+    /// The server's answer to this hello, given what it accepts and the
+    /// window its streams receive with.
+    pub fn answer(
+        &self,
+        codecs: &[String],
+        max_frame_bytes: usize,
+        window: rpc_core::stream::Window,
+    ) -> Answer {
+        if self.protocol == 0 {
             let error = format!(
-                "the client speaks protocol version {}, the server version {PROTOCOL_VERSION}",
-                self.protocol
+                "the client speaks protocol version 0; the server speaks 1 to {PROTOCOL_VERSION}"
             );
             return Answer::Refuse { error };
         }
+        let protocol = self.protocol.min(PROTOCOL_VERSION);
         if self.max_frame_bytes < MIN_FRAME_BYTES {
             let error = format!(
                 "the client's largest frame of {} bytes is below the {MIN_FRAME_BYTES}-byte minimum",
@@ -107,10 +127,17 @@ impl Hello {
             return Answer::Refuse { error };
         }
         Answer::Accept(Hello {
-            protocol: PROTOCOL_VERSION,
+            protocol,
             codec: self.codec.clone(),
             max_frame_bytes,
+            stream_window: (protocol >= STREAMS).then_some(window),
         })
+    }
+
+    /// The window the sender of this hello receives streams with: the one
+    /// it announced, or the default.
+    pub fn window(&self) -> rpc_core::stream::Window {
+        self.stream_window.unwrap_or_default()
     }
 }
 
@@ -175,6 +202,7 @@ mod tests {
             protocol: PROTOCOL_VERSION,
             codec: codec.into(),
             max_frame_bytes: 1024,
+            stream_window: Some(W),
         }
     }
 
@@ -185,7 +213,7 @@ mod tests {
 
     #[test]
     fn an_accepted_hello_round_trips() {
-        let answer = hello("json").answer(&["bincode".into(), "json".into()], 2048);
+        let answer = hello("json").answer(&["bincode".into(), "json".into()], 2048, W);
         let back = Answer::decode(&answer.encode()).unwrap();
         assert_eq!(
             back,
@@ -198,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_refused_codec_names_what_is_accepted() {
-        let answer = hello("cbor").answer(&["bincode".into()], 2048);
+        let answer = hello("cbor").answer(&["bincode".into()], 2048, W);
         let e = Answer::decode(&answer.encode()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::CodecRejected);
         assert!(e.message().contains("`cbor`; it accepts: bincode"), "{e}");
@@ -210,7 +238,7 @@ mod tests {
             "json\n2030-01-01T00:00:00Z  INFO FORGED{}",
             "x".repeat(1 << 20)
         );
-        let Answer::Refuse { error } = hello(&forged).answer(&["json".into()], 2048) else {
+        let Answer::Refuse { error } = hello(&forged).answer(&["json".into()], 2048, W) else {
             panic!("refused");
         };
         assert!(!error.contains('\n'), "{error}");
@@ -248,15 +276,38 @@ mod tests {
     }
 
     #[test]
-    fn another_protocol_version_is_refused() {
+    fn protocol_zero_is_refused() {
         let h = Hello {
-            protocol: 9,
+            protocol: 0,
             ..hello("json")
         };
-        let e = Answer::decode(&h.answer(&["json".into()], 1).encode()).unwrap_err();
+        let e = Answer::decode(&h.answer(&["json".into()], 2048, W).encode()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Protocol);
-        assert!(e.message().contains("version 9"), "{e}");
+        assert!(e.message().contains("version 0"), "{e}");
     }
+
+    #[test]
+    fn both_sides_speak_the_lower_version() {
+        for (client, agreed, window) in [(1, 1, None), (2, 2, Some(W)), (9, 2, Some(W))] {
+            let h = Hello {
+                protocol: client,
+                ..hello("json")
+            };
+            let Answer::Accept(answer) = h.answer(&["json".into()], 2048, W) else {
+                panic!("protocol {client} refused");
+            };
+            assert_eq!((answer.protocol, answer.stream_window), (agreed, window));
+        }
+        // A protocol-1 hello has no window, and the answer to one neither.
+        let v1 = br#"{"protocol":1,"codec":"json","max_frame_bytes":2048}"#;
+        let answer = Hello::decode(v1).unwrap().answer(&["json".into()], 2048, W);
+        assert_eq!(
+            String::from_utf8(answer.encode()).unwrap(),
+            r#"{"protocol":1,"codec":"json","max_frame_bytes":2048}"#
+        );
+    }
+
+    const W: rpc_core::stream::Window = rpc_core::stream::Window::DEFAULT;
 
     #[test]
     fn a_frame_limit_below_the_minimum_is_refused_by_its_size() {
@@ -264,7 +315,7 @@ mod tests {
             max_frame_bytes: MIN_FRAME_BYTES - 1,
             ..hello("json")
         };
-        let e = Answer::decode(&h.answer(&["json".into()], 2048).encode()).unwrap_err();
+        let e = Answer::decode(&h.answer(&["json".into()], 2048, W).encode()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Protocol);
         assert_eq!(
             e.message(),

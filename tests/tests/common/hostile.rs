@@ -370,7 +370,7 @@ pub(crate) fn read_bincode_response(payload: &[u8]) -> (u64, Result<Vec<u8>, (i3
     let inbound = Bincode
         .decode_response(payload)
         .unwrap_or_else(|e| panic!("not a bincode response ({e}): {payload:?}"));
-    let Inbound::Response { id, outcome } = inbound else {
+    let Inbound::Response { id, outcome, .. } = inbound else {
         panic!("not a response: {inbound:?}")
     };
     let outcome = outcome

@@ -26,6 +26,7 @@
 //! ← {"jsonrpc":"2.0","method":"rpc.goingAway","params":{"reason":"the server is shutting down"}}
 //! ```
 
+mod flow;
 mod request;
 
 use std::borrow::Cow;
@@ -41,7 +42,7 @@ use super::{
 };
 use crate::error::WireFault;
 use crate::error::{Error, ErrorKind};
-use crate::service::Reply;
+use crate::service::{Fault, Reply};
 
 use self::request::{
     decode_batch, decode_one, leading_u64, leading_value, parse_id, present, span,
@@ -53,11 +54,14 @@ pub struct Json;
 
 #[derive(Deserialize)]
 struct JsonResponse<'a> {
-    /// Only in a notification from the server (going away).
+    /// Only in a notification from the server (going away, stream messages).
     #[serde(default, borrow)]
     method: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    params: Option<&'a RawValue>,
+    /// The result opens a stream (protocol 2).
     #[serde(default)]
-    params: Option<GoingAway>,
+    stream: bool,
     #[serde(default, borrow, deserialize_with = "present")]
     id: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "present")]
@@ -112,6 +116,7 @@ impl Codec for Json {
             return Ok(Inbound::Response {
                 id,
                 outcome: Ok(result),
+                stream: false,
             });
         }
         let r: JsonResponse<'_> = serde_json::from_slice(frame).map_err(|e| {
@@ -120,10 +125,8 @@ impl Codec for Json {
                 format!("a response is not valid JSON-RPC: {e}"),
             )
         })?;
-        if let (None, Some(GOING_AWAY), Some(params)) = (r.id, r.method.as_deref(), r.params) {
-            return Ok(Inbound::GoingAway {
-                reason: params.reason,
-            });
+        if let (None, Some(method)) = (r.id, r.method.as_deref()) {
+            return notification(method, r.params, frame);
         }
         let id = match r.id.map(parse_id) {
             Some(Ok(Id::Num(id))) => id,
@@ -148,7 +151,11 @@ impl Codec for Json {
                 ));
             }
         };
-        Ok(Inbound::Response { id, outcome })
+        Ok(Inbound::Response {
+            id,
+            outcome,
+            stream: r.stream,
+        })
     }
 
     fn decode_request<'a>(&self, frame: &'a [u8]) -> Incoming<'a> {
@@ -224,6 +231,51 @@ impl Codec for Json {
         });
     }
 
+    fn mark_stream(&self, response: &mut BytesMut, start: usize) {
+        if response.len() > start && response.last() == Some(&b'}') {
+            response.truncate(response.len() - 1);
+            response.put_slice(br#","stream":true}"#);
+        }
+    }
+
+    fn begin_items(&self, dst: &mut BytesMut, id: u64) {
+        flow::begin_items(dst, id);
+    }
+
+    fn encode_item(
+        &self,
+        dst: &mut BytesMut,
+        first: bool,
+        item: &dyn erased_serde::Serialize,
+    ) -> Result<(), Error> {
+        flow::encode_item(dst, first, item)
+    }
+
+    fn finish_items(&self, dst: &mut BytesMut, _start: usize, _count: u32) {
+        flow::finish_items(dst);
+    }
+
+    fn encode_end(
+        &self,
+        dst: &mut BytesMut,
+        id: u64,
+        end: Result<(), &Fault>,
+    ) -> Result<(), Error> {
+        flow::encode_end(dst, id, end)
+    }
+
+    fn encode_credit(&self, dst: &mut BytesMut, id: u64, items: u64, bytes: u64) {
+        flow::encode_credit(dst, id, items, bytes);
+    }
+
+    fn encode_ping(&self, dst: &mut BytesMut, nonce: u64, pong: bool) {
+        flow::encode_ping(dst, nonce, pong);
+    }
+
+    fn decode_item(&self, items: &[u8], visit: &mut Visit<'_>) -> Result<usize, Error> {
+        flow::decode_item(items, visit, |value, visit| self.decode_value(value, visit))
+    }
+
     fn decode_value(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), Error> {
         crate::budget::within(crate::budget::for_message(bytes.len()), || {
             let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -235,6 +287,35 @@ impl Codec for Json {
                 )
             })
         })
+    }
+}
+
+/// A notification from the server: going away, a cancel of the stream
+/// the client sends, a stream message, or one of a kind this side does
+/// not know.
+fn notification(method: &str, params: Option<&RawValue>, frame: &[u8]) -> Result<Inbound, Error> {
+    let malformed = |e: serde_json::Error| {
+        Error::new(
+            ErrorKind::Protocol,
+            format!("`{method}` from the server is malformed: {e}"),
+        )
+    };
+    let params = params.map_or("null", RawValue::get);
+    match method {
+        GOING_AWAY => {
+            let GoingAway { reason } = serde_json::from_str(params).map_err(malformed)?;
+            Ok(Inbound::GoingAway { reason })
+        }
+        CANCEL => {
+            let (id,): (u64,) = serde_json::from_str(params).map_err(malformed)?;
+            Ok(Inbound::Cancel { id })
+        }
+        _ => match flow::decode(method, serde_json::from_str(params).ok(), frame) {
+            Some(flow) => flow.map(Inbound::Flow),
+            None => Ok(Inbound::Unknown {
+                kind: method.to_owned(),
+            }),
+        },
     }
 }
 
@@ -398,7 +479,8 @@ mod tests {
                     "{:?}",
                     Inbound::Response {
                         id,
-                        outcome: Ok(range)
+                        outcome: Ok(range),
+                        stream: false,
                     }
                 );
                 assert_eq!(Ok(read), general.map_err(|e| e.to_string()), "{frame}");

@@ -148,6 +148,19 @@ pub(super) fn decode_any(frame: &[u8]) -> Incoming<'_> {
             },
         };
     }
+    if id.is_none() && super::flow::is_control(&r.method) {
+        let frame_params = r.params;
+        return match super::flow::decode(&r.method, frame_params, frame) {
+            Some(Ok(flow)) => Incoming::Flow(flow),
+            Some(Err(error)) => Incoming::Invalid {
+                id: Id::Null,
+                error,
+            },
+            None => Incoming::Unknown {
+                kind: r.method.into_owned(),
+            },
+        };
+    }
     Incoming::Request(Request {
         id,
         method: r.method,

@@ -219,6 +219,8 @@ static ADD: crate::service::MethodInfo = crate::service::MethodInfo {
     returns: "i64",
     error: None,
     idempotent: true,
+    takes_stream: false,
+    returns_stream: false,
 };
 
 fn call(args: Vec<PyValue>, kwargs: &[(&str, i128)]) -> Call {
