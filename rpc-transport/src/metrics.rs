@@ -26,6 +26,8 @@
 //! | `rpc_handshakes_pending` | gauge | — (connections of every listener not yet authenticated) |
 //! | `rpc_calls_in_flight` | gauge | — |
 //! | `rpc_bytes_read_total`, `rpc_bytes_written_total` | counter | `transport` |
+//! | `rpc_streams_open` | gauge | — (streams either way, on every connection) |
+//! | `rpc_stream_items_total` | counter | `direction` (`sent`, `received`) |
 //!
 //! Calls to a method no service has are counted under `service=""`,
 //! `method=""`.
@@ -142,6 +144,28 @@ pub struct Metrics {
     bytes_written: [AtomicU64; TRANSPORTS],
     handshakes_pending: AtomicI64,
     calls_in_flight: AtomicI64,
+    streams_open: AtomicI64,
+    /// Stream items sent, received.
+    stream_items: [AtomicU64; 2],
+}
+
+/// Which way stream items went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From this server to its peers.
+    Sent,
+    /// From peers to this server.
+    Received,
+}
+
+impl Direction {
+    /// The label value: `sent`, `received`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Direction::Sent => "sent",
+            Direction::Received => "received",
+        }
+    }
 }
 
 impl Metrics {
@@ -162,7 +186,29 @@ impl Metrics {
             bytes_written: Default::default(),
             handshakes_pending: AtomicI64::new(0),
             calls_in_flight: AtomicI64::new(0),
+            streams_open: AtomicI64::new(0),
+            stream_items: Default::default(),
         })
+    }
+
+    /// Counts a stream open until the guard drops.
+    pub fn stream_opened(self: &Arc<Self>) -> Gauge {
+        Gauge::up(self.clone(), |m| &m.streams_open)
+    }
+
+    /// Counts stream items that went `direction`.
+    pub fn add_stream_items(&self, direction: Direction, items: u64) {
+        self.stream_items[direction as usize].fetch_add(items, Relaxed);
+    }
+
+    /// Streams open now.
+    pub fn streams_open(&self) -> u64 {
+        u64::try_from(self.streams_open.load(Relaxed)).unwrap_or(0)
+    }
+
+    /// Stream items that went `direction` so far.
+    pub fn stream_items(&self, direction: Direction) -> u64 {
+        self.stream_items[direction as usize].load(Relaxed)
     }
 
     /// Counts a connection open until the guard drops.
@@ -313,6 +359,27 @@ impl Metrics {
             "Calls whose handler has not stopped.",
         );
         let _ = writeln!(out, "rpc_calls_in_flight {}", self.calls_in_flight());
+        header(
+            out,
+            "rpc_streams_open",
+            "gauge",
+            "Streams open, either way.",
+        );
+        let _ = writeln!(out, "rpc_streams_open {}", self.streams_open());
+        header(
+            out,
+            "rpc_stream_items_total",
+            "counter",
+            "Stream items sent and received.",
+        );
+        for direction in [Direction::Sent, Direction::Received] {
+            let _ = writeln!(
+                out,
+                "rpc_stream_items_total{{direction=\"{}\"}} {}",
+                direction.label(),
+                self.stream_items(direction)
+            );
+        }
         per_transport(
             out,
             "rpc_bytes_read_total",

@@ -100,6 +100,7 @@ impl Connection {
                     super::flow::MAX_STREAMS,
                     super::flow::WINDOW,
                     server.window(),
+                    None,
                 ))
             }),
         });

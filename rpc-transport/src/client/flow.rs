@@ -134,10 +134,10 @@ impl Shared {
     pub(super) fn flow(&self, flow: Flow, frame: &Bytes) {
         let Some(streams) = &self.streams else { return };
         match flow {
-            Flow::Items { id, count, items } => {
-                if streams.items(id, frame, items, count).is_err() {
-                    self.notify_server(|codec, buf| codec.encode_cancel(buf, id));
-                }
+            Flow::Items { id, count, items }
+                if streams.items(id, frame, items.clone(), count).is_err() =>
+            {
+                self.notify_server(|codec, buf| codec.encode_cancel(buf, id));
             }
             Flow::End { id, outcome } => {
                 let end = outcome

@@ -130,6 +130,7 @@ impl ServerConnection<'_> {
                 limits.max_streams,
                 limits.stream_window(),
                 self.peer_window,
+                Some(self.metrics.clone()),
             ))
         });
         // However the loop ends, its streams end: a lost connection.

@@ -125,8 +125,12 @@ impl ServerConnection<'_> {
             }
         };
         if let Some(id) = &id {
+            let streaming = match (id, &replies.streams) {
+                (Id::Num(n), Some(streams)) => streams.contains(*n),
+                _ => false,
+            };
             // Checked before the handler runs, so a refused call has no effect.
-            if !calls.by_id.is_empty() && calls.by_id.contains_key(id) {
+            if streaming || (!calls.by_id.is_empty() && calls.by_id.contains_key(id)) {
                 let error = Error::new(
                     ErrorKind::InvalidRequest,
                     format!("request id {id:?} is already used by a call in flight"),

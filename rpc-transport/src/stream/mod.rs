@@ -15,18 +15,20 @@
 //! connection's outbox, capped by `max_queued_reply_bytes` on a server. A
 //! side holds at most `max_streams` windows of items per connection.
 //!
-//! Uses: the outbox, metrics.
+//! Uses: metrics. Its `Out` is the connection's outbox, seen through a trait.
 
 mod pump;
 mod table;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use futures::task::AtomicWaker;
 use rpc_core::stream::Window;
 use rpc_core::{Error, ErrorKind};
+
+use crate::metrics::{Direction, Metrics};
 
 pub(crate) use self::pump::{Out, pump, send_end};
 pub(crate) use self::table::Streams;
@@ -42,6 +44,8 @@ pub(crate) struct Credit {
     waker: AtomicWaker,
     /// Why the stream was stopped, once it was.
     stopped: Mutex<Option<(ErrorKind, String)>>,
+    /// A server's counters, for the items sent.
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// Credit stops growing here: a grant of 2^63 is as good as 2^40, and
@@ -49,13 +53,14 @@ pub(crate) struct Credit {
 const MAX_CREDIT: u64 = 1 << 40;
 
 impl Credit {
-    pub(crate) fn new(window: Window) -> Credit {
+    pub(crate) fn new(window: Window, metrics: Option<Arc<Metrics>>) -> Credit {
         Credit {
             items: AtomicU64::new(u64::from(window.items)),
             bytes: AtomicI64::new(i64::from(window.bytes)),
             batch: (window.items / 4).max(1),
             waker: AtomicWaker::new(),
             stopped: Mutex::new(None),
+            metrics,
         }
     }
 
@@ -97,6 +102,9 @@ impl Credit {
     }
 
     fn spend(&self, items: u32, bytes: usize) {
+        if let Some(metrics) = &self.metrics {
+            metrics.add_stream_items(Direction::Sent, u64::from(items));
+        }
         self.items.fetch_sub(u64::from(items), Ordering::AcqRel);
         self.bytes
             .fetch_sub(i64::try_from(bytes).unwrap_or(i64::MAX), Ordering::AcqRel);

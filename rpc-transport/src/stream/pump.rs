@@ -109,7 +109,7 @@ pub(crate) async fn pump(id: u64, source: Box<dyn Source>, credit: Arc<Credit>, 
     };
     // Ended by itself: nothing to tell it.
     guard.source = None;
-    send_end(&*out, id, end.as_ref().map(|_| ()).map_err(|e| e));
+    send_end(&*out, id, end.as_ref().map(|_| ()));
 }
 
 /// Queues the end of stream `id`.

@@ -10,6 +10,7 @@ use rpc_core::{Error, ErrorKind};
 use tokio::task::AbortHandle;
 
 use super::{Credit, Out, pump};
+use crate::metrics::{Direction, Gauge, Metrics};
 
 /// One connection's streams.
 #[derive(Debug)]
@@ -21,6 +22,8 @@ pub(crate) struct Streams {
     pub(crate) window: Window,
     /// The window the peer receives with.
     pub(crate) peer_window: Window,
+    /// A server's counters; none on a client.
+    metrics: Option<Arc<Metrics>>,
 }
 
 #[derive(Debug, Default)]
@@ -34,6 +37,8 @@ struct Table {
 struct Entry {
     inbox: Option<Arc<Inbox>>,
     sending: Option<Sending>,
+    /// Counts the stream open while the entry lives.
+    _open: Option<Gauge>,
 }
 
 #[derive(Debug)]
@@ -49,13 +54,32 @@ impl Entry {
 }
 
 impl Streams {
-    pub(crate) fn new(max: usize, window: Window, peer_window: Window) -> Streams {
+    pub(crate) fn new(
+        max: usize,
+        window: Window,
+        peer_window: Window,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Streams {
         Streams {
             table: Mutex::default(),
             max,
             window,
             peer_window,
+            metrics,
         }
+    }
+
+    /// The entry of stream `id`, made (and counted open) if new.
+    fn entry<'t>(&self, table: &'t mut Table, id: u64) -> &'t mut Entry {
+        table.by_id.entry(id).or_insert_with(|| Entry {
+            _open: self.metrics.as_ref().map(|m| m.stream_opened()),
+            ..Entry::default()
+        })
+    }
+
+    /// Whether `id` names an open stream: a new call may not take its id.
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.table().by_id.contains_key(&id)
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
@@ -104,8 +128,11 @@ impl Streams {
         if let Some(e) = self.refuse(&table, id) {
             return Err(e);
         }
+        if table.by_id.get(&id).is_some_and(|e| e.inbox.is_some()) {
+            return Err(in_use(id));
+        }
         let inbox = Inbox::new(id, codec, self.window, control);
-        table.by_id.entry(id).or_default().inbox = Some(inbox.clone());
+        self.entry(&mut table, id).inbox = Some(inbox.clone());
         Ok(inbox)
     }
 
@@ -117,14 +144,18 @@ impl Streams {
         source: Box<dyn Source>,
         out: Arc<dyn Out>,
     ) -> Result<(), Error> {
-        let credit = Arc::new(Credit::new(self.peer_window));
+        let credit = Arc::new(Credit::new(self.peer_window, self.metrics.clone()));
         {
             let mut table = self.table();
-            if let Some(e) = self.refuse(&table, id) {
+            let refused = self.refuse(&table, id).or_else(|| {
+                let busy = table.by_id.get(&id).is_some_and(|e| e.sending.is_some());
+                busy.then(|| in_use(id))
+            });
+            if let Some(e) = refused {
                 source.close(Error::new(e.kind(), e.message()));
                 return Err(e);
             }
-            table.by_id.entry(id).or_default().sending = Some(Sending {
+            self.entry(&mut table, id).sending = Some(Sending {
                 credit: credit.clone(),
                 task: None,
             });
@@ -137,10 +168,9 @@ impl Streams {
             }
         });
         let mut table = self.table();
-        match table.by_id.get_mut(&id).and_then(|e| e.sending.as_mut()) {
-            Some(sending) => sending.task = Some(task.abort_handle()),
-            // Done already.
-            None => {}
+        // Not there if it is done already.
+        if let Some(sending) = table.by_id.get_mut(&id).and_then(|e| e.sending.as_mut()) {
+            sending.task = Some(task.abort_handle());
         }
         Ok(())
     }
@@ -162,8 +192,13 @@ impl Streams {
             return Ok(());
         }
         let pushed = inbox.push(frame.clone(), items, count);
-        if pushed.is_err() {
-            self.forget_inbox(id);
+        match &pushed {
+            Ok(()) => {
+                if let Some(metrics) = &self.metrics {
+                    metrics.add_stream_items(Direction::Received, u64::from(count));
+                }
+            }
+            Err(_) => self.forget_inbox(id),
         }
         pushed
     }
@@ -279,6 +314,13 @@ impl Streams {
         self.table().closed = None;
         ids
     }
+}
+
+fn in_use(id: u64) -> Error {
+    Error::new(
+        ErrorKind::InvalidRequest,
+        format!("id {id} names a stream still open; a call needs an id of its own"),
+    )
 }
 
 fn stop(sending: Sending, why: &Error) {
