@@ -27,12 +27,13 @@
 //! |---|---|---|
 //! | `wire/` | bytes on the wire, no tasks: [`frame`], [`handshake`], [`hello`], and the session that opens a stream with them | [`net`], [`quiet`] |
 //! | [`net`] | streams and listeners: TCP, Unix | — |
-//! | [`server`] | the accept loop and [`Listening`]; admission (connections not yet authenticated); the connection loop; one request and its call; calls in flight and cancel; batches; queued replies | wire, net, config, metrics, quiet, the outbox, the shutdown signal, python |
-//! | [`client`] | [`connect`]; the [`Connection`] (callers, reader, writer, expiry); [`reconnect`] | wire, net, config, the outbox, python |
+//! | [`server`] | the accept loop and [`Listening`]; admission (connections not yet authenticated); the connection loop; one request and its call; calls in flight and cancel; batches; queued replies; stream messages | wire, net, config, metrics, quiet, the outbox, stream, the shutdown signal, python |
+//! | [`client`] | [`connect`]; the [`Connection`] (callers, reader, writer, expiry); its streams; [`reconnect`] | wire, net, config, the outbox, stream, python |
 //! | [`config`] | the public types, the builders, the layering of builder → env → file, the `[server]` and `[client]` tables, [`limits`] (the nested tables), the checks | wire (the smallest frame) |
 //! | `local` | [`local()`]: a client and a registry in one process, over an in-memory pipe | server, client, config |
 //! | `shutdown` | the drain signal every listener shares | — |
 //! | `outbox` | a connection's outgoing frames and the writer that drains them | wire |
+//! | `stream` | streams on a connection (protocol 2): the table by call id, each stream's credit, the pump that sends one | metrics |
 //! | [`metrics`], [`quiet`] | what every listener counts; log-safe peer text and rate-limited warnings | — |
 //! | [`python`] | Python peers: serving stock `multiprocessing` clients, calling Python servers | wire, net, config, metrics, the shutdown signal |
 //! | `http` | the HTTP gateway (feature `http`) | server, config, metrics, quiet, the shutdown signal |
@@ -73,6 +74,16 @@
 //!   | -- going away (shutdown) ---------------------> |   no new calls; in-flight ones still answered
 //! ```
 //!
+//! From protocol 2 a call may carry a stream each way, named by its id:
+//!
+//! ```text
+//!   | <------------------------- request id=4 (watch) - |
+//!   | -- response id=4, a stream follows ------------> |
+//!   | -- items id=4 (many to a message) -------------> |   while the client's credit lasts
+//!   | <------------------------------ credit id=4 ---- |   the consumer took half a window
+//!   | -- end id=4 (finished, or an error) -----------> |   or the client cancels id=4
+//! ```
+//!
 //! # Python peers
 //!
 //! With `python_compat = true` a server also serves stock Python
@@ -90,6 +101,7 @@
 //! | server | call tasks | calls not done at their first poll, bounded by the caller's deadline; dropped with the connection |
 //! | client | callers | encode the request into the connection's outbox and write it themselves, unless callers woken by the same read are still running: then they leave it queued, and the connection task, woken once for the batch, writes it after they have run, so one write carries what a whole read answered |
 //! | client | connection task | reads replies, waking each caller's one-shot by id; writes what callers left queued (and what a full socket did not take); fails calls past their deadline, sleeping until the earliest one (no timer per call) |
+//! | either | stream pump | one per stream this side sends: polls the producer while the receiver's credit lasts, many items to a message, into the connection's outbox; dropped when the receiver cancels or the connection ends |
 //! | client | reconnect task ([`reconnect`]) | with a `[client.reconnect]` policy: waits for the connection to end, then reconnects with backoff and jitter |
 //!
 //! Both sides write through an outbox: small frames are encoded into one
