@@ -369,3 +369,6 @@ pub use self::inbox::receiving;
 pub const DOORS: &str = "streams travel over TCP (protocol 2, either codec), \
     Server-Sent Events (`GET` or `POST /{Service}/{method}` with `Accept: text/event-stream`) \
     and the WebSocket at `GET /rpc`";
+
+#[cfg(test)]
+mod tests;

@@ -300,17 +300,17 @@ fn notification(method: &str, params: Option<&RawValue>, frame: &[u8]) -> Result
             format!("`{method}` from the server is malformed: {e}"),
         )
     };
-    let params = params.map_or("null", RawValue::get);
+    let text = params.map_or("null", RawValue::get);
     match method {
         GOING_AWAY => {
-            let GoingAway { reason } = serde_json::from_str(params).map_err(malformed)?;
+            let GoingAway { reason } = serde_json::from_str(text).map_err(malformed)?;
             Ok(Inbound::GoingAway { reason })
         }
         CANCEL => {
-            let (id,): (u64,) = serde_json::from_str(params).map_err(malformed)?;
+            let (id,): (u64,) = serde_json::from_str(text).map_err(malformed)?;
             Ok(Inbound::Cancel { id })
         }
-        _ => match flow::decode(method, serde_json::from_str(params).ok(), frame) {
+        _ => match flow::decode(method, params, frame) {
             Some(flow) => flow.map(Inbound::Flow),
             None => Ok(Inbound::Unknown {
                 kind: method.to_owned(),
