@@ -140,9 +140,71 @@ fn take<'a, T: serde::Deserialize<'a>>(
     })
 }
 
+/// Appends `value`, typed (a stream item).
+pub(super) fn encode_typed<T: serde::Serialize + ?Sized>(
+    dst: &mut BytesMut,
+    value: &T,
+) -> Result<(), Error> {
+    atomically(dst, |dst| put(dst, value))
+}
+
+/// Decodes `count` values of type `T` from the front of `bytes` into
+/// `out` (a stream-items message's items: a tuple, with no length
+/// prefix), with one decoder for them all; returns the bytes they took.
+pub(super) fn decode_items<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    count: u32,
+    out: &mut std::collections::VecDeque<T>,
+) -> Result<usize, Error> {
+    let seed = Items { count, out };
+    let decoded = with_limit_for!(bytes.len(), |config| {
+        ::bincode::serde::seed_decode_from_slice(seed, bytes, config)
+    });
+    let ((), used) =
+        decoded.map_err(|e| Error::new(ErrorKind::Parse, format!("a value is malformed: {e}")))?;
+    Ok(used)
+}
+
+/// `count` values of type `T`, read as a tuple into `out`.
+struct Items<'o, T> {
+    count: u32,
+    out: &'o mut std::collections::VecDeque<T>,
+}
+
+impl<'de, T: serde::de::DeserializeOwned> DeserializeSeed<'de> for Items<'_, T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_tuple(self.count as usize, self)
+    }
+}
+
+impl<'de, T: serde::de::DeserializeOwned> serde::de::Visitor<'de> for Items<'_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} stream items", self.count)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.out.reserve(self.count as usize);
+        for i in 0..self.count {
+            match seq.next_element::<T>()? {
+                Some(item) => self.out.push_back(item),
+                None => return Err(serde::de::Error::invalid_length(i as usize, &self)),
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Codec for Bincode {
     fn name(&self) -> &'static str {
         "bincode"
+    }
+
+    fn builtin(&self) -> Option<super::Builtin> {
+        Some(super::Builtin::Bincode)
     }
 
     fn encode_request(&self, dst: &mut BytesMut, r: &OutRequest<'_>) -> Result<(), Error> {
@@ -296,7 +358,8 @@ impl Codec for Bincode {
     }
 
     fn decode_value(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), Error> {
-        match self.decode_item(bytes, visit)? {
+        let limit = crate::budget::for_message(bytes.len());
+        match crate::budget::within(limit, || self.decode_item(bytes, visit))? {
             used if used == bytes.len() => Ok(()),
             used => Err(Error::new(
                 ErrorKind::Parse,
@@ -361,15 +424,13 @@ impl Codec for Bincode {
     }
 
     fn decode_item(&self, items: &[u8], visit: &mut Visit<'_>) -> Result<usize, Error> {
-        crate::budget::within(crate::budget::for_message(items.len()), || {
-            let decoded = with_limit_for!(items.len(), |config| {
-                ::bincode::serde::seed_decode_from_slice(Seed(visit), items, config)
-            });
-            let (result, used) = decoded
-                .map_err(|e| Error::new(ErrorKind::Parse, format!("a value is malformed: {e}")))?;
-            result?;
-            Ok(used)
-        })
+        let decoded = with_limit_for!(items.len(), |config| {
+            ::bincode::serde::seed_decode_from_slice(Seed(visit), items, config)
+        });
+        let (result, used) = decoded
+            .map_err(|e| Error::new(ErrorKind::Parse, format!("a value is malformed: {e}")))?;
+        result?;
+        Ok(used)
     }
 }
 

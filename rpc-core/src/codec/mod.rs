@@ -117,6 +117,12 @@ pub trait Codec: Send + Sync + fmt::Debug + 'static {
     /// bytes are left over.
     fn decode_value(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), Error>;
 
+    /// Which of this crate's codecs this is, if it is one: stream items of
+    /// a known type are then encoded and decoded without type erasure.
+    fn builtin(&self) -> Option<Builtin> {
+        None
+    }
+
     /// Marks the response just encoded at `start..` of `response` as
     /// opening a stream: its items follow under the call's id.
     fn mark_stream(&self, response: &mut BytesMut, start: usize) {
@@ -174,13 +180,81 @@ pub trait Codec: Send + Sync + fmt::Debug + 'static {
     }
 
     /// Hands `visit` a deserializer over the first item of `items` (the
-    /// rest of an items message); returns how many bytes it took.
+    /// rest of an items message); returns how many bytes it took. It sets
+    /// no decode budget of its own: the caller decodes a message's items
+    /// in one (`budget::within`).
     fn decode_item(&self, items: &[u8], visit: &mut Visit<'_>) -> Result<usize, Error> {
         let _ = (items, visit);
         Err(Error::new(
             ErrorKind::Protocol,
             format!("the `{}` codec cannot carry streams", self.name()),
         ))
+    }
+}
+
+/// The codecs this crate ships, for code that handles them with typed
+/// values instead of through `erased_serde` (see [`Codec::builtin`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Builtin {
+    /// [`Bincode`].
+    Bincode,
+    /// [`Json`].
+    Json,
+}
+
+/// Appends one stream item of a known type to a message of a codec
+/// (see [`Codec::encode_item`]).
+pub type ItemEncoder<T> = fn(&dyn Codec, &mut BytesMut, bool, &T) -> Result<(), Error>;
+
+/// How `codec` encodes stream items of type `T`: typed for this crate's
+/// codecs, through [`Codec::encode_item`] for others. Chosen once per
+/// message, not per item.
+pub fn item_encoder<T: serde::Serialize>(codec: &dyn Codec) -> ItemEncoder<T> {
+    match codec.builtin() {
+        Some(Builtin::Bincode) => |_, dst, _, item| bincode::encode_typed(dst, item),
+        Some(Builtin::Json) => |_, dst, first, item| json::encode_item_typed(dst, first, item),
+        None => |codec, dst, first, item| codec.encode_item(dst, first, item),
+    }
+}
+
+/// Decodes the `count` stream items of type `T` at the front of `items`
+/// (an items message's) into `out`; returns the bytes they took. Typed for
+/// this crate's codecs (bincode decodes them as one tuple), through
+/// [`Codec::decode_item`] for others. Sets no decode budget of its own.
+pub fn decode_items<T: DeserializeOwned>(
+    codec: &dyn Codec,
+    items: &[u8],
+    count: u32,
+    out: &mut std::collections::VecDeque<T>,
+) -> Result<usize, Error> {
+    match codec.builtin() {
+        Some(Builtin::Bincode) => bincode::decode_items(items, count, out),
+        Some(Builtin::Json) => {
+            let mut at = 0;
+            for _ in 0..count {
+                let (item, used) = json::decode_item_typed(&items[at..])?;
+                at += used;
+                out.push_back(item);
+            }
+            Ok(at)
+        }
+        None => {
+            let mut at = 0;
+            for _ in 0..count {
+                let mut item = None;
+                at += codec.decode_item(&items[at..], &mut |de| {
+                    let value = erased_serde::deserialize(de)
+                        .map_err(|e| Error::new(ErrorKind::Parse, e.to_string()))?;
+                    item = Some(value);
+                    Ok(())
+                })?;
+                let item = item
+                    .ok_or_else(|| Error::new(ErrorKind::Parse, "a stream item held no value"))?;
+                out.push_back(item);
+            }
+            Ok(at)
+        }
     }
 }
 

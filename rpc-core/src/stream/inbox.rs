@@ -68,12 +68,11 @@ pub struct Inbox {
     state: Mutex<State>,
 }
 
-/// Items that arrived in one message: `left` of them, at `at..end` of `frame`.
+/// Items that arrived in one message: `count` of them, at `at..end` of `frame`.
 pub(super) struct Batch {
     pub(super) frame: Bytes,
     pub(super) at: usize,
     pub(super) end: usize,
-    pub(super) left: u32,
     pub(super) count: u32,
     /// `end - at` as it arrived: the bytes its credit was charged.
     pub(super) bytes: usize,
@@ -180,7 +179,6 @@ impl Inbox {
                 frame,
                 at: items.start,
                 end: items.end,
-                left: count,
                 count,
                 bytes,
             });

@@ -43,6 +43,7 @@ mod channel;
 mod inbox;
 mod source;
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -55,7 +56,7 @@ use crate::error::{Error, ErrorKind};
 
 pub use self::channel::Sender;
 pub use self::inbox::{Control, Inbox, Window};
-pub use self::source::{Pulled, Source, capturing};
+pub use self::source::{Filled, Pulled, Source, capturing};
 
 /// Why a stream ended: `Ok(())` when its sender finished it, else the
 /// error that ended it. The error's kind tells which:
@@ -83,9 +84,14 @@ pub struct Stream<T> {
     end: Option<End>,
 }
 
-/// Decodes one item from the front of the items given, with the frame
-/// they lie in: the item and the bytes it took.
-type Decode<T> = fn(&dyn Codec, &[u8], &bytes::Bytes) -> Result<(T, usize), Error>;
+/// Decodes a message's items (see [`decode_items`]).
+type Decode<T> = fn(
+    &dyn Codec,
+    &bytes::Bytes,
+    std::ops::Range<usize>,
+    u32,
+    &mut VecDeque<T>,
+) -> Result<(), Error>;
 
 type BoxItems<T> = Pin<Box<dyn futures::Stream<Item = Result<T, Error>> + Send>>;
 
@@ -101,7 +107,7 @@ enum Inner<T> {
         inbox: Arc<Inbox>,
         decode: Decode<T>,
         /// The message whose items are being taken.
-        current: Option<inbox::Batch>,
+        current: Current<T>,
     },
     /// Its items were handed to a transport, or it has ended.
     Gone,
@@ -166,8 +172,8 @@ impl<T> Stream<T> {
         Stream {
             inner: Mutex::new(Inner::Remote {
                 inbox,
-                decode: decode_item::<T>,
-                current: None,
+                decode: decode_items::<T>,
+                current: Current::default(),
             }),
             end: None,
         }
@@ -194,68 +200,91 @@ impl<T> Stream<T> {
     }
 }
 
-fn decode_item<T: DeserializeOwned>(
+/// Decodes the `count` items at `items` (of `frame`) into `out`, in one
+/// decode budget (that of the message) and with [`crate::Bytes`] sliced
+/// from the frame.
+fn decode_items<T: DeserializeOwned>(
     codec: &dyn Codec,
-    items: &[u8],
     frame: &bytes::Bytes,
-) -> Result<(T, usize), Error> {
-    let mut out = None;
-    let used = crate::blob::decoding_from(frame, || {
-        codec.decode_item(items, &mut |de| {
-            let value = erased_serde::deserialize(de).map_err(|e| {
-                let what = format!("a stream item (type `{}`)", std::any::type_name::<T>());
-                let why = crate::explain::explain(codec.name(), &what, &e.to_string());
-                Error::new(ErrorKind::Parse, why)
-            })?;
-            out = Some(value);
-            Ok(())
+    items: std::ops::Range<usize>,
+    count: u32,
+    out: &mut VecDeque<T>,
+) -> Result<(), Error> {
+    let bytes = &frame[items];
+    crate::budget::within(crate::budget::for_message(bytes.len()), || {
+        crate::blob::decoding_from(frame, || {
+            crate::codec::decode_items::<T>(codec, bytes, count, out)
+                .map(drop)
+                .map_err(|e| {
+                    let what = format!("a stream item (type `{}`)", std::any::type_name::<T>());
+                    let why = crate::explain::explain(codec.name(), &what, e.message());
+                    Error::new(ErrorKind::Parse, why)
+                })
         })
-    })?;
-    match out {
-        Some(value) => Ok((value, used)),
-        None => Err(Error::new(ErrorKind::Parse, "a stream item held no value")),
-    }
+    })
 }
 
 /// Takes the next item of a remote stream: from the message being taken,
-/// else from the next one to arrive.
+/// else from the next one to arrive, whose items are decoded together.
+/// The message's credit is given back once its last item is taken.
 fn poll_remote<T>(
     inbox: &Inbox,
     decode: Decode<T>,
-    current: &mut Option<inbox::Batch>,
+    current: &mut Current<T>,
     cx: &mut Context<'_>,
 ) -> Poll<Option<Result<T, Error>>> {
     loop {
-        if let Some(batch) = current {
-            let decoded = decode(
-                inbox.codec(),
-                &batch.frame[batch.at..batch.end],
-                &batch.frame,
-            );
-            let (item, used) = match decoded {
-                Ok(decoded) => decoded,
-                Err(e) => {
-                    *current = None;
-                    inbox.cancel();
-                    return Poll::Ready(Some(Err(e)));
-                }
-            };
-            batch.at += used;
-            batch.left -= 1;
-            if batch.left == 0 {
-                let (count, bytes) = (batch.count, batch.bytes);
-                *current = None;
+        if let Some(item) = current.items.pop_front() {
+            if current.items.is_empty() {
+                let (count, bytes) = std::mem::take(&mut current.owed);
                 inbox.taken(count, bytes);
             }
             return Poll::Ready(Some(Ok(item)));
         }
         match inbox.poll_batch(cx) {
-            Poll::Ready(Some(batch)) => *current = Some(batch),
+            Poll::Ready(Some(batch)) => {
+                let range = batch.at..batch.end;
+                if let Err(e) = decode(
+                    inbox.codec(),
+                    &batch.frame,
+                    range,
+                    batch.count,
+                    &mut current.items,
+                ) {
+                    current.items.clear();
+                    inbox.cancel();
+                    return Poll::Ready(Some(Err(e)));
+                }
+                current.owed = (batch.count, batch.bytes);
+                if current.items.is_empty() {
+                    inbox.taken(batch.count, batch.bytes);
+                }
+            }
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => return Poll::Pending,
         }
     }
 }
+
+/// The items of the message being taken, decoded, and the credit they
+/// give back once taken.
+struct Current<T> {
+    items: VecDeque<T>,
+    owed: (u32, usize),
+}
+
+impl<T> Default for Current<T> {
+    fn default() -> Current<T> {
+        Current {
+            items: VecDeque::new(),
+            owed: (0, 0),
+        }
+    }
+}
+
+/// Nothing in a stream is pinned in place (its producer is boxed), so it
+/// moves freely whatever `T` is.
+impl<T> Unpin for Stream<T> {}
 
 impl<T> futures::Stream for Stream<T> {
     type Item = T;

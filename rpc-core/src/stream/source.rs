@@ -5,7 +5,10 @@
 use std::cell::RefCell;
 use std::task::{Context, Poll};
 
+use bytes::BytesMut;
+
 use super::{BoxItems, Stream};
+use crate::codec::Codec;
 use crate::error::{Error, ErrorKind};
 
 /// What [`Source::poll_item`] found.
@@ -17,8 +20,49 @@ pub enum Pulled {
     End(super::End),
 }
 
+/// What [`Source::poll_batch`] wrote.
+#[derive(Debug)]
+pub struct Filled {
+    /// Items appended.
+    pub items: u32,
+    /// The stream ended after them (finished, or with an error).
+    pub end: Option<super::End>,
+}
+
 /// A stream's items, type-erased, for a transport to send.
 pub trait Source: Send + 'static {
+    /// Appends the items that are ready to `dst` in `codec`'s encoding
+    /// ([`Codec::encode_item`]; the first one as the first of a message if
+    /// `first`), until `max_items` are appended or `dst` grew by
+    /// `max_bytes`, the stream ends, or no item is ready. Pending only if
+    /// no item was appended and the stream has not ended.
+    fn poll_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        codec: &dyn Codec,
+        dst: &mut BytesMut,
+        first: bool,
+        (max_items, max_bytes): (u32, usize),
+    ) -> Poll<Filled> {
+        let start = dst.len();
+        let mut items = 0;
+        while items < max_items && dst.len() - start < max_bytes {
+            let first = first && items == 0;
+            match self.poll_item(cx, &mut |item| codec.encode_item(dst, first, item)) {
+                Poll::Ready(Pulled::Item) => items += 1,
+                Poll::Ready(Pulled::End(end)) => {
+                    return Poll::Ready(Filled {
+                        items,
+                        end: Some(end),
+                    });
+                }
+                Poll::Pending if items == 0 => return Poll::Pending,
+                Poll::Pending => break,
+            }
+        }
+        Poll::Ready(Filled { items, end: None })
+    }
+
     /// Polls for the next item; when one is ready, hands it to `encode`. An
     /// item `encode` refuses ends the stream with its error.
     fn poll_item(
@@ -53,6 +97,42 @@ impl<T: serde::Serialize + Send + 'static> Source for Local<T> {
                 Err(e) => Pulled::End(Err(e)),
             }),
         }
+    }
+
+    fn poll_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        codec: &dyn Codec,
+        dst: &mut BytesMut,
+        first: bool,
+        (max_items, max_bytes): (u32, usize),
+    ) -> Poll<Filled> {
+        // As the default, with the item's type known: no erasure per item.
+        let encode = crate::codec::item_encoder::<T>(codec);
+        let start = dst.len();
+        let mut items = 0;
+        while items < max_items && dst.len() - start < max_bytes {
+            let end = match self.items.as_mut().poll_next(cx) {
+                Poll::Pending if items == 0 => return Poll::Pending,
+                Poll::Pending => break,
+                Poll::Ready(None) => Ok(()),
+                Poll::Ready(Some(Err(e))) => Err(e),
+                Poll::Ready(Some(Ok(item))) => {
+                    match encode(codec, dst, first && items == 0, &item) {
+                        Ok(()) => {
+                            items += 1;
+                            continue;
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            return Poll::Ready(Filled {
+                items,
+                end: Some(end),
+            });
+        }
+        Poll::Ready(Filled { items, end: None })
     }
 
     fn close(self: Box<Self>, why: Error) {

@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use futures::future::BoxFuture;
 use rpc_core::codec::Codec;
 use rpc_core::service::Fault;
-use rpc_core::stream::{Pulled, Source};
+use rpc_core::stream::Source;
 use rpc_core::{Error, ErrorKind};
 
 use super::Credit;
@@ -65,31 +65,23 @@ pub(crate) async fn pump(id: u64, source: Box<dyn Source>, credit: Arc<Credit>, 
             return;
         };
         std::future::poll_fn(|cx| {
-            loop {
-                if count == max_items || buf.len() - head >= max_bytes {
-                    return Poll::Ready(());
+            let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                source.poll_batch(cx, codec, &mut buf, true, (max_items, max_bytes))
+            }));
+            match polled {
+                Ok(Poll::Pending) => Poll::Pending,
+                Ok(Poll::Ready(filled)) => {
+                    count = filled.items;
+                    ended = filled.end;
+                    Poll::Ready(())
                 }
-                let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    source.poll_item(cx, &mut |item| {
-                        codec.encode_item(&mut buf, count == 0, item)
-                    })
-                }));
-                match polled {
-                    Ok(Poll::Ready(Pulled::Item)) => count += 1,
-                    Ok(Poll::Ready(Pulled::End(end))) => {
-                        ended = Some(end);
-                        return Poll::Ready(());
-                    }
-                    Ok(Poll::Pending) if count > 0 => return Poll::Ready(()),
-                    Ok(Poll::Pending) => return Poll::Pending,
-                    Err(panic) => {
-                        let why = rpc_core::service::panic_message(&*panic).to_owned();
-                        ended = Some(Err(Error::new(
-                            ErrorKind::HandlerPanic,
-                            format!("the stream's producer panicked: {why}"),
-                        )));
-                        return Poll::Ready(());
-                    }
+                Err(panic) => {
+                    let why = rpc_core::service::panic_message(&*panic).to_owned();
+                    ended = Some(Err(Error::new(
+                        ErrorKind::HandlerPanic,
+                        format!("the stream's producer panicked: {why}"),
+                    )));
+                    Poll::Ready(())
                 }
             }
         })

@@ -162,6 +162,44 @@ pub(super) fn encode_item(
     })
 }
 
+/// [`encode_item`] of a known type.
+pub(crate) fn encode_item_typed<T: serde::Serialize>(
+    dst: &mut BytesMut,
+    first: bool,
+    item: &T,
+) -> Result<(), Error> {
+    atomically(dst, |dst| {
+        if !first {
+            dst.put_u8(b',');
+        }
+        crate::finite::to_writer(dst.writer(), item)
+            .map_err(encode_error)?
+            .result(item, "json")
+    })
+}
+
+/// [`decode_item`] of a known type, in one pass.
+pub(crate) fn decode_item_typed<T: serde::de::DeserializeOwned>(
+    items: &[u8],
+) -> Result<(T, usize), Error> {
+    let mut at = items.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    if items.get(at) == Some(&b',') {
+        at += 1;
+    }
+    let mut values = serde_json::Deserializer::from_slice(&items[at..]).into_iter::<T>();
+    match values.next() {
+        Some(Ok(value)) => Ok((value, at + values.byte_offset())),
+        Some(Err(e)) => Err(Error::new(
+            ErrorKind::Parse,
+            format!(
+                "a stream item did not decode: {}",
+                crate::codec::cut(&e.to_string())
+            ),
+        )),
+        None => Err(Error::new(ErrorKind::Parse, "a stream item is missing")),
+    }
+}
+
 pub(super) fn finish_items(dst: &mut BytesMut) {
     dst.put_slice(b"]}}");
 }
@@ -211,11 +249,7 @@ pub(super) fn encode_ping(dst: &mut BytesMut, nonce: u64, pong: bool) {
 /// The first item of `items` (what follows an items message's `[`, or an
 /// item's end): skips a comma before it, reads it, and returns the bytes
 /// taken.
-pub(super) fn decode_item(
-    items: &[u8],
-    visit: &mut Visit<'_>,
-    decode_value: impl FnOnce(&[u8], &mut Visit<'_>) -> Result<(), Error>,
-) -> Result<usize, Error> {
+pub(super) fn decode_item(items: &[u8], visit: &mut Visit<'_>) -> Result<usize, Error> {
     let mut at = items.iter().take_while(|b| b.is_ascii_whitespace()).count();
     if items.get(at) == Some(&b',') {
         at += 1;
@@ -235,7 +269,8 @@ pub(super) fn decode_item(
         None => return Err(Error::new(ErrorKind::Parse, "a stream item is missing")),
     };
     let used = at + values.byte_offset();
-    decode_value(value.get().as_bytes(), visit)?;
+    let mut de = serde_json::Deserializer::from_str(value.get());
+    visit(&mut <dyn erased_serde::Deserializer<'_>>::erase(&mut de))?;
     Ok(used)
 }
 

@@ -87,9 +87,15 @@ struct JsonError<'a> {
 }
 
 /// Only the id, to answer a request that is otherwise malformed.
+pub(super) use self::flow::{decode_item_typed, encode_item_typed};
+
 impl Codec for Json {
     fn name(&self) -> &'static str {
         "json"
+    }
+
+    fn builtin(&self) -> Option<super::Builtin> {
+        Some(super::Builtin::Json)
     }
 
     fn encode_request(&self, dst: &mut BytesMut, r: &OutRequest<'_>) -> Result<(), Error> {
@@ -273,7 +279,7 @@ impl Codec for Json {
     }
 
     fn decode_item(&self, items: &[u8], visit: &mut Visit<'_>) -> Result<usize, Error> {
-        flow::decode_item(items, visit, |value, visit| self.decode_value(value, visit))
+        flow::decode_item(items, visit)
     }
 
     fn decode_value(&self, bytes: &[u8], visit: &mut Visit<'_>) -> Result<(), Error> {
