@@ -394,8 +394,10 @@ impl Shared {
             }
             // Gone away and nothing left to wait for: close this side, so
             // the server need not keep the connection for its grace period.
+            // Streams still open go on until the server ends them (its grace).
             drained = waiters.by_id.is_empty()
-                && matches!(waiters.closed, Some((ErrorKind::ShuttingDown, _)));
+                && matches!(waiters.closed, Some((ErrorKind::ShuttingDown, _)))
+                && self.streams.as_ref().is_none_or(|s| s.open() == 0);
         }
         // Counted before any caller can take its reply (and count it down).
         self.woken.fetch_add(answered.len(), Ordering::SeqCst);
