@@ -321,6 +321,13 @@ pub struct WireFault {
     pub data: Option<Range<usize>>,
 }
 
+impl WireFault {
+    /// The error it stands for: its kind (from the code) and message.
+    pub fn into_error(self) -> Error {
+        Error::new(ErrorKind::from_code(self.code), self.message)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

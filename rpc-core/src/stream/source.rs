@@ -44,23 +44,13 @@ pub trait Source: Send + 'static {
         first: bool,
         (max_items, max_bytes): (u32, usize),
     ) -> Poll<Filled> {
-        let start = dst.len();
-        let mut items = 0;
-        while items < max_items && dst.len() - start < max_bytes {
-            let first = first && items == 0;
-            match self.poll_item(cx, &mut |item| codec.encode_item(dst, first, item)) {
-                Poll::Ready(Pulled::Item) => items += 1,
-                Poll::Ready(Pulled::End(end)) => {
-                    return Poll::Ready(Filled {
-                        items,
-                        end: Some(end),
-                    });
-                }
-                Poll::Pending if items == 0 => return Poll::Pending,
-                Poll::Pending => break,
-            }
-        }
-        Poll::Ready(Filled { items, end: None })
+        fill(dst, first, (max_items, max_bytes), |dst, first| {
+            self.poll_item(cx, &mut |item| codec.encode_item(dst, first, item))
+                .map(|pulled| match pulled {
+                    Pulled::Item => None,
+                    Pulled::End(end) => Some(end),
+                })
+        })
     }
 
     /// Polls for the next item; when one is ready, hands it to `encode`. An
@@ -74,6 +64,33 @@ pub trait Source: Send + 'static {
     /// The receiver stopped reading, for the reason `why`: tells a
     /// [`super::Sender`], then drops the items' producer.
     fn close(self: Box<Self>, why: Error);
+}
+
+/// Appends items with `next` (which encodes one, the first of its message
+/// if told so, and says `Some(end)` once the stream ended) within the
+/// limits; see [`Source::poll_batch`].
+fn fill(
+    dst: &mut BytesMut,
+    first: bool,
+    (max_items, max_bytes): (u32, usize),
+    mut next: impl FnMut(&mut BytesMut, bool) -> Poll<Option<super::End>>,
+) -> Poll<Filled> {
+    let start = dst.len();
+    let mut items = 0;
+    while items < max_items && dst.len() - start < max_bytes {
+        match next(dst, first && items == 0) {
+            Poll::Ready(None) => items += 1,
+            Poll::Ready(Some(end)) => {
+                return Poll::Ready(Filled {
+                    items,
+                    end: Some(end),
+                });
+            }
+            Poll::Pending if items == 0 => return Poll::Pending,
+            Poll::Pending => break,
+        }
+    }
+    Poll::Ready(Filled { items, end: None })
 }
 
 /// Items made in this process.
@@ -109,30 +126,13 @@ impl<T: serde::Serialize + Send + 'static> Source for Local<T> {
     ) -> Poll<Filled> {
         // As the default, with the item's type known: no erasure per item.
         let encode = crate::codec::item_encoder::<T>(codec);
-        let start = dst.len();
-        let mut items = 0;
-        while items < max_items && dst.len() - start < max_bytes {
-            let end = match self.items.as_mut().poll_next(cx) {
-                Poll::Pending if items == 0 => return Poll::Pending,
-                Poll::Pending => break,
-                Poll::Ready(None) => Ok(()),
-                Poll::Ready(Some(Err(e))) => Err(e),
-                Poll::Ready(Some(Ok(item))) => {
-                    match encode(codec, dst, first && items == 0, &item) {
-                        Ok(()) => {
-                            items += 1;
-                            continue;
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-            };
-            return Poll::Ready(Filled {
-                items,
-                end: Some(end),
-            });
-        }
-        Poll::Ready(Filled { items, end: None })
+        fill(dst, first, (max_items, max_bytes), |dst, first| {
+            self.items.as_mut().poll_next(cx).map(|next| match next {
+                None => Some(Ok(())),
+                Some(Err(e)) => Some(Err(e)),
+                Some(Ok(item)) => encode(codec, dst, first, &item).err().map(Err),
+            })
+        })
     }
 
     fn close(self: Box<Self>, why: Error) {

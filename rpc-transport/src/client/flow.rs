@@ -6,6 +6,7 @@ use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use rpc_core::client::WireFault;
 use rpc_core::codec::{Codec, Flow};
 use rpc_core::stream::{Control, Inbox};
 use rpc_core::{Error, ErrorKind};
@@ -140,9 +141,7 @@ impl Shared {
                 self.notify_server(|codec, buf| codec.encode_cancel(buf, id));
             }
             Flow::End { id, outcome } => {
-                let end = outcome
-                    .map_err(|fault| Error::new(ErrorKind::from_code(fault.code), fault.message));
-                streams.end(id, end);
+                streams.end(id, outcome.map_err(WireFault::into_error));
             }
             Flow::Credit { id, items, bytes } => streams.credit(id, items, bytes),
             Flow::Ping { nonce, pong: false } => {

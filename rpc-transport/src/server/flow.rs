@@ -3,6 +3,7 @@
 //! pings, and the end of every stream when the shutdown grace is over.
 
 use bytes::Bytes;
+use rpc_core::client::WireFault;
 use rpc_core::codec::{Flow, Id};
 use rpc_core::{Error, ErrorKind};
 
@@ -39,9 +40,7 @@ impl ServerConnection<'_> {
                 }
             }
             Flow::End { id, outcome } => {
-                let end = outcome
-                    .map_err(|fault| Error::new(ErrorKind::from_code(fault.code), fault.message));
-                streams.end(id, end);
+                streams.end(id, outcome.map_err(WireFault::into_error));
             }
             Flow::Credit { id, items, bytes } => streams.credit(id, items, bytes),
             Flow::Ping { nonce, pong: false } => {

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::request::span;
-use super::{JsonError, put_u64};
+use super::{JsonError, put_u64, write_error};
 use crate::codec::{Flow, Visit, atomically, encode_error};
 use crate::error::WireFault;
 use crate::error::{Error, ErrorKind};
@@ -152,18 +152,11 @@ pub(super) fn encode_item(
     first: bool,
     item: &dyn erased_serde::Serialize,
 ) -> Result<(), Error> {
-    atomically(dst, |dst| {
-        if !first {
-            dst.put_u8(b',');
-        }
-        crate::finite::to_writer(dst.writer(), item)
-            .map_err(encode_error)?
-            .result(item, "json")
-    })
+    encode_item_typed(dst, first, item)
 }
 
 /// [`encode_item`] of a known type.
-pub(crate) fn encode_item_typed<T: serde::Serialize>(
+pub(crate) fn encode_item_typed<T: serde::Serialize + ?Sized>(
     dst: &mut BytesMut,
     first: bool,
     item: &T,
@@ -213,18 +206,7 @@ pub(super) fn encode_end(
         dst.put_slice(br#"{"jsonrpc":"2.0","method":"rpc.end","params":{"id":"#);
         put_u64(dst, id);
         if let Err(fault) = end {
-            write!(
-                dst.writer(),
-                r#","error":{{"code":{},"message":"#,
-                fault.kind.code()
-            )
-            .map_err(encode_error)?;
-            serde_json::to_writer(dst.writer(), &fault.message).map_err(encode_error)?;
-            if let Some(data) = &fault.data {
-                dst.put_slice(br#","data":"#);
-                serde_json::to_writer(dst.writer(), data).map_err(encode_error)?;
-            }
-            dst.put_u8(b'}');
+            write_error(dst, fault)?;
         }
         dst.put_slice(b"}}");
         Ok(())

@@ -186,20 +186,7 @@ impl Codec for Json {
                         .map_err(encode_error)?
                         .result(value, self.name())?;
                 }
-                Err(fault) => {
-                    write!(
-                        dst.writer(),
-                        r#","error":{{"code":{},"message":"#,
-                        fault.kind.code()
-                    )
-                    .map_err(encode_error)?;
-                    serde_json::to_writer(dst.writer(), &fault.message).map_err(encode_error)?;
-                    if let Some(data) = &fault.data {
-                        dst.put_slice(br#","data":"#);
-                        serde_json::to_writer(dst.writer(), data).map_err(encode_error)?;
-                    }
-                    dst.put_u8(b'}');
-                }
+                Err(fault) => write_error(dst, fault)?,
             }
             dst.put_u8(b'}');
             Ok(())
@@ -336,6 +323,23 @@ fn canonical_response(frame: &[u8]) -> Option<(u64, Range<usize>)> {
         (result, b"}") => Some((id, span(frame, result))),
         _ => None,
     }
+}
+
+/// Appends `,"error":{…}`: the fault as a JSON-RPC error object.
+fn write_error(dst: &mut BytesMut, fault: &Fault) -> Result<(), Error> {
+    write!(
+        dst.writer(),
+        r#","error":{{"code":{},"message":"#,
+        fault.kind.code()
+    )
+    .map_err(encode_error)?;
+    serde_json::to_writer(dst.writer(), &fault.message).map_err(encode_error)?;
+    if let Some(data) = &fault.data {
+        dst.put_slice(br#","data":"#);
+        serde_json::to_writer(dst.writer(), data).map_err(encode_error)?;
+    }
+    dst.put_u8(b'}');
+    Ok(())
 }
 
 /// Appends `n` in decimal, without going through `fmt`.
