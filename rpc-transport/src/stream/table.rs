@@ -118,29 +118,34 @@ impl Streams {
         out: Arc<dyn Out>,
     ) -> Result<(), Error> {
         let credit = Arc::new(Credit::new(self.peer_window));
-        {
-            let mut table = self.table();
-            if let Some(e) = self.refuse(&table, id) {
-                source.close(Error::new(e.kind(), e.message()));
-                return Err(e);
-            }
-            table.by_id.entry(id).or_default().sending = Some(Sending {
-                credit: credit.clone(),
-                task: None,
-            });
+        let mut table = self.table();
+        if let Some(e) = self.refuse(&table, id) {
+            source.close(Error::new(e.kind(), e.message()));
+            return Err(e);
         }
         let streams = Arc::downgrade(self);
+        let mine = credit.clone();
+        // Spawned under the lock, so that a cancel or the connection's end
+        // always finds the task to abort.
         let task = tokio::spawn(async move {
-            pump(id, source, credit, out).await;
+            pump(id, source, mine.clone(), out).await;
             if let Some(streams) = streams.upgrade() {
-                streams.sent(id);
+                streams.sent(id, &mine);
             }
         });
-        let mut table = self.table();
-        match table.by_id.get_mut(&id).and_then(|e| e.sending.as_mut()) {
-            Some(sending) => sending.task = Some(task.abort_handle()),
-            // Done already.
-            None => {}
+        let replaced = table.by_id.entry(id).or_default().sending.replace(Sending {
+            credit,
+            task: Some(task.abort_handle()),
+        });
+        drop(table);
+        // A call that reused the id of a stream still being sent: that
+        // stream stops, rather than run on where no cancel reaches it.
+        if let Some(old) = replaced {
+            let why = Error::new(
+                ErrorKind::InvalidRequest,
+                "a new call reused this stream's id",
+            );
+            stop(old, &why);
         }
         Ok(())
     }
@@ -235,10 +240,17 @@ impl Streams {
         }
     }
 
-    /// The pump of stream `id` finished.
-    fn sent(&self, id: u64) {
+    /// The pump of stream `id` (with `credit`) finished.
+    fn sent(&self, id: u64, credit: &Arc<Credit>) {
         let mut table = self.table();
         if let Some(entry) = table.by_id.get_mut(&id) {
+            if !entry
+                .sending
+                .as_ref()
+                .is_some_and(|s| Arc::ptr_eq(&s.credit, credit))
+            {
+                return;
+            }
             entry.sending = None;
             if entry.is_empty() {
                 table.by_id.remove(&id);
