@@ -407,3 +407,79 @@ async fn malformed_stream_messages_count_as_invalid() {
         served.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reusing_the_id_of_an_open_stream_opens_no_stream_past_max_streams() {
+    const MAX: u64 = 2;
+    const WINDOW: u32 = 64;
+    for name in CODECS {
+        let codec = codec(name);
+        let mut served = serve_flows(config(Limits {
+            max_streams: MAX as usize,
+            ..Limits::default()
+        }))
+        .await;
+        let (mut raw, _) = raw_session2(&served.address, name, WINDOW, 1 << 20).await;
+        // The handler of `endless` returns at once: its call is over, its
+        // stream open, its id free as a call id but not as a stream's.
+        let mut opened = 0;
+        for _ in 0..10 {
+            send_request(&mut raw, codec, 1, "Flows.endless", &()).await;
+            within("the answer", async {
+                loop {
+                    match next_inbound(&mut raw, codec).await.1 {
+                        Inbound::Response {
+                            id: 1,
+                            outcome,
+                            stream,
+                        } => {
+                            if stream && outcome.is_ok() {
+                                opened += 1;
+                            }
+                            return;
+                        }
+                        Inbound::Flow(_) => {}
+                        other => panic!("{name}: unexpected {other:?}"),
+                    }
+                }
+            })
+            .await;
+        }
+        let state = served.state.clone();
+        let produced = within("the pumps to stop", async {
+            let mut last = u64::MAX;
+            loop {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let now = state.produced.load(Ordering::SeqCst);
+                if now == last {
+                    return now;
+                }
+                last = now;
+            }
+        })
+        .await;
+        let live = opened - state.dropped.load(Ordering::SeqCst);
+        eprintln!(
+            "{name}: 10 calls under one id opened {opened} streams, {live} still running; \
+             they made {produced} items"
+        );
+        assert!(
+            live <= MAX,
+            "{name}: {live} producers running, past max_streams"
+        );
+        // Whatever opened, the connection's end drops every producer.
+        drop(raw);
+        let closed = tokio::time::timeout(Duration::from_secs(3), async {
+            while state.dropped.load(Ordering::SeqCst) < opened {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        let dropped = state.dropped.load(Ordering::SeqCst);
+        assert!(
+            closed.is_ok(),
+            "{name}: {dropped} of {opened} producers dropped 3 s after the connection closed"
+        );
+        served.stop().await;
+    }
+}
