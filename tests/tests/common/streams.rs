@@ -496,3 +496,74 @@ pub(crate) async fn ping(
 
 /// The bound on waits that should end at once.
 pub(crate) const SHORT: Duration = WAIT;
+
+// ---------------------------------------------------------------------------
+// A fake protocol-2 server.
+// ---------------------------------------------------------------------------
+
+/// Accepts one client on `listener` and plays a correct server through the
+/// handshake and a protocol-2 hello (window `items`/`bytes`); returns the
+/// stream and the codec the client asked for.
+pub(crate) async fn fake_server_session2(
+    listener: &tokio::net::TcpListener,
+    items: u32,
+    bytes: u32,
+) -> (TcpStream, &'static dyn Codec) {
+    use rpc_transport::handshake::{
+        CHALLENGE, WELCOME, answer_challenge, make_challenge, verify_answer,
+    };
+    let (mut stream, _) = within("a client to connect", listener.accept())
+        .await
+        .expect("accepting a client");
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    let ours = make_challenge(&[0x3c; 40]);
+    write_frame(&mut stream, &ours).await;
+    let answer = expect_frame(&mut stream, "the client's answer").await;
+    verify_answer(KEY.as_bytes(), &ours[CHALLENGE.len()..], &answer, false)
+        .expect("the client knows the key");
+    write_frame(&mut stream, WELCOME).await;
+    let theirs = expect_frame(&mut stream, "the client's challenge").await;
+    let answer = answer_challenge(KEY.as_bytes(), &theirs, false).expect("a modern challenge");
+    write_frame(&mut stream, &answer).await;
+    let verdict = expect_frame(&mut stream, "the client's verdict").await;
+    assert_eq!(verdict, WELCOME);
+    let hello = expect_json(&mut stream, "the client's hello").await;
+    assert_eq!(hello["protocol"], 2, "{hello}");
+    let name = hello["codec"].as_str().expect("a codec").to_owned();
+    let answer = serde_json::json!({
+        "protocol": 2,
+        "codec": name,
+        "max_frame_bytes": 16_777_216,
+        "stream_window": {"items": items, "bytes": bytes},
+    });
+    write_frame(&mut stream, answer.to_string().as_bytes()).await;
+    (stream, codec(&name))
+}
+
+/// Reads the client's next request; returns its id.
+pub(crate) async fn next_request_id(stream: &mut TcpStream, codec: &'static dyn Codec) -> u64 {
+    let payload = expect_frame(stream, "a request").await;
+    match codec.decode_request(&payload) {
+        rpc_core::codec::Incoming::Request(request) => match request.id {
+            Some(rpc_core::codec::Id::Num(id)) => id,
+            other => panic!("a request without a numeric id: {other:?}"),
+        },
+        other => panic!("not a request: {other:?}"),
+    }
+}
+
+/// Answers request `id` as opening a stream.
+pub(crate) async fn open_stream(stream: &mut TcpStream, codec: &'static dyn Codec, id: u64) {
+    let payload = match codec.name() {
+        "json" => serde_json::json!({"jsonrpc": "2.0", "id": id, "result": null, "stream": true})
+            .to_string()
+            .into_bytes(),
+        _ => {
+            let mut payload = vec![0x01];
+            payload.extend(bincode::serde::encode_to_vec(id, bincode::config::standard()).unwrap());
+            payload.push(0x02);
+            payload
+        }
+    };
+    write_frame(stream, &payload).await;
+}
