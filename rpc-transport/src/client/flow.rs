@@ -119,14 +119,17 @@ impl Shared {
         streams.send(id, source, Arc::new(Link(Arc::downgrade(self))))
     }
 
-    /// Call `id` was answered for good: the stream its arguments carry, if
-    /// still being sent, stops (the server reads no more of it).
-    pub(super) fn call_ended(&self, id: u64) {
+    /// Call `id` was answered for good (`refused` if with an error): the
+    /// stream its arguments carry, if still being sent, stops (the server
+    /// reads no more of it), told the call's error or that it was answered.
+    pub(super) fn call_ended(&self, id: u64, refused: Option<Error>) {
         if let Some(streams) = &self.streams {
-            let why = Error::new(
-                ErrorKind::Cancelled,
-                "the server answered the call before it read the whole stream",
-            );
+            let why = refused.unwrap_or_else(|| {
+                Error::new(
+                    ErrorKind::Cancelled,
+                    "the server answered the call before it read the whole stream",
+                )
+            });
             streams.stop_sending(id, &why);
         }
     }

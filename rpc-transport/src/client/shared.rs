@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Poll, ready};
 use std::time::Duration;
 
-use rpc_core::client::Response;
+use rpc_core::client::{Response, WireFault};
 use rpc_core::codec::{Codec, Inbound, OutRequest};
 use rpc_core::{Error, ErrorKind};
 use tokio::io::AsyncWrite;
@@ -342,6 +342,7 @@ impl Shared {
                     outcome,
                     stream,
                 }) => {
+                    let refused = outcome.as_ref().err().cloned().map(WireFault::into_error);
                     let response = Response::new(self.codec, frame, outcome);
                     let response = match stream {
                         // Opened before any of its items is read.
@@ -353,7 +354,7 @@ impl Shared {
                             }
                         },
                         false => {
-                            self.call_ended(id);
+                            self.call_ended(id, refused);
                             response
                         }
                     };

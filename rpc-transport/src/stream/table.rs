@@ -2,6 +2,7 @@
 //! inbox it receives into, the pump it sends with, or both.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -24,6 +25,9 @@ pub(crate) struct Streams {
     pub(crate) peer_window: Window,
     /// A server's counters; none on a client.
     metrics: Option<Arc<Metrics>>,
+    /// How many streams this side sends: read without the lock, so that
+    /// an answered call need not take it to learn it had none.
+    sending: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +70,7 @@ impl Streams {
             window,
             peer_window,
             metrics,
+            sending: AtomicUsize::new(0),
         }
     }
 
@@ -145,33 +150,31 @@ impl Streams {
         out: Arc<dyn Out>,
     ) -> Result<(), Error> {
         let credit = Arc::new(Credit::new(self.peer_window, self.metrics.clone()));
-        {
-            let mut table = self.table();
-            let refused = self.refuse(&table, id).or_else(|| {
-                let busy = table.by_id.get(&id).is_some_and(|e| e.sending.is_some());
-                busy.then(|| in_use(id))
-            });
-            if let Some(e) = refused {
-                source.close(Error::new(e.kind(), e.message()));
-                return Err(e);
-            }
-            self.entry(&mut table, id).sending = Some(Sending {
-                credit: credit.clone(),
-                task: None,
-            });
+        let mut table = self.table();
+        let refused = self.refuse(&table, id).or_else(|| {
+            let busy = table.by_id.get(&id).is_some_and(|e| e.sending.is_some());
+            busy.then(|| in_use(id))
+        });
+        if let Some(e) = refused {
+            drop(table);
+            source.close(Error::new(e.kind(), e.message()));
+            return Err(e);
         }
+        // Spawned under the lock, so that a cancel racing the open finds
+        // the task to abort.
         let streams = Arc::downgrade(self);
+        let pumping = credit.clone();
         let task = tokio::spawn(async move {
-            pump(id, source, credit, out).await;
+            pump(id, source, pumping, out).await;
             if let Some(streams) = streams.upgrade() {
                 streams.sent(id);
             }
         });
-        let mut table = self.table();
-        // Not there if it is done already.
-        if let Some(sending) = table.by_id.get_mut(&id).and_then(|e| e.sending.as_mut()) {
-            sending.task = Some(task.abort_handle());
-        }
+        self.sending.fetch_add(1, Ordering::AcqRel);
+        self.entry(&mut table, id).sending = Some(Sending {
+            credit,
+            task: Some(task.abort_handle()),
+        });
         Ok(())
     }
 
@@ -239,12 +242,18 @@ impl Streams {
     /// ended): its producer is dropped, told `why`. Returns whether it was
     /// being sent.
     pub(crate) fn stop_sending(&self, id: u64, why: &Error) -> bool {
+        if self.sending.load(Ordering::Acquire) == 0 {
+            return false;
+        }
         let sending = {
             let mut table = self.table();
             let Some(entry) = table.by_id.get_mut(&id) else {
                 return false;
             };
             let sending = entry.sending.take();
+            if sending.is_some() {
+                self.sending.fetch_sub(1, Ordering::AcqRel);
+            }
             if entry.is_empty() {
                 table.by_id.remove(&id);
             }
@@ -274,7 +283,9 @@ impl Streams {
     fn sent(&self, id: u64) {
         let mut table = self.table();
         if let Some(entry) = table.by_id.get_mut(&id) {
-            entry.sending = None;
+            if entry.sending.take().is_some() {
+                self.sending.fetch_sub(1, Ordering::AcqRel);
+            }
             if entry.is_empty() {
                 table.by_id.remove(&id);
             }
@@ -300,6 +311,7 @@ impl Streams {
                 receiving.push(id);
             }
             if let Some(s) = entry.sending {
+                self.sending.fetch_sub(1, Ordering::AcqRel);
                 stop(s, why);
                 sending.push(id);
             }
