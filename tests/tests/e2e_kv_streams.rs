@@ -6,10 +6,13 @@
 
 mod common;
 
-use common::{CODECS, connect, serve, within};
+use std::time::Duration;
+
+use common::{CODECS, connect, serve, serve_with, server_builder, within};
 use examples::kv::{Change, KeyValue, KeyValueClient, KeyValueServer, MemoryStore};
 use futures::StreamExt;
 use rpc_core::{ErrorKind, Registry, Stream, Value};
+use rpc_transport::config::Limits;
 use serde_json::json;
 
 fn registry(store: &MemoryStore) -> Registry {
@@ -29,7 +32,7 @@ fn set(key: &str, value: serde_json::Value) -> Change {
 async fn until_watchers(store: &MemoryStore, n: usize) {
     within("the watcher count", async {
         while store.watchers() != n {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await;
@@ -130,7 +133,7 @@ async fn set_many_tells_a_watcher_of_every_pair() {
 }
 
 #[tokio::test]
-async fn a_watcher_that_drops_its_stream_is_removed_and_later_sets_succeed() {
+async fn a_watcher_that_drops_its_stream_is_removed_by_the_next_set_of_any_key() {
     let store = MemoryStore::default();
     let server = serve(registry(&store)).await;
     for codec in CODECS {
@@ -139,15 +142,16 @@ async fn a_watcher_that_drops_its_stream_is_removed_and_later_sets_succeed() {
         assert_eq!(store.watchers(), 1, "{codec}");
         drop(changes);
         // The cancel reaches the server on its own time; each set after it
-        // must still succeed, and one of them removes the watcher.
+        // must still succeed, and one of them removes the watcher, even
+        // under a prefix it did not watch.
         within("the watcher to be removed", async {
             let mut i = 0u64;
             while store.watchers() != 0 {
-                kv.set(format!("gone/{i}"), Value::from(i))
+                kv.set(format!("elsewhere/{i}"), Value::from(i))
                     .await
                     .unwrap_or_else(|e| panic!("{codec}: set after the drop: {e}"));
                 i += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
         })
         .await;
@@ -175,7 +179,7 @@ async fn a_watcher_whose_connection_closes_is_removed_at_the_next_set() {
         within("the watcher to be removed", async {
             while store.watchers() != 0 {
                 writer.set("closed/x".into(), Value::from(1)).await.unwrap();
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
         })
         .await;
@@ -251,4 +255,33 @@ async fn deleting_a_missing_key_tells_no_watcher() {
     store.set("real".into(), Value::from(1)).await;
     let first = within("a change", changes.next()).await;
     assert_eq!(first, Some(set("real", json!(1))));
+}
+
+#[tokio::test]
+async fn a_quiet_watch_outlives_the_idle_timeout() {
+    let store = MemoryStore::default();
+    let limits = Limits {
+        idle_timeout: Some(Duration::from_millis(200)),
+        ..Limits::default()
+    };
+    let config = server_builder().limits(limits).build().unwrap();
+    let server = serve_with(config, registry(&store)).await;
+    for codec in CODECS {
+        let watcher = KeyValueClient::new(connect(&server.address, codec).await);
+        let mut changes = within("watch", watcher.watch("quiet/".into()))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let writer = KeyValueClient::new(connect(&server.address, codec).await);
+        within("set", writer.set("quiet/1".into(), Value::from(1)))
+            .await
+            .unwrap();
+        let change = within("the change after the quiet", changes.next()).await;
+        assert_eq!(
+            change,
+            Some(set("quiet/1", json!(1))),
+            "{codec}: {:?}",
+            changes.end()
+        );
+    }
 }
