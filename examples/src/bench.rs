@@ -1,9 +1,9 @@
 //! The benchmark service of `rpc-bench`: the workload of `peerbench`
-//! (`add`, `sub`, and `echo` of a byte payload).
+//! (`add`, `sub`, `echo` of a byte payload, and `stream` of u64 items).
 
 use std::io::Write;
 
-use rpc_core::{Bytes, Registry, rpc_service};
+use rpc_core::{Bytes, Registry, Stream, rpc_service};
 use rpc_transport::{Server, ServerConfig};
 
 /// The authkey of the benchmark's server and clients.
@@ -27,6 +27,10 @@ pub trait Bench {
     /// Returns `data` unchanged.
     #[rpc(idempotent)]
     async fn echo(&self, data: Bytes) -> Bytes;
+
+    /// Items `0, 1, …, n - 1`; `u64::MAX` asks for an endless stream.
+    #[rpc(idempotent)]
+    async fn stream(&self, n: u64) -> Stream<u64>;
 }
 
 /// The benchmark service's implementation.
@@ -44,6 +48,16 @@ impl Bench for BenchImpl {
 
     async fn echo(&self, data: Bytes) -> Bytes {
         data
+    }
+
+    async fn stream(&self, n: u64) -> Stream<u64> {
+        // A plain range is always ready: the producer costs next to nothing,
+        // so the figure is the framework's.
+        if n == u64::MAX {
+            Stream::iter(0..)
+        } else {
+            Stream::iter(0..n)
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! | `calc-server --config FILE` | the calculator served as the `[server]` table says |
 //! | `calc-client --config FILE` | prints `add(2, 3) = 5` and `sub(2, 3) = -1` |
 //! | `kv-server --config FILE` | the key-value store served as the `[server]` table says |
+//! | `kv-watch --config FILE --prefix P` | prints `watching P`, then every change under `P` (`set KEY = VALUE`, `delete KEY`) until Ctrl-C |
 //! | `rpc-bench server\|client …` | the framework under `../shared/peerbench`'s workload and command line |
 
 pub mod bench;

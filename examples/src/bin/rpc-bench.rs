@@ -12,6 +12,10 @@
 //! calls go through the generated `BenchClient`. The client prints one JSON
 //! line: calls completed inside the measured window, calls per second,
 //! latency percentiles, and MB/s (payload bytes both ways) for `payload`.
+//! In `stream`, one call asks for an endless stream of u64 items; `calls`
+//! is the items that arrived inside the window (the clock read once per 64
+//! items, every item's counter checked), `calls_per_s` items per second,
+//! and the latencies are null.
 
 use std::time::{Duration, Instant};
 
@@ -67,6 +71,7 @@ enum Scenario {
     Pipe,
     Fanin,
     Payload,
+    Stream,
 }
 
 impl Scenario {
@@ -75,7 +80,7 @@ impl Scenario {
         match self {
             Scenario::Pipe => (1, 64),
             Scenario::Fanin => (32, 1),
-            Scenario::Seq | Scenario::Payload => (1, 1),
+            Scenario::Seq | Scenario::Payload | Scenario::Stream => (1, 1),
         }
     }
 
@@ -85,6 +90,7 @@ impl Scenario {
             Scenario::Pipe => "pipe",
             Scenario::Fanin => "fanin",
             Scenario::Payload => "payload",
+            Scenario::Stream => "stream",
         }
     }
 }
@@ -125,6 +131,11 @@ async fn run_client(a: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         start,
         end: start + Duration::from_secs_f64(a.duration_s),
     };
+    if a.scenario == Scenario::Stream {
+        let items = tokio::spawn(stream(clients.swap_remove(0), window)).await??;
+        report(&a, conns, inflight, items as usize, None, window);
+        return Ok(());
+    }
     let payload = Bytes::from(vec![
         0x5a;
         if a.scenario == Scenario::Payload {
@@ -148,8 +159,39 @@ async fn run_client(a: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
     while let Some(done) = workers.join_next().await {
         latencies.extend(done??);
     }
-    report(&a, conns, inflight, latencies, window);
+    latencies.sort_unstable();
+    let calls = latencies.len();
+    report(&a, conns, inflight, calls, Some(&latencies), window);
     Ok(())
+}
+
+/// Reads one endless stream until the window closes, checking that item i
+/// is i; returns the items that arrived inside the window, counted 64 at a
+/// time (one clock read each).
+async fn stream(client: BenchClient, window: Window) -> Result<u64, rpc_core::Error> {
+    use futures::StreamExt;
+    let mut items = client.stream(u64::MAX).await?;
+    let (mut next, mut counted) = (0u64, 0u64);
+    while let Some(item) = items.next().await {
+        assert_eq!(item, next, "stream item out of order");
+        next += 1;
+        if next % 64 == 0 {
+            let now = Instant::now();
+            if now >= window.end {
+                return Ok(counted);
+            }
+            if now >= window.start {
+                counted += 64;
+            }
+        }
+    }
+    match items.end() {
+        Some(Err(e)) => Err(rpc_core::Error::new(e.kind(), e.message())),
+        _ => Err(rpc_core::Error::new(
+            rpc_core::ErrorKind::Internal,
+            "the server finished an endless stream",
+        )),
+    }
 }
 
 /// Calls back to back until the window closes; returns the latencies (ns)
@@ -179,14 +221,24 @@ async fn worker(
     Ok(latencies)
 }
 
-fn report(a: &ClientArgs, conns: usize, inflight: usize, mut lat: Vec<u64>, window: Window) {
-    lat.sort_unstable();
+/// Prints the JSON line; `lat` holds the calls' sorted latencies (ns), or
+/// is `None` for `stream`, whose latencies are null.
+fn report(
+    a: &ClientArgs,
+    conns: usize,
+    inflight: usize,
+    calls: usize,
+    lat: Option<&[u64]>,
+    window: Window,
+) {
     let secs = (window.end - window.start).as_secs_f64();
-    let calls = lat.len();
     let pct = |p: f64| {
-        let rank = ((p * calls as f64).ceil() as usize).clamp(1, calls.max(1));
-        lat.get(rank - 1)
-            .map_or(0.0, |ns| round(*ns as f64 / 1000.0, 1))
+        let lat = lat?;
+        let rank = ((p * lat.len() as f64).ceil() as usize).clamp(1, lat.len().max(1));
+        Some(
+            lat.get(rank - 1)
+                .map_or(0.0, |ns| round(*ns as f64 / 1000.0, 1)),
+        )
     };
     let mb_per_s = (a.scenario == Scenario::Payload)
         .then(|| round((calls * 2 * a.payload_bytes) as f64 / secs / 1e6, 1));
