@@ -257,7 +257,7 @@ async fn rpc_bench_runs_every_scenario_and_prints_one_json_line() {
         let mut serve = command("rpc-bench");
         serve.args(["server", "--addr", "127.0.0.1:0", "--codec", codec]);
         let server = ServerProcess::spawn("rpc-bench server", serve).await;
-        for scenario in ["seq", "pipe", "fanin", "payload"] {
+        for scenario in ["seq", "pipe", "fanin", "payload", "stream"] {
             let mut client = command("rpc-bench");
             client.args([
                 "client",
@@ -293,6 +293,8 @@ async fn rpc_bench_runs_every_scenario_and_prints_one_json_line() {
             assert_eq!(line["codec"], codec);
             assert!(line["calls"].as_u64().unwrap() > 0, "{line}");
             assert_eq!(line["mb_per_s"].is_null(), scenario != "payload", "{line}");
+            // A stream's items come in batches: no per-item latency.
+            assert_eq!(line["p50_us"].is_null(), scenario == "stream", "{line}");
         }
     }
 }

@@ -356,7 +356,8 @@ pub enum Inbound {
     },
     /// A stream message or ping.
     Flow(Flow),
-    /// A message of a kind this side does not know: ignored.
+    /// A message of a kind this side does not know: a client fails the
+    /// connection (a server sends only the kinds of the agreed protocol).
     Unknown {
         /// Its kind, as the message named it.
         kind: String,

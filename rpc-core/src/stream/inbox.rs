@@ -133,9 +133,10 @@ impl Inbox {
     }
 
     /// `count` items arrived, at `items` of `frame`. Past the credit the
-    /// peer was granted, nothing is kept: the stream ends with
-    /// [`ErrorKind::OverBudget`], and that error is returned for the
-    /// transport to tell the peer (a cancel) and count.
+    /// peer was granted, they are not kept: the stream ends with
+    /// [`ErrorKind::OverBudget`] after the items that came within it, and
+    /// that error is returned for the transport to tell the peer (a
+    /// cancel) and count.
     pub fn push(&self, frame: Bytes, items: Range<usize>, count: u32) -> Result<(), Error> {
         let bytes = items.len();
         let waker = {
@@ -160,9 +161,7 @@ impl Inbox {
                         self.window.bytes
                     ),
                 );
-                state.queue.clear();
-                state.held_items = 0;
-                state.held_bytes = 0;
+                // What arrived within the credit is still the consumer's.
                 state.end = Some(Err(Error::new(why.kind(), why.message())));
                 let waker = state.waker.take();
                 drop(state);

@@ -363,8 +363,16 @@ impl Shared {
                 Ok(Inbound::GoingAway { reason }) => going_away = Some(reason),
                 Ok(Inbound::Cancel { id }) => self.stop_upload(id),
                 Ok(Inbound::Flow(flow)) => self.flow(flow, &frame),
+                // A server sends only the kinds of the protocol both agreed
+                // on: another is a broken server, as garbage is.
                 Ok(Inbound::Unknown { kind }) => {
-                    debug!(kind = %crate::quiet::peer_text(&kind), "a message of an unknown kind");
+                    failed = Some(Error::new(
+                        ErrorKind::Protocol,
+                        format!(
+                            "the server sent a message of unknown kind {}",
+                            crate::quiet::peer_text(&kind)
+                        ),
+                    ));
                 }
                 Ok(other) => {
                     failed = Some(Error::new(
