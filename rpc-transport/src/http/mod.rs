@@ -120,6 +120,9 @@ mod reply;
 mod rest;
 mod sse;
 mod throttle;
+mod ws;
+mod ws_out;
+mod ws_sub;
 mod xml_de;
 mod xml_read;
 mod xml_ser;
@@ -137,7 +140,6 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rpc_core::{Error, ErrorKind, Registry};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -252,7 +254,7 @@ impl HttpGateway {
         let with_password = Router::new()
             .route("/", get(ops::index))
             .route("/metrics", get(ops::metrics))
-            .route("/rpc", post(jsonrpc::handle))
+            .route("/rpc", post(jsonrpc::handle).get(ws::upgrade))
             .route("/RPC2", post(xmlrpc::handle))
             .route("/{service}/{method}", get(rest::get).post(rest::post))
             .route_layer(middleware::from_fn(caller::identify))
@@ -355,7 +357,10 @@ impl HttpListening {
             // A head cannot take longer than the whole request may.
             .header_read_timeout(limits.http_header_timeout.min(gateway.request_timeout))
             .max_buf_size(listener::MAX_HEAD_BUFFER);
-        let connections = GracefulShutdown::new();
+        // Each connection is told to finish its answer and close once the
+        // calls have drained (hyper-util's `GracefulShutdown` cannot watch a
+        // connection that may upgrade to a WebSocket).
+        let (closing, closed) = tokio::sync::watch::channel(false);
         // Held here so that whatever outlives the shutdown is dropped with it.
         let mut tasks = tokio::task::JoinSet::new();
         tokio::pin!(signal);
@@ -370,20 +375,10 @@ impl HttpListening {
                         }
                     };
                     // Pending, with the TCP listener's, until a request head is whole.
-                    let (pending, mut notice) = gateway.server.admission().admit(Some(peer.ip()));
+                    let (pending, notice) = gateway.server.admission().admit(Some(peer.ip()));
                     let service = listener::FirstHead::new(service_for(&router, peer), pending);
-                    let connection = connections.watch(http.serve_connection(TokioIo::new(io), service));
-                    let limits = limits.clone();
-                    tasks.spawn(async move {
-                        tokio::select! {
-                            ended = connection => if let Err(e) = ended {
-                                tracing::debug!(error = %e, "HTTP connection ended");
-                            },
-                            why = notice.shed() => {
-                                tracing::debug!(reason = why.reason(&limits), "HTTP connection shed");
-                            }
-                        }
-                    });
+                    let connection = http.serve_connection(TokioIo::new(io), service).with_upgrades();
+                    tasks.spawn(listener::drive(connection, notice, closed.clone(), limits.clone()));
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 () = &mut signal => break,
@@ -391,10 +386,9 @@ impl HttpListening {
         }
         drop(listener);
         // Calls have drained; connections finish the answers they are writing.
-        if tokio::time::timeout(ANSWER_MARGIN, connections.shutdown())
-            .await
-            .is_err()
-        {
+        let _ = closing.send(true);
+        let finished = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(ANSWER_MARGIN, finished).await.is_err() {
             tracing::warn!("closing HTTP connections that did not finish in time");
         }
         tasks.abort_all();
