@@ -7,7 +7,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::http::{Connection, basic, post_json};
@@ -35,6 +35,9 @@ pub trait Ticks {
     /// 0, 1, 2… until the receiver goes away (which the drop flag records).
     #[rpc(idempotent)]
     async fn forever(&self) -> Stream<u64>;
+    /// 0, 1, 2… as fast as they are taken (`produced` counts them).
+    #[rpc(idempotent)]
+    async fn many(&self) -> Stream<u64>;
     /// A plain call.
     async fn add(&self, a: i64, b: i64) -> i64;
     /// Takes a stream: only TCP carries it.
@@ -44,6 +47,7 @@ pub trait Ticks {
 #[derive(Clone, Default)]
 struct Impl {
     dropped: Arc<AtomicBool>,
+    produced: Arc<AtomicU64>,
 }
 
 /// Sets its flag when the producer holding it is dropped.
@@ -74,6 +78,12 @@ impl Ticks for Impl {
                 Some((n, (n + 1, flag)))
             },
         ))
+    }
+    async fn many(&self) -> Stream<u64> {
+        let produced = self.produced.clone();
+        Stream::new(futures::stream::iter(0..).inspect(move |_| {
+            produced.fetch_add(1, Ordering::Relaxed);
+        }))
     }
     async fn add(&self, a: i64, b: i64) -> i64 {
         a + b
@@ -261,12 +271,15 @@ async fn open_events(address: &str, path: &str) -> BufReader<TcpStream> {
 async fn read_until(reader: &mut BufReader<TcpStream>, needle: &str) -> String {
     let mut seen = String::new();
     within("an event", async {
-        while !seen.contains(needle) {
+        loop {
             let mut line = String::new();
             if reader.read_line(&mut line).await.unwrap() == 0 {
                 panic!("the stream closed before {needle:?}: {seen}");
             }
             seen.push_str(&line);
+            if line.contains(needle) {
+                return;
+            }
         }
     })
     .await;
@@ -284,6 +297,48 @@ async fn a_raw_client_reads_chunked_events_and_closing_it_drops_the_producer() {
     within("the producer to be dropped", async {
         while !gateway.ticks.dropped.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+/// Waits until `produced` stops growing (no change over 300 ms) and
+/// returns it: a producer no one reads from must pause.
+async fn paused(produced: &AtomicU64) -> u64 {
+    within_for(Duration::from_secs(20), "the producer to pause", async {
+        let mut last = 0;
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = produced.load(Ordering::Relaxed);
+            if now == last && now > 0 {
+                return now;
+            }
+            last = now;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_event_stream_no_one_reads_pauses_its_producer() {
+    let gateway = start().await;
+    let mut reader = open_events(&gateway.http, "/Ticks/many").await;
+    read_until(&mut reader, "data: 1\n").await;
+    let held = paused(&gateway.ticks.produced).await;
+    println!("paused at {held} items");
+    // Socket buffers and one chunk: nowhere near the unbounded stream.
+    assert!(
+        held < 2_000_000,
+        "{held} items produced for a client that reads none"
+    );
+    within_for(Duration::from_secs(30), "the producer to resume", async {
+        let mut line = String::new();
+        while gateway.ticks.produced.load(Ordering::Relaxed) <= held {
+            line.clear();
+            assert!(
+                reader.read_line(&mut line).await.unwrap() > 0,
+                "the stream ended"
+            );
         }
     })
     .await;
@@ -635,6 +690,45 @@ mod websocket {
         };
         assert_eq!(ended["params"]["subscription"], number);
         assert_eq!(ended["params"]["error"]["code"], -32003, "{ended}");
+    }
+
+    #[tokio::test]
+    async fn a_subscription_no_one_reads_pauses_its_producer() {
+        let gateway = start().await;
+        let mut socket = connect(&gateway.http).await;
+        send(&mut socket, call(1, "Ticks.many", json!([]))).await;
+        receive(&mut socket).await;
+        let held = paused(&gateway.ticks.produced).await;
+        println!("paused at {held} items");
+        assert!(
+            held < 2_000_000,
+            "{held} items produced for a client that reads none"
+        );
+        send(&mut socket, call(2, "Ticks.add", json!([1, 2]))).await;
+        let answer = loop {
+            let message = receive(&mut socket).await;
+            if message.get("id").is_some() {
+                break message;
+            }
+        };
+        assert_eq!(answer["result"], 3, "calls are answered behind the stream");
+    }
+
+    #[tokio::test]
+    async fn a_message_over_max_body_bytes_closes_the_socket() {
+        let gateway = start().await;
+        let mut socket = connect(&gateway.http).await;
+        let big = call(1, "Ticks.add", json!(["x".repeat(100 * 1024), 1]));
+        send(&mut socket, big).await;
+        let closed = within("the socket to close", async {
+            loop {
+                match socket.next().await {
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                    Some(Ok(other)) => panic!("an answer to an oversized message: {other:?}"),
+                }
+            }
+        });
+        closed.await;
     }
 
     #[tokio::test]

@@ -20,6 +20,8 @@
 //! | `POST /RPC2` | XML-RPC, with `system.listMethods`, `system.methodSignature`, `system.methodHelp` |
 //! | `POST /{Service}/{method}` | a JSON body (array = by position, object = by name; empty = none) → the bare JSON result |
 //! | `GET /{Service}/{method}?x=2&y=3` | the same for methods marked `#[rpc(idempotent)]`; 405 for others |
+//! | either, with `Accept: text/event-stream` | Server-Sent Events: a stream the method returns, one `data:` line of JSON per item, then `event: end` (see *Streams*) |
+//! | `GET /rpc` with `Upgrade: websocket` | a WebSocket: JSON-RPC 2.0 as on `POST /rpc`, plus subscriptions to streams and `rpc.unsubscribe` (see *Streams*) |
 //! | `GET /` | the services, their methods and parameters, as JSON |
 //! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
 //! | `GET /healthz` | 200 `serving`, or 503 `draining` once the server is shutting down ([`Server::shut_down`]); needs no password |
@@ -29,6 +31,46 @@
 //! 5
 //! $ curl -u rpc:PASSWORD -d '{"jsonrpc":"2.0","id":1,"method":"Calculator.div","params":[1,0]}' http://127.0.0.1:8080/rpc
 //! {"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"division by zero","data":"DivideByZero"}}
+//! ```
+//!
+//! # Streams
+//!
+//! A method that returns a [`Stream`](rpc_core::Stream) is called over
+//! Server-Sent Events or the WebSocket; called by REST without
+//! `Accept: text/event-stream`, by `POST /rpc` (a batch on the WebSocket
+//! too) or by XML-RPC it is refused before it runs, with an error naming
+//! those doors. A method that takes a stream is called over TCP only.
+//!
+//! **Server-Sent Events**: each item is one `data:` line of compact JSON;
+//! the last event, `end`, carries why the stream ended: `{"ok":true}`, or
+//! the error object `{"code":…,"message":…}` (the method's error, -32003
+//! ShuttingDown when the server drains and the stream outlives
+//! `shutdown_grace_ms`). A method that returns no stream sends its result
+//! as one item. A call that fails before its stream opens is answered as
+//! REST answers it.
+//!
+//! **WebSocket**: a call to a method that returns a stream answers with a
+//! subscription id (a number, counted per connection); items arrive as
+//! notifications under the method's name,
+//! `{"jsonrpc":"2.0","method":M,"params":{"subscription":ID,"result":ITEM}}`,
+//! and the end as `"params":{"subscription":ID,"error":REASON}`, a normal
+//! finish too, with `{"code":0,"message":"the stream finished"}` (jsonrpsee
+//! ends a subscription only on an `error` member). `rpc.unsubscribe` with
+//! params `[ID]` ends one quietly and answers `true` (`false` for an id not
+//! open). jsonrpsee's `WsClient::subscribe(method, params, "rpc.unsubscribe")`
+//! works unchanged. Subscribe in single messages, not in batches.
+//!
+//! ```text
+//! $ curl -N -u rpc:PASSWORD -H 'Accept: text/event-stream' 'http://127.0.0.1:8080/KeyValue/watch?prefix=a/'
+//! data: {"Set":{"key":"a/1","value":[1,2]}}
+//!
+//! event: end
+//! data: {"ok":true}
+//!
+//! $ wscat -c ws://127.0.0.1:8080/rpc --auth rpc:PASSWORD
+//! > {"jsonrpc":"2.0","id":1,"method":"KeyValue.watch","params":["a/"]}
+//! < {"jsonrpc":"2.0","id":1,"result":1}
+//! < {"jsonrpc":"2.0","method":"KeyValue.watch","params":{"subscription":1,"result":{"Set":{"key":"a/1","value":[1,2]}}}}
 //! ```
 //!
 //! ```python
@@ -94,6 +136,16 @@
 //! over-budget error (413 for REST); a batch answers what fits and gives the
 //! rest that error, without running the members it had not yet started.
 //! A batch runs at most `max_in_flight` members at once.
+//!
+//! Streams are bounded the same way. An event-stream body is polled only
+//! as the client takes it; a WebSocket message is at most
+//! `max_body_bytes`, a connection runs at most `max_in_flight` calls and
+//! holds at most `max_streams` subscriptions, and what it has queued to
+//! send is at most 1 MiB: past that, its calls
+//! and streams wait for the client to read. A stream item over
+//! `max_frame_bytes` ends its stream with an over-budget error. A client
+//! that takes no bytes for `write_timeout` is disconnected, and its
+//! streams' producers are dropped.
 //!
 //! A wrong password is logged (one line a second at most, with a count),
 //! and after 5 in a minute from one address each further one is answered
