@@ -168,14 +168,14 @@ pub(crate) struct Streaming(std::sync::Arc<Gateway>);
 
 impl Streaming {
     pub(crate) fn new(gateway: std::sync::Arc<Gateway>) -> Streaming {
-        std::mem::forget(gateway.calls.enter());
+        gateway.calls.count.fetch_add(1, Ordering::SeqCst);
         Streaming(gateway)
     }
 }
 
 impl Drop for Streaming {
     fn drop(&mut self) {
-        drop(Running(&self.0.calls));
+        self.0.calls.leave();
     }
 }
 
@@ -183,6 +183,12 @@ impl InFlight {
     fn enter(&self) -> Running<'_> {
         self.count.fetch_add(1, Ordering::SeqCst);
         Running(self)
+    }
+
+    fn leave(&self) {
+        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
     }
 
     /// How many calls are in progress.
@@ -206,8 +212,6 @@ impl InFlight {
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
+        self.0.leave();
     }
 }
