@@ -31,14 +31,26 @@ pub(crate) struct Outgoing {
     room: Arc<Semaphore>,
 }
 
-/// The writer's end.
-pub(crate) struct Queue(mpsc::UnboundedReceiver<Queued>);
+/// The writer's end; once it is dropped, senders no longer wait for room.
+pub(crate) struct Queue(mpsc::UnboundedReceiver<Queued>, Arc<Semaphore>);
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        self.1.close();
+    }
+}
 
 impl Outgoing {
     pub(crate) fn new() -> (Outgoing, Queue) {
         let (queue, receiver) = mpsc::unbounded_channel();
         let room = Arc::new(Semaphore::new(QUEUE_BYTES));
-        (Outgoing { queue, room }, Queue(receiver))
+        (
+            Outgoing {
+                queue,
+                room: room.clone(),
+            },
+            Queue(receiver, room),
+        )
     }
 
     /// Queues `text` (JSON, so UTF-8) once there is room for it; `false`
