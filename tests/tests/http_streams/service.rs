@@ -31,6 +31,9 @@ pub trait Ticks {
     /// 0, 1, 2… as fast as they are taken (`produced` counts them).
     #[rpc(idempotent)]
     async fn many(&self) -> Stream<u64>;
+    /// 1.5, then NaN, which JSON cannot carry.
+    #[rpc(idempotent)]
+    async fn ratios(&self) -> Stream<f64>;
     /// A plain call.
     async fn add(&self, a: i64, b: i64) -> i64;
     /// Takes a stream: only TCP carries it.
@@ -77,6 +80,9 @@ impl Ticks for Impl {
         Stream::new(futures::stream::iter(0..).inspect(move |_| {
             produced.fetch_add(1, Ordering::Relaxed);
         }))
+    }
+    async fn ratios(&self) -> Stream<f64> {
+        Stream::iter([1.5, f64::NAN, 2.5])
     }
     async fn add(&self, a: i64, b: i64) -> i64 {
         a + b

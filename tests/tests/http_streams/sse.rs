@@ -74,6 +74,18 @@ async fn curl_reads_a_stream_by_get_and_by_post_with_its_end() {
 }
 
 #[tokio::test]
+async fn an_item_json_cannot_carry_ends_the_stream_with_the_reason() {
+    let gateway = start().await;
+    let url = format!("http://{}/Ticks/ratios", gateway.http);
+    let got = curl(&["-H", "Accept: text/event-stream", &url]).await;
+    let (items, end) = events(&got);
+    assert_eq!(items, ["1.5"]);
+    let end = end.expect("an end event");
+    assert!(end.starts_with(r#"{"code":-32603,"#), "{end}");
+    assert!(end.contains("NaN"), "{end}");
+}
+
+#[tokio::test]
 async fn a_plain_method_over_sse_is_one_item_and_the_end() {
     let gateway = start().await;
     let url = format!("http://{}/Ticks/add", gateway.http);
