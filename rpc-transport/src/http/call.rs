@@ -4,6 +4,12 @@
 //! Once the server drains, a call not yet started is refused, and one still
 //! running after `shutdown_grace` is stopped and answered `ShuttingDown`,
 //! so no HTTP request goes unanswered at shutdown.
+//!
+//! A method that takes or returns a [`Stream`](rpc_core::Stream) runs only
+//! where its stream can travel: [`Gateway::call`] (REST, `POST /rpc`,
+//! XML-RPC) refuses it before the handler runs, naming the doors that can
+//! carry it ([`rpc_core::stream::DOORS`]); [`Gateway::call_streaming`]
+//! (Server-Sent Events, the WebSocket) runs a method that returns one.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -11,26 +17,77 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use rpc_core::registry::Route;
-use rpc_core::service::{CallFuture, Reply};
+use rpc_core::service::{CallFuture, MethodInfo, Reply};
 use rpc_core::{Error, ErrorKind, Registry};
 
 use super::Gateway;
 use super::caller::Caller;
 use crate::metrics::Transport;
 
+/// Which calls a door can carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Door {
+    /// No streams either way.
+    Plain,
+    /// A stream the method returns (Server-Sent Events, the WebSocket).
+    Streams,
+}
+
+impl Door {
+    /// Fails if `info`'s calls carry a stream this door cannot.
+    fn admits(self, method: &str, info: &MethodInfo) -> Result<(), Error> {
+        let why = match self {
+            _ if info.takes_stream => format!(
+                "`{method}` takes a stream, which travels only over TCP (protocol 2): \
+                 the HTTP gateway carries the streams methods return"
+            ),
+            Door::Plain if info.returns_stream => format!(
+                "`{method}` returns a stream, which this door cannot carry; {}",
+                rpc_core::stream::DOORS
+            ),
+            _ => return Ok(()),
+        };
+        Err(Error::new(ErrorKind::InvalidRequest, why))
+    }
+}
+
 impl Gateway {
     /// Runs `method`: `start` decodes the arguments and starts the handler
     /// (see [`Registry::call`]). The call gets the request timeout, or the
     /// caller's timeout or its own `deadline` when that is shorter, counted
-    /// from the request's arrival.
+    /// from the request's arrival. A method that streams is refused.
     pub(crate) async fn call(
         &self,
         method: &str,
         deadline: Option<Duration>,
         start: impl FnOnce(&Registry, Route) -> Result<CallFuture, Error>,
     ) -> Reply {
+        self.run(Door::Plain, method, deadline, start).await
+    }
+
+    /// [`Gateway::call`] for a door that carries the streams methods
+    /// return: the reply may hold one, for the caller to capture.
+    pub(crate) async fn call_streaming(
+        &self,
+        method: &str,
+        deadline: Option<Duration>,
+        start: impl FnOnce(&Registry, Route) -> Result<CallFuture, Error>,
+    ) -> Reply {
+        self.run(Door::Streams, method, deadline, start).await
+    }
+
+    async fn run(
+        &self,
+        door: Door,
+        method: &str,
+        deadline: Option<Duration>,
+        start: impl FnOnce(&Registry, Route) -> Result<CallFuture, Error>,
+    ) -> Reply {
         let began = Instant::now();
-        let route = match self.registry.resolve(method) {
+        let route = match self.registry.resolve(method).and_then(|route| {
+            door.admits(method, self.registry.method(route))?;
+            Ok(route)
+        }) {
             Ok(route) => route,
             Err(e) => {
                 self.record(None, Err(e.kind()), began);
@@ -70,7 +127,7 @@ impl Gateway {
     }
 
     /// Completes `shutdown_grace` after the server starts draining.
-    async fn grace_over(&self) {
+    pub(crate) async fn grace_over(&self) {
         let mut draining = self.server.draining();
         crate::shutdown::draining_started(&mut draining).await;
         tokio::time::sleep(self.server.config().limits().shutdown_grace).await;
@@ -105,10 +162,33 @@ pub(crate) struct InFlight {
 /// One call in progress; dropping it ends the call's count.
 pub(crate) struct Running<'a>(&'a InFlight);
 
+/// A stream in progress, counted with the calls so that draining waits
+/// for it (up to the grace, when it is ended); dropping it ends the count.
+pub(crate) struct Streaming(std::sync::Arc<Gateway>);
+
+impl Streaming {
+    pub(crate) fn new(gateway: std::sync::Arc<Gateway>) -> Streaming {
+        gateway.calls.count.fetch_add(1, Ordering::SeqCst);
+        Streaming(gateway)
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        self.0.calls.leave();
+    }
+}
+
 impl InFlight {
     fn enter(&self) -> Running<'_> {
         self.count.fetch_add(1, Ordering::SeqCst);
         Running(self)
+    }
+
+    fn leave(&self) {
+        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
     }
 
     /// How many calls are in progress.
@@ -132,8 +212,6 @@ impl InFlight {
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
+        self.0.leave();
     }
 }

@@ -59,6 +59,21 @@ impl Caller {
         })
     }
 
+    /// The same caller with a request arriving now: for each message of a
+    /// WebSocket, whose calls count their time from their own arrival.
+    pub(crate) fn renewed(self) -> Caller {
+        Caller {
+            arrived: Instant::now(),
+            ..self
+        }
+    }
+
+    /// Runs `future` with this caller installed, as [`identify`] does for
+    /// a request.
+    pub(crate) async fn scope<F: std::future::Future>(self, future: F) -> F::Output {
+        CALLER.scope(self, future).await
+    }
+
     /// How long a call may take and when that ends: the shortest of the
     /// caller's timeout, the call's own `deadline` and `request_timeout`.
     pub(crate) fn limit(

@@ -40,7 +40,7 @@ use super::reply::{JSON, body_or_error, check_json, reply_too_large, status_of, 
 pub(crate) const OFF_WORKER_BYTES: usize = 1024 * 1024;
 
 /// A body, read.
-enum Read {
+pub(crate) enum Read {
     One(Member),
     Batch(Vec<Member>),
 }
@@ -73,7 +73,7 @@ pub(crate) async fn handle(
 }
 
 /// Scans and parses `body`, off the workers when it is large.
-async fn read(body: Bytes, max_batch: usize) -> Result<Read, Error> {
+pub(crate) async fn read(body: Bytes, max_batch: usize) -> Result<Read, Error> {
     if body.len() <= OFF_WORKER_BYTES {
         return decode(&body, max_batch);
     }

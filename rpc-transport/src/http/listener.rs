@@ -18,13 +18,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper::server::conn::http1::UpgradeableConnection;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::time::Sleep;
 
+use crate::config::limits::Limits;
 use crate::metrics::{ConnectionGuard, Metrics, Refused, Transport};
 use crate::quiet::Every;
-use crate::server::admission::Pending;
+use crate::server::admission::{Notice, Pending};
 
 /// The most a connection's read buffer holds: a request head must fit in
 /// it, and a client cannot pin more before it has sent a password.
@@ -87,6 +91,37 @@ impl Counting {
             stalled: None,
         };
         Ok((counted, peer))
+    }
+}
+
+/// Serves one connection (which may upgrade to a WebSocket) until it
+/// ends, the server sheds it, or `closing` turns true: then it finishes
+/// the answer it is writing and closes.
+pub(crate) async fn drive<S, B>(
+    connection: UpgradeableConnection<TokioIo<Counted>, S>,
+    mut notice: Notice,
+    mut closing: watch::Receiver<bool>,
+    limits: Limits,
+) where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        why = notice.shed() => {
+            tracing::debug!(reason = why.reason(&limits), "HTTP connection shed");
+            return;
+        }
+        () = async { drop(closing.wait_for(|closing| *closing).await) } => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "HTTP connection ended");
     }
 }
 

@@ -20,6 +20,8 @@
 //! | `POST /RPC2` | XML-RPC, with `system.listMethods`, `system.methodSignature`, `system.methodHelp` |
 //! | `POST /{Service}/{method}` | a JSON body (array = by position, object = by name; empty = none) → the bare JSON result |
 //! | `GET /{Service}/{method}?x=2&y=3` | the same for methods marked `#[rpc(idempotent)]`; 405 for others |
+//! | either, with `Accept: text/event-stream` | Server-Sent Events: a stream the method returns, one `data:` line of JSON per item, then `event: end` (see *Streams*) |
+//! | `GET /rpc` with `Upgrade: websocket` | a WebSocket: JSON-RPC 2.0 as on `POST /rpc`, plus subscriptions to streams and `rpc.unsubscribe` (see *Streams*) |
 //! | `GET /` | the services, their methods and parameters, as JSON |
 //! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
 //! | `GET /healthz` | 200 `serving`, or 503 `draining` once the server is shutting down ([`Server::shut_down`]); needs no password |
@@ -29,6 +31,46 @@
 //! 5
 //! $ curl -u rpc:PASSWORD -d '{"jsonrpc":"2.0","id":1,"method":"Calculator.div","params":[1,0]}' http://127.0.0.1:8080/rpc
 //! {"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"division by zero","data":"DivideByZero"}}
+//! ```
+//!
+//! # Streams
+//!
+//! A method that returns a [`Stream`](rpc_core::Stream) is called over
+//! Server-Sent Events or the WebSocket; called by REST without
+//! `Accept: text/event-stream`, by `POST /rpc` (a batch on the WebSocket
+//! too) or by XML-RPC it is refused before it runs, with an error naming
+//! those doors. A method that takes a stream is called over TCP only.
+//!
+//! **Server-Sent Events**: each item is one `data:` line of compact JSON;
+//! the last event, `end`, carries why the stream ended: `{"ok":true}`, or
+//! the error object `{"code":…,"message":…}` (the method's error, -32003
+//! ShuttingDown when the server drains and the stream outlives
+//! `shutdown_grace_ms`). A method that returns no stream sends its result
+//! as one item. A call that fails before its stream opens is answered as
+//! REST answers it.
+//!
+//! **WebSocket**: a call to a method that returns a stream answers with a
+//! subscription id (a number, counted per connection); items arrive as
+//! notifications under the method's name,
+//! `{"jsonrpc":"2.0","method":M,"params":{"subscription":ID,"result":ITEM}}`,
+//! and the end as `"params":{"subscription":ID,"error":REASON}`, a normal
+//! finish too, with `{"code":0,"message":"the stream finished"}` (jsonrpsee
+//! ends a subscription only on an `error` member). `rpc.unsubscribe` with
+//! params `[ID]` ends one quietly and answers `true` (`false` for an id not
+//! open). jsonrpsee's `WsClient::subscribe(method, params, "rpc.unsubscribe")`
+//! works unchanged. Subscribe in single messages, not in batches.
+//!
+//! ```text
+//! $ curl -N -u rpc:PASSWORD -H 'Accept: text/event-stream' 'http://127.0.0.1:8080/KeyValue/watch?prefix=a/'
+//! data: {"Set":{"key":"a/1","value":[1,2]}}
+//!
+//! event: end
+//! data: {"ok":true}
+//!
+//! $ wscat -c ws://127.0.0.1:8080/rpc --auth rpc:PASSWORD
+//! > {"jsonrpc":"2.0","id":1,"method":"KeyValue.watch","params":["a/"]}
+//! < {"jsonrpc":"2.0","id":1,"result":1}
+//! < {"jsonrpc":"2.0","method":"KeyValue.watch","params":{"subscription":1,"result":{"Set":{"key":"a/1","value":[1,2]}}}}
 //! ```
 //!
 //! ```python
@@ -95,6 +137,16 @@
 //! rest that error, without running the members it had not yet started.
 //! A batch runs at most `max_in_flight` members at once.
 //!
+//! Streams are bounded the same way. An event-stream body is polled only
+//! as the client takes it; a WebSocket message is at most
+//! `max_body_bytes`, a connection runs at most `max_in_flight` calls and
+//! holds at most `max_streams` subscriptions, and what it has queued to
+//! send is at most 1 MiB: past that, its calls
+//! and streams wait for the client to read. A stream item over
+//! `max_frame_bytes` ends its stream with an over-budget error. A client
+//! that takes no bytes for `write_timeout` is disconnected, and its
+//! streams' producers are dropped.
+//!
 //! A wrong password is logged (one line a second at most, with a count),
 //! and after 5 in a minute from one address each further one is answered
 //! late, 100 ms doubling up to 2 s; a right password never waits, and
@@ -112,12 +164,17 @@ mod drain;
 mod jsonrpc;
 mod listener;
 mod member;
+mod opened;
 mod ops;
 mod query;
 mod refuse;
 mod reply;
 mod rest;
+mod sse;
 mod throttle;
+mod ws;
+mod ws_out;
+mod ws_sub;
 mod xml_de;
 mod xml_read;
 mod xml_ser;
@@ -135,7 +192,6 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rpc_core::{Error, ErrorKind, Registry};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -250,7 +306,7 @@ impl HttpGateway {
         let with_password = Router::new()
             .route("/", get(ops::index))
             .route("/metrics", get(ops::metrics))
-            .route("/rpc", post(jsonrpc::handle))
+            .route("/rpc", post(jsonrpc::handle).get(ws::upgrade))
             .route("/RPC2", post(xmlrpc::handle))
             .route("/{service}/{method}", get(rest::get).post(rest::post))
             .route_layer(middleware::from_fn(caller::identify))
@@ -353,7 +409,10 @@ impl HttpListening {
             // A head cannot take longer than the whole request may.
             .header_read_timeout(limits.http_header_timeout.min(gateway.request_timeout))
             .max_buf_size(listener::MAX_HEAD_BUFFER);
-        let connections = GracefulShutdown::new();
+        // Each connection is told to finish its answer and close once the
+        // calls have drained (hyper-util's `GracefulShutdown` cannot watch a
+        // connection that may upgrade to a WebSocket).
+        let (closing, closed) = tokio::sync::watch::channel(false);
         // Held here so that whatever outlives the shutdown is dropped with it.
         let mut tasks = tokio::task::JoinSet::new();
         tokio::pin!(signal);
@@ -368,20 +427,10 @@ impl HttpListening {
                         }
                     };
                     // Pending, with the TCP listener's, until a request head is whole.
-                    let (pending, mut notice) = gateway.server.admission().admit(Some(peer.ip()));
+                    let (pending, notice) = gateway.server.admission().admit(Some(peer.ip()));
                     let service = listener::FirstHead::new(service_for(&router, peer), pending);
-                    let connection = connections.watch(http.serve_connection(TokioIo::new(io), service));
-                    let limits = limits.clone();
-                    tasks.spawn(async move {
-                        tokio::select! {
-                            ended = connection => if let Err(e) = ended {
-                                tracing::debug!(error = %e, "HTTP connection ended");
-                            },
-                            why = notice.shed() => {
-                                tracing::debug!(reason = why.reason(&limits), "HTTP connection shed");
-                            }
-                        }
-                    });
+                    let connection = http.serve_connection(TokioIo::new(io), service).with_upgrades();
+                    tasks.spawn(listener::drive(connection, notice, closed.clone(), limits.clone()));
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 () = &mut signal => break,
@@ -389,10 +438,9 @@ impl HttpListening {
         }
         drop(listener);
         // Calls have drained; connections finish the answers they are writing.
-        if tokio::time::timeout(ANSWER_MARGIN, connections.shutdown())
-            .await
-            .is_err()
-        {
+        let _ = closing.send(true);
+        let finished = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(ANSWER_MARGIN, finished).await.is_err() {
             tracing::warn!("closing HTTP connections that did not finish in time");
         }
         tasks.abort_all();

@@ -11,33 +11,37 @@
 //! ```
 //!
 //! A result larger than the server's `max_frame_bytes` is answered 413 with
-//! an over-budget error, as over TCP.
+//! an over-budget error, as over TCP. With `Accept: text/event-stream`,
+//! the same calls answer with Server-Sent Events ([`super::sse`]); without
+//! it, a method that streams is refused, naming the doors that carry
+//! streams.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
 use axum::http::header::{ALLOW, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use rpc_core::codec::Json;
 use rpc_core::service::{Fault, Reply};
-use rpc_core::{Error, ErrorKind};
+use rpc_core::{Error, ErrorKind, Registry};
 
 use super::Gateway;
-use super::query;
 use super::reply::{
     Encoded, JSON, body_or_error, check_json, error_json, error_response, reply_too_large,
     write_json_within,
 };
+use super::{query, sse};
 
 /// `POST /{Service}/{method}`: the body is the arguments, by position (an
 /// array) or by name (an object); an empty body is no arguments.
 pub(crate) async fn post(
     State(gateway): State<Arc<Gateway>>,
     Path((service, method)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body_or_error(body).and_then(|b| check_json(&b, usize::MAX).map(|()| b)) {
@@ -50,11 +54,11 @@ pub(crate) async fn post(
     } else {
         &body
     };
-    let reply = gateway
-        .call(&name, None, |registry, _| {
-            registry.dispatch_encoded(&name, &Json, params)
-        })
-        .await;
+    let start = |registry: &Registry, _| registry.dispatch_encoded(&name, &Json, params);
+    if sse::wanted(&headers) {
+        return sse::respond(&gateway, &name, start).await;
+    }
+    let reply = gateway.call(&name, None, start).await;
     respond(reply, gateway.max_reply_bytes)
 }
 
@@ -63,6 +67,7 @@ pub(crate) async fn post(
 pub(crate) async fn get(
     State(gateway): State<Arc<Gateway>>,
     Path((service, method)): Path<(String, String)>,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     let name = format!("{service}.{method}");
@@ -78,15 +83,17 @@ pub(crate) async fn get(
         }
         Err(e) => return error_response(&e.into()),
     };
-    let reply = gateway
-        .call(&name, None, |registry, route| {
-            let mut args = query::Args::new(&pairs);
-            registry.call(
-                route,
-                &mut <dyn erased_serde::Deserializer<'_>>::erase(&mut args),
-            )
-        })
-        .await;
+    let start = |registry: &Registry, route| {
+        let mut args = query::Args::new(&pairs);
+        registry.call(
+            route,
+            &mut <dyn erased_serde::Deserializer<'_>>::erase(&mut args),
+        )
+    };
+    if sse::wanted(&headers) {
+        return sse::respond(&gateway, &name, start).await;
+    }
+    let reply = gateway.call(&name, None, start).await;
     respond(reply, gateway.max_reply_bytes)
 }
 

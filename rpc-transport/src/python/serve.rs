@@ -6,7 +6,8 @@
 //! (a pickled exception, or the JSON error object) and the connection goes
 //! on. A request that cannot be read as plain data (a pickle naming a global,
 //! a memo bomb, a malformed frame) is answered with a `ValueError` saying
-//! why, and the connection is closed.
+//! why, and the connection is closed. A method that streams is refused
+//! before it runs, with an error naming the doors that carry streams.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use bytes::BytesMut;
 use futures::StreamExt;
 use rpc_core::python::call::{self, Call, Form};
 use rpc_core::python::pickle::Options;
-use rpc_core::service::Reply;
+use rpc_core::service::{MethodInfo, Reply};
 use rpc_core::{Context, Error, ErrorKind, Registry};
 use tokio::sync::watch;
 use tokio_util::codec::Framed;
@@ -122,6 +123,7 @@ impl PythonPeer<'_> {
             .as_ref()
             .map_err(|e| Error::new(e.kind(), e.message()));
         let running = running.and_then(|&route| {
+            refuse_streams(self.registry.method(route))?;
             let params = call.params(self.registry.method(route))?;
             self.registry.call(
                 route,
@@ -148,6 +150,27 @@ impl PythonPeer<'_> {
         };
         encoded.unwrap_or_else(|e| failure(form, &method, e.kind(), e.message(), None))
     }
+}
+
+/// Fails for a method whose calls carry a stream: the pattern reads one
+/// reply per call, so the error names the doors that can carry it (its
+/// message is prefixed with the method's name by [`failure`]).
+fn refuse_streams(info: &MethodInfo) -> Result<(), Error> {
+    if !info.streams() {
+        return Ok(());
+    }
+    let way = if info.returns_stream {
+        "returns"
+    } else {
+        "takes"
+    };
+    Err(Error::new(
+        ErrorKind::InvalidRequest,
+        format!(
+            "it {way} a stream, which a multiprocessing peer cannot carry; {}",
+            rpc_core::stream::DOORS
+        ),
+    ))
 }
 
 /// An error reply whose message names the method and the error, with a
