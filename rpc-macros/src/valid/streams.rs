@@ -18,12 +18,7 @@ use crate::ast::{Param, fallible, stream_item, type_string};
 /// Checks a parameter's type; `seen` counts the stream parameters before it.
 pub(super) fn check_param(param: &Param<'_>, seen: &mut usize, errors: &mut Errors) -> bool {
     let ty = &*param.arg.ty;
-    let named = |ty: &Type| matches!(shape(ty), Some(Shape::Ours | Shape::BadArgs));
-    let borrowed = match ty {
-        Type::Reference(r) => named(&r.elem),
-        _ => false,
-    };
-    if named(ty) || borrowed {
+    if is_named_stream(ty) || borrowed_stream(ty).is_some() {
         *seen += 1;
         if *seen > 1 {
             let name = param
@@ -35,17 +30,6 @@ pub(super) fn check_param(param: &Param<'_>, seen: &mut usize, errors: &mut Erro
             errors.spanned(param.arg, msg);
             return true;
         }
-    }
-    if let Type::Reference(r) = ty
-        && borrowed
-    {
-        let msg = format!(
-            "`{}` borrows a stream, but streams are taken by value; write `{}`",
-            type_string(ty),
-            type_string(&r.elem)
-        );
-        errors.spanned(ty, msg);
-        return true;
     }
     if let Some((ok, _)) = fallible(ty)
         && stream_item(ok).is_some()
@@ -66,17 +50,6 @@ pub(super) fn check_output(output: &ReturnType, errors: &mut Errors) -> bool {
     let ReturnType::Type(_, ty) = output else {
         return false;
     };
-    if let Type::Reference(r) = &**ty
-        && matches!(shape(&r.elem), Some(Shape::Ours | Shape::BadArgs))
-    {
-        let msg = format!(
-            "`{}` borrows a stream, but streams are returned by value; write `{}`",
-            type_string(ty),
-            type_string(&r.elem)
-        );
-        errors.spanned(ty, msg);
-        return true;
-    }
     let Some((ok, err)) = fallible(ty) else {
         return check_streams(ty, Place::Result, errors);
     };
@@ -100,9 +73,27 @@ enum Place {
     Result,
 }
 
+impl Place {
+    fn verb(self) -> &'static str {
+        match self {
+            Place::Param => "taken",
+            Place::Result => "returned",
+        }
+    }
+}
+
 /// Reports every stream in `ty` but a well-formed `Stream<T>` that is `ty`
 /// itself.
 fn check_streams(ty: &Type, place: Place, errors: &mut Errors) -> bool {
+    if let Some(stream) = borrowed_stream(ty) {
+        let (verb, stream) = (place.verb(), type_string(stream));
+        let msg = format!(
+            "`{}` borrows a stream, but streams are {verb} by value; write `{stream}`",
+            type_string(ty)
+        );
+        errors.spanned(ty, msg);
+        return true;
+    }
     if let Some(inner) = foreign_behind_pointers(ty) {
         report_foreign(ty, inner, errors);
         return true;
@@ -208,6 +199,19 @@ fn shape(ty: &Type) -> Option<Shape> {
                 Some(Shape::BadArgs)
             }
         }
+        _ => None,
+    }
+}
+
+/// `Stream…`, well-formed or not.
+fn is_named_stream(ty: &Type) -> bool {
+    matches!(shape(ty), Some(Shape::Ours | Shape::BadArgs))
+}
+
+/// The stream `&Stream<T>` or `&mut Stream<T>` borrows.
+fn borrowed_stream(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Reference(r) if is_named_stream(&r.elem) => Some(&r.elem),
         _ => None,
     }
 }

@@ -14,6 +14,13 @@ pub struct Change {
     pub value: String,
 }
 
+/// Not a stream: a type of one's own whose name ends in `Stream`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EventStream {
+    /// Its name.
+    pub name: String,
+}
+
 /// Why a key cannot be followed.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum FollowError {
@@ -32,6 +39,8 @@ pub trait Feed {
     async fn chat(&self, lines: Stream<String>) -> Stream<String>;
     /// A fallible server stream, with the path written out.
     async fn follow(&self, key: String) -> Result<rpc_core::Stream<u64>, FollowError>;
+    /// No stream at all.
+    async fn rename(&self, s: EventStream) -> EventStream;
 }
 
 struct Keys;
@@ -55,6 +64,10 @@ impl Feed for Keys {
             _ => Ok(Stream::empty()),
         }
     }
+
+    async fn rename(&self, s: EventStream) -> EventStream {
+        s
+    }
 }
 
 #[allow(dead_code)]
@@ -72,10 +85,17 @@ fn main() {
         .iter()
         .map(|m| (m.takes_stream, m.returns_stream))
         .collect();
-    assert_eq!(flags, [(false, true), (true, false), (true, true), (false, true)]);
+    assert_eq!(flags, [
+            (false, true),
+            (true, false),
+            (true, true),
+            (false, true),
+            (false, false)
+        ]);
     assert_eq!(info.methods[0].returns, "Stream<Change>");
     assert_eq!(info.methods[1].params[1].ty, "Stream<Vec<u8>>");
     assert_eq!(info.methods[2].params[0].ty, "Stream<String>");
     assert_eq!(info.methods[3].returns, "rpc_core::Stream<u64>");
     assert_eq!(info.methods[3].error, Some("FollowError"));
+    assert_eq!(info.methods[4].returns, "EventStream");
 }
