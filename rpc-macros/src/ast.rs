@@ -232,9 +232,15 @@ pub(crate) fn fallible(ty: &Type) -> Option<(&Type, &Type)> {
 }
 
 /// The item type of `ty` when it is `Stream<T>`: a path whose last segment
-/// is `Stream` with one type argument (`Stream`, `rpc_core::Stream`, …).
+/// is `Stream` with one type argument (`Stream`, `rpc_core::Stream`, …),
+/// seen through parentheses and the invisible groups of `macro_rules!`.
 pub(crate) fn stream_item(ty: &Type) -> Option<&Type> {
-    let Type::Path(path) = ty else { return None };
+    let path = match ty {
+        Type::Paren(p) => return stream_item(&p.elem),
+        Type::Group(g) => return stream_item(&g.elem),
+        Type::Path(path) => path,
+        _ => return None,
+    };
     let last = path.path.segments.last()?;
     if path.qself.is_some() || last.ident != "Stream" {
         return None;

@@ -90,9 +90,10 @@
 //! Trait` and `Self` as parameter or result types; default method bodies;
 //! associated types, constants and macros; and methods named `new`,
 //! `with_timeout` or `clone` (the generated client has those) or starting with
-//! `__rpc` (reserved for generated items). On an error the trait is still
-//! emitted as written, so your `impl` keeps compiling and only the real
-//! mistake is reported.
+//! `__rpc` (reserved for generated items); and the stream misuses listed
+//! under [Streams](#streams). On an error the trait is still emitted as
+//! written, so your `impl` keeps compiling and only the real mistake is
+//! reported.
 //!
 //! # Fallible methods
 //!
@@ -106,6 +107,54 @@
 //! An alias with one argument, such as `io::Result<T>` or `anyhow::Result<T>`,
 //! is not recognised: the method is plain and the whole `Result` is its
 //! success value. Write `Result<T, E>` in full to make it fallible.
+//!
+//! # Streams
+//!
+//! A method may take one `rpc_core::Stream<T>` parameter (a client stream),
+//! return `Stream<T>` or `Result<Stream<T>, E>` (a server stream), or both
+//! (bidirectional). The items travel beside the call, as they are produced;
+//! the other arguments and the `Err` of a fallible result travel as usual.
+//!
+//! ```ignore
+//! use rpc_core::{rpc_service, Stream};
+//!
+//! #[rpc_service]
+//! pub trait Feed {
+//!     async fn watch(&self, key: String) -> Stream<Change>;
+//!     async fn upload(&self, name: String, chunks: Stream<Vec<u8>>) -> u64;
+//!     async fn chat(&self, lines: Stream<String>) -> Stream<String>;
+//!     async fn follow(&self, key: String) -> Result<Stream<u64>, FollowError>;
+//! }
+//! // The client methods:
+//! //   async fn watch(&self, key: String) -> Result<Stream<Change>, rpc_core::Error>
+//! //   async fn upload(&self, name: String, chunks: Stream<Vec<u8>>) -> Result<u64, rpc_core::Error>
+//! //   async fn chat(&self, lines: Stream<String>) -> Result<Stream<String>, rpc_core::Error>
+//! //   async fn follow(&self, key: String) -> Result<Stream<u64>, rpc_core::CallError<FollowError>>
+//! ```
+//!
+//! Build a stream to send with `Stream::new(any_stream)`, `Stream::iter`,
+//! `Stream::try_new` (ends with an error) or `Stream::channel`; a received
+//! one is a `futures::Stream<Item = T>`. A stream is recognised by its
+//! spelling: any path whose last segment is `Stream` (`Stream`,
+//! `rpc_core::Stream`), so do not name a type of your own `Stream`. Its
+//! method is described with `MethodInfo::takes_stream` / `returns_stream`,
+//! and its type reads as written (`"Stream<u64>"`).
+//!
+//! Refused, each with an error on the offending type:
+//! - a second `Stream` parameter (a call carries one stream each way; send
+//!   one stream of an enum, or make two calls);
+//! - a stream inside another type, as a parameter or a result:
+//!   `Vec<Stream<T>>`, `Option<Stream<T>>`, `(Stream<T>, u8)`,
+//!   `Box<Stream<T>>`, `Stream<Stream<T>>`;
+//! - a stream as the error, `Result<T, Stream<E>>`, and `Result<Stream<T>, E>`
+//!   as a parameter (end the stream with an error instead: `Stream::try_new`);
+//! - `&Stream<T>` and `&mut Stream<T>`: streams are taken and returned by
+//!   value;
+//! - `Stream` without exactly one type argument (`Stream`, `Stream<A, B>`;
+//!   rustc reports these as well);
+//! - other crates' streams: `impl Stream<Item = T>`, `dyn Stream<…>` (also
+//!   behind `Pin<Box<…>>`) and `BoxStream<'_, T>`; write
+//!   `rpc_core::Stream<T>` and build it with `Stream::new(your_stream)`.
 
 mod ast;
 mod expand;

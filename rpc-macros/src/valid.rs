@@ -1,6 +1,7 @@
 //! Validate: every rule a `#[rpc_service]` trait must follow, each a message
 //! on the offending token saying what is wrong and what to write instead.
-//! All rules run, so one compile shows every mistake.
+//! All rules run, so one compile shows every mistake. The rules about
+//! `rpc_core::Stream` parameters and results are in `valid/streams.rs`.
 //!
 //! Whether a type can cross the wire (`Serialize + DeserializeOwned + Send +
 //! 'static`) is not checked here but by `rpc_core::__private::assert_wire` in
@@ -13,6 +14,8 @@ use syn::{FnArg, ReceiverKind, Safety, TraitItem, Type};
 
 use crate::Errors;
 use crate::ast::{Method, Output, Service, type_string};
+
+mod streams;
 
 /// Service names the framework keeps for its own services; the same list as
 /// `rpc_core::registry::RESERVED`, which refuses them at registration (a
@@ -175,16 +178,22 @@ fn check_generics(method: &Method<'_>, errors: &mut Errors) {
 }
 
 fn check_params(method: &Method<'_>, errors: &mut Errors) {
+    let mut streams = 0;
     for param in &method.params {
         if param.ident.is_none() {
             let msg = "a parameter of a `#[rpc_service]` method needs a plain name, which names the argument on the wire; write `name: Type` (patterns and `mut` belong in the `impl`)";
             errors.spanned(&param.arg.pat, msg);
         }
-        check_type(&param.arg.ty, errors);
+        if !streams::check_param(param, &mut streams, errors) {
+            check_type(&param.arg.ty, errors);
+        }
     }
 }
 
 fn check_output(method: &Method<'_>, errors: &mut Errors) {
+    if streams::check_output(&method.item.sig.output, errors) {
+        return;
+    }
     match &method.output {
         Output::Unit => {}
         Output::Plain(ty) => check_type(ty, errors),
