@@ -21,8 +21,10 @@
 //! One table for both envelopes. Protocol 1 (the hello's `protocol`) has
 //! the first four; protocol 2 adds streams and reserves the rest. A new
 //! kind never changes what an existing message means, and a message of a
-//! kind a peer does not know is answered with an error (`InvalidRequest`,
-//! id `null`/0), not by closing the connection.
+//! kind the server does not know is answered with an error
+//! (`InvalidRequest`, "unexpected message kind …"; in bincode under the id
+//! that every kind carries second, in JSON under `null`), not by closing
+//! the connection.
 //!
 //! | kind | bincode | JSON-RPC | from | protocol |
 //! |---|---|---|---|---|
@@ -390,8 +392,10 @@ pub enum Incoming<'a> {
     /// A message of a kind this side does not know: answered with an
     /// error, and not counted as invalid.
     Unknown {
-        /// Its kind, as the message named it.
+        /// Its kind, as the message named it, safe to quote.
         kind: String,
+        /// The id to answer under: bincode's second field, JSON's `null`.
+        id: Id,
     },
     /// Something that is not a valid request; answer `error` under `id`.
     Invalid {

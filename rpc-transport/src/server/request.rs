@@ -71,17 +71,13 @@ impl ServerConnection<'_> {
                 Ok(())
             }
             Incoming::Flow(flow) => self.flow(flow, frame, replies),
-            Incoming::Unknown { kind } => {
+            Incoming::Unknown { kind, id } => {
                 // A kind from a later protocol: told, and not held against it.
                 let error = Error::new(
                     ErrorKind::InvalidRequest,
-                    format!(
-                        "unknown message kind {}; this server speaks protocol {}",
-                        crate::quiet::peer_text(&kind),
-                        self.protocol
-                    ),
+                    format!("unexpected message kind {kind} from the client"),
                 );
-                replies.queue(&Id::Null, Err(error.into()));
+                replies.queue(&id, Err(error.into()));
                 Ok(())
             }
             Incoming::Invalid { id, error } => {

@@ -232,8 +232,11 @@ impl Codec for Bincode {
                 };
             }
             Some(&kind) if kind > LAST_KIND => {
+                // Every kind's second field is the id (or a nonce): answered under it.
+                let id = take::<(u8, u64)>(frame).map_or(Id::Null, |((_, id), _)| Id::Num(id));
                 return Incoming::Unknown {
                     kind: kind.to_string(),
+                    id,
                 };
             }
             _ => {}

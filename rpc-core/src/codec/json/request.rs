@@ -157,7 +157,8 @@ pub(super) fn decode_any(frame: &[u8]) -> Incoming<'_> {
                 error,
             },
             None => Incoming::Unknown {
-                kind: r.method.into_owned(),
+                kind: format!("{:?}", cut(&r.method)),
+                id: Id::Null,
             },
         };
     }
