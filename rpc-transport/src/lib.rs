@@ -139,6 +139,7 @@ pub mod quiet;
 pub mod server;
 mod shutdown;
 mod stream;
+mod tls;
 mod wire;
 
 pub use crate::client::reconnect;

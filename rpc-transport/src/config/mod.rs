@@ -81,9 +81,11 @@ mod check;
 mod layer;
 pub mod limits;
 mod table;
+mod tls;
 
 pub use self::builder::{ClientConfigBuilder, ServerConfigBuilder};
 pub use self::limits::{Limits, Reconnect};
+pub use self::tls::{ClientTls, ServerTls, TlsVersion};
 
 // For the HTTP gateway's `[http]` table.
 #[cfg(feature = "http")]
@@ -220,12 +222,17 @@ struct Shared {
     max_frame_bytes: usize,
     handshake_timeout: Duration,
     allow_legacy_auth: bool,
+    /// Whether a TLS session's exporter is mixed into the handshake's answers.
+    channel_binding: bool,
 }
 
 /// A validated server configuration; see the [module docs](self) for the keys.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    listen: String,
+    /// TLS if `tls` is set; never empty.
+    listen: Vec<String>,
+    listen_plain: Vec<String>,
+    tls: Option<ServerTls>,
     codecs: Vec<String>,
     python_compat: bool,
     limits: Limits,
@@ -239,6 +246,7 @@ pub struct ClientConfig {
     codec: String,
     call_timeout: Duration,
     reconnect: Option<Reconnect>,
+    tls: Option<ClientTls>,
     shared: Shared,
 }
 
@@ -253,9 +261,22 @@ impl ServerConfig {
         Self::builder().load_file(path)?.build()
     }
 
-    /// The address to listen on, as written (`"host:port"`).
+    /// The (first) address to listen on, as written (`"host:port"`).
     pub fn listen(&self) -> &str {
-        &self.listen
+        &self.listen[0]
+    }
+
+    /// Every address to listen on, as written, and whether it serves TLS:
+    /// the `listen` ones first (TLS with `[server.tls]`), then `listen_plain`.
+    pub fn listeners(&self) -> impl Iterator<Item = (&str, bool)> {
+        let tls = self.tls.is_some();
+        let listen = self.listen.iter().map(move |a| (a.as_str(), tls));
+        listen.chain(self.listen_plain.iter().map(|a| (a.as_str(), false)))
+    }
+
+    /// The TLS settings of the `listen` addresses, if they serve TLS.
+    pub fn tls(&self) -> Option<&ServerTls> {
+        self.tls.as_ref()
     }
 
     /// The codecs the server accepts, in order of preference.
@@ -317,6 +338,11 @@ impl ClientConfig {
     pub fn reconnect(&self) -> Option<&Reconnect> {
         self.reconnect.as_ref()
     }
+
+    /// The TLS settings, if the client connects with TLS.
+    pub fn tls(&self) -> Option<&ClientTls> {
+        self.tls.as_ref()
+    }
 }
 
 /// Accessors of the settings both sides share.
@@ -341,6 +367,13 @@ macro_rules! shared_accessors {
             /// Whether the MD5 handshake of Python <= 3.11 peers is accepted.
             pub fn allow_legacy_auth(&self) -> bool {
                 self.shared.allow_legacy_auth
+            }
+
+            /// Whether the handshake's answers cover the TLS session's
+            /// exporter; always, unless a test build turned it off.
+            #[doc(hidden)]
+            pub fn channel_binding(&self) -> bool {
+                self.shared.channel_binding
             }
         }
     };
