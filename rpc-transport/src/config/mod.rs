@@ -47,7 +47,8 @@
 //!
 //! | key | table | default | meaning |
 //! |---|---|---|---|
-//! | `listen` | server | `"127.0.0.1:0"` | address to listen on, `"host:port"` |
+//! | `listen` | server | `"127.0.0.1:0"` | address to listen on, `"host:port"`, or a list of them; TLS when `[server.tls]` is present |
+//! | `listen_plain` | server | `[]` | more addresses, always plaintext (Python peers on loopback); a plaintext TCP listener not on loopback is logged as a warning |
 //! | `connect` | client | required | address of the server, `"host:port"` |
 //! | `authkey` | both | required | shared secret of the handshake |
 //! | `authkey_file` | both | — | file holding the secret instead; one trailing newline (`\n` or `\r\n`) is dropped; a relative path is relative to the config file |
@@ -60,6 +61,13 @@
 //! | `python_compat` | server | `false` | serve stock Python `multiprocessing` clients (pickle and JSON forms) on the same port; the first frame after authentication is then awaited without a time limit, as a Python client sends it at its first call; see [`crate::python`] |
 //! | `[server.limits]` | server | see [`Limits`] | connections, handshakes, calls in flight, batch size, invalid messages, idle timeout, shutdown grace |
 //! | `[client.reconnect]` | client | absent (no reconnect) | backoff and whether calls wait while disconnected; see [`Reconnect`] |
+//! | `[server.tls]` | server | absent (plaintext) | `cert_file`, `key_file` (PEM: PKCS#8, PKCS#1 or SEC1), optional `client_ca_file` (require client certificates signed by these: mTLS), `min_version` (`"1.3"`, or `"1.2"` with extended master secret required); see [`ServerTls`] |
+//! | `[client.tls]` | client | absent (plaintext) | `ca_file` (absent: the platform's roots), `server_name` (absent: the host of `connect`), `cert_file` and `key_file` (mTLS); see [`ClientTls`] |
+//!
+//! The TLS files are read when the server binds (and on
+//! [`Listening::reload_tls`](crate::Listening::reload_tls)) or the client
+//! connects, not when the config is built; relative paths are relative to
+//! the config file.
 //!
 //! Unknown keys and unknown tables are errors. Known tables that one side does not read
 //! (`[client]` for the server, `[server]` for the client) are skipped; `[http]` is read by

@@ -1,6 +1,7 @@
 //! A bound server: its listeners (TLS or plaintext, each bound address),
 //! the accept loop that serves them all from one task, and the graceful
-//! shutdown of [`Listening::serve_until`].
+//! shutdown of [`Listening::serve_until`], and how a failed accept or a
+//! failed connection is handled and logged.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use rpc_core::{Error, ErrorKind};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::{Server, accept_failed, connection_failed};
+use super::Server;
 use crate::metrics::Refused;
 use crate::net::{Listener, Stream};
 use crate::quiet::Every;
@@ -181,4 +182,69 @@ impl Listening {
             .instrument(span),
         );
     }
+}
+
+/// Logs a connection's failure: at most one line a second for those that
+/// never authenticated (shed, junk, a wrong key) and one for the rest,
+/// each with how many were held back. A peer can fail at will.
+fn connection_failed(e: &Error) {
+    static REFUSED: Every = Every::second();
+    static ENDED: Every = Every::second();
+    if e.kind() == ErrorKind::Authentication {
+        match REFUSED.ready() {
+            Some(suppressed) => {
+                warn!(error = %e, suppressed, "refused a connection before authentication")
+            }
+            None => debug!(error = %e, "refused a connection before authentication"),
+        }
+    } else {
+        match ENDED.ready() {
+            Some(suppressed) => warn!(error = %e, suppressed, "connection ended"),
+            None => debug!(error = %e, "connection ended"),
+        }
+    }
+}
+
+/// How many unauthenticated connections one failed `accept` sheds when the
+/// process is out of descriptors: more than one, so that a flood does not
+/// cost a shed-and-wait per connection.
+const SHED_PER_ACCEPT: usize = 8;
+
+/// Handles a failed `accept` on any listener of `server`. Out of file
+/// descriptors (EMFILE, ENFILE), it sheds unauthenticated connections of
+/// every listener and gives their tasks a moment to close them before the
+/// next `accept`; any other failure (a reset before accept…) waits 50 ms.
+pub(crate) async fn accept_failed(server: &Server, e: &std::io::Error) {
+    static OUT_OF_DESCRIPTORS: Every = Every::second();
+    static FAILED: Every = Every::second();
+    if is_out_of_descriptors(e) {
+        let admission = server.admission();
+        let shed = (0..SHED_PER_ACCEPT)
+            .take_while(|_| admission.shed_one())
+            .count();
+        if let Some(suppressed) = OUT_OF_DESCRIPTORS.ready() {
+            warn!(
+                error = %e,
+                shed,
+                suppressed,
+                "accept failed: out of file descriptors; shedding unauthenticated connections"
+            );
+        }
+        let pause = if shed > 0 { 1 } else { 50 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        return;
+    }
+    if let Some(suppressed) = FAILED.ready() {
+        warn!(error = %e, suppressed, "accept failed; retrying in 50 ms");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// Whether `accept` failed for want of file descriptors (the process's
+/// or the system's).
+fn is_out_of_descriptors(e: &std::io::Error) -> bool {
+    // EMFILE and ENFILE, the same on Linux, the BSDs and macOS.
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    cfg!(unix) && matches!(e.raw_os_error(), Some(EMFILE | ENFILE))
 }

@@ -69,16 +69,16 @@ use std::time::Duration;
 use rpc_core::{Error, ErrorKind, Registry};
 use tokio::sync::watch;
 use tokio_util::codec::Framed;
-use tracing::{debug, warn};
+use tracing::debug;
 
 pub use self::listening::Listening;
+pub(crate) use self::listening::accept_failed;
 
 use self::admission::{Admission, Notice, Pending, Stage};
 use self::connection::ServerConnection;
 use crate::config::ServerConfig;
 use crate::metrics::{Metrics, Refused, Transport};
 use crate::net::Io;
-use crate::quiet::Every;
 use crate::shutdown::draining_started;
 use crate::tls::{Acceptor, Session};
 use crate::wire::frame::FrameCodec;
@@ -418,69 +418,4 @@ fn refused(e: AuthError) -> Error {
         ),
         false => e,
     }
-}
-
-/// Logs a connection's failure: at most one line a second for those that
-/// never authenticated (shed, junk, a wrong key) and one for the rest,
-/// each with how many were held back. A peer can fail at will.
-fn connection_failed(e: &Error) {
-    static REFUSED: Every = Every::second();
-    static ENDED: Every = Every::second();
-    if e.kind() == ErrorKind::Authentication {
-        match REFUSED.ready() {
-            Some(suppressed) => {
-                warn!(error = %e, suppressed, "refused a connection before authentication")
-            }
-            None => debug!(error = %e, "refused a connection before authentication"),
-        }
-    } else {
-        match ENDED.ready() {
-            Some(suppressed) => warn!(error = %e, suppressed, "connection ended"),
-            None => debug!(error = %e, "connection ended"),
-        }
-    }
-}
-
-/// How many unauthenticated connections one failed `accept` sheds when the
-/// process is out of descriptors: more than one, so that a flood does not
-/// cost a shed-and-wait per connection.
-const SHED_PER_ACCEPT: usize = 8;
-
-/// Handles a failed `accept` on any listener of `server`. Out of file
-/// descriptors (EMFILE, ENFILE), it sheds unauthenticated connections of
-/// every listener and gives their tasks a moment to close them before the
-/// next `accept`; any other failure (a reset before accept…) waits 50 ms.
-pub(crate) async fn accept_failed(server: &Server, e: &std::io::Error) {
-    static OUT_OF_DESCRIPTORS: Every = Every::second();
-    static FAILED: Every = Every::second();
-    if is_out_of_descriptors(e) {
-        let admission = server.admission();
-        let shed = (0..SHED_PER_ACCEPT)
-            .take_while(|_| admission.shed_one())
-            .count();
-        if let Some(suppressed) = OUT_OF_DESCRIPTORS.ready() {
-            warn!(
-                error = %e,
-                shed,
-                suppressed,
-                "accept failed: out of file descriptors; shedding unauthenticated connections"
-            );
-        }
-        let pause = if shed > 0 { 1 } else { 50 };
-        tokio::time::sleep(Duration::from_millis(pause)).await;
-        return;
-    }
-    if let Some(suppressed) = FAILED.ready() {
-        warn!(error = %e, suppressed, "accept failed; retrying in 50 ms");
-    }
-    tokio::time::sleep(Duration::from_millis(50)).await;
-}
-
-/// Whether `accept` failed for want of file descriptors (the process's
-/// or the system's).
-fn is_out_of_descriptors(e: &std::io::Error) -> bool {
-    // EMFILE and ENFILE, the same on Linux, the BSDs and macOS.
-    const EMFILE: i32 = 24;
-    const ENFILE: i32 = 23;
-    cfg!(unix) && matches!(e.raw_os_error(), Some(EMFILE | ENFILE))
 }

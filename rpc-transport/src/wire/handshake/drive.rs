@@ -109,7 +109,7 @@ where
 }
 
 /// [`connect`], with both answers bound to `binding`: the TLS session's
-/// exporter (see the [module docs](self)).
+/// exporter (see the [handshake docs](super)).
 ///
 /// # Errors
 ///

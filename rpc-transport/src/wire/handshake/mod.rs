@@ -21,7 +21,7 @@
 //!
 //! The protocol itself is the pure functions [`make_challenge`],
 //! [`answer_challenge`] and [`verify_answer`]; [`accept`] and [`connect`] run
-//! them over a [`Framed`] stream.
+//! them over a [`Framed`](tokio_util::codec::Framed) stream.
 //!
 //! # Over TLS: the channel binding
 //!
