@@ -150,3 +150,12 @@ async fn a_missing_certificate_file_is_named_at_bind() {
     assert!(e.message().contains("server.tls.cert_file"), "{e}");
     assert!(e.message().contains("none.pem"), "{e}");
 }
+
+#[tokio::test]
+async fn a_python_codec_with_client_tls_is_refused_before_connecting() {
+    let setup = Setup::new();
+    let config = setup.client("127.0.0.1:1", "pickle").build().unwrap();
+    let e = refused(config).await;
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.message().contains("cannot speak TLS"), "{e}");
+}
