@@ -1,4 +1,5 @@
-//! The context of the call a handler is running: its deadline and peer,
+//! The context of the call a handler is running: its deadline, its peer and,
+//! under mutual TLS, the subject of the peer's certificate,
 //! reached with [`Context::current`] rather than through a parameter, so new
 //! fields never break an implementation.
 
@@ -6,6 +7,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Poll, ready};
 use std::time::Instant;
 
@@ -29,6 +31,7 @@ thread_local! {
 pub struct Context {
     deadline: Option<Instant>,
     peer: Option<SocketAddr>,
+    peer_identity: Option<Arc<str>>,
 }
 
 impl Context {
@@ -49,6 +52,12 @@ impl Context {
         self
     }
 
+    /// Sets the subject of the caller's verified certificate.
+    pub fn with_peer_identity(mut self, identity: Option<Arc<str>>) -> Context {
+        self.peer_identity = identity;
+        self
+    }
+
     /// The context of the call being served on this task, if any.
     pub fn current() -> Option<Context> {
         CURRENT.with(|c| c.borrow().clone())
@@ -62,6 +71,22 @@ impl Context {
     /// The caller's address, when the transport has one.
     pub fn peer(&self) -> Option<SocketAddr> {
         self.peer
+    }
+
+    /// The subject of the caller's certificate, RFC 4514 (`CN=alice,O=Example`),
+    /// when the server requires client certificates (`client_ca_file` in
+    /// `[server.tls]`): verified against those CAs, so an authorization check
+    /// can rely on it. `None` without mutual TLS.
+    ///
+    /// ```
+    /// # use rpc_core::Context;
+    /// fn may_write() -> bool {
+    ///     let who = Context::current().and_then(|c| c.peer_identity().map(str::to_owned));
+    ///     who.is_some_and(|subject| subject.starts_with("CN=writer,"))
+    /// }
+    /// ```
+    pub fn peer_identity(&self) -> Option<&str> {
+        self.peer_identity.as_deref()
     }
 
     /// Runs `future` with `self` as [`Context::current`] during every poll.

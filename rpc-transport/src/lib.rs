@@ -27,8 +27,9 @@
 //! |---|---|---|
 //! | `wire/` | bytes on the wire, no tasks: [`frame`], [`handshake`], [`hello`], and the session that opens a stream with them | [`net`], [`quiet`] |
 //! | [`net`] | streams and listeners: TCP, Unix | — |
-//! | [`server`] | the accept loop and [`Listening`]; admission (connections not yet authenticated); the connection loop; one request and its call; calls in flight and cancel; batches; queued replies; stream messages | wire, net, config, metrics, quiet, the outbox, stream, the shutdown signal, python |
-//! | [`client`] | [`connect`]; the [`Connection`] (callers, reader, writer, expiry); its streams; [`reconnect`] | wire, net, config, the outbox, stream, python |
+//! | `tls` | TLS (rustls, ring): loading `[server.tls]`/`[client.tls]` files, the server's reloadable acceptor, the client's connector, each session's channel binding and peer certificate subject, TLS failures named | config, net, wire (handshake errors) |
+//! | [`server`] | [`Listening`] (its listeners, TLS or plaintext, and the accept loop); admission (connections not yet authenticated); the connection loop; one request and its call; calls in flight and cancel; batches; queued replies; stream messages | wire, net, tls, config, metrics, quiet, the outbox, stream, the shutdown signal, python |
+//! | [`client`] | [`connect`]; the [`Connection`] (callers, reader, writer, expiry); its streams; [`reconnect`] | wire, net, tls, config, the outbox, stream, python |
 //! | [`config`] | the public types, the builders, the layering of builder → env → file, the `[server]` and `[client]` tables, [`limits`] (the nested tables), the checks | wire (the smallest frame) |
 //! | `local` | [`local()`]: a client and a registry in one process, over an in-memory pipe | server, client, config |
 //! | `shutdown` | the drain signal every listener shares | — |
@@ -73,6 +74,33 @@
 //!   | <--------------------------------- cancel id=3 - |   a caller gave up on call 3
 //!   | -- going away (shutdown) ---------------------> |   no new calls; in-flight ones still answered
 //! ```
+//!
+//! # TLS
+//!
+//! With `[server.tls]` the `listen` addresses serve TLS (1.3; 1.2 only if
+//! configured, with extended master secret), and `listen_plain` ones stay
+//! plaintext for Python peers, which cannot speak TLS; a client with
+//! `[client.tls]` connects with TLS. The TLS handshake comes first, as a
+//! pending handshake under `handshake_timeout_ms`; then the same exchange
+//! runs inside TLS, both answers also covering the session's RFC 9266
+//! exporter, so a relay that terminates TLS cannot forward it:
+//!
+//! ```text
+//! server                                             client
+//!   | <============ TLS handshake (ClientHello first) | a plaintext client waits for a challenge:
+//!   |                                                 | "no challenge from the server: … [client.tls]"
+//!   |   each side: X = TLS-Exporter("EXPORTER-Channel-Binding", "", 32)
+//!   | -- #CHALLENGE#{sha256}<40 random bytes> ------> |
+//!   | <------- {sha256}HMAC-SHA256(key, msg ‖ X) ---- |
+//!   | -- #WELCOME# ---------------------------------> |
+//!   |    ... the roles swapped, the same binding; then hello, calls
+//! ```
+//!
+//! Without TLS the handshake is byte for byte Python's. Under mutual TLS
+//! (`client_ca_file`) a handler finds the client certificate's subject in
+//! [`rpc_core::Context::peer_identity`]. [`Listening::reload_tls`] (or
+//! [`Server::reload_tls`] while serving) re-reads the certificate: new
+//! connections get the new one, open ones keep theirs.
 //!
 //! From protocol 2 a call may carry a stream each way, named by its id:
 //!
@@ -139,6 +167,7 @@ pub mod quiet;
 pub mod server;
 mod shutdown;
 mod stream;
+mod tls;
 mod wire;
 
 pub use crate::client::reconnect;

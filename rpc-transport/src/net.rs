@@ -1,5 +1,5 @@
 //! Where connections come from: TCP, or Unix-domain sockets for addresses
-//! written `unix:/path`. Everything above works on any
+//! written `unix:/path` (TLS, when configured, runs on top: see the `tls` room). Everything above works on any
 //! `AsyncRead + AsyncWrite` stream, so tests also use in-memory pairs
 //! (`tokio::io::duplex`).
 
@@ -62,14 +62,35 @@ impl Listener {
 
     /// Accepts the next connection and its peer's address, when it has one.
     pub async fn accept(&self) -> io::Result<(Stream, Option<SocketAddr>)> {
+        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Polls for the next connection, so that one task can wait on several
+    /// listeners at once.
+    pub fn poll_accept(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(Stream, Option<SocketAddr>)>> {
         match self {
             Listener::Tcp(l) => {
-                let (s, peer) = l.accept().await?;
+                let (s, peer) = std::task::ready!(l.poll_accept(cx))?;
                 s.set_nodelay(true)?;
-                Ok((Stream::Tcp(s), Some(peer)))
+                Poll::Ready(Ok((Stream::Tcp(s), Some(peer))))
             }
             #[cfg(unix)]
-            Listener::Unix(l, _) => Ok((Stream::Unix(l.accept().await?.0), None)),
+            Listener::Unix(l, _) => {
+                let (s, _) = std::task::ready!(l.poll_accept(cx))?;
+                Poll::Ready(Ok((Stream::Unix(s), None)))
+            }
+        }
+    }
+
+    /// Whether it listens on TCP beyond this host: not loopback, not a Unix socket.
+    pub fn reaches_the_network(&self) -> bool {
+        match self {
+            Listener::Tcp(l) => l.local_addr().is_ok_and(|a| !a.ip().is_loopback()),
+            #[cfg(unix)]
+            Listener::Unix(..) => false,
         }
     }
 }

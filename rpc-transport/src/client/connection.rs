@@ -18,6 +18,7 @@ use crate::config::ClientConfig;
 use crate::net::{self, Io};
 use crate::outbox::{Chunks, Outbox};
 use crate::stream::Streams;
+use crate::tls;
 use crate::wire::frame::FrameCodec;
 use crate::wire::handshake::AuthOptions;
 use crate::wire::hello::{Answer, Hello, PROTOCOL_VERSION, STREAMS};
@@ -34,17 +35,49 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to `config.connect()`, authenticates and says hello.
+    /// Connects to `config.connect()` (with TLS if `[client.tls]` is set),
+    /// authenticates and says hello.
+    ///
+    /// A TLS failure is an [`ErrorKind::Authentication`] error naming its
+    /// cause: an unknown CA, an expired certificate, a name that does not
+    /// match, a client certificate the server requires or refused, a server
+    /// that does not speak TLS.
     pub async fn connect(config: &ClientConfig) -> Result<Connection, Error> {
         let address = config.address()?;
         let stream = net::connect(address).await.map_err(|e| {
             Error::new(ErrorKind::Io, format!("cannot connect to {address}: {e}")).with_source(e)
         })?;
-        Connection::over(stream, config).await
+        let Some(tls) = config.tls() else {
+            return Connection::over(stream, config).await;
+        };
+        let limit = config.handshake_timeout();
+        let (stream, session) = tokio::time::timeout(limit, tls::connect(stream, tls, address))
+            .await
+            .map_err(|_| {
+                let why = format!(
+                    "no TLS handshake with {address} within {limit:?} (handshake_timeout_ms)"
+                );
+                Error::new(ErrorKind::Authentication, why)
+            })??;
+        let binding = match config.channel_binding() {
+            true => &session.binding[..],
+            false => &[],
+        };
+        Connection::open(stream, config, binding).await
     }
 
-    /// Opens a session over an already connected stream.
+    /// Opens a session over an already connected stream (no TLS: wrap the
+    /// stream first for that).
     pub async fn over<S: Io>(io: S, config: &ClientConfig) -> Result<Connection, Error> {
+        Connection::open(io, config, &[]).await
+    }
+
+    /// Opens a session over `io`, the handshake's answers bound to `binding`.
+    async fn open<S: Io>(
+        io: S,
+        config: &ClientConfig,
+        binding: &[u8],
+    ) -> Result<Connection, Error> {
         if crate::config::PYTHON_CODECS.contains(&config.codec()) {
             let why = format!(
                 "codec `{}` calls Python servers; use `rpc_transport::connect` or `PythonConnection::over`",
@@ -57,7 +90,10 @@ impl Connection {
             timeout: config.handshake_timeout(),
             allow_legacy: config.allow_legacy_auth(),
         };
-        session::connect(&mut framed, config.authkey().as_bytes(), &opts).await?;
+        let key = config.authkey().as_bytes();
+        session::connect_bound(&mut framed, key, &opts, binding)
+            .await
+            .map_err(|e| tls::auth_failed(e, config.connect()))?;
         let hello = Hello {
             protocol: PROTOCOL_VERSION,
             codec: config.codec().to_owned(),

@@ -44,13 +44,20 @@ use crate::config::ClientConfig;
 /// Connects as `config` says and returns a client handle for generated
 /// clients (`CalculatorClient::new(client)`).
 ///
-/// With `codec = "pickle"` or `"py-json"` the server is a Python
-/// `multiprocessing` server in the pattern: see [`crate::python`]. With a
+/// With `[client.tls]` the connection is TLS (see [`Connection::connect`]
+/// for the errors). With `codec = "pickle"` or `"py-json"` the server is a
+/// Python `multiprocessing` server in the pattern (never TLS): see
+/// [`crate::python`]. With a
 /// `[client.reconnect]` policy the handle reconnects after the connection
 /// drops (see [`crate::client::reconnect`]); without one, a lost connection stays
 /// lost and every later call fails at once.
 pub async fn connect(config: &ClientConfig) -> Result<Client, Error> {
     if crate::config::PYTHON_CODECS.contains(&config.codec()) {
+        if config.tls().is_some() {
+            let why = "Python multiprocessing servers cannot speak TLS: remove [client.tls] \
+                       to call one (on a loopback or trusted network only)";
+            return Err(Error::new(rpc_core::ErrorKind::Config, why));
+        }
         return Ok(Client::new(
             crate::python::PythonConnection::connect(config).await?,
         ));

@@ -11,8 +11,9 @@ use super::check::{
 use super::layer::{Env, KeySource, Layer};
 use super::table::{ClientTable, ServerTable, read_table};
 use super::{
-    AuthKey, ClientConfig, ConfigError, DEFAULT_CALL_TIMEOUT, DEFAULT_CODEC, DEFAULT_LISTEN,
-    KNOWN_CODECS, Limits, PYTHON_CODECS, Reconnect, ServerConfig, Shared,
+    AuthKey, ClientConfig, ClientTls, ConfigError, DEFAULT_CALL_TIMEOUT, DEFAULT_CODEC,
+    DEFAULT_LISTEN, KNOWN_CODECS, Limits, PYTHON_CODECS, Reconnect, ServerConfig, ServerTls,
+    Shared,
 };
 
 /// Builds a [`ServerConfig`] from builder calls, the environment and a file, in that precedence.
@@ -34,9 +35,28 @@ pub struct ClientConfigBuilder {
 }
 
 impl ServerConfigBuilder {
-    /// Sets the address to listen on (`"host:port"`).
+    /// Sets the address to listen on (`"host:port"`); TLS if [`tls`](Self::tls) is set.
     pub fn listen(mut self, address: impl Into<String>) -> Self {
-        self.explicit.address = Some(address.into());
+        self.explicit.listen = Some(vec![address.into()]);
+        self
+    }
+
+    /// Sets several addresses to listen on, all TLS if [`tls`](Self::tls) is set.
+    pub fn listen_all<S: Into<String>>(mut self, addresses: impl IntoIterator<Item = S>) -> Self {
+        self.explicit.listen = Some(addresses.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets plaintext addresses to listen on beside the `listen` ones
+    /// (for Python peers on loopback, which cannot speak TLS).
+    pub fn listen_plain<S: Into<String>>(mut self, addresses: impl IntoIterator<Item = S>) -> Self {
+        self.explicit.listen_plain = Some(addresses.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Serves TLS on the `listen` addresses; replaces the file's `[server.tls]`.
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.explicit.server_tls = Some(tls);
         self
     }
 
@@ -66,12 +86,25 @@ impl ServerConfigBuilder {
         };
         let mut layer = self.explicit.or(env).or(self.file);
         let all = || KNOWN_CODECS.iter().map(|c| c.to_string()).collect();
+        let addresses = |key: &str, list: Vec<String>| -> Result<Vec<String>, ConfigError> {
+            list.into_iter().map(|a| address(key, a)).collect()
+        };
+        let listen: Vec<String> = layer.listen.take().unwrap_or(vec![DEFAULT_LISTEN.into()]);
+        if listen.is_empty() {
+            return Err(super::check::invalid(
+                "server.listen",
+                "[]",
+                "at least one address such as \"127.0.0.1:17000\"",
+            ));
+        }
         Ok(ServerConfig {
             shared: Shared::resolve("server", &mut layer)?,
-            listen: address(
-                "server.listen",
-                layer.address.unwrap_or(DEFAULT_LISTEN.into()),
+            listen: addresses("server.listen", listen)?,
+            listen_plain: addresses(
+                "server.listen_plain",
+                layer.listen_plain.unwrap_or_default(),
             )?,
+            tls: layer.server_tls,
             codecs: check_codecs(layer.codecs.unwrap_or_else(all))?,
             python_compat: layer.python_compat.unwrap_or(false),
             limits: check_limits(layer.limits.unwrap_or_default())?,
@@ -94,6 +127,12 @@ impl ClientConfigBuilder {
     /// Sets the codec, one of [`KNOWN_CODECS`] or [`PYTHON_CODECS`]; overrides `RPC_CODEC`.
     pub fn codec(mut self, codec: impl Into<String>) -> Self {
         self.explicit.codec = Some(codec.into());
+        self
+    }
+
+    /// Connects with TLS; replaces the file's `[client.tls]`.
+    pub fn tls(mut self, tls: ClientTls) -> Self {
+        self.explicit.client_tls = Some(tls);
         self
     }
 
@@ -139,6 +178,7 @@ impl ClientConfigBuilder {
             )?,
             call_timeout: positive("client.call_timeout_ms", call_timeout)?,
             reconnect: layer.reconnect.map(check_reconnect).transpose()?,
+            tls: layer.client_tls,
         })
     }
 
@@ -179,6 +219,15 @@ macro_rules! shared_setters {
             /// Sets whether the MD5 handshake of Python <= 3.11 peers is accepted.
             pub fn allow_legacy_auth(mut self, allow: bool) -> Self {
                 self.explicit.allow_legacy_auth = Some(allow);
+                self
+            }
+
+            /// Turns off the TLS channel binding of the authkey handshake, so
+            /// that it passes through a relay that terminates TLS. Only for
+            /// the test that proves the binding stops such a relay.
+            #[doc(hidden)]
+            pub fn without_channel_binding(mut self) -> Self {
+                self.explicit.channel_binding = Some(false);
                 self
             }
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use super::check::{check_frame_bytes, invalid, positive, read_error};
 use super::{
-    AuthKey, ConfigError, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME_BYTES, Limits, Reconnect,
-    Shared,
+    AuthKey, ClientTls, ConfigError, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME_BYTES, Limits,
+    Reconnect, ServerTls, Shared,
 };
 
 impl Shared {
@@ -27,6 +27,7 @@ impl Shared {
             max_frame_bytes: check_frame_bytes(table, frame_bytes)?,
             handshake_timeout: positive(&handshake_key, handshake_timeout)?,
             allow_legacy_auth: layer.allow_legacy_auth.unwrap_or(false),
+            channel_binding: layer.channel_binding.unwrap_or(true),
         })
     }
 }
@@ -63,7 +64,15 @@ impl fmt::Debug for Env {
 /// Settings from one source (builder calls, the environment or the file); `None` = not set.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Layer {
+    /// The client's `connect`.
     pub(super) address: Option<String>,
+    /// The server's `listen`, one address or several.
+    pub(super) listen: Option<Vec<String>>,
+    pub(super) listen_plain: Option<Vec<String>>,
+    pub(super) server_tls: Option<ServerTls>,
+    pub(super) client_tls: Option<ClientTls>,
+    /// Off only in test builds (the hidden `without_channel_binding`).
+    pub(super) channel_binding: Option<bool>,
     pub(super) authkey: Option<KeySource>,
     pub(super) codecs: Option<Vec<String>>,
     pub(super) codec: Option<String>,
@@ -81,6 +90,11 @@ impl Layer {
     pub(super) fn or(self, lower: Layer) -> Layer {
         Layer {
             address: self.address.or(lower.address),
+            listen: self.listen.or(lower.listen),
+            listen_plain: self.listen_plain.or(lower.listen_plain),
+            server_tls: self.server_tls.or(lower.server_tls),
+            client_tls: self.client_tls.or(lower.client_tls),
+            channel_binding: self.channel_binding.or(lower.channel_binding),
             authkey: self.authkey.or(lower.authkey),
             codecs: self.codecs.or(lower.codecs),
             codec: self.codec.or(lower.codec),

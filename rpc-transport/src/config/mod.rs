@@ -47,7 +47,8 @@
 //!
 //! | key | table | default | meaning |
 //! |---|---|---|---|
-//! | `listen` | server | `"127.0.0.1:0"` | address to listen on, `"host:port"` |
+//! | `listen` | server | `"127.0.0.1:0"` | address to listen on, `"host:port"`, or a list of them; TLS when `[server.tls]` is present |
+//! | `listen_plain` | server | `[]` | more addresses, always plaintext (Python peers on loopback); a plaintext TCP listener not on loopback is logged as a warning |
 //! | `connect` | client | required | address of the server, `"host:port"` |
 //! | `authkey` | both | required | shared secret of the handshake |
 //! | `authkey_file` | both | — | file holding the secret instead; one trailing newline (`\n` or `\r\n`) is dropped; a relative path is relative to the config file |
@@ -60,6 +61,13 @@
 //! | `python_compat` | server | `false` | serve stock Python `multiprocessing` clients (pickle and JSON forms) on the same port; the first frame after authentication is then awaited without a time limit, as a Python client sends it at its first call; see [`crate::python`] |
 //! | `[server.limits]` | server | see [`Limits`] | connections, handshakes, calls in flight, batch size, invalid messages, idle timeout, shutdown grace |
 //! | `[client.reconnect]` | client | absent (no reconnect) | backoff and whether calls wait while disconnected; see [`Reconnect`] |
+//! | `[server.tls]` | server | absent (plaintext) | `cert_file`, `key_file` (PEM: PKCS#8, PKCS#1 or SEC1), optional `client_ca_file` (require client certificates signed by these: mTLS), `min_version` (`"1.3"`, or `"1.2"` with extended master secret required); see [`ServerTls`] |
+//! | `[client.tls]` | client | absent (plaintext) | `ca_file` (absent: the platform's roots), `server_name` (absent: the host of `connect`), `cert_file` and `key_file` (mTLS); see [`ClientTls`] |
+//!
+//! The TLS files are read when the server binds (and on
+//! [`Listening::reload_tls`](crate::Listening::reload_tls)) or the client
+//! connects, not when the config is built; relative paths are relative to
+//! the config file.
 //!
 //! Unknown keys and unknown tables are errors. Known tables that one side does not read
 //! (`[client]` for the server, `[server]` for the client) are skipped; `[http]` is read by
@@ -81,9 +89,11 @@ mod check;
 mod layer;
 pub mod limits;
 mod table;
+mod tls;
 
 pub use self::builder::{ClientConfigBuilder, ServerConfigBuilder};
 pub use self::limits::{Limits, Reconnect};
+pub use self::tls::{ClientTls, ServerTls, TlsVersion};
 
 // For the HTTP gateway's `[http]` table.
 #[cfg(feature = "http")]
@@ -220,12 +230,17 @@ struct Shared {
     max_frame_bytes: usize,
     handshake_timeout: Duration,
     allow_legacy_auth: bool,
+    /// Whether a TLS session's exporter is mixed into the handshake's answers.
+    channel_binding: bool,
 }
 
 /// A validated server configuration; see the [module docs](self) for the keys.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    listen: String,
+    /// TLS if `tls` is set; never empty.
+    listen: Vec<String>,
+    listen_plain: Vec<String>,
+    tls: Option<ServerTls>,
     codecs: Vec<String>,
     python_compat: bool,
     limits: Limits,
@@ -239,6 +254,7 @@ pub struct ClientConfig {
     codec: String,
     call_timeout: Duration,
     reconnect: Option<Reconnect>,
+    tls: Option<ClientTls>,
     shared: Shared,
 }
 
@@ -253,9 +269,22 @@ impl ServerConfig {
         Self::builder().load_file(path)?.build()
     }
 
-    /// The address to listen on, as written (`"host:port"`).
+    /// The (first) address to listen on, as written (`"host:port"`).
     pub fn listen(&self) -> &str {
-        &self.listen
+        &self.listen[0]
+    }
+
+    /// Every address to listen on, as written, and whether it serves TLS:
+    /// the `listen` ones first (TLS with `[server.tls]`), then `listen_plain`.
+    pub fn listeners(&self) -> impl Iterator<Item = (&str, bool)> {
+        let tls = self.tls.is_some();
+        let listen = self.listen.iter().map(move |a| (a.as_str(), tls));
+        listen.chain(self.listen_plain.iter().map(|a| (a.as_str(), false)))
+    }
+
+    /// The TLS settings of the `listen` addresses, if they serve TLS.
+    pub fn tls(&self) -> Option<&ServerTls> {
+        self.tls.as_ref()
     }
 
     /// The codecs the server accepts, in order of preference.
@@ -317,6 +346,11 @@ impl ClientConfig {
     pub fn reconnect(&self) -> Option<&Reconnect> {
         self.reconnect.as_ref()
     }
+
+    /// The TLS settings, if the client connects with TLS.
+    pub fn tls(&self) -> Option<&ClientTls> {
+        self.tls.as_ref()
+    }
 }
 
 /// Accessors of the settings both sides share.
@@ -341,6 +375,13 @@ macro_rules! shared_accessors {
             /// Whether the MD5 handshake of Python <= 3.11 peers is accepted.
             pub fn allow_legacy_auth(&self) -> bool {
                 self.shared.allow_legacy_auth
+            }
+
+            /// Whether the handshake's answers cover the TLS session's
+            /// exporter; always, unless a test build turned it off.
+            #[doc(hidden)]
+            pub fn channel_binding(&self) -> bool {
+                self.shared.channel_binding
             }
         }
     };

@@ -8,13 +8,15 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::layer::{KeySource, Layer};
+use super::tls::{ClientTlsTable, OneOrMany, ServerTlsTable};
 use super::{AuthKey, ConfigError, KNOWN_TABLES, Limits, Reconnect};
 
 /// The `[server]` table as written in the file.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ServerTable {
-    pub(super) listen: Option<String>,
+    pub(super) listen: Option<OneOrMany>,
+    pub(super) listen_plain: Option<Vec<String>>,
     pub(super) authkey: Option<String>,
     pub(super) authkey_file: Option<PathBuf>,
     pub(super) codecs: Option<Vec<String>>,
@@ -23,6 +25,7 @@ pub(super) struct ServerTable {
     pub(super) allow_legacy_auth: Option<bool>,
     pub(super) python_compat: Option<bool>,
     pub(super) limits: Option<Limits>,
+    pub(super) tls: Option<ServerTlsTable>,
 }
 
 /// The `[client]` table as written in the file.
@@ -38,12 +41,15 @@ pub(super) struct ClientTable {
     pub(super) handshake_timeout_ms: Option<u64>,
     pub(super) allow_legacy_auth: Option<bool>,
     pub(super) reconnect: Option<Reconnect>,
+    pub(super) tls: Option<ClientTlsTable>,
 }
 
 impl ServerTable {
     pub(super) fn into_layer(self, base: &Path) -> Result<Layer, ConfigError> {
         Ok(Layer {
-            address: self.listen,
+            listen: self.listen.map(OneOrMany::into_vec),
+            listen_plain: self.listen_plain,
+            server_tls: self.tls.map(|t| t.resolve(base)).transpose()?,
             authkey: key_source("server", self.authkey, self.authkey_file, base)?,
             codecs: self.codecs,
             max_frame_bytes: self.max_frame_bytes,
@@ -67,6 +73,7 @@ impl ClientTable {
             handshake_timeout: self.handshake_timeout_ms.map(Duration::from_millis),
             allow_legacy_auth: self.allow_legacy_auth,
             reconnect: self.reconnect,
+            client_tls: self.tls.map(|t| t.resolve(base)).transpose()?,
             ..Layer::default()
         })
     }

@@ -72,6 +72,8 @@ pub(crate) struct ServerConnection<'a> {
     pub(crate) draining: watch::Receiver<bool>,
     /// The same, as a flag (see [`crate::shutdown::drain_signal`]).
     pub(crate) drain_started: &'a AtomicBool,
+    /// The subject of the client's TLS certificate (mTLS), for the Context.
+    pub(crate) peer_identity: Option<Arc<str>>,
 }
 
 /// The frames handled in one pass, between two reads: they were read

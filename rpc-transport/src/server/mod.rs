@@ -57,10 +57,10 @@ mod batch;
 mod calls;
 mod connection;
 mod flow;
+mod listening;
 mod replies;
 mod request;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,19 +68,21 @@ use std::time::Duration;
 
 use rpc_core::{Error, ErrorKind, Registry};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio_util::codec::Framed;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::debug;
 
-use self::admission::{Admission, Pending, Stage};
+pub use self::listening::Listening;
+pub(crate) use self::listening::accept_failed;
+
+use self::admission::{Admission, Notice, Pending, Stage};
 use self::connection::ServerConnection;
 use crate::config::ServerConfig;
 use crate::metrics::{Metrics, Refused, Transport};
-use crate::net::{Io, Listener};
-use crate::quiet::Every;
+use crate::net::Io;
 use crate::shutdown::draining_started;
+use crate::tls::{Acceptor, Session};
 use crate::wire::frame::FrameCodec;
-use crate::wire::handshake::{AuthError, AuthOptions};
+use crate::wire::handshake::{AuthError, AuthOptions, Keys};
 use crate::wire::hello::{Answer, Hello};
 use crate::wire::session;
 
@@ -105,6 +107,8 @@ struct Inner {
     drain_started: AtomicBool,
     /// The connections of every listener not yet authenticated.
     admission: Arc<Admission>,
+    /// The TLS certificate in force, once bound with `[server.tls]`.
+    tls: std::sync::OnceLock<Arc<Acceptor>>,
 }
 
 /// The read buffer a new connection starts with: the handshake's frames
@@ -125,6 +129,7 @@ impl Server {
                 draining: watch::Sender::new(false),
                 drain_started: AtomicBool::new(false),
                 admission,
+                tls: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -168,20 +173,39 @@ impl Server {
         self.inner.draining.subscribe()
     }
 
-    /// Binds the configured `listen` address.
+    /// Binds every configured address (`listen`, TLS with `[server.tls]`,
+    /// then `listen_plain`), reading the TLS files first; fails naming the
+    /// address or the file at fault. A plaintext TCP listener reachable
+    /// from the network is logged as a warning.
     pub async fn bind(self) -> Result<Listening, Error> {
-        let address = self.inner.config.listen();
-        let listener = Listener::bind(address).await.map_err(|e| {
-            Error::new(ErrorKind::Io, format!("cannot listen on {address}: {e}")).with_source(e)
-        })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
-        Ok(Listening {
-            server: self,
-            listener,
-            local_addr,
-        })
+        Listening::bind(self).await
+    }
+
+    /// Re-reads `[server.tls]`'s certificate and key: new connections get
+    /// the new certificate, open ones keep theirs. Fails if the files do not
+    /// load (the certificate in force stays) or the server has no TLS
+    /// listener bound.
+    pub fn reload_tls(&self) -> Result<(), Error> {
+        match self.inner.tls.get() {
+            Some(acceptor) => acceptor.reload(),
+            None => Err(Error::new(
+                ErrorKind::Config,
+                "no TLS to reload: the server has no [server.tls] listener bound",
+            )),
+        }
+    }
+
+    /// The TLS acceptor of the `listen` addresses, made from `[server.tls]`
+    /// at the first bind.
+    fn acceptor(&self) -> Result<Option<Arc<Acceptor>>, Error> {
+        let Some(settings) = self.inner.config.tls() else {
+            return Ok(None);
+        };
+        if let Some(acceptor) = self.inner.tls.get() {
+            return Ok(Some(acceptor.clone()));
+        }
+        let acceptor = Arc::new(Acceptor::new(settings)?);
+        Ok(Some(self.inner.tls.get_or_init(|| acceptor).clone()))
     }
 
     /// Serves one connection on `io`, from authentication to its end.
@@ -189,12 +213,62 @@ impl Server {
     /// Fails if the handshake or the hello fails, or the connection breaks;
     /// a peer that closes cleanly is `Ok`.
     pub async fn serve_stream<S: Io>(&self, io: S, peer: Option<SocketAddr>) -> Result<(), Error> {
+        let admitted = self.inner.admission.admit(peer.map(|p| p.ip()));
+        self.serve_admitted(io, peer, admitted, None).await
+    }
+
+    /// Serves one connection of a TLS listener: the TLS handshake first,
+    /// as a pending handshake (shed like any, and bounded by
+    /// `handshake_timeout_ms`), then the authkey handshake bound to the session.
+    pub(crate) async fn serve_tls(
+        &self,
+        io: crate::net::Stream,
+        peer: Option<SocketAddr>,
+        acceptor: &Acceptor,
+    ) -> Result<(), Error> {
         let config = &self.inner.config;
         let (pending, mut notice) = self.inner.admission.admit(peer.map(|p| p.ip()));
+        let from = peer.map_or_else(|| "a local peer".to_owned(), |p| p.to_string());
+        let limit = config.handshake_timeout();
+        let handshake = tokio::time::timeout(limit, acceptor.accept(io, &from));
+        let (stream, session) = tokio::select! {
+            done = handshake => match done {
+                Ok(Ok(done)) => done,
+                Ok(Err(e)) => {
+                    self.inner.metrics.refused(Refused::Handshake);
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.inner.metrics.refused(Refused::Handshake);
+                    let why = format!("no TLS handshake within {limit:?} (handshake_timeout_ms)");
+                    return Err(Error::new(ErrorKind::Authentication, why));
+                }
+            },
+            why = notice.shed() => {
+                return Err(Error::new(ErrorKind::Authentication, why.reason(config.limits())));
+            }
+        };
+        self.serve_admitted(stream, peer, (pending, notice), Some(session))
+            .await
+    }
+
+    /// Serves a connection admitted as pending, over TLS if `session` is set.
+    async fn serve_admitted<S: Io>(
+        &self,
+        io: S,
+        peer: Option<SocketAddr>,
+        (pending, mut notice): (Pending, Notice),
+        session: Option<Session>,
+    ) -> Result<(), Error> {
+        let config = &self.inner.config;
+        let binding = match &session {
+            Some(session) if config.channel_binding() => &session.binding[..],
+            _ => &[],
+        };
         let codec = FrameCodec::new(config.max_frame_bytes());
         let mut framed = Framed::with_capacity(io, codec, HANDSHAKE_READ_ROOM);
         let open = self.inner.metrics.connection_opened(Transport::Tcp);
-        let opening = self.open(&mut framed, pending);
+        let opening = self.open(&mut framed, pending, binding);
         let first = tokio::select! {
             first = opening => match first? {
                 Some(first) => first,
@@ -258,6 +332,7 @@ impl Server {
             metrics: &self.inner.metrics,
             draining: self.draining(),
             drain_started: &self.inner.drain_started,
+            peer_identity: session.and_then(|s| s.identity),
         };
         connection.run(framed).await
     }
@@ -274,9 +349,10 @@ impl Server {
         &self,
         framed: &mut Framed<S, FrameCodec>,
         pending: Pending,
+        binding: &[u8],
     ) -> Result<Option<bytes::BytesMut>, Error> {
         let config = &self.inner.config;
-        self.authenticate(framed, &pending).await?;
+        self.authenticate(framed, &pending, binding).await?;
         pending.advance(Stage::Authenticated);
         // A Python client sends its first request when it makes its first
         // call, which may be long after it connects: it gets the idle timeout.
@@ -300,6 +376,7 @@ impl Server {
         &self,
         framed: &mut Framed<S, FrameCodec>,
         pending: &Pending,
+        binding: &[u8],
     ) -> Result<(), Error> {
         let config = &self.inner.config;
         let opts = AuthOptions {
@@ -308,164 +385,37 @@ impl Server {
         };
         let first_answer = config.limits().first_answer_timeout;
         let answered = || pending.advance(Stage::Answered);
-        let key = config.authkey().as_bytes();
-        crate::wire::handshake::accept_timed(framed, key, &opts, first_answer, answered)
+        let keys = Keys {
+            authkey: config.authkey().as_bytes(),
+            binding,
+        };
+        crate::wire::handshake::accept_timed(framed, keys, &opts, first_answer, answered)
             .await
             .map_err(|e| {
                 self.inner.metrics.refused(match e {
                     AuthError::NoAnswer(_) => Refused::FirstAnswerTimeout,
                     _ => Refused::Handshake,
                 });
-                session::auth_error(e)
+                refused(e)
             })
     }
 }
 
-/// A bound server, ready to serve.
-#[derive(Debug)]
-pub struct Listening {
-    server: Server,
-    listener: Listener,
-    local_addr: String,
-}
-
-impl Listening {
-    /// The bound address (`host:port`; with port 0 configured, the real port).
-    pub fn local_addr(&self) -> &str {
-        &self.local_addr
+/// The error for a refused authkey handshake; a TLS ClientHello on a
+/// plaintext port (its record header read as a frame length, 0x1603….) is
+/// named as such.
+fn refused(e: AuthError) -> Error {
+    let hello = matches!(e, AuthError::FrameTooLarge { len } if len >> 16 == 0x1603);
+    let e = session::auth_error(e);
+    match hello {
+        true => Error::new(
+            ErrorKind::Authentication,
+            format!(
+                "a TLS client connected to a plaintext listener ({}); \
+                 give it the TLS address or configure [server.tls]",
+                e.message()
+            ),
+        ),
+        false => e,
     }
-
-    /// Serves until the task is dropped.
-    pub async fn serve(self) {
-        self.serve_until(std::future::pending()).await
-    }
-
-    /// The server this listener serves (its metrics, its shutdown).
-    pub fn server(&self) -> &Server {
-        &self.server
-    }
-
-    /// Serves until `shutdown` completes, then shuts down gracefully (see
-    /// the [module docs](self)) and returns once every connection is closed.
-    pub async fn serve_until(self, shutdown: impl Future<Output = ()>) {
-        let mut connections = JoinSet::new();
-        let mut draining = self.server.draining();
-        let limits = self.server.inner.config.limits().clone();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                () = draining_started(&mut draining) => break,
-                accepted = self.listener.accept() => match accepted {
-                    Ok(_) if connections.len() >= limits.max_connections => {
-                        static FULL: Every = Every::second();
-                        self.server.inner.metrics.refused(Refused::MaxConnections);
-                        if let Some(suppressed) = FULL.ready() {
-                            warn!(limit = limits.max_connections, suppressed, "refused a connection: max_connections reached");
-                        }
-                    }
-                    Ok((stream, peer)) => self.spawn(&mut connections, stream, peer),
-                    Err(e) => accept_failed(&self.server, &e).await,
-                },
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            }
-        }
-        drop(self.listener);
-        self.server.shut_down();
-        info!(connections = connections.len(), "shutting down");
-        // Each connection gives its calls the grace period; past it (and a
-        // moment to write the last answers) the rest are dropped.
-        let drained = async { while connections.join_next().await.is_some() {} };
-        let bound = limits.shutdown_grace + Duration::from_secs(1);
-        if tokio::time::timeout(bound, drained).await.is_err() {
-            warn!(
-                connections = connections.len(),
-                "closing connections that did not drain in time"
-            );
-        }
-    }
-
-    fn spawn(
-        &self,
-        connections: &mut JoinSet<()>,
-        stream: crate::net::Stream,
-        peer: Option<SocketAddr>,
-    ) {
-        let server = self.server.clone();
-        let span = info_span!("connection", peer = ?peer);
-        connections.spawn(
-            async move {
-                match server.serve_stream(stream, peer).await {
-                    Ok(()) => debug!("connection closed"),
-                    Err(e) => connection_failed(&e),
-                }
-            }
-            .instrument(span),
-        );
-    }
-}
-
-/// Logs a connection's failure: at most one line a second for those that
-/// never authenticated (shed, junk, a wrong key) and one for the rest,
-/// each with how many were held back. A peer can fail at will.
-fn connection_failed(e: &Error) {
-    static REFUSED: Every = Every::second();
-    static ENDED: Every = Every::second();
-    if e.kind() == ErrorKind::Authentication {
-        match REFUSED.ready() {
-            Some(suppressed) => {
-                warn!(error = %e, suppressed, "refused a connection before authentication")
-            }
-            None => debug!(error = %e, "refused a connection before authentication"),
-        }
-    } else {
-        match ENDED.ready() {
-            Some(suppressed) => warn!(error = %e, suppressed, "connection ended"),
-            None => debug!(error = %e, "connection ended"),
-        }
-    }
-}
-
-/// How many unauthenticated connections one failed `accept` sheds when the
-/// process is out of descriptors: more than one, so that a flood does not
-/// cost a shed-and-wait per connection.
-const SHED_PER_ACCEPT: usize = 8;
-
-/// Handles a failed `accept` on any listener of `server`. Out of file
-/// descriptors (EMFILE, ENFILE), it sheds unauthenticated connections of
-/// every listener and gives their tasks a moment to close them before the
-/// next `accept`; any other failure (a reset before accept…) waits 50 ms.
-pub(crate) async fn accept_failed(server: &Server, e: &std::io::Error) {
-    static OUT_OF_DESCRIPTORS: Every = Every::second();
-    static FAILED: Every = Every::second();
-    if is_out_of_descriptors(e) {
-        let admission = server.admission();
-        let shed = (0..SHED_PER_ACCEPT)
-            .take_while(|_| admission.shed_one())
-            .count();
-        if let Some(suppressed) = OUT_OF_DESCRIPTORS.ready() {
-            warn!(
-                error = %e,
-                shed,
-                suppressed,
-                "accept failed: out of file descriptors; shedding unauthenticated connections"
-            );
-        }
-        let pause = if shed > 0 { 1 } else { 50 };
-        tokio::time::sleep(Duration::from_millis(pause)).await;
-        return;
-    }
-    if let Some(suppressed) = FAILED.ready() {
-        warn!(error = %e, suppressed, "accept failed; retrying in 50 ms");
-    }
-    tokio::time::sleep(Duration::from_millis(50)).await;
-}
-
-/// Whether `accept` failed for want of file descriptors (the process's
-/// or the system's).
-fn is_out_of_descriptors(e: &std::io::Error) -> bool {
-    // EMFILE and ENFILE, the same on Linux, the BSDs and macOS.
-    const EMFILE: i32 = 24;
-    const ENFILE: i32 = 23;
-    cfg!(unix) && matches!(e.raw_os_error(), Some(EMFILE | ENFILE))
 }

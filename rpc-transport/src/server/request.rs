@@ -251,6 +251,7 @@ impl ServerConnection<'_> {
         let limit = request.deadline.filter(|_| !upload);
         let deadline = limit.map(|d| read_at + d);
         let context = Context::new().with_peer(self.peer).with_deadline(deadline);
+        let context = context.with_peer_identity(self.peer_identity.clone());
         let mut call = context.scope(call);
         // A waker that does nothing is enough for this first poll: a call
         // that is not done is polled again at once by its own task, which

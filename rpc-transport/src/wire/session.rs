@@ -77,6 +77,18 @@ pub(crate) async fn connect<S: Io>(
         .map_err(auth_error)
 }
 
+/// Runs the handshake as the connecting side, its answers bound to
+/// `binding` (a TLS session's exporter; empty without TLS); the raw
+/// [`AuthError`], so that a TLS alert inside it can be told apart.
+pub(crate) async fn connect_bound<S: Io>(
+    framed: &mut Framed<S, FrameCodec>,
+    authkey: &[u8],
+    opts: &AuthOptions,
+    binding: &[u8],
+) -> Result<(), AuthError> {
+    crate::wire::handshake::connect_bound(framed, authkey, opts, binding).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

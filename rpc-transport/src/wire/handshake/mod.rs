@@ -21,7 +21,18 @@
 //!
 //! The protocol itself is the pure functions [`make_challenge`],
 //! [`answer_challenge`] and [`verify_answer`]; [`accept`] and [`connect`] run
-//! them over a [`Framed`] stream.
+//! them over a [`Framed`](tokio_util::codec::Framed) stream.
+//!
+//! # Over TLS: the channel binding
+//!
+//! Over TLS both answers also cover the session's RFC 9266 `tls-exporter`
+//! value (32 bytes, label `EXPORTER-Channel-Binding`, empty context):
+//! `{sha256}HMAC-SHA256(authkey, M ‖ exporter)`. Each side computes the
+//! exporter of its own TLS session, so a relay that terminates TLS and opens
+//! a second session to the server cannot forward the answers: the two
+//! sessions' exporters differ. [`answer_challenge_bound`],
+//! [`verify_answer_bound`] and [`connect_bound`] take the binding; with an
+//! empty one they are the plain functions, byte for byte Python's.
 //!
 //! # Example
 //!
@@ -47,14 +58,15 @@
 //! # }
 //! ```
 
+mod drive;
+
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use hmac::{Hmac, KeyInit, Mac};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::Framed;
 
-use crate::wire::frame::{FrameCodec, FrameError};
+pub use self::drive::{AuthOptions, accept, connect, connect_bound};
+pub(crate) use self::drive::{Keys, accept_timed};
+use crate::wire::frame::FrameError;
 
 /// Opens a challenge message; the rest of the payload is the message to MAC.
 pub const CHALLENGE: &[u8] = b"#CHALLENGE#";
@@ -109,6 +121,10 @@ pub enum AuthError {
     /// The handshake did not finish within [`AuthOptions::timeout`].
     #[error("authentication handshake timed out after {0:?}")]
     Timeout(Duration),
+    /// A client got no byte of the server's challenge within
+    /// [`AuthOptions::timeout`]: a TLS server waits for a ClientHello.
+    #[error("no challenge from the server within {0:?}: if it speaks TLS, configure [client.tls]")]
+    NoChallenge(Duration),
     /// The peer did not answer our challenge in time (the server's
     /// `first_answer_timeout`).
     #[error("no answer to the challenge within {0:?} (first_answer_timeout)")]
@@ -155,31 +171,36 @@ impl Algorithm {
         }
     }
 
-    fn mac(self, authkey: &[u8], message: &[u8]) -> Vec<u8> {
+    /// The MAC of `message ‖ binding`.
+    fn mac(self, authkey: &[u8], message: &[u8], binding: &[u8]) -> Vec<u8> {
         match self {
-            Self::Md5 => hmac::<Hmac<md5::Md5>>(authkey, message),
-            Self::Sha256 => hmac::<Hmac<sha2::Sha256>>(authkey, message),
+            Self::Md5 => hmac::<Hmac<md5::Md5>>(authkey, message, binding),
+            Self::Sha256 => hmac::<Hmac<sha2::Sha256>>(authkey, message, binding),
         }
     }
 
-    fn verify(self, authkey: &[u8], message: &[u8], tag: &[u8]) -> Result<(), AuthError> {
+    fn verify(self, authkey: &[u8], signed: (&[u8], &[u8]), tag: &[u8]) -> Result<(), AuthError> {
+        let (message, binding) = signed;
         let verified = match self {
-            Self::Md5 => keyed::<Hmac<md5::Md5>>(authkey, message).verify_slice(tag),
-            Self::Sha256 => keyed::<Hmac<sha2::Sha256>>(authkey, message).verify_slice(tag),
+            Self::Md5 => keyed::<Hmac<md5::Md5>>(authkey, message, binding).verify_slice(tag),
+            Self::Sha256 => {
+                keyed::<Hmac<sha2::Sha256>>(authkey, message, binding).verify_slice(tag)
+            }
         };
         verified.map_err(|_| AuthError::Mismatch)
     }
 }
 
-/// A MAC keyed with `authkey` that has absorbed `message`.
-fn keyed<M: Mac + KeyInit>(authkey: &[u8], message: &[u8]) -> M {
+/// A MAC keyed with `authkey` that has absorbed `message`, then `binding`.
+fn keyed<M: Mac + KeyInit>(authkey: &[u8], message: &[u8], binding: &[u8]) -> M {
     let mut mac = <M as KeyInit>::new_from_slice(authkey).expect("HMAC takes keys of any length");
     mac.update(message);
+    mac.update(binding);
     mac
 }
 
-fn hmac<M: Mac + KeyInit>(authkey: &[u8], message: &[u8]) -> Vec<u8> {
-    keyed::<M>(authkey, message)
+fn hmac<M: Mac + KeyInit>(authkey: &[u8], message: &[u8], binding: &[u8]) -> Vec<u8> {
+    keyed::<M>(authkey, message, binding)
         .finalize()
         .into_bytes()
         .to_vec()
@@ -233,6 +254,21 @@ pub fn answer_challenge(
     challenge_payload: &[u8],
     allow_legacy: bool,
 ) -> Result<Vec<u8>, AuthError> {
+    answer_challenge_bound(authkey, challenge_payload, allow_legacy, &[])
+}
+
+/// [`answer_challenge`], with the MAC also covering `binding` (the TLS
+/// exporter, see the [module docs](self)): `HMAC(authkey, message ‖ binding)`.
+///
+/// # Errors
+///
+/// As [`answer_challenge`].
+pub fn answer_challenge_bound(
+    authkey: &[u8],
+    challenge_payload: &[u8],
+    allow_legacy: bool,
+    binding: &[u8],
+) -> Result<Vec<u8>, AuthError> {
     let message = challenge_payload
         .strip_prefix(CHALLENGE)
         .ok_or(AuthError::Malformed {
@@ -247,13 +283,13 @@ pub fn answer_challenge(
     }
     if message.len() == LEGACY_CHALLENGE_LEN {
         check_legacy_allowed(allow_legacy)?;
-        return Ok(Algorithm::Md5.mac(authkey, message));
+        return Ok(Algorithm::Md5.mac(authkey, message, binding));
     }
     let name = digest_name(message).ok_or(AuthError::Malformed {
         expected: "a `{digest}` prefix after `#CHALLENGE#`",
         len: challenge_payload.len(),
     })?;
-    let mac = Algorithm::from_name(name)?.mac(authkey, message);
+    let mac = Algorithm::from_name(name)?.mac(authkey, message, binding);
     Ok([&message[..name.len() + 2], &mac].concat())
 }
 
@@ -275,12 +311,29 @@ pub fn verify_answer(
     answer: &[u8],
     allow_legacy: bool,
 ) -> Result<(), AuthError> {
+    verify_answer_bound(authkey, message, answer, allow_legacy, &[])
+}
+
+/// [`verify_answer`], with the MAC expected to cover `message ‖ binding`
+/// (the TLS exporter, see the [module docs](self)).
+///
+/// # Errors
+///
+/// As [`verify_answer`]; an answer bound to another TLS session is a
+/// [`AuthError::Mismatch`].
+pub fn verify_answer_bound(
+    authkey: &[u8],
+    message: &[u8],
+    answer: &[u8],
+    allow_legacy: bool,
+    binding: &[u8],
+) -> Result<(), AuthError> {
     if answer.len() == LEGACY_ANSWER_LEN {
         check_legacy_allowed(allow_legacy)?;
-        return Algorithm::Md5.verify(authkey, message, answer);
+        return Algorithm::Md5.verify(authkey, (message, binding), answer);
     }
     let (algorithm, mac) = parse_prefixed(answer)?;
-    algorithm.verify(authkey, message, mac)
+    algorithm.verify(authkey, (message, binding), mac)
 }
 
 fn check_legacy_allowed(allow_legacy: bool) -> Result<(), AuthError> {
@@ -291,204 +344,15 @@ fn check_legacy_allowed(allow_legacy: bool) -> Result<(), AuthError> {
     }
 }
 
-/// How [`accept`] and [`connect`] run the handshake.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthOptions {
-    /// Bound on the whole exchange; 5 seconds by default.
-    pub timeout: Duration,
-    /// Whether to speak the legacy HMAC-MD5 form of Python <= 3.11; off by default.
-    pub allow_legacy: bool,
-}
-
-impl Default for AuthOptions {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(5),
-            allow_legacy: false,
-        }
-    }
-}
-
-/// Runs the server side: challenges the peer, then answers its challenge.
-///
-/// A peer that answers wrongly is sent `#FAILURE#`. On success the stream is
-/// ready for application frames.
-///
-/// # Errors
-///
-/// Any [`AuthError`]; the connection should be closed then.
-pub async fn accept<T>(
-    framed: &mut Framed<T, FrameCodec>,
-    authkey: &[u8],
-    opts: &AuthOptions,
-) -> Result<(), AuthError>
-where
-    T: AsyncRead + AsyncWrite + Unpin,
-{
-    run(framed, authkey, opts, Role::Server, None, || {}).await
-}
-
-/// [`accept`], with the peer's answer to our challenge due within
-/// `first_answer` ([`AuthError::NoAnswer`] otherwise), and `answered`
-/// called once that answer proved right: a server tells junk from slow
-/// clients by it.
-pub(crate) async fn accept_timed<T>(
-    framed: &mut Framed<T, FrameCodec>,
-    authkey: &[u8],
-    opts: &AuthOptions,
-    first_answer: Duration,
-    answered: impl FnOnce(),
-) -> Result<(), AuthError>
-where
-    T: AsyncRead + AsyncWrite + Unpin,
-{
-    run(
-        framed,
-        authkey,
-        opts,
-        Role::Server,
-        Some(first_answer),
-        answered,
-    )
-    .await
-}
-
-/// Runs the client side: answers the server's challenge, then challenges it.
-///
-/// The mirror of [`accept`], so a client only goes on to send application
-/// frames to a server that has proved it knows the authkey.
-///
-/// # Errors
-///
-/// Any [`AuthError`]; the connection should be closed then.
-pub async fn connect<T>(
-    framed: &mut Framed<T, FrameCodec>,
-    authkey: &[u8],
-    opts: &AuthOptions,
-) -> Result<(), AuthError>
-where
-    T: AsyncRead + AsyncWrite + Unpin,
-{
-    run(framed, authkey, opts, Role::Client, None, || {}).await
-}
-
-/// Which side challenges first.
-#[derive(Debug, Clone, Copy)]
-enum Role {
-    Server,
-    Client,
-}
-
-/// Runs the exchange under the timeout with the codec capped at
-/// [`HANDSHAKE_MAX_FRAME`], then restores the codec's limit.
-async fn run<T>(
-    framed: &mut Framed<T, FrameCodec>,
-    authkey: &[u8],
-    opts: &AuthOptions,
-    role: Role,
-    first_answer: Option<Duration>,
-    answered: impl FnOnce(),
-) -> Result<(), AuthError>
-where
-    T: AsyncRead + AsyncWrite + Unpin,
-{
-    let previous = framed.codec().max_frame_bytes();
-    framed.codec_mut().set_max_frame_bytes(HANDSHAKE_MAX_FRAME);
-    let legacy = opts.allow_legacy;
-    let exchange = async {
-        match role {
-            Role::Server => {
-                deliver(framed, authkey, legacy, first_answer).await?;
-                answered();
-                respond(framed, authkey, legacy).await
-            }
-            Role::Client => {
-                respond(framed, authkey, legacy).await?;
-                deliver(framed, authkey, legacy, None).await
-            }
-        }
-    };
-    let result = tokio::time::timeout(opts.timeout, exchange)
-        .await
-        .unwrap_or(Err(AuthError::Timeout(opts.timeout)));
-    framed.codec_mut().set_max_frame_bytes(previous);
-    result
-}
-
-/// Challenges the peer, checks its answer and tells it the verdict.
-async fn deliver<T>(
-    framed: &mut Framed<T, FrameCodec>,
-    authkey: &[u8],
-    allow_legacy: bool,
-    within: Option<Duration>,
-) -> Result<(), AuthError>
-where
-    T: AsyncRead + AsyncWrite + Unpin,
-{
-    let challenge = make_challenge(&random_bytes()?);
-    framed.send(&challenge).await?;
-    let answer = match within {
-        Some(limit) => tokio::time::timeout(limit, recv(framed))
-            .await
-            .map_err(|_| AuthError::NoAnswer(limit))??,
-        None => recv(framed).await?,
-    };
-    let message = &challenge[CHALLENGE.len()..];
-    if let Err(err) = verify_answer(authkey, message, &answer, allow_legacy) {
-        // The verdict matters more than whether the peer is still there to hear it.
-        let _ = framed.send(FAILURE).await;
-        return Err(err);
-    }
-    Ok(framed.send(WELCOME).await?)
-}
-
-/// Answers the peer's challenge and reads its verdict.
-async fn respond<T>(
-    framed: &mut Framed<T, FrameCodec>,
-    authkey: &[u8],
-    allow_legacy: bool,
-) -> Result<(), AuthError>
-where
-    T: AsyncRead + AsyncWrite + Unpin,
-{
-    let challenge = recv(framed).await?;
-    framed
-        .send(answer_challenge(authkey, &challenge, allow_legacy)?)
-        .await?;
-    match &recv(framed).await?[..] {
-        WELCOME => Ok(()),
-        FAILURE => Err(AuthError::Rejected),
-        other => Err(AuthError::Malformed {
-            expected: "`#WELCOME#` or `#FAILURE#`",
-            len: other.len(),
-        }),
-    }
-}
-
-/// The next frame; the peer hanging up between frames is [`AuthError::Closed`].
-async fn recv<T>(framed: &mut Framed<T, FrameCodec>) -> Result<bytes::BytesMut, AuthError>
-where
-    T: AsyncRead + AsyncWrite + Unpin,
-{
-    Ok(framed.next().await.ok_or(AuthError::Closed)??)
-}
-
-/// 40 bytes from the operating system's random source.
-fn random_bytes() -> Result<[u8; 40], AuthError> {
-    let mut random = [0; 40];
-    getrandom::fill(&mut random).map_err(|err| {
-        std::io::Error::other(format!("cannot read random bytes for the challenge: {err}"))
-    })?;
-    Ok(random)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::frame::DEFAULT_MAX_FRAME_BYTES;
+    use crate::wire::frame::{DEFAULT_MAX_FRAME_BYTES, FrameCodec};
     use bytes::BytesMut;
+    use futures::{SinkExt, StreamExt};
     use tokio::io::DuplexStream;
     use tokio_util::codec::Encoder;
+    use tokio_util::codec::Framed;
 
     const KEY: &[u8] = b"peekaboo";
 
@@ -592,7 +456,7 @@ mod tests {
 
     #[test]
     fn rejects_a_legacy_answer_made_with_another_key() {
-        let answer = Algorithm::Md5.mac(b"guess", &modern_message());
+        let answer = Algorithm::Md5.mac(b"guess", &modern_message(), &[]);
         let err = verify_answer(KEY, &modern_message(), &answer, true).unwrap_err();
         assert!(matches!(err, AuthError::Mismatch));
     }
@@ -714,8 +578,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_silent_peer_times_out() {
+    async fn a_silent_server_is_suspected_of_speaking_tls() {
         let (_server, mut client) = pair();
+        let err = connect(&mut client, KEY, &STRICT).await.unwrap_err();
+        assert!(matches!(err, AuthError::NoChallenge(t) if t == Duration::from_secs(5)));
+        assert_eq!(
+            err.to_string(),
+            "no challenge from the server within 5s: if it speaks TLS, configure [client.tls]"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_stops_mid_challenge_times_out() {
+        let (mut server, mut client) = pair();
+        let challenge = framed(&make_challenge(&counting()));
+        tokio::io::AsyncWriteExt::write_all(server.get_mut(), &challenge[..10])
+            .await
+            .unwrap();
         let err = connect(&mut client, KEY, &STRICT).await.unwrap_err();
         assert!(matches!(err, AuthError::Timeout(t) if t == Duration::from_secs(5)));
         assert_eq!(
@@ -724,14 +603,79 @@ mod tests {
         );
     }
 
+    const BINDING: [u8; 32] = [0xaa; 32];
+    const UNBOUND: Keys<'static> = Keys {
+        authkey: KEY,
+        binding: &[],
+    };
+
+    #[test]
+    fn a_bound_answer_covers_the_challenge_then_the_binding() {
+        let challenge = make_challenge(&counting());
+        let answer = answer_challenge_bound(KEY, &challenge, false, &BINDING).unwrap();
+        // Python: hmac.new(b"peekaboo", b"{sha256}" + bytes(range(40)) + b"\xaa" * 32, "sha256")
+        let expected = hex(
+            "7b7368613235367d 6cefabc9038b72e0f08e854728835d0d51d35c259c8c12a10669d1c682ad5544",
+        );
+        assert_eq!(answer, expected);
+        verify_answer_bound(KEY, &modern_message(), &answer, false, &BINDING).unwrap();
+    }
+
+    #[test]
+    fn an_answer_bound_to_another_session_or_to_none_is_a_mismatch() {
+        let challenge = make_challenge(&counting());
+        let bound = answer_challenge_bound(KEY, &challenge, false, &BINDING).unwrap();
+        let other = verify_answer_bound(KEY, &modern_message(), &bound, false, &[0xbb; 32]);
+        assert!(matches!(other, Err(AuthError::Mismatch)));
+        let unbound = verify_answer(KEY, &modern_message(), &bound, false);
+        assert!(matches!(unbound, Err(AuthError::Mismatch)));
+        let plain = answer_challenge(KEY, &challenge, false).unwrap();
+        let plain = verify_answer_bound(KEY, &modern_message(), &plain, false, &BINDING);
+        assert!(matches!(plain, Err(AuthError::Mismatch)));
+    }
+
+    #[tokio::test]
+    async fn sides_bound_to_different_sessions_refuse_each_other() {
+        let (mut server, mut client) = pair();
+        let keys = Keys {
+            authkey: KEY,
+            binding: &BINDING,
+        };
+        let first = Duration::from_secs(2);
+        let (accepted, connected) = tokio::join!(
+            accept_timed(&mut server, keys, &STRICT, first, || {}),
+            connect_bound(&mut client, KEY, &STRICT, &[0xbb; 32])
+        );
+        assert!(matches!(accepted, Err(AuthError::Mismatch)));
+        assert!(matches!(connected, Err(AuthError::Rejected)));
+    }
+
+    #[tokio::test]
+    async fn sides_bound_to_the_same_session_authenticate() {
+        let (mut server, mut client) = pair();
+        let keys = Keys {
+            authkey: KEY,
+            binding: &BINDING,
+        };
+        let first = Duration::from_secs(2);
+        let (accepted, connected) = tokio::join!(
+            accept_timed(&mut server, keys, &STRICT, first, || {}),
+            connect_bound(&mut client, KEY, &STRICT, &BINDING)
+        );
+        accepted.unwrap();
+        connected.unwrap();
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_peer_that_does_not_answer_the_challenge_in_time_is_dropped_as_junk() {
         let (mut server, _client) = pair();
         let mut answered = false;
         let first_answer = Duration::from_secs(2);
-        let err = accept_timed(&mut server, KEY, &STRICT, first_answer, || answered = true)
-            .await
-            .unwrap_err();
+        let err = accept_timed(&mut server, UNBOUND, &STRICT, first_answer, || {
+            answered = true
+        })
+        .await
+        .unwrap_err();
         assert!(matches!(err, AuthError::NoAnswer(t) if t == first_answer));
         assert_eq!(
             err.to_string(),
@@ -746,7 +690,8 @@ mod tests {
         let mut answered = false;
         let first_answer = Duration::from_secs(2);
         let (accepted, connected) = tokio::join!(
-            accept_timed(&mut server, KEY, &STRICT, first_answer, || answered = true),
+            accept_timed(&mut server, UNBOUND, &STRICT, first_answer, || answered =
+                true),
             connect(&mut client, KEY, &STRICT)
         );
         accepted.unwrap();
@@ -779,7 +724,7 @@ mod tests {
         verify_answer(KEY, &random, &answer, true)?;
         peer.send(WELCOME).await?;
         let challenge = recv_payload(&mut peer).await;
-        peer.send(Algorithm::Md5.mac(KEY, &challenge[CHALLENGE.len()..]))
+        peer.send(Algorithm::Md5.mac(KEY, &challenge[CHALLENGE.len()..], &[]))
             .await?;
         assert_eq!(recv_payload(&mut peer).await, WELCOME);
         Ok(())
@@ -808,7 +753,7 @@ mod tests {
     /// A Python 3.11 client: raw HMAC-MD5 answer, then a legacy challenge.
     async fn python_311_client(mut peer: Peer) -> Result<(), AuthError> {
         let challenge = recv_payload(&mut peer).await;
-        peer.send(Algorithm::Md5.mac(KEY, &challenge[CHALLENGE.len()..]))
+        peer.send(Algorithm::Md5.mac(KEY, &challenge[CHALLENGE.len()..], &[]))
             .await?;
         if recv_payload(&mut peer).await != WELCOME {
             return Err(AuthError::Rejected);

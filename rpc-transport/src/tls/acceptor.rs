@@ -1,0 +1,56 @@
+//! The server's side of TLS: the certificate in force, swapped whole on
+//! reload (each accept reads the current one, so open connections keep
+//! theirs), and the handshake, after which the session's exporter and the
+//! client's certificate subject are kept.
+
+use std::sync::{Arc, RwLock};
+
+use rpc_core::Error;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use super::explain::{Side, handshake_failed};
+use super::{Session, load};
+use crate::config::ServerTls;
+use crate::net::Io;
+
+/// What a TLS listener accepts with; shared by every TLS listener of a server.
+#[derive(Debug)]
+pub(crate) struct Acceptor {
+    settings: ServerTls,
+    current: RwLock<Arc<rustls::ServerConfig>>,
+}
+
+impl Acceptor {
+    /// Reads the files `settings` names; fails naming the file at fault.
+    pub(crate) fn new(settings: &ServerTls) -> Result<Acceptor, Error> {
+        Ok(Acceptor {
+            current: RwLock::new(Arc::new(load::server_config(settings)?)),
+            settings: settings.clone(),
+        })
+    }
+
+    /// Reads the files again: new connections get the new certificate, open
+    /// ones keep theirs. On failure the certificate in force stays.
+    pub(crate) fn reload(&self) -> Result<(), Error> {
+        let fresh = Arc::new(load::server_config(&self.settings)?);
+        *self.current.write().expect("tls config lock") = fresh;
+        Ok(())
+    }
+
+    /// Runs the handshake over `io` from `peer` (for the message): the
+    /// stream and its session.
+    pub(crate) async fn accept<S: Io>(
+        &self,
+        io: S,
+        peer: &str,
+    ) -> Result<(TlsStream<S>, Session), Error> {
+        let config = self.current.read().expect("tls config lock").clone();
+        let stream = TlsAcceptor::from(config)
+            .accept(io)
+            .await
+            .map_err(|e| handshake_failed(e, Side::Server, peer))?;
+        let session = Session::of(stream.get_ref().1)?;
+        Ok((stream, session))
+    }
+}

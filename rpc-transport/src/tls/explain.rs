@@ -1,0 +1,142 @@
+//! TLS failures as framework errors whose message names the cause: an
+//! unknown CA, an expired certificate, a name that does not match, a
+//! missing client certificate, a peer that does not speak TLS. rustls's
+//! errors reach us inside `io::Error`s (tokio-rustls wraps them); the
+//! alerts a peer sends are how one side learns why the other refused.
+
+use std::io;
+
+use rpc_core::{Error, ErrorKind};
+use rustls::{AlertDescription, CertificateError, PeerIncompatible};
+
+use crate::wire::handshake::AuthError;
+
+/// Which side is speaking: the peer is the other one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Side {
+    Client,
+    Server,
+}
+
+impl Side {
+    fn peer(self) -> &'static str {
+        match self {
+            Side::Client => "the server",
+            Side::Server => "the client",
+        }
+    }
+}
+
+/// The rustls error inside `e`, if it carries one.
+fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
+    e.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+/// The error for a failed TLS handshake with `peer` (an address, for the message).
+pub(crate) fn handshake_failed(e: io::Error, side: Side, peer: &str) -> Error {
+    let cause = match rustls_error(&e) {
+        Some(tls) => describe(tls, side),
+        None if e.kind() == io::ErrorKind::UnexpectedEof => {
+            format!(
+                "{} closed the connection during the TLS handshake",
+                side.peer()
+            )
+        }
+        None => e.to_string(),
+    };
+    Error::new(
+        ErrorKind::Authentication,
+        format!("TLS handshake with {peer} failed: {cause}"),
+    )
+    .with_source(e)
+}
+
+/// The error for a failed authkey handshake on the client: one that broke
+/// on a TLS alert (the server refused our certificate only after its
+/// handshake, while we read its challenge) names the TLS cause.
+pub(crate) fn auth_failed(e: AuthError, address: &str) -> Error {
+    let tls = match &e {
+        AuthError::Io(io) => rustls_error(io).map(|tls| describe(tls, Side::Client)),
+        _ => None,
+    };
+    match tls {
+        Some(cause) => Error::new(
+            ErrorKind::Authentication,
+            format!("TLS session with {address} failed: {cause}"),
+        )
+        .with_source(e),
+        None => crate::wire::session::auth_error(e),
+    }
+}
+
+/// What a rustls error means, seen from `side`.
+fn describe(e: &rustls::Error, side: Side) -> String {
+    let peer = side.peer();
+    match e {
+        rustls::Error::InvalidCertificate(cert) => certificate(cert, side),
+        rustls::Error::NoCertificatesPresented => format!(
+            "{peer} presented no certificate, and `client_ca_file` in [server.tls] requires one"
+        ),
+        rustls::Error::AlertReceived(alert) => alert_received(*alert, side),
+        rustls::Error::PeerIncompatible(
+            PeerIncompatible::ExtendedMasterSecretExtensionRequired,
+        ) => {
+            format!("{peer} offers TLS 1.2 without extended master secret, which is required")
+        }
+        rustls::Error::PeerIncompatible(why) => format!("{peer} speaks no TLS we accept ({why:?})"),
+        other => format!("{other}"),
+    }
+}
+
+fn certificate(e: &CertificateError, side: Side) -> String {
+    let whose = match side {
+        Side::Client => "the server's certificate",
+        Side::Server => "the client's certificate",
+    };
+    let trusted = match side {
+        Side::Client => "`ca_file` in [client.tls], or the platform's roots",
+        Side::Server => "`client_ca_file` in [server.tls]",
+    };
+    match e {
+        CertificateError::UnknownIssuer => {
+            format!("{whose} is signed by an unknown CA (not in {trusted})")
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            format!("{whose} has expired ({e})")
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            format!("{whose} is not valid yet ({e})")
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            format!(
+                "{whose} does not match the name expected ({e}); \
+                 set `server_name` in [client.tls] to a name it holds"
+            )
+        }
+        other => format!("{whose} is invalid: {other}"),
+    }
+}
+
+fn alert_received(alert: AlertDescription, side: Side) -> String {
+    let peer = side.peer();
+    let ours = match side {
+        Side::Client => "our client certificate",
+        Side::Server => "our certificate",
+    };
+    match alert {
+        AlertDescription::CertificateRequired => format!(
+            "{peer} requires a client certificate: set `cert_file` and `key_file` in [client.tls]"
+        ),
+        AlertDescription::UnknownCA => {
+            format!("{peer} refused {ours}: it is signed by a CA it does not trust")
+        }
+        AlertDescription::CertificateExpired => format!("{peer} refused {ours}: it has expired"),
+        AlertDescription::BadCertificate | AlertDescription::CertificateUnknown => {
+            format!("{peer} refused {ours} (alert {alert:?})")
+        }
+        AlertDescription::ProtocolVersion => {
+            format!("{peer} accepts none of the TLS versions offered")
+        }
+        other => format!("{peer} refused the TLS handshake (alert {other:?})"),
+    }
+}

@@ -1,0 +1,156 @@
+//! Reading the PEM files a [`ServerTls`] or a [`ClientTls`] names into
+//! rustls configurations, with the ring provider and the versions allowed.
+//! Every failure names the file and the setting.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rpc_core::{Error, ErrorKind};
+use rustls::RootCertStore;
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::version::{TLS12, TLS13};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::{ClientTls, ServerTls, TlsVersion};
+
+/// The only provider: ring, passed to every builder, so no process-wide
+/// default is needed (nor another provider built in).
+// rustls 0.23.48 deprecates it for lacking post-quantum key exchange, which
+// only the aws-lc-rs provider has (a C and CMake build we do not want).
+#[allow(deprecated)]
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn config_error(message: String) -> Error {
+    Error::new(ErrorKind::Config, message)
+}
+
+/// The certificates in a PEM file, at least one.
+fn certificates(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let unreadable = |e: rustls_pki_types::pem::Error| {
+        config_error(format!(
+            "cannot read the certificates of `{key}` `{}`: {e}",
+            path.display()
+        ))
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(unreadable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unreadable)?;
+    if certs.is_empty() {
+        let why = format!("`{key}` `{}` holds no PEM certificate", path.display());
+        return Err(config_error(why));
+    }
+    Ok(certs)
+}
+
+/// The private key in a PEM file: PKCS#8, PKCS#1 or SEC1.
+fn private_key(path: &Path, key: &str) -> Result<PrivateKeyDer<'static>, Error> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        config_error(format!(
+            "cannot read a private key (PKCS#8, PKCS#1 or SEC1 PEM) from `{key}` `{}`: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// The CAs in a PEM file, as roots.
+fn roots(path: &Path, key: &str) -> Result<RootCertStore, Error> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(path, key)? {
+        roots.add(cert).map_err(|e| {
+            config_error(format!(
+                "a CA of `{key}` `{}` is not usable: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(roots)
+}
+
+/// The platform's roots (rustls-native-certs), for a client without `ca_file`.
+fn platform_roots() -> Result<RootCertStore, Error> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(found.certs);
+    if roots.is_empty() {
+        let why = format!(
+            "no CA certificate found among the platform's roots ({} errors); \
+             set `ca_file` in [client.tls]",
+            found.errors.len()
+        );
+        return Err(config_error(why));
+    }
+    Ok(roots)
+}
+
+static ONLY_13: [&rustls::SupportedProtocolVersion; 1] = [&TLS13];
+static FROM_12: [&rustls::SupportedProtocolVersion; 2] = [&TLS13, &TLS12];
+
+fn versions(min: TlsVersion) -> &'static [&'static rustls::SupportedProtocolVersion] {
+    match min {
+        TlsVersion::V1_2 => &FROM_12,
+        _ => &ONLY_13,
+    }
+}
+
+/// A server configuration from `tls`'s files (read now: call again to reload).
+pub(crate) fn server_config(tls: &ServerTls) -> Result<rustls::ServerConfig, Error> {
+    let chain = certificates(tls.cert_file(), "server.tls.cert_file")?;
+    let key = private_key(tls.key_file(), "server.tls.key_file")?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions(tls.min_version()))
+        .map_err(|e| config_error(format!("the TLS versions are not usable: {e}")))?;
+    let builder = match tls.client_cas() {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let roots = roots(path, "server.tls.client_ca_file")?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider())
+                .build()
+                .map_err(|e| config_error(format!("cannot verify client certificates: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| {
+        config_error(format!(
+            "the key `{}` does not fit the certificate `{}`: {e}",
+            tls.key_file().display(),
+            tls.cert_file().display()
+        ))
+    })?;
+    // TLS 1.2 only with extended master secret (RFC 7627): without it a
+    // 1.2 session's exporter does not bind the handshake to the channel.
+    config.require_ems = true;
+    Ok(config)
+}
+
+/// A client configuration from `tls`'s files, or the platform's roots.
+pub(crate) fn client_config(tls: &ClientTls) -> Result<rustls::ClientConfig, Error> {
+    let roots = match tls.trusted() {
+        Some(path) => roots(path, "client.tls.ca_file")?,
+        None => platform_roots()?,
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions(TlsVersion::V1_2))
+        .map_err(|e| config_error(format!("the TLS versions are not usable: {e}")))?
+        .with_root_certificates(roots);
+    let mut config = match tls.client_identity() {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = certificates(cert, "client.tls.cert_file")?;
+            let key_der = private_key(key, "client.tls.key_file")?;
+            builder.with_client_auth_cert(chain, key_der).map_err(|e| {
+                config_error(format!(
+                    "the key `{}` does not fit the certificate `{}`: {e}",
+                    key.display(),
+                    cert.display()
+                ))
+            })?
+        }
+    };
+    config.require_ems = true;
+    Ok(config)
+}
