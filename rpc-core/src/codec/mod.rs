@@ -154,6 +154,13 @@ pub trait Codec: Send + Sync + fmt::Debug + 'static {
         ))
     }
 
+    /// What [`Codec::encode_item`] writes before an item that is not the
+    /// first of its message (JSON's comma); the same item sent first has
+    /// the same bytes without it.
+    fn item_separator(&self) -> &'static [u8] {
+        b""
+    }
+
     /// Ends the items message begun at `start`, which holds `count` items.
     fn finish_items(&self, dst: &mut BytesMut, start: usize, count: u32) {
         let _ = (dst, start, count);

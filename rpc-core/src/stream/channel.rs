@@ -87,7 +87,7 @@ impl<T> Sender<T> {
                     return Poll::Ready(Err(Error::new(*kind, why.clone())));
                 }
                 if state.queue.len() >= self.chan.capacity {
-                    state.waiting.push(cx.waker().clone());
+                    wait(&mut state.waiting, cx);
                     return Poll::Pending;
                 }
                 if let Some(item) = item.take() {
@@ -132,12 +132,20 @@ impl<T> Sender<T> {
             match &state.closed {
                 Some((kind, why)) => Poll::Ready(Error::new(*kind, why.clone())),
                 None => {
-                    state.waiting.push(cx.waker().clone());
+                    wait(&mut state.waiting, cx);
                     Poll::Pending
                 }
             }
         })
         .await
+    }
+}
+
+/// Adds `cx`'s waker to `waiting`, unless it is there already: a sender
+/// polled again and again while it waits adds it once.
+fn wait(waiting: &mut Vec<Waker>, cx: &Context<'_>) {
+    if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
+        waiting.push(cx.waker().clone());
     }
 }
 

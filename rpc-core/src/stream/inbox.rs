@@ -5,10 +5,12 @@
 //!
 //! Credit is counted in items and in bytes (the items' encoded bytes, as
 //! the stream messages carry them). The peer starts with one [`Window`]
-//! (the transports agree on it in the hello) and may send while it has at
-//! least one item and one byte of credit left, so the inbox holds at most
-//! its window plus one item. Once the consumer has taken half a window of
-//! items or bytes, the inbox grants them again through [`Control`].
+//! (the transports agree on it in the hello). A message must fit the
+//! credit left, except a message of one item, which needs only one byte
+//! of it: a sender learns an item's size by encoding it, and sends an item
+//! that would overshoot alone. So an inbox holds at most its window plus
+//! one item. Once the consumer has taken half a window of items or bytes,
+//! the inbox grants them again through [`Control`].
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -53,9 +55,10 @@ pub trait Control: Send + Sync + 'static {
     /// on stream `id`.
     fn grant(&self, id: u64, items: u32, bytes: u32);
 
-    /// The consumer dropped stream `id` before its end: tell the peer to
-    /// stop sending, and forget the stream.
-    fn cancel(&self, id: u64);
+    /// The consumer dropped the stream `inbox` receives before its end:
+    /// tell the peer to stop sending, and forget this inbox (not another
+    /// that may have taken its id since).
+    fn cancel(&self, inbox: &Inbox);
 }
 
 /// A stream's arriving items, between the transport's reader and the
@@ -148,7 +151,12 @@ impl Inbox {
             if count == 0 {
                 return Ok(());
             }
-            if u64::from(count) > state.items_left || state.bytes_left <= 0 {
+            // Within the credit, or one item when some is left: a sender
+            // cannot know an item's size before it has encoded it, so the
+            // last one may overshoot (see the module docs).
+            let fits = i64::try_from(bytes).is_ok_and(|b| b <= state.bytes_left)
+                || (count == 1 && state.bytes_left > 0);
+            if u64::from(count) > state.items_left || !fits {
                 let why = Error::new(
                     ErrorKind::OverBudget,
                     format!(
@@ -287,7 +295,7 @@ impl Inbox {
             }
         };
         if open {
-            self.control.cancel(self.id);
+            self.control.cancel(self);
         }
     }
 

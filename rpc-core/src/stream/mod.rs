@@ -68,7 +68,8 @@ pub use self::source::{Filled, Pulled, Source, capturing};
 /// | [`ErrorKind::ConnectionLost`] | the connection was lost |
 /// | [`ErrorKind::ShuttingDown`] | the server shut down (after its grace period) |
 /// | [`ErrorKind::OverBudget`] | a limit was hit: `max_streams`, or a peer sent past its credit |
-/// | [`ErrorKind::Timeout`] | no item moved for the stream's idle timeout |
+/// | [`ErrorKind::FrameTooLarge`] | an item did not fit the receiver's frame limit |
+/// | [`ErrorKind::Parse`] | an item did not decode as a `T` |
 pub type End = Result<(), Error>;
 
 /// Items of type `T` sent one way, as a call's argument or result.

@@ -25,6 +25,9 @@ pub enum Pulled {
 pub struct Filled {
     /// Items appended.
     pub items: u32,
+    /// Where in `dst` the last item appended begins (with the codec's
+    /// separator before it, if it is not the first).
+    pub last: usize,
     /// The stream ended after them (finished, or with an error).
     pub end: Option<super::End>,
 }
@@ -76,13 +79,18 @@ fn fill(
     mut next: impl FnMut(&mut BytesMut, bool) -> Poll<Option<super::End>>,
 ) -> Poll<Filled> {
     let start = dst.len();
-    let mut items = 0;
+    let (mut items, mut last) = (0, start);
     while items < max_items && dst.len() - start < max_bytes {
+        let at = dst.len();
         match next(dst, first && items == 0) {
-            Poll::Ready(None) => items += 1,
+            Poll::Ready(None) => {
+                items += 1;
+                last = at;
+            }
             Poll::Ready(Some(end)) => {
                 return Poll::Ready(Filled {
                     items,
+                    last,
                     end: Some(end),
                 });
             }
@@ -90,7 +98,11 @@ fn fill(
             Poll::Pending => break,
         }
     }
-    Poll::Ready(Filled { items, end: None })
+    Poll::Ready(Filled {
+        items,
+        last,
+        end: None,
+    })
 }
 
 /// Items made in this process.

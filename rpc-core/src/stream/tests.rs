@@ -89,8 +89,8 @@ impl Control for Granted {
     fn grant(&self, id: u64, items: u32, bytes: u32) {
         self.0.lock().unwrap().push((id, items, bytes));
     }
-    fn cancel(&self, id: u64) {
-        self.1.lock().unwrap().push(id);
+    fn cancel(&self, inbox: &Inbox) {
+        self.1.lock().unwrap().push(inbox.id());
     }
 }
 

@@ -12,7 +12,7 @@ use rpc_core::stream::{Control, Inbox};
 use rpc_core::{Error, ErrorKind};
 
 use super::shared::Shared;
-use crate::stream::Out;
+use crate::stream::{Out, Sent, sent};
 
 /// The window the client receives streams with.
 pub(super) const WINDOW: rpc_core::stream::Window = rpc_core::stream::Window::DEFAULT;
@@ -49,9 +49,10 @@ impl Control for Link {
         self.notify(|codec, buf| codec.encode_credit(buf, id, u64::from(items), u64::from(bytes)));
     }
 
-    fn cancel(&self, id: u64) {
+    fn cancel(&self, inbox: &Inbox) {
+        let id = inbox.id();
         if let Some(streams) = self.0.upgrade().and_then(|s| s.streams.clone()) {
-            streams.forget_inbox(id);
+            streams.forget_inbox(id, Some(inbox));
         }
         self.notify(|codec, buf| codec.encode_cancel(buf, id));
     }
@@ -69,16 +70,16 @@ impl Out for Link {
         self.0.upgrade().map_or(0, |s| s.server_max_frame)
     }
 
-    fn send(&self, payload: &[u8]) -> bool {
+    fn send(&self, payload: &[u8]) -> Sent {
         let Some(shared) = self.0.upgrade() else {
-            return false;
+            return Sent::Closed;
         };
         let pushed = shared.outbox.push(shared.server_max_frame, |buf| {
             buf.extend_from_slice(payload);
             Ok::<_, Error>(())
         });
-        let sent = matches!(pushed, Ok(Some(())));
-        if sent {
+        let sent = sent(pushed);
+        if sent == Sent::Queued {
             shared.send_queued();
         }
         sent

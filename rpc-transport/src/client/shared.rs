@@ -203,6 +203,18 @@ impl Shared {
                 let _ = waiter.send(Err(e));
             }
             self.cancel(id);
+            return;
+        }
+        // Another caller may have written the request already, and its
+        // answer come before the pump was registered to be stopped by it.
+        let waiting = self
+            .waiters
+            .lock()
+            .expect("waiters lock")
+            .by_id
+            .contains_key(&id);
+        if !waiting {
+            self.call_ended(id, None);
         }
     }
 

@@ -72,6 +72,7 @@ use tokio_util::codec::Framed;
 use tracing::debug;
 
 pub use self::listening::Listening;
+#[cfg(feature = "http")]
 pub(crate) use self::listening::accept_failed;
 
 use self::admission::{Admission, Notice, Pending, Stage};

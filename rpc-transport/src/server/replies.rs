@@ -9,12 +9,12 @@ use std::sync::{Arc, Weak};
 use futures::future::BoxFuture;
 use rpc_core::codec::{Codec, Id};
 use rpc_core::service::{Fault, Reply};
-use rpc_core::stream::Control;
+use rpc_core::stream::{Control, Inbox};
 use rpc_core::{Error, ErrorKind};
 use tracing::debug;
 
 use crate::outbox::{Outbox, Pushed};
-use crate::stream::{Out, Streams};
+use crate::stream::{Out, Sent, Streams, sent};
 use crate::wire::frame::FrameError;
 
 /// Where replies go: the outbox, encoded by the connection's codec.
@@ -80,7 +80,12 @@ impl Replies {
         let fault = match pushed {
             Ok(_) => {
                 if let (Some((n, source)), Some(streams)) = (opened, &self.streams) {
-                    let _ = streams.send(n, source, Arc::new(self.clone()));
+                    // Refused only if another stream took the last room since
+                    // the check: the client, told a stream follows, is told
+                    // it ended.
+                    if let Err(e) = streams.send(n, source, Arc::new(self.clone())) {
+                        crate::stream::send_end(self, n, Err(&e));
+                    }
                 }
                 return;
             }
@@ -143,13 +148,13 @@ impl Out for Replies {
         self.max_frame
     }
 
-    fn send(&self, payload: &[u8]) -> bool {
+    fn send(&self, payload: &[u8]) -> Sent {
         let pushed = self.outbox.push(self.max_frame, |buf| {
             buf.extend_from_slice(payload);
             Ok::<_, Error>(())
         });
         self.outbox.wake();
-        matches!(pushed, Ok(Some(())))
+        sent(pushed)
     }
 
     fn room(&self) -> BoxFuture<'_, ()> {
@@ -172,9 +177,10 @@ impl Control for InboxControl {
             .notify(|buf| codec.encode_credit(buf, id, u64::from(items), u64::from(bytes)));
     }
 
-    fn cancel(&self, id: u64) {
+    fn cancel(&self, inbox: &Inbox) {
+        let id = inbox.id();
         if let Some(streams) = self.streams.upgrade() {
-            streams.forget_inbox(id);
+            streams.forget_inbox(id, Some(inbox));
         }
         let codec = self.replies.codec;
         self.replies.notify(|buf| codec.encode_cancel(buf, id));

@@ -233,7 +233,7 @@ impl ServerConnection<'_> {
                     Ok(inbox) => {
                         let (started, taken) = rpc_core::stream::receiving(inbox, decode);
                         if !taken || started.is_err() {
-                            streams.forget_inbox(*id);
+                            streams.forget_inbox(*id, None);
                         }
                         (started, taken)
                     }

@@ -15,7 +15,8 @@
 //! connection's outbox, capped by `max_queued_reply_bytes` on a server. A
 //! side holds at most `max_streams` windows of items per connection.
 //!
-//! Uses: metrics. Its `Out` is the connection's outbox, seen through a trait.
+//! Uses: metrics, the outbox and the frame limit. Its `Out` is the
+//! connection's outbox, seen through a trait.
 
 mod pump;
 mod table;
@@ -30,7 +31,7 @@ use rpc_core::{Error, ErrorKind};
 
 use crate::metrics::{Direction, Metrics};
 
-pub(crate) use self::pump::{Out, pump, send_end};
+pub(crate) use self::pump::{Out, Sent, pump, send_end, sent};
 pub(crate) use self::table::Streams;
 
 /// What a sender may still send on one stream, and why it must stop.

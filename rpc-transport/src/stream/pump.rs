@@ -9,10 +9,12 @@ use bytes::BytesMut;
 use futures::future::BoxFuture;
 use rpc_core::codec::Codec;
 use rpc_core::service::Fault;
-use rpc_core::stream::Source;
+use rpc_core::stream::{End, Filled, Source};
 use rpc_core::{Error, ErrorKind};
 
 use super::Credit;
+use crate::outbox::Pushed;
+use crate::wire::frame::FrameError;
 
 /// Where a pump's messages go: the connection's outbox.
 pub(crate) trait Out: Send + Sync + 'static {
@@ -21,9 +23,8 @@ pub(crate) trait Out: Send + Sync + 'static {
     /// The largest message the peer takes.
     fn max_frame(&self) -> usize;
 
-    /// Queues one message and gets it written; false once the connection
-    /// is closed.
-    fn send(&self, payload: &[u8]) -> bool;
+    /// Queues one message and gets it written.
+    fn send(&self, payload: &[u8]) -> Sent;
 
     /// Completes once the connection has room for more messages.
     fn room(&self) -> BoxFuture<'_, ()>;
@@ -34,24 +35,76 @@ pub(crate) trait Out: Send + Sync + 'static {
     }
 }
 
+/// What became of a message given to [`Out::send`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// Queued, to be written.
+    Queued,
+    /// The connection is closed.
+    Closed,
+    /// Larger than the peer's frame limit: not sent.
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// The peer's limit.
+        limit: usize,
+    },
+}
+
+/// What an outbox push came to, as a [`Sent`].
+pub(crate) fn sent<E>(pushed: Result<Option<()>, Pushed<E>>) -> Sent {
+    match pushed {
+        Ok(Some(())) => Sent::Queued,
+        Ok(None) => Sent::Closed,
+        Err(Pushed::Frame(FrameError::TooLarge { len, limit })) => Sent::TooLarge {
+            len: usize::try_from(len).unwrap_or(usize::MAX),
+            limit,
+        },
+        // Not from copying bytes in.
+        Err(_) => Sent::Closed,
+    }
+}
+
 /// How large an items message grows before it is sent.
 const BATCH_BYTES: usize = 64 * 1024;
 
-/// Sends `source`'s items as stream `id` until it ends, then its end;
-/// returns how it ended. If the task is dropped first (the receiver
-/// cancelled, the connection ended), the source is closed with the reason
-/// recorded in `credit`.
+/// Sends `source`'s items as stream `id` until it ends, then its end. If
+/// the task is dropped first (the receiver cancelled, the connection
+/// ended), the source is closed with the reason recorded in `credit`.
+///
+/// A message fits the receiver's credit, except one of a single item,
+/// which needs only some credit left (an item's size is known once it is
+/// encoded): an item that would take a message past the credit, or past
+/// the peer's frame limit, is split off and sent alone, at once if credit
+/// is left, else once more is granted.
 pub(crate) async fn pump(id: u64, source: Box<dyn Source>, credit: Arc<Credit>, out: Arc<dyn Out>) {
     let mut guard = Closing {
         source: Some(source),
         credit: credit.clone(),
     };
     let codec = out.codec();
-    let batch_bytes = BATCH_BYTES.min(out.max_frame().saturating_sub(64)).max(1);
+    let max_frame = out.max_frame();
+    let batch_bytes = BATCH_BYTES.min(max_frame.saturating_sub(64)).max(1);
+    let separator = codec.item_separator().len();
     let mut buf = BytesMut::new();
+    // An item split off a message, encoded, waiting for credit; and the
+    // stream's end, once the producer gave it.
+    let mut carried: Option<BytesMut> = None;
+    let mut ended: Option<End> = None;
     let end = loop {
+        if carried.is_none() {
+            if let Some(end) = ended.take() {
+                break end;
+            }
+        }
         let (items, bytes) = std::future::poll_fn(|cx| credit.poll_ready(cx)).await;
         out.room().await;
+        if let Some(item) = carried.take() {
+            if let Err(end) = send_items(&*out, &credit, id, &item, 1) {
+                break end;
+            }
+            continue;
+        }
         let max_items = u32::try_from(items).unwrap_or(u32::MAX).min(credit.batch);
         let max_bytes = usize::try_from(bytes)
             .unwrap_or(usize::MAX)
@@ -59,49 +112,85 @@ pub(crate) async fn pump(id: u64, source: Box<dyn Source>, credit: Arc<Credit>, 
         buf.clear();
         codec.begin_items(&mut buf, id);
         let head = buf.len();
-        let mut count = 0u32;
-        let mut ended = None;
         let Some(source) = guard.source.as_mut() else {
             return;
         };
-        std::future::poll_fn(|cx| {
+        let filled = std::future::poll_fn(|cx| {
             let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 source.poll_batch(cx, codec, &mut buf, true, (max_items, max_bytes))
             }));
-            match polled {
-                Ok(Poll::Pending) => Poll::Pending,
-                Ok(Poll::Ready(filled)) => {
-                    count = filled.items;
-                    ended = filled.end;
-                    Poll::Ready(())
-                }
-                Err(panic) => {
-                    let why = rpc_core::service::panic_message(&*panic).to_owned();
-                    ended = Some(Err(Error::new(
-                        ErrorKind::HandlerPanic,
-                        format!("the stream's producer panicked: {why}"),
-                    )));
-                    Poll::Ready(())
-                }
-            }
+            polled.unwrap_or_else(|panic| {
+                let why = rpc_core::service::panic_message(&*panic).to_owned();
+                let end = Err(Error::new(
+                    ErrorKind::HandlerPanic,
+                    format!("the stream's producer panicked: {why}"),
+                ));
+                Poll::Ready(Filled {
+                    items: 0,
+                    last: head,
+                    end: Some(end),
+                })
+            })
         })
         .await;
-        if count > 0 {
-            let cost = buf.len() - head;
-            codec.finish_items(&mut buf, 0, count);
-            credit.spend(count, cost);
-            if !out.send(&buf) {
-                return;
-            }
-            out.sent(count);
+        ended = filled.end;
+        let mut count = filled.items;
+        let cost = buf.len() - head;
+        let over = i64::try_from(cost).map_or(true, |c| c > bytes) || buf.len() + 64 > max_frame;
+        if count > 1 && over {
+            // The last item goes alone, without the separator before it.
+            let mut last = buf.split_off(filled.last);
+            let _ = last.split_to(separator.min(last.len()));
+            carried = Some(last);
+            count -= 1;
         }
-        if let Some(end) = ended {
-            break end;
+        if count > 0 {
+            let items = buf.split_off(head);
+            if let Err(end) = send_items(&*out, &credit, id, &items, count) {
+                break end;
+            }
         }
     };
-    // Ended by itself: nothing to tell it.
-    guard.source = None;
+    // Ended by itself, or by a message that could not be sent: the
+    // producer is told the latter.
+    if let (Err(e), Some(source)) = (&end, guard.source.take()) {
+        source.close(Error::new(e.kind(), e.message()));
+    }
     send_end(&*out, id, end.as_ref().map(|_| ()));
+}
+
+/// Sends `count` encoded items as one message of stream `id`, charging
+/// the credit. `Err` with the stream's end when it cannot go on: the
+/// connection closed, or the message is over the peer's frame limit.
+fn send_items(
+    out: &dyn Out,
+    credit: &Credit,
+    id: u64,
+    items: &[u8],
+    count: u32,
+) -> Result<(), End> {
+    let codec = out.codec();
+    let mut message = BytesMut::with_capacity(items.len() + 32);
+    codec.begin_items(&mut message, id);
+    message.extend_from_slice(items);
+    codec.finish_items(&mut message, 0, count);
+    match out.send(&message) {
+        Sent::Queued => {
+            credit.spend(count, items.len());
+            out.sent(count);
+            Ok(())
+        }
+        Sent::Closed => Err(Err(Error::new(
+            ErrorKind::ConnectionLost,
+            "the connection ended",
+        ))),
+        Sent::TooLarge { len, limit } => Err(Err(Error::new(
+            ErrorKind::FrameTooLarge,
+            format!(
+                "a stream item made a message of {len} bytes, over the receiver's frame limit of {limit} bytes"
+            ),
+        ))),
+    }
 }
 
 /// Queues the end of stream `id`.
@@ -115,7 +204,7 @@ pub(crate) fn send_end(out: &dyn Out, id: u64, end: Result<(), &Error>) {
         .encode_end(&mut buf, id, fault.as_ref().map_or(Ok(()), Err))
         .is_ok()
     {
-        out.send(&buf);
+        let _ = out.send(&buf);
     }
 }
 

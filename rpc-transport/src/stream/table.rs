@@ -165,9 +165,9 @@ impl Streams {
         let streams = Arc::downgrade(self);
         let pumping = credit.clone();
         let task = tokio::spawn(async move {
-            pump(id, source, pumping, out).await;
+            pump(id, source, pumping.clone(), out).await;
             if let Some(streams) = streams.upgrade() {
-                streams.sent(id);
+                streams.sent(id, &pumping);
             }
         });
         self.sending.fetch_add(1, Ordering::AcqRel);
@@ -191,17 +191,21 @@ impl Streams {
     ) -> Result<(), Error> {
         let inbox = self.table().by_id.get(&id).and_then(|e| e.inbox.clone());
         let Some(inbox) = inbox else { return Ok(()) };
-        if items.end > frame.len() || items.start > items.end {
+        let Some(held) = frame.get(items) else {
             return Ok(());
-        }
-        let pushed = inbox.push(frame.clone(), items, count);
+        };
+        // Copied: a slice would keep the whole read buffer it was cut from
+        // alive while the items wait, far more than the credit charged.
+        let held = Bytes::copy_from_slice(held);
+        let len = held.len();
+        let pushed = inbox.push(held, 0..len, count);
         match &pushed {
             Ok(()) => {
                 if let Some(metrics) = &self.metrics {
                     metrics.add_stream_items(Direction::Received, u64::from(count));
                 }
             }
-            Err(_) => self.forget_inbox(id),
+            Err(_) => self.forget_inbox(id, Some(&inbox)),
         }
         pushed
     }
@@ -269,9 +273,15 @@ impl Streams {
     }
 
     /// Forgets the inbox of stream `id` (its consumer let go of it).
-    pub(crate) fn forget_inbox(&self, id: u64) {
+    /// Forgets the inbox of stream `id`: `which`, if named (not a newer
+    /// one that took its id since), else whichever it is.
+    pub(crate) fn forget_inbox(&self, id: u64, which: Option<&Inbox>) {
         let mut table = self.table();
         if let Some(entry) = table.by_id.get_mut(&id) {
+            let same = |held: &Arc<Inbox>| which.is_none_or(|w| std::ptr::eq(Arc::as_ptr(held), w));
+            if !entry.inbox.as_ref().is_some_and(same) {
+                return;
+            }
             entry.inbox = None;
             if entry.is_empty() {
                 table.by_id.remove(&id);
@@ -279,10 +289,18 @@ impl Streams {
         }
     }
 
-    /// The pump of stream `id` finished.
-    fn sent(&self, id: u64) {
+    /// The pump of stream `id`, sending with `credit`, finished (a newer
+    /// stream under the same id is left alone).
+    fn sent(&self, id: u64, credit: &Arc<Credit>) {
         let mut table = self.table();
         if let Some(entry) = table.by_id.get_mut(&id) {
+            let same = entry
+                .sending
+                .as_ref()
+                .is_some_and(|s| Arc::ptr_eq(&s.credit, credit));
+            if !same {
+                return;
+            }
             if entry.sending.take().is_some() {
                 self.sending.fetch_sub(1, Ordering::AcqRel);
             }

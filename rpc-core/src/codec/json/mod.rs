@@ -244,6 +244,10 @@ impl Codec for Json {
         flow::encode_item(dst, first, item)
     }
 
+    fn item_separator(&self) -> &'static [u8] {
+        b","
+    }
+
     fn finish_items(&self, dst: &mut BytesMut, _start: usize, _count: u32) {
         flow::finish_items(dst);
     }
