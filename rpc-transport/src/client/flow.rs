@@ -3,6 +3,7 @@
 //! into an inbox; and the stream messages the reader routes between them.
 
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -104,6 +105,40 @@ impl Shared {
             ));
         };
         streams.receive(id, self.codec, Arc::new(Link(Arc::downgrade(self))))
+    }
+
+    /// Sends `source` as the stream of call `id`, whose answer then has no
+    /// deadline: the timeout bounds opening a stream, not its life.
+    pub(super) fn upload(self: &Arc<Self>, id: u64, source: Box<dyn rpc_core::stream::Source>) {
+        let far = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        if let Some((_, deadline)) = self
+            .waiters
+            .lock()
+            .expect("waiters lock")
+            .by_id
+            .get_mut(&id)
+        {
+            *deadline = far;
+        }
+        if let Err(e) = self.open_upload(id, source) {
+            let waiter = self.waiters.lock().expect("waiters lock").by_id.remove(&id);
+            if let Some((waiter, _)) = waiter {
+                let _ = waiter.send(Err(e));
+            }
+            self.cancel(id);
+            return;
+        }
+        // Another caller may have written the request already, and its
+        // answer come before the pump was registered to be stopped by it.
+        let waiting = self
+            .waiters
+            .lock()
+            .expect("waiters lock")
+            .by_id
+            .contains_key(&id);
+        if !waiting {
+            self.call_ended(id, None);
+        }
     }
 
     /// Sends the stream call `id`'s arguments carry.

@@ -184,40 +184,6 @@ impl Shared {
         Err(failed)
     }
 
-    /// Sends `source` as the stream of call `id`, whose answer then has no
-    /// deadline: the timeout bounds opening a stream, not its life.
-    fn upload(self: &Arc<Self>, id: u64, source: Box<dyn rpc_core::stream::Source>) {
-        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-        if let Some((_, deadline)) = self
-            .waiters
-            .lock()
-            .expect("waiters lock")
-            .by_id
-            .get_mut(&id)
-        {
-            *deadline = far;
-        }
-        if let Err(e) = self.open_upload(id, source) {
-            let waiter = self.waiters.lock().expect("waiters lock").by_id.remove(&id);
-            if let Some((waiter, _)) = waiter {
-                let _ = waiter.send(Err(e));
-            }
-            self.cancel(id);
-            return;
-        }
-        // Another caller may have written the request already, and its
-        // answer come before the pump was registered to be stopped by it.
-        let waiting = self
-            .waiters
-            .lock()
-            .expect("waiters lock")
-            .by_id
-            .contains_key(&id);
-        if !waiting {
-            self.call_ended(id, None);
-        }
-    }
-
     /// Gets what was just queued on its way: written here, in the caller's
     /// task, unless callers woken with a reply are about to queue more.
     /// Then the writer, woken once per batch, writes it after them, and
