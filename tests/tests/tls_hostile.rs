@@ -1,7 +1,10 @@
 //! Hostile peers before authentication, on a TLS port: the TLS handshake is
 //! a pending handshake like any, so silent sockets are shed under
 //! `max_pending_handshakes` and a slow handshake meets `handshake_timeout_ms`;
-//! and a TLS client on a plaintext port is named as such by the server.
+//! junk that is not a TLS record is closed at once; a wrong authkey over TLS
+//! is refused as in plaintext; and a TLS client on a plaintext port is named
+//! as such by the server. After the TLS handshake the connection runs the
+//! same code as a plaintext one, which the other hostile suites test.
 
 mod common;
 #[path = "common/tls.rs"]
@@ -104,4 +107,51 @@ async fn a_tls_client_on_a_plaintext_port_is_named_by_the_server() {
             .contains("a TLS client connected to a plaintext listener"),
         "{e}"
     );
+}
+
+#[tokio::test]
+async fn junk_on_a_tls_port_is_closed_at_once_and_others_are_still_served() {
+    let setup = Setup::new();
+    let config = setup.server().handshake_timeout(PATIENT).build().unwrap();
+    let server = serve_with(config, registry()).await;
+    for junk in [
+        &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        &[0x80, 0x04, 0x95, 0x00, 0x00, 0x00][..],
+        &[0u8; 4096][..],
+    ] {
+        let mut stream = raw_connect(&server.address).await;
+        write_raw(&mut stream, junk).await;
+        // Not a TLS record: closed without waiting for the handshake timeout.
+        let seen = expect_closed_within(&mut stream, WAIT).await;
+        assert!(
+            seen.len() < 64,
+            "at most a TLS alert comes back: {} bytes",
+            seen.len()
+        );
+    }
+    let config = setup.client(&server.address, "bincode").build().unwrap();
+    let client = rpc_transport::connect(&config);
+    let client = WhoamiClient::new(within("a TLS client after junk", client).await.unwrap());
+    assert_eq!(within("echo", client.echo(3)).await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn over_tls_a_wrong_authkey_is_refused_as_in_plaintext() {
+    let setup = Setup::new();
+    let config = setup.server().build().unwrap();
+    let server = serve_with(config, registry()).await;
+    for codec in ["bincode", "json"] {
+        let config = setup
+            .client(&server.address, codec)
+            .authkey("not the key")
+            .build()
+            .unwrap();
+        let refused = within("the refusal", rpc_transport::connect(&config)).await;
+        let e = refused.expect_err("a wrong key gets in over TLS");
+        assert_eq!(e.kind(), ErrorKind::Authentication, "{codec}: {e}");
+    }
+    let config = setup.client(&server.address, "json").build().unwrap();
+    let client = rpc_transport::connect(&config);
+    let client = WhoamiClient::new(within("the right key", client).await.unwrap());
+    assert_eq!(within("echo", client.echo(5)).await.unwrap(), 5);
 }
