@@ -111,8 +111,19 @@
 //! and the `[http]` password, which must differ from the `[server]` authkey
 //! (the gateway refuses to start otherwise, and never accepts the authkey).
 //! Plain HTTP gives **no confidentiality**: the password and every call cross
-//! the network in the clear. Listen on loopback, or behind a proxy that
-//! terminates TLS.
+//! the network in the clear. So with `[http.tls]` ([`HttpConfigBuilder::tls`],
+//! the keys of `[server.tls]`) the gateway serves HTTPS (ALPN `http/1.1`,
+//! the WebSocket as `wss://`; see `secure.rs` for the sequence), and
+//! without it [`HttpGateway::bind`] refuses a non-loopback address unless
+//! `allow_plaintext_password = true` (a proxy in front terminates TLS).
+//! The TLS handshake is pending like the header wait, both within
+//! `http_header_timeout_ms`; a plain HTTP request to the HTTPS port gets
+//! 400 and a close. [`HttpListening::tls_reloader`] re-reads the certificate.
+//!
+//! ```text
+//! $ curl --cacert ca.pem -u rpc:PASSWORD 'https://localhost:8443/Calculator/add?x=2&y=3'
+//! 5
+//! ```
 //!
 //! A request with an `Origin` header (a browser sends one with every
 //! cross-site request) is refused with 403 before anything runs unless
