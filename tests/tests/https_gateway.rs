@@ -300,8 +300,10 @@ async fn plain_http_to_the_https_port_is_told_and_closed_and_others_are_still_se
 #[tokio::test]
 async fn a_client_silent_before_its_tls_handshake_is_closed_at_the_header_timeout() {
     let setup = Setup::new();
-    let mut limits = Limits::default();
-    limits.http_header_timeout = Duration::from_millis(300);
+    let limits = Limits {
+        http_header_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
     let gateway = start_with(http(&setup), limits).await.unwrap();
     let mut silent = within("connect", TcpStream::connect(&gateway.address))
         .await
