@@ -35,7 +35,7 @@ const HANDSHAKE_RECORD: u8 = 0x16;
 
 /// What a plain HTTP request to the HTTPS port is answered with.
 const SPEAKS_HTTPS: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
-    Content-Type: text/plain\r\nContent-Length: 51\r\nConnection: close\r\n\r\n\
+    Content-Type: text/plain\r\nContent-Length: 52\r\nConnection: close\r\n\r\n\
     this port speaks HTTPS: call it with an https:// URL";
 
 /// `[http.tls]` as written: the keys of `[server.tls]`.
