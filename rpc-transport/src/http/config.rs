@@ -29,6 +29,8 @@
 //! | `request_timeout_ms` | `30000` | time allowed for one request, reading the body included |
 //! | `realm` | `"rpc"` | the realm named in `WWW-Authenticate` |
 //! | `cors_origins` | `[]` | origins whose web pages may call, such as `["https://app.example"]`; a request with any other `Origin` header gets 403 |
+//! | `allow_plaintext_password` | `false` | serve plain HTTP on a non-loopback address (the Basic password crosses the network in clear): only behind a proxy that terminates TLS |
+//! | `[http.tls]` | absent (plain HTTP) | HTTPS: the keys of `[server.tls]`: `cert_file`, `key_file`, optional `client_ca_file` (mTLS), `min_version` (`"1.3"` or `"1.2"`); ALPN `http/1.1` |
 //!
 //! Unknown keys are errors, worded as for the other tables.
 
@@ -40,8 +42,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::cors::canonical_origin;
+use super::secure::HttpTlsTable;
 use crate::config::{
-    ConfigError, address, invalid, positive, read_error, read_key_file, read_table,
+    ConfigError, ServerTls, address, invalid, positive, read_error, read_key_file, read_table,
 };
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:0";
@@ -80,6 +83,8 @@ pub struct HttpConfig {
     request_timeout: Duration,
     realm: String,
     cors_origins: Vec<String>,
+    tls: Option<ServerTls>,
+    allow_plaintext_password: bool,
 }
 
 impl HttpConfig {
@@ -129,6 +134,16 @@ impl HttpConfig {
     pub fn cors_origins(&self) -> &[String] {
         &self.cors_origins
     }
+
+    /// The certificate of HTTPS (`[http.tls]`); `None`: plain HTTP.
+    pub fn tls(&self) -> Option<&ServerTls> {
+        self.tls.as_ref()
+    }
+
+    /// Whether plain HTTP may take the password on a non-loopback address.
+    pub fn allows_plaintext_password(&self) -> bool {
+        self.allow_plaintext_password
+    }
 }
 
 /// Builds an [`HttpConfig`] from builder calls and a file; builder calls win.
@@ -147,6 +162,8 @@ struct Layer {
     request_timeout: Option<Duration>,
     realm: Option<String>,
     cors_origins: Option<Vec<String>>,
+    tls: Option<ServerTls>,
+    allow_plaintext_password: Option<bool>,
 }
 
 #[derive(Clone, Debug)]
@@ -199,6 +216,19 @@ impl HttpConfigBuilder {
         self
     }
 
+    /// Serves HTTPS with this certificate (the settings of `[http.tls]`).
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.explicit.tls = Some(tls);
+        self
+    }
+
+    /// Lets plain HTTP take the password on a non-loopback address (behind
+    /// a proxy that terminates TLS); without it such a gateway refuses to bind.
+    pub fn allow_plaintext_password(mut self, allow: bool) -> Self {
+        self.explicit.allow_plaintext_password = Some(allow);
+        self
+    }
+
     /// Seeds the builder from the `[http]` table of a TOML file.
     pub fn load_file(self, path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
@@ -233,6 +263,8 @@ impl HttpConfigBuilder {
             request_timeout: positive("http.request_timeout_ms", timeout)?,
             realm: check_realm(layer.realm.unwrap_or(DEFAULT_REALM.into()))?,
             cors_origins: check_origins(layer.cors_origins.unwrap_or_default())?,
+            tls: layer.tls,
+            allow_plaintext_password: layer.allow_plaintext_password.unwrap_or(false),
         })
     }
 }
@@ -246,6 +278,10 @@ impl Layer {
             request_timeout: self.request_timeout.or(lower.request_timeout),
             realm: self.realm.or(lower.realm),
             cors_origins: self.cors_origins.or(lower.cors_origins),
+            tls: self.tls.or(lower.tls),
+            allow_plaintext_password: self
+                .allow_plaintext_password
+                .or(lower.allow_plaintext_password),
         }
     }
 }
@@ -281,6 +317,8 @@ struct HttpTable {
     request_timeout_ms: Option<u64>,
     realm: Option<String>,
     cors_origins: Option<Vec<String>>,
+    tls: Option<HttpTlsTable>,
+    allow_plaintext_password: Option<bool>,
 }
 
 impl HttpTable {
@@ -303,6 +341,8 @@ impl HttpTable {
             request_timeout: self.request_timeout_ms.map(Duration::from_millis),
             realm: self.realm,
             cors_origins: self.cors_origins,
+            tls: self.tls.map(|tls| tls.resolve(base)).transpose()?,
+            allow_plaintext_password: self.allow_plaintext_password,
         })
     }
 }
@@ -392,6 +432,25 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(built.unwrap().password().as_bytes(), b"from-file");
         assert!(empty.unwrap_err().to_string().contains("a non-empty file"));
+    }
+
+    #[test]
+    fn http_tls_takes_the_keys_of_server_tls_relative_to_the_config_file() {
+        let text = "[http]\npassword = \"x\"\nallow_plaintext_password = true\n\
+                    [http.tls]\ncert_file = \"s.pem\"\nkey_file = \"s.key\"\nmin_version = \"1.2\"\n";
+        let c = HttpConfig::builder()
+            .load(text, Path::new("/etc/rpc"))
+            .unwrap()
+            .build()
+            .unwrap();
+        let tls = c.tls().unwrap();
+        assert_eq!(tls.cert_file(), Path::new("/etc/rpc/s.pem"));
+        assert_eq!(tls.min_version(), crate::config::TlsVersion::V1_2);
+        assert!(c.allows_plaintext_password());
+        let e = build("[http]\npassword = \"x\"\n[http.tls]\ncert_file = \"a\"\nkey_file = \"b\"\nmin_version = \"1.1\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("http.tls.min_version"), "{e}");
+        assert!(build("[http]\npassword = \"x\"\n").unwrap().tls().is_none());
     }
 
     #[test]

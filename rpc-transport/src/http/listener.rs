@@ -97,12 +97,13 @@ impl Counting {
 /// Serves one connection (which may upgrade to a WebSocket) until it
 /// ends, the server sheds it, or `closing` turns true: then it finishes
 /// the answer it is writing and closes.
-pub(crate) async fn drive<S, B>(
-    connection: UpgradeableConnection<TokioIo<Counted>, S>,
+pub(crate) async fn drive<I, S, B>(
+    connection: UpgradeableConnection<TokioIo<I>, S>,
     mut notice: Notice,
     mut closing: watch::Receiver<bool>,
     limits: Limits,
 ) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     B: hyper::body::Body + 'static,
@@ -165,6 +166,13 @@ pub(crate) struct Counted {
 }
 
 impl Counted {
+    /// The first byte the client sends, left unread; `None` if it closed first.
+    pub(crate) async fn first_byte(&self) -> io::Result<Option<u8>> {
+        let mut byte = [0u8; 1];
+        let n = self.stream.peek(&mut byte).await?;
+        Ok((n == 1).then_some(byte[0]))
+    }
+
     /// Passes `polled` through, failing it once writes have made no
     /// progress for `write_timeout`.
     fn watch<T>(

@@ -111,8 +111,19 @@
 //! and the `[http]` password, which must differ from the `[server]` authkey
 //! (the gateway refuses to start otherwise, and never accepts the authkey).
 //! Plain HTTP gives **no confidentiality**: the password and every call cross
-//! the network in the clear. Listen on loopback, or behind a proxy that
-//! terminates TLS.
+//! the network in the clear. So with `[http.tls]` ([`HttpConfigBuilder::tls`],
+//! the keys of `[server.tls]`) the gateway serves HTTPS (ALPN `http/1.1`,
+//! the WebSocket as `wss://`; see `secure.rs` for the sequence), and
+//! without it [`HttpGateway::bind`] refuses a non-loopback address unless
+//! `allow_plaintext_password = true` (a proxy in front terminates TLS).
+//! The TLS handshake is pending like the header wait, both within
+//! `http_header_timeout_ms`; a plain HTTP request to the HTTPS port gets
+//! 400 and a close. [`HttpListening::tls_reloader`] re-reads the certificate.
+//!
+//! ```text
+//! $ curl --cacert ca.pem -u rpc:PASSWORD 'https://localhost:8443/Calculator/add?x=2&y=3'
+//! 5
+//! ```
 //!
 //! A request with an `Origin` header (a browser sends one with every
 //! cross-site request) is refused with 403 before anything runs unless
@@ -166,10 +177,13 @@ mod listener;
 mod member;
 mod opened;
 mod ops;
+mod peer;
 mod query;
 mod refuse;
 mod reply;
 mod rest;
+mod routes;
+mod secure;
 mod sse;
 mod throttle;
 mod ws;
@@ -182,26 +196,19 @@ mod xml_value;
 mod xmlrpc;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit};
-use axum::http::StatusCode;
-use axum::middleware;
-use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use rpc_core::{Error, ErrorKind, Registry};
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 pub use self::caller::TIMEOUT_HEADER;
 pub use self::config::{HttpConfig, HttpConfigBuilder, Password};
 use crate::Server;
+use crate::config::ServerTls;
 use crate::metrics::Metrics;
+use crate::tls::Acceptor;
 
 /// Time the whole request gets beyond `request_timeout`, so that a call that
 /// runs out of time is answered by the gateway's own error, not cut off.
@@ -232,6 +239,8 @@ struct Gateway {
 pub struct HttpGateway {
     gateway: Arc<Gateway>,
     listen: String,
+    tls: Option<ServerTls>,
+    allow_plaintext_password: bool,
 }
 
 impl HttpGateway {
@@ -266,11 +275,22 @@ impl HttpGateway {
         Ok(HttpGateway {
             gateway: Arc::new(gateway),
             listen: config.listen().to_owned(),
+            tls: config.tls().cloned(),
+            allow_plaintext_password: config.allows_plaintext_password(),
         })
     }
 
-    /// Binds the configured `listen` address.
+    /// Binds the configured `listen` address, reading `[http.tls]`'s files
+    /// first.
+    ///
+    /// Fails naming the address or the file at fault, and on a non-loopback
+    /// address without `[http.tls]` unless `allow_plaintext_password` is
+    /// set: the Basic password would cross the network in clear.
     pub async fn bind(self) -> Result<HttpListening, Error> {
+        let tls = match &self.tls {
+            Some(settings) => Some(Arc::new(Acceptor::for_http(settings)?)),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(&self.listen)
             .await
             .map_err(|e| {
@@ -280,12 +300,14 @@ impl HttpGateway {
                 )
                 .with_source(e)
             })?;
-        let local_addr = listener
+        let bound = listener
             .local_addr()
-            .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?
-            .to_string();
+            .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
+        secure::check_plaintext(bound, tls.is_some(), self.allow_plaintext_password)?;
+        let local_addr = bound.to_string();
         Ok(HttpListening {
-            router: self.router(),
+            tls,
+            router: routes::router(&self.gateway),
             listener: listener::Counting::new(
                 listener,
                 self.gateway.metrics.clone(),
@@ -295,49 +317,6 @@ impl HttpGateway {
             local_addr,
             gateway: self.gateway.clone(),
         })
-    }
-
-    fn router(&self) -> Router {
-        let gateway = &self.gateway;
-        let limit = gateway.max_body_bytes;
-        // Layers added later run first: the password is checked before the
-        // body is read, so a caller without it learns nothing, not even the
-        // limit; a foreign origin is refused before anything else.
-        let with_password = Router::new()
-            .route("/", get(ops::index))
-            .route("/metrics", get(ops::metrics))
-            .route("/rpc", post(jsonrpc::handle).get(ws::upgrade))
-            .route("/RPC2", post(xmlrpc::handle))
-            .route("/{service}/{method}", get(rest::get).post(rest::post))
-            .route_layer(middleware::from_fn(caller::identify))
-            .route_layer(middleware::from_fn_with_state(
-                gateway.clone(),
-                body::read_within,
-            ))
-            .route_layer(middleware::from_fn_with_state(
-                gateway.clone(),
-                auth::require_password,
-            ));
-        Router::new()
-            .route("/healthz", get(ops::healthz))
-            .merge(with_password)
-            .fallback(ops::not_found)
-            .layer(DefaultBodyLimit::max(limit))
-            .layer(middleware::from_fn_with_state(
-                gateway.clone(),
-                drain::refuse_while_draining,
-            ))
-            .layer(middleware::from_fn_with_state(
-                gateway.clone(),
-                cors::check_origin,
-            ))
-            .with_state(gateway.clone())
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::GATEWAY_TIMEOUT,
-                gateway.request_timeout + ANSWER_MARGIN,
-            ))
-            .layer(CatchPanicLayer::new())
-            .layer(TraceLayer::new_for_http())
     }
 }
 
@@ -352,6 +331,7 @@ impl std::fmt::Debug for HttpGateway {
 
 /// A bound gateway, ready to serve.
 pub struct HttpListening {
+    tls: Option<Arc<Acceptor>>,
     router: Router,
     listener: listener::Counting,
     local_addr: String,
@@ -362,6 +342,12 @@ impl HttpListening {
     /// The bound address (`host:port`; with port 0 configured, the real port).
     pub fn local_addr(&self) -> &str {
         &self.local_addr
+    }
+
+    /// A handle that re-reads `[http.tls]`'s files while the gateway
+    /// serves; `None` for plain HTTP.
+    pub fn tls_reloader(&self) -> Option<TlsReloader> {
+        self.tls.clone().map(TlsReloader)
     }
 
     /// Serves until the task is dropped.
@@ -399,6 +385,7 @@ impl HttpListening {
         let HttpListening {
             router,
             mut listener,
+            tls,
             ..
         } = self;
         // hyper's HTTP/1 server, with a timer so that a client that sends its
@@ -413,6 +400,12 @@ impl HttpListening {
         // calls have drained (hyper-util's `GracefulShutdown` cannot watch a
         // connection that may upgrade to a WebSocket).
         let (closing, closed) = tokio::sync::watch::channel(false);
+        // The TLS handshake is bounded as the head that follows it is.
+        let tls = tls.map(|acceptor| secure::Secure {
+            acceptor,
+            limit: limits.http_header_timeout.min(gateway.request_timeout),
+            metrics: gateway.metrics.clone(),
+        });
         // Held here so that whatever outlives the shutdown is dropped with it.
         let mut tasks = tokio::task::JoinSet::new();
         tokio::pin!(signal);
@@ -428,9 +421,20 @@ impl HttpListening {
                     };
                     // Pending, with the TCP listener's, until a request head is whole.
                     let (pending, notice) = gateway.server.admission().admit(Some(peer.ip()));
-                    let service = listener::FirstHead::new(service_for(&router, peer), pending);
-                    let connection = http.serve_connection(TokioIo::new(io), service).with_upgrades();
-                    tasks.spawn(listener::drive(connection, notice, closed.clone(), limits.clone()));
+                    let service = listener::FirstHead::new(peer::service_for(&router, peer), pending);
+                    let (closed, limits) = (closed.clone(), limits.clone());
+                    let Some(tls) = &tls else {
+                        let connection = http.serve_connection(TokioIo::new(io), service).with_upgrades();
+                        tasks.spawn(listener::drive(connection, notice, closed, limits));
+                        continue;
+                    };
+                    let (tls, http, mut notice) = (tls.clone(), http.clone(), notice);
+                    tasks.spawn(async move {
+                        if let Some(io) = tls.handshake(io, peer, &mut notice).await {
+                            let connection = http.serve_connection(TokioIo::new(io), service).with_upgrades();
+                            listener::drive(connection, notice, closed, limits).await;
+                        }
+                    });
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 () = &mut signal => break,
@@ -448,47 +452,23 @@ impl HttpListening {
     }
 }
 
-/// The service of one connection from `peer`: `router`, with the peer's
-/// address in every request as axum's [`ConnectInfo`] (the password
-/// throttle counts failures by it, calls see it in their context), and the
-/// instant its head arrived (a caller's timeout counts from it).
-fn service_for(router: &Router, peer: SocketAddr) -> WithPeer {
-    WithPeer {
-        inner: TowerToHyperService::new(router.clone()),
-        peer,
-    }
-}
-
-/// See [`service_for`].
-struct WithPeer {
-    inner: TowerToHyperService<Router>,
-    peer: SocketAddr,
-}
-
-impl<B> hyper::service::Service<axum::http::Request<B>> for WithPeer
-where
-    TowerToHyperService<Router>: hyper::service::Service<axum::http::Request<B>>,
-{
-    type Response =
-        <TowerToHyperService<Router> as hyper::service::Service<axum::http::Request<B>>>::Response;
-    type Error =
-        <TowerToHyperService<Router> as hyper::service::Service<axum::http::Request<B>>>::Error;
-    type Future =
-        <TowerToHyperService<Router> as hyper::service::Service<axum::http::Request<B>>>::Future;
-
-    fn call(&self, mut request: axum::http::Request<B>) -> Self::Future {
-        request.extensions_mut().insert(ConnectInfo(self.peer));
-        request
-            .extensions_mut()
-            .insert(caller::Arrived(Instant::now()));
-        self.inner.call(request)
-    }
-}
-
 impl std::fmt::Debug for HttpListening {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpListening")
             .field("local_addr", &self.local_addr)
             .finish_non_exhaustive()
+    }
+}
+
+/// Re-reads the gateway's `[http.tls]` certificate and key; see
+/// [`HttpListening::tls_reloader`].
+#[derive(Clone, Debug)]
+pub struct TlsReloader(Arc<Acceptor>);
+
+impl TlsReloader {
+    /// New connections get the new certificate, open ones keep theirs.
+    /// Fails if the files do not load: the certificate in force stays.
+    pub fn reload(&self) -> Result<(), Error> {
+        self.0.reload()
     }
 }

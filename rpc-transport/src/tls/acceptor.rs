@@ -18,22 +18,41 @@ use crate::net::Io;
 #[derive(Debug)]
 pub(crate) struct Acceptor {
     settings: ServerTls,
+    /// The table the settings came from, for errors.
+    table: &'static str,
+    /// The ALPN protocols offered (none on the RPC listeners).
+    alpn: Vec<Vec<u8>>,
     current: RwLock<Arc<rustls::ServerConfig>>,
 }
 
 impl Acceptor {
     /// Reads the files `settings` names; fails naming the file at fault.
     pub(crate) fn new(settings: &ServerTls) -> Result<Acceptor, Error> {
+        Acceptor::with(settings, "server.tls", Vec::new())
+    }
+
+    /// The HTTP gateway's (`[http.tls]`): ALPN `http/1.1`.
+    pub(crate) fn for_http(settings: &ServerTls) -> Result<Acceptor, Error> {
+        Acceptor::with(settings, "http.tls", vec![b"http/1.1".to_vec()])
+    }
+
+    fn with(
+        settings: &ServerTls,
+        table: &'static str,
+        alpn: Vec<Vec<u8>>,
+    ) -> Result<Acceptor, Error> {
         Ok(Acceptor {
-            current: RwLock::new(Arc::new(load::server_config(settings)?)),
+            current: RwLock::new(Arc::new(configure(settings, table, &alpn)?)),
             settings: settings.clone(),
+            table,
+            alpn,
         })
     }
 
     /// Reads the files again: new connections get the new certificate, open
     /// ones keep theirs. On failure the certificate in force stays.
     pub(crate) fn reload(&self) -> Result<(), Error> {
-        let fresh = Arc::new(load::server_config(&self.settings)?);
+        let fresh = Arc::new(configure(&self.settings, self.table, &self.alpn)?);
         *self.current.write().expect("tls config lock") = fresh;
         Ok(())
     }
@@ -53,4 +72,15 @@ impl Acceptor {
         let session = Session::of(stream.get_ref().1)?;
         Ok((stream, session))
     }
+}
+
+/// The rustls configuration from `settings`' files, offering `alpn`.
+fn configure(
+    settings: &ServerTls,
+    table: &str,
+    alpn: &[Vec<u8>],
+) -> Result<rustls::ServerConfig, Error> {
+    let mut config = load::server_config(settings, table)?;
+    config.alpn_protocols = alpn.to_vec();
+    Ok(config)
 }

@@ -97,17 +97,18 @@ fn versions(min: TlsVersion) -> &'static [&'static rustls::SupportedProtocolVers
     }
 }
 
-/// A server configuration from `tls`'s files (read now: call again to reload).
-pub(crate) fn server_config(tls: &ServerTls) -> Result<rustls::ServerConfig, Error> {
-    let chain = certificates(tls.cert_file(), "server.tls.cert_file")?;
-    let key = private_key(tls.key_file(), "server.tls.key_file")?;
+/// A server configuration from `tls`'s files (read now: call again to
+/// reload); `table` (`"server.tls"`, `"http.tls"`) names the settings in errors.
+pub(crate) fn server_config(tls: &ServerTls, table: &str) -> Result<rustls::ServerConfig, Error> {
+    let chain = certificates(tls.cert_file(), &format!("{table}.cert_file"))?;
+    let key = private_key(tls.key_file(), &format!("{table}.key_file"))?;
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(versions(tls.min_version()))
         .map_err(|e| config_error(format!("the TLS versions are not usable: {e}")))?;
     let builder = match tls.client_cas() {
         None => builder.with_no_client_auth(),
         Some(path) => {
-            let roots = roots(path, "server.tls.client_ca_file")?;
+            let roots = roots(path, &format!("{table}.client_ca_file"))?;
             let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider())
                 .build()
                 .map_err(|e| config_error(format!("cannot verify client certificates: {e}")))?;
