@@ -1,5 +1,8 @@
 //! The benchmark service of `rpc-bench`: the workload of `peerbench`
-//! (`add`, `sub`, `echo` of a byte payload, and `stream` of u64 items).
+//! (`add`, `sub`, `echo` of a byte payload, and `stream` of u64 items),
+//! and the TLS of its `-tls` codecs ([`tls`]).
+
+pub mod tls;
 
 use std::io::Write;
 
@@ -61,19 +64,30 @@ impl Bench for BenchImpl {
     }
 }
 
-/// Serves the benchmark service on `addr`, accepting only `codec`; prints
-/// `listening HOST:PORT` as the first line of stdout, then serves until the
-/// task is dropped.
-pub async fn serve(addr: String, codec: String) -> Result<(), Box<dyn std::error::Error>> {
-    let config = ServerConfig::builder()
+/// Serves the benchmark service on `addr`, accepting only `codec` (a
+/// `-tls` codec, or `tls`, serves TLS with a fresh certificate written to
+/// [`tls::ca_path`] first); prints `listening HOST:PORT` as the first line
+/// of stdout, then serves until the task is dropped.
+pub async fn serve(
+    addr: String,
+    codec: String,
+    tls: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let use_tls = tls || codec.ends_with("-tls");
+    let mut config = ServerConfig::builder()
         .listen(addr)
         .authkey(AUTHKEY)
-        .codecs([codec])
+        .codecs([tls::wire_codec(&codec)])
         .max_frame_bytes(MAX_FRAME_BYTES)
-        .no_env()
-        .build()?;
+        .no_env();
+    let cert = use_tls.then(tls::ServerCert::new).transpose()?;
+    if let Some(cert) = &cert {
+        config = config.tls(cert.server_tls());
+    }
     let registry = Registry::new().with(BenchServer::new(BenchImpl))?;
-    let listening = Server::new(config, registry).bind().await?;
+    let listening = Server::new(config.build()?, registry).bind().await?;
+    // The certificate and key are loaded: only the CA file must stay.
+    drop(cert);
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening {}", listening.local_addr())?;
     out.flush()?;

@@ -36,7 +36,10 @@ pub async fn serve(
 
 /// [`serve`], plus the HTTP gateway when `http` is given: it binds after the
 /// TCP listener and prints `http listening HOST:PORT` as the second line.
-/// Ctrl-C stops both; `/healthz` answers 503 while they drain.
+/// Every further TCP address (several `listen`, `listen_plain`) follows as
+/// `listening HOST:PORT`. SIGHUP re-reads `[server.tls]`'s certificate and
+/// key (new connections get them); Ctrl-C stops both; `/healthz` answers
+/// 503 while they drain.
 pub async fn serve_with_http(
     config: ServerConfig,
     http: Option<HttpConfig>,
@@ -51,10 +54,17 @@ pub async fn serve_with_http(
         Some(gateway) => Some(gateway.bind().await?),
         None => None,
     };
+    // Installed before the address is printed: from then on a SIGHUP
+    // reloads instead of ending the process.
+    let reload = reload_tls_on_sighup(listening.server().clone())?;
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening {}", listening.local_addr())?;
+    let (first, more) = listening.local_addrs().split_first().expect("bound");
+    writeln!(stdout, "listening {first}")?;
     if let Some(http) = &http {
         writeln!(stdout, "http listening {}", http.local_addr())?;
+    }
+    for address in more {
+        writeln!(stdout, "listening {address}")?;
     }
     stdout.flush()?;
     drop(stdout);
@@ -67,10 +77,33 @@ pub async fn serve_with_http(
             tracing::info!("Ctrl-C: stopping");
         })
         .await;
+    reload.abort();
     if let Some(http) = http {
         let _ = http.await;
     }
     Ok(())
+}
+
+/// Re-reads the TLS certificate and key on every SIGHUP and logs the
+/// outcome (a file that does not load leaves the certificate in force).
+#[cfg(unix)]
+fn reload_tls_on_sighup(server: Server) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match server.reload_tls() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+                Err(e) => tracing::warn!("SIGHUP: TLS certificate and key not reloaded: {e}"),
+            }
+        }
+    }))
+}
+
+/// No SIGHUP here: reloading is [`Server::reload_tls`] in code.
+#[cfg(not(unix))]
+fn reload_tls_on_sighup(_server: Server) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    Ok(tokio::spawn(async {}))
 }
 
 /// The whole of an example server's `main`: logging, `--config FILE`, and

@@ -11,7 +11,7 @@
 //! | `calc-client --config FILE` | prints `add(2, 3) = 5` and `sub(2, 3) = -1` |
 //! | `kv-server --config FILE` | the key-value store served as the `[server]` table says |
 //! | `kv-watch --config FILE --prefix P` | prints `watching P`, then every change under `P` (`set KEY = VALUE`, `delete KEY`) until Ctrl-C |
-//! | `rpc-bench server\|client …` | the framework under `../shared/peerbench`'s workload and command line |
+//! | `rpc-bench server\|client …` | the framework under `../shared/peerbench`'s workload and command line (codec `bincode-tls`: over TLS) |
 
 pub mod bench;
 pub mod calculator;

@@ -253,9 +253,12 @@ async fn the_demo_runs_every_step_and_exits_zero() {
 
 #[tokio::test]
 async fn rpc_bench_runs_every_scenario_and_prints_one_json_line() {
-    for codec in ["bincode", "json"] {
+    // The -tls codec's server writes its certificate here; the client trusts only it.
+    let ca = std::env::temp_dir().join(format!("rpc-bench-ca-{}.pem", std::process::id()));
+    for codec in ["bincode", "json", "bincode-tls"] {
         let mut serve = command("rpc-bench");
         serve.args(["server", "--addr", "127.0.0.1:0", "--codec", codec]);
+        serve.env("PEERBENCH_TLS_CA", &ca);
         let server = ServerProcess::spawn("rpc-bench server", serve).await;
         for scenario in ["seq", "pipe", "fanin", "payload", "stream"] {
             let mut client = command("rpc-bench");
@@ -268,6 +271,7 @@ async fn rpc_bench_runs_every_scenario_and_prints_one_json_line() {
                 "--codec",
                 codec,
             ]);
+            client.env("PEERBENCH_TLS_CA", &ca);
             client.args([
                 "--duration-s",
                 "0.3",
@@ -297,6 +301,44 @@ async fn rpc_bench_runs_every_scenario_and_prints_one_json_line() {
             assert_eq!(line["p50_us"].is_null(), scenario == "stream", "{line}");
         }
     }
+    let _ = std::fs::remove_file(&ca);
+}
+
+#[tokio::test]
+async fn rpc_bench_tls_server_refuses_a_plaintext_client() {
+    let ca = std::env::temp_dir().join(format!("rpc-bench-ca-refuse-{}.pem", std::process::id()));
+    let mut serve = command("rpc-bench");
+    serve.args([
+        "server",
+        "--addr",
+        "127.0.0.1:0",
+        "--codec",
+        "bincode",
+        "--tls",
+    ]);
+    serve.env("PEERBENCH_TLS_CA", &ca);
+    let server = ServerProcess::spawn("rpc-bench server", serve).await;
+    assert!(ca.exists(), "the certificate is written before the address");
+    let mut client = command("rpc-bench");
+    client.args(["client", "--addr", &server.address, "--scenario", "seq"]);
+    client.args([
+        "--codec",
+        "bincode",
+        "--duration-s",
+        "0.1",
+        "--warmup-s",
+        "0",
+    ]);
+    let out = run(client, "rpc-bench client").await;
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    // Both ends wait 5 s (the server for a ClientHello, the client for a
+    // challenge): whichever gives up first decides the client's words.
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("[client.tls]") || stderr.contains("handshake"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_file(&ca);
 }
 
 // ---------------------------------------------------------------------------

@@ -146,7 +146,7 @@ async fn serve(addr: String, codec: String, exit_with_stdin: bool) -> Result<(),
             std::process::exit(0);
         });
     }
-    examples::bench::serve(addr, codec).await
+    examples::bench::serve(addr, codec, false).await
 }
 
 async fn measure(a: MeasureArgs) -> Result<(), BoxError> {

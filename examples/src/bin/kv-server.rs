@@ -6,8 +6,11 @@
 //!
 //! The first line of stdout is `listening HOST:PORT`; with an `[http]`
 //! table the second is `http listening HOST:PORT` (the HTTP gateway: JSON-RPC
-//! at `/rpc`, XML-RPC at `/RPC2`, REST at `/{Service}/{method}`). Logs go to
-//! stderr; Ctrl-C stops it.
+//! at `/rpc`, XML-RPC at `/RPC2`, REST at `/{Service}/{method}`); any
+//! further TCP address (several `listen`, `listen_plain`) follows as
+//! `listening HOST:PORT`. With `[server.tls]`, SIGHUP re-reads the
+//! certificate and key (`kill -HUP PID`): new connections get them, open
+//! ones keep theirs. Logs go to stderr; Ctrl-C stops it.
 
 use examples::kv::{KeyValueServer, MemoryStore};
 

@@ -8,6 +8,12 @@
 //! ../shared/peerbench/run.sh --systems-file "$PWD/peerbench.toml"
 //! ```
 //!
+//! Codec `bincode-tls` (or `--tls` with any codec, as the harness passes it)
+//! runs the same over TLS 1.3: the server writes a fresh self-signed
+//! certificate for `localhost` to `$PEERBENCH_TLS_CA` (else
+//! `$TMPDIR/peerbench-tls-ca.pem`) before it prints its address, and the
+//! client trusts exactly that file (`examples::bench::tls`).
+//!
 //! Every connection runs the authkey handshake (key `peerbench`) and the
 //! calls go through the generated `BenchClient`. The client prints one JSON
 //! line: calls completed inside the measured window, calls per second,
@@ -20,7 +26,7 @@
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use examples::bench::{AUTHKEY, BenchClient, MAX_FRAME_BYTES};
+use examples::bench::{AUTHKEY, BenchClient, MAX_FRAME_BYTES, tls};
 use rpc_core::Bytes;
 use rpc_transport::ClientConfig;
 
@@ -38,6 +44,9 @@ enum Role {
         addr: String,
         #[arg(long, default_value = "bincode")]
         codec: String,
+        /// TLS 1.3 with a fresh self-signed certificate (implied by a `-tls` codec).
+        #[arg(long)]
+        tls: bool,
     },
     /// Runs one scenario and prints one JSON line.
     Client(ClientArgs),
@@ -63,6 +72,9 @@ struct ClientArgs {
     inflight: Option<usize>,
     #[arg(long = "payload-bytes", default_value_t = 1 << 20)]
     payload_bytes: usize,
+    /// TLS 1.3, trusting only the server's certificate (implied by a `-tls` codec).
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -98,8 +110,14 @@ impl Scenario {
 #[tokio::main]
 async fn main() {
     let result = match Cli::parse().role {
-        Role::Server { addr, codec } => examples::bench::serve(addr, codec).await,
-        Role::Client(args) => run_client(args).await,
+        Role::Server { addr, codec, tls } => examples::bench::serve(addr, codec, tls).await,
+        Role::Client(mut args) => {
+            // As peerbench names it: `--tls` adds the suffix where it is missing.
+            if args.tls && !args.codec.ends_with("-tls") {
+                args.codec += "-tls";
+            }
+            run_client(args).await
+        }
     };
     examples::cli::exit_on_error(result);
 }
@@ -114,14 +132,17 @@ struct Window {
 async fn run_client(a: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (conns, inflight) = a.scenario.shape();
     let (conns, inflight) = (a.conns.unwrap_or(conns), a.inflight.unwrap_or(inflight));
-    let config = ClientConfig::builder()
+    let mut config = ClientConfig::builder()
         .connect(&a.addr)
         .authkey(AUTHKEY)
-        .codec(&a.codec)
+        .codec(tls::wire_codec(&a.codec))
         .max_frame_bytes(MAX_FRAME_BYTES)
         .call_timeout(Duration::from_secs(60))
-        .no_env()
-        .build()?;
+        .no_env();
+    if a.codec.ends_with("-tls") {
+        config = config.tls(tls::client_tls());
+    }
+    let config = config.build()?;
     let mut clients = Vec::with_capacity(conns);
     for _ in 0..conns {
         clients.push(BenchClient::new(rpc_transport::connect(&config).await?));
