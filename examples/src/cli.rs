@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use rpc_core::Registry;
-use rpc_transport::http::{HttpConfig, HttpGateway};
+use rpc_transport::http::{HttpConfig, HttpGateway, TlsReloader};
 use rpc_transport::{Server, ServerConfig};
 
 /// The flags of the example servers and clients.
@@ -56,7 +56,8 @@ pub async fn serve_with_http(
     };
     // Installed before the address is printed: from then on a SIGHUP
     // reloads instead of ending the process.
-    let reload = reload_tls_on_sighup(listening.server().clone())?;
+    let gateway_tls = http.as_ref().and_then(|http| http.tls_reloader());
+    let reload = reload_tls_on_sighup(listening.server().clone(), gateway_tls)?;
     let mut stdout = std::io::stdout().lock();
     let (first, more) = listening.local_addrs().split_first().expect("bound");
     writeln!(stdout, "listening {first}")?;
@@ -84,10 +85,14 @@ pub async fn serve_with_http(
     Ok(())
 }
 
-/// Re-reads the TLS certificate and key on every SIGHUP and logs the
-/// outcome (a file that does not load leaves the certificate in force).
+/// Re-reads the TLS certificates and keys on every SIGHUP, the TCP
+/// listeners' and the gateway's (`[http.tls]`), and logs the outcome (a
+/// file that does not load leaves the certificate in force).
 #[cfg(unix)]
-fn reload_tls_on_sighup(server: Server) -> std::io::Result<tokio::task::JoinHandle<()>> {
+fn reload_tls_on_sighup(
+    server: Server,
+    gateway: Option<TlsReloader>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = signal(SignalKind::hangup())?;
     Ok(tokio::spawn(async move {
@@ -96,13 +101,22 @@ fn reload_tls_on_sighup(server: Server) -> std::io::Result<tokio::task::JoinHand
                 Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
                 Err(e) => tracing::warn!("SIGHUP: TLS certificate and key not reloaded: {e}"),
             }
+            if let Some(gateway) = &gateway {
+                match gateway.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: the gateway's certificate and key reloaded"),
+                    Err(e) => tracing::warn!("SIGHUP: the gateway's certificate not reloaded: {e}"),
+                }
+            }
         }
     }))
 }
 
 /// No SIGHUP here: reloading is [`Server::reload_tls`] in code.
 #[cfg(not(unix))]
-fn reload_tls_on_sighup(_server: Server) -> std::io::Result<tokio::task::JoinHandle<()>> {
+fn reload_tls_on_sighup(
+    _server: Server,
+    _gateway: Option<TlsReloader>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     Ok(tokio::spawn(async {}))
 }
 
