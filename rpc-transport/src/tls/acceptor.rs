@@ -32,6 +32,7 @@ impl Acceptor {
     }
 
     /// The HTTP gateway's (`[http.tls]`): ALPN `http/1.1`.
+    #[cfg(feature = "http")]
     pub(crate) fn for_http(settings: &ServerTls) -> Result<Acceptor, Error> {
         Acceptor::with(settings, "http.tls", vec![b"http/1.1".to_vec()])
     }

@@ -157,7 +157,13 @@ where
                 respond(framed, keys, legacy).await
             }
             Role::Client => {
-                respond(framed, keys, legacy).await?;
+                // A server that closes before its challenge is most likely a
+                // TLS server giving up on its ClientHello at the same
+                // timeout: the client names that cause either way.
+                respond(framed, keys, legacy).await.map_err(|e| match e {
+                    AuthError::Closed => AuthError::ClosedBeforeChallenge,
+                    e => e,
+                })?;
                 deliver(framed, keys, legacy, None).await
             }
         }

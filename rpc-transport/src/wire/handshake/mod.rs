@@ -125,6 +125,13 @@ pub enum AuthError {
     /// [`AuthOptions::timeout`]: a TLS server waits for a ClientHello.
     #[error("no challenge from the server within {0:?}: if it speaks TLS, configure [client.tls]")]
     NoChallenge(Duration),
+    /// The server closed the connection before its challenge: a TLS
+    /// server that gave up waiting for a ClientHello, or one that shed the
+    /// connection under load.
+    #[error(
+        "the server closed the connection without a challenge: if it speaks TLS, configure [client.tls] (or it shed the connection under load)"
+    )]
+    ClosedBeforeChallenge,
     /// The peer did not answer our challenge in time (the server's
     /// `first_answer_timeout`).
     #[error("no answer to the challenge within {0:?} (first_answer_timeout)")]
@@ -700,11 +707,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_peer_hanging_up_mid_handshake_is_reported_as_closed() {
+    async fn a_server_hanging_up_before_its_challenge_is_named_so() {
         let (server, mut client) = pair();
         drop(server);
         let err = connect(&mut client, KEY, &STRICT).await;
-        assert!(matches!(err, Err(AuthError::Closed)));
+        assert!(matches!(err, Err(AuthError::ClosedBeforeChallenge)));
     }
 
     #[tokio::test]
