@@ -58,6 +58,9 @@ pub async fn serve_with_http(
     // reloads instead of ending the process.
     let gateway_tls = http.as_ref().and_then(|http| http.tls_reloader());
     let reload = reload_tls_on_sighup(listening.server().clone(), gateway_tls)?;
+    // Ctrl-C is caught from before the address is printed, too: a peer
+    // that reads it and interrupts at once stops the server gracefully.
+    let interrupted = interrupted()?;
     let mut stdout = std::io::stdout().lock();
     let (first, more) = listening.local_addrs().split_first().expect("bound");
     writeln!(stdout, "listening {first}")?;
@@ -74,7 +77,7 @@ pub async fn serve_with_http(
     let http = http.map(|http| tokio::spawn(http.serve()));
     listening
         .serve_until(async {
-            let _ = tokio::signal::ctrl_c().await;
+            interrupted.await;
             tracing::info!("Ctrl-C: stopping");
         })
         .await;
@@ -83,6 +86,25 @@ pub async fn serve_with_http(
         let _ = http.await;
     }
     Ok(())
+}
+
+/// Completes at the first SIGINT (Ctrl-C), whose handler is installed now,
+/// not when the future is first polled.
+#[cfg(unix)]
+fn interrupted() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupts = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        interrupts.recv().await;
+    })
+}
+
+/// Completes at Ctrl-C.
+#[cfg(not(unix))]
+fn interrupted() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 /// Re-reads the TLS certificates and keys on every SIGHUP, the TCP
