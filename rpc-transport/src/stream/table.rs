@@ -28,6 +28,10 @@ pub(crate) struct Streams {
     /// How many streams this side sends: read without the lock, so that
     /// an answered call need not take it to learn it had none.
     sending: AtomicUsize,
+    /// How many entries the table has, as of the last time it was let go
+    /// of: read without the lock by the connection's loop each turn and by
+    /// every request, most of which meet no stream.
+    open: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -71,6 +75,7 @@ impl Streams {
             peer_window,
             metrics,
             sending: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
         }
     }
 
@@ -84,16 +89,20 @@ impl Streams {
 
     /// Whether `id` names an open stream: a new call may not take its id.
     pub(crate) fn contains(&self, id: u64) -> bool {
-        self.table().by_id.contains_key(&id)
+        self.open() > 0 && self.table().by_id.contains_key(&id)
     }
 
-    fn table(&self) -> MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    /// The table, locked; letting go of it records its size in `open`.
+    fn table(&self) -> Locked<'_> {
+        Locked {
+            table: self.table.lock().unwrap_or_else(|p| p.into_inner()),
+            open: &self.open,
+        }
     }
 
     /// How many streams are open (each way counts once per call).
     pub(crate) fn open(&self) -> usize {
-        self.table().by_id.len()
+        self.open.load(Ordering::Acquire)
     }
 
     /// The refusal of a stream past `max_streams`, or on an ended connection.
@@ -343,6 +352,32 @@ impl Streams {
         let ids = self.close_all(why);
         self.table().closed = None;
         ids
+    }
+}
+
+/// The locked table, which records its size when let go of.
+struct Locked<'a> {
+    table: MutexGuard<'a, Table>,
+    open: &'a AtomicUsize,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Table;
+
+    fn deref(&self) -> &Table {
+        &self.table
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Table {
+        &mut self.table
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.open.store(self.table.by_id.len(), Ordering::Release);
     }
 }
 
