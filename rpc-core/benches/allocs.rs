@@ -94,6 +94,7 @@ fn main() {
         method: "Bench.add",
         deadline: Some(Duration::from_secs(30)),
         args: &args,
+        metadata: None,
     };
 
     println!(

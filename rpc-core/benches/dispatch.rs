@@ -102,6 +102,7 @@ fn add_params(codec: &dyn Codec) -> Vec<u8> {
         method: "Bench.add",
         deadline: None,
         args: &AddArgs { x: 2, y: 3 },
+        metadata: None,
     };
     codec.encode_request(&mut frame, &request).expect("encodes");
     match codec.decode_request(&frame) {

@@ -47,6 +47,7 @@ fn request<'a>(method: &'a str, args: &'a dyn erased_serde::Serialize) -> OutReq
         method,
         deadline: Some(Duration::from_secs(30)),
         args,
+        metadata: None,
     }
 }
 

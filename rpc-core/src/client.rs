@@ -19,13 +19,16 @@ use crate::codec::{self, Codec};
 /// Re-exported from [`crate::error`], where the codecs read it from too.
 pub use crate::error::WireFault;
 use crate::error::{CallError, Error, ErrorKind};
+use crate::layer::{BoxError, Shared, into_error};
+use crate::metadata::{MetaValue, Metadata};
+use crate::service::MethodInfo;
 use crate::stream::Inbox;
 
 /// A connection that can carry calls: implemented by `rpc-transport`'s
 /// client connection, and by anything else that can (an in-memory channel in
 /// tests, a pooled or reconnecting client).
 pub trait Transport: Send + Sync + 'static {
-    /// Encodes a request for `method` with `args` and sends it; the future
+    /// Encodes a request for `call.method` with `call.args` and sends it; the future
     /// resolves to the matching response, or fails with the connection's
     /// error, or with [`ErrorKind::Timeout`] once `timeout` (or the
     /// transport's default) has passed.
@@ -33,12 +36,10 @@ pub trait Transport: Send + Sync + 'static {
     /// The future may borrow `args` until it completes (a reconnecting
     /// transport encodes them once it has a connection); a transport that
     /// encodes them before returning can return a `'static` future.
-    fn call<'a>(
-        &'a self,
-        method: &'a str,
-        args: &'a (dyn erased_serde::Serialize + Sync),
-        timeout: Option<Duration>,
-    ) -> ResponseFuture<'a>;
+    ///
+    /// `call` carries the method, its arguments, the timeout and the
+    /// metadata to send (see [`Outgoing`]).
+    fn call<'a>(&'a self, call: Outgoing<'a>) -> ResponseFuture<'a>;
 
     /// Whether this transport has ended for good: every call from now on
     /// fails at once. A transport that reconnects is never closed while it
@@ -50,6 +51,54 @@ pub trait Transport: Send + Sync + 'static {
     /// Completes once [`Transport::is_closed`] turns true; the default never.
     fn closed(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
         Box::pin(std::future::pending())
+    }
+}
+
+/// One call as a client sends it, before it is encoded: what a
+/// [`Transport`] and a client layer (see [`Client::layer`]) see.
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub struct Outgoing<'a> {
+    /// `Service.method`, as sent.
+    pub method: &'a str,
+    /// The method's description, when a generated client makes the call:
+    /// a retry policy can read `idempotent` in it.
+    pub info: Option<&'static MethodInfo>,
+    /// The method's argument struct.
+    pub args: &'a (dyn erased_serde::Serialize + Sync),
+    /// How long the caller waits; `None` for the transport's default.
+    pub timeout: Option<Duration>,
+    /// The metadata sent with the call.
+    pub metadata: Option<&'a Metadata>,
+}
+
+impl<'a> Outgoing<'a> {
+    /// A call of `method` with `args`, and nothing else set.
+    pub fn new(method: &'a str, args: &'a (dyn erased_serde::Serialize + Sync)) -> Outgoing<'a> {
+        Outgoing {
+            method,
+            info: None,
+            args,
+            timeout: None,
+            metadata: None,
+        }
+    }
+
+    /// Whether the method is marked `#[rpc(idempotent)]` (safe to send
+    /// again); `false` when the call does not say.
+    pub fn idempotent(&self) -> bool {
+        self.info.is_some_and(|info| info.idempotent)
+    }
+}
+
+impl std::fmt::Debug for Outgoing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("method", &self.method)
+            .field("idempotent", &self.idempotent())
+            .field("timeout", &self.timeout)
+            .field("metadata", &self.metadata)
+            .finish_non_exhaustive()
     }
 }
 
@@ -97,6 +146,15 @@ impl Response {
     pub fn with_stream(self, inbox: Arc<Inbox>) -> Response {
         *self.stream.lock().unwrap_or_else(|p| p.into_inner()) = Some(inbox);
         self
+    }
+
+    /// The kind of the error this response carries, if it is one: what a
+    /// client layer (a retry policy) looks at.
+    pub fn error_kind(&self) -> Option<ErrorKind> {
+        self.outcome
+            .as_ref()
+            .err()
+            .map(|fault| ErrorKind::from_code(fault.code))
     }
 
     /// Decodes the result of a method that cannot fail by itself.
@@ -166,6 +224,10 @@ impl Response {
 pub struct Client {
     transport: Arc<dyn Transport>,
     timeout: Option<Duration>,
+    metadata: Option<Arc<Metadata>>,
+    /// Why metadata given to [`Client::with_metadata`] was not taken: every
+    /// call fails with it.
+    refused: Option<Arc<str>>,
 }
 
 impl Client {
@@ -179,7 +241,83 @@ impl Client {
         Client {
             transport,
             timeout: None,
+            metadata: None,
+            refused: None,
         }
+    }
+
+    /// A handle whose calls go through `layer` (a tower layer, or a
+    /// `tower::ServiceBuilder` of several) and then through this handle's
+    /// connection. A layer sees each call as an [`Outgoing`] before it is
+    /// encoded; its errors reach the caller with their own kind (see
+    /// [`crate::layer::into_error`]). The layer's service is shared by
+    /// every clone of the new handle, so a rate limit limits them all.
+    ///
+    /// ```no_run
+    /// # async fn demo(conn: rpc_core::Client) {
+    /// use std::time::Duration;
+    /// use tower::ServiceBuilder;
+    /// let client = conn.layer(
+    ///     ServiceBuilder::new()
+    ///         .rate_limit(100, Duration::from_secs(1))
+    ///         .concurrency_limit(8),
+    /// );
+    /// # }
+    /// ```
+    pub fn layer<L>(&self, layer: L) -> Client
+    where
+        L: tower::Layer<Client>,
+        L::Service: for<'a> tower::Service<Outgoing<'a>, Response = Response> + Send + 'static,
+        for<'a> <L::Service as tower::Service<Outgoing<'a>>>::Error: Into<BoxError>,
+        for<'a> <L::Service as tower::Service<Outgoing<'a>>>::Future: Send,
+    {
+        let inner = Client::from_arc(self.transport.clone());
+        let layered = Layered {
+            service: Shared::new(layer.layer(inner)),
+            below: self.transport.clone(),
+        };
+        Client {
+            transport: Arc::new(layered),
+            ..self.clone()
+        }
+    }
+
+    /// A handle whose calls also carry `key: value` as metadata (see
+    /// [`crate::metadata`]); clones keep it, and the connection is shared.
+    /// Server handlers and layers read it from their
+    /// [`Context`](crate::Context).
+    ///
+    /// A key that is not valid, or a map over the limits, makes every call
+    /// of the new handle fail with `InvalidRequest` saying why
+    /// ([`Client::try_with_metadata`] says at once).
+    pub fn with_metadata(&self, key: &str, value: impl Into<MetaValue>) -> Client {
+        match self.try_with_metadata(key, value) {
+            Ok(client) => client,
+            Err(e) => Client {
+                refused: Some(e.message().into()),
+                ..self.clone()
+            },
+        }
+    }
+
+    /// [`Client::with_metadata`], failing at once if the key is not valid or
+    /// the map would pass its limits.
+    pub fn try_with_metadata(
+        &self,
+        key: &str,
+        value: impl Into<MetaValue>,
+    ) -> Result<Client, Error> {
+        let mut metadata = self.metadata.as_deref().cloned().unwrap_or_default();
+        metadata.insert(key, value)?;
+        Ok(Client {
+            metadata: Some(Arc::new(metadata)),
+            ..self.clone()
+        })
+    }
+
+    /// The metadata this handle's calls carry.
+    pub fn metadata(&self) -> Option<&Metadata> {
+        self.metadata.as_deref()
     }
 
     /// Whether the connection has ended for good, so that every call fails
@@ -199,8 +337,8 @@ impl Client {
     /// transport's default; the connection is shared with `self`.
     pub fn with_timeout(&self, timeout: Duration) -> Client {
         Client {
-            transport: self.transport.clone(),
             timeout: Some(timeout),
+            ..self.clone()
         }
     }
 
@@ -223,8 +361,112 @@ impl Client {
         self.send(method, args).await?.into_fallible()
     }
 
+    /// Calls the method `info` describes (generated clients do), so that
+    /// client layers can see it.
+    #[doc(hidden)]
+    pub async fn call_described<A, R>(
+        &self,
+        info: &'static MethodInfo,
+        method: &str,
+        args: &A,
+    ) -> Result<R, Error>
+    where
+        A: Serialize + Sync,
+        R: DeserializeOwned,
+    {
+        self.send_described(Some(info), method, args)
+            .await?
+            .into_result()
+    }
+
+    /// [`Client::call_described`] for a method declared `-> Result<R, E>`.
+    #[doc(hidden)]
+    pub async fn call_fallible_described<A, R, E>(
+        &self,
+        info: &'static MethodInfo,
+        method: &str,
+        args: &A,
+    ) -> Result<R, CallError<E>>
+    where
+        A: Serialize + Sync,
+        R: DeserializeOwned,
+        E: DeserializeOwned,
+    {
+        self.send_described(Some(info), method, args)
+            .await?
+            .into_fallible()
+    }
+
+    /// Sends `call` as it is (this handle's timeout and metadata are not
+    /// added), and resolves to the raw response.
+    pub fn request<'a>(&'a self, call: Outgoing<'a>) -> ResponseFuture<'a> {
+        self.transport.call(call)
+    }
+
     fn send<'a, A: Serialize + Sync>(&'a self, method: &'a str, args: &'a A) -> ResponseFuture<'a> {
-        self.transport.call(method, args, self.timeout)
+        self.send_described(None, method, args)
+    }
+
+    fn send_described<'a, A: Serialize + Sync>(
+        &'a self,
+        info: Option<&'static MethodInfo>,
+        method: &'a str,
+        args: &'a A,
+    ) -> ResponseFuture<'a> {
+        if let Some(why) = &self.refused {
+            let e = Error::new(ErrorKind::InvalidRequest, format!("{method}: {why}"));
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        self.transport.call(Outgoing {
+            method,
+            info,
+            args,
+            timeout: self.timeout,
+            metadata: self.metadata.as_deref(),
+        })
+    }
+}
+
+/// A client's calls sent as they are: the innermost service of a client
+/// layer (see [`Client::layer`]).
+impl<'a> tower::Service<Outgoing<'a>> for Client {
+    type Response = Response;
+    type Error = Error;
+    type Future = ResponseFuture<'a>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: Outgoing<'a>) -> ResponseFuture<'a> {
+        let transport = self.transport.clone();
+        Box::pin(async move { transport.call(call).await })
+    }
+}
+
+/// A connection whose calls go through a layer's service first.
+struct Layered<S> {
+    service: Shared<S>,
+    /// The connection under the layer, for [`Transport::is_closed`].
+    below: Arc<dyn Transport>,
+}
+
+impl<S> Transport for Layered<S>
+where
+    S: for<'a> tower::Service<Outgoing<'a>, Response = Response> + Send + 'static,
+    for<'a> <S as tower::Service<Outgoing<'a>>>::Error: Into<BoxError>,
+    for<'a> <S as tower::Service<Outgoing<'a>>>::Future: Send,
+{
+    fn call<'a>(&'a self, call: Outgoing<'a>) -> ResponseFuture<'a> {
+        Box::pin(async move { self.service.call(call).await.map_err(into_error) })
+    }
+
+    fn is_closed(&self) -> bool {
+        self.below.is_closed()
+    }
+
+    fn closed(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        self.below.closed()
     }
 }
 

@@ -1,5 +1,6 @@
-//! The context of the call a handler is running: its deadline, its peer and,
-//! under mutual TLS, the subject of the peer's certificate,
+//! The context of the call a handler is running: its deadline, its peer,
+//! the door it came in by, its metadata and, under mutual TLS, the subject
+//! of the peer's certificate,
 //! reached with [`Context::current`] rather than through a parameter, so new
 //! fields never break an implementation.
 
@@ -10,6 +11,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Poll, ready};
 use std::time::Instant;
+
+use crate::metadata::Metadata;
 
 thread_local! {
     static CURRENT: RefCell<Option<Context>> = const { RefCell::new(None) };
@@ -32,7 +35,12 @@ pub struct Context {
     deadline: Option<Instant>,
     peer: Option<SocketAddr>,
     peer_identity: Option<Arc<str>>,
+    transport: Option<&'static str>,
+    metadata: Option<Arc<Metadata>>,
 }
+
+/// No metadata, for a context that has none.
+static EMPTY: std::sync::LazyLock<Metadata> = std::sync::LazyLock::new(Metadata::new);
 
 impl Context {
     /// An empty context.
@@ -55,6 +63,18 @@ impl Context {
     /// Sets the subject of the caller's verified certificate.
     pub fn with_peer_identity(mut self, identity: Option<Arc<str>>) -> Context {
         self.peer_identity = identity;
+        self
+    }
+
+    /// Sets the door the call came in by; see [`Context::transport`].
+    pub fn with_transport(mut self, transport: &'static str) -> Context {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// Sets the call's metadata.
+    pub fn with_metadata(mut self, metadata: Option<Arc<Metadata>>) -> Context {
+        self.metadata = metadata.filter(|m| !m.is_empty());
         self
     }
 
@@ -87,6 +107,30 @@ impl Context {
     /// ```
     pub fn peer_identity(&self) -> Option<&str> {
         self.peer_identity.as_deref()
+    }
+
+    /// The door the call came in by: `"tcp"` (either codec, with or without
+    /// TLS), `"python"` (a `multiprocessing` peer), `"http"` (JSON-RPC,
+    /// XML-RPC and REST over the gateway), `"sse"` or `"websocket"`;
+    /// `None` outside a server.
+    pub fn transport(&self) -> Option<&'static str> {
+        self.transport
+    }
+
+    /// The metadata the caller sent with the call (empty if none): over
+    /// TCP, what the client set with `with_metadata`; over HTTP, the
+    /// headers the gateway maps (`authorization`, `traceparent`,
+    /// `tracestate` and every `x-rpc-*`).
+    ///
+    /// ```
+    /// # use rpc_core::Context;
+    /// fn token() -> Option<String> {
+    ///     let context = Context::current()?;
+    ///     context.metadata().text("authorization").map(str::to_owned)
+    /// }
+    /// ```
+    pub fn metadata(&self) -> &Metadata {
+        self.metadata.as_deref().unwrap_or(&EMPTY)
     }
 
     /// Runs `future` with `self` as [`Context::current`] during every poll.

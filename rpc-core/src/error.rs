@@ -55,6 +55,17 @@ pub enum ErrorKind {
     /// call: it would have made the server hold more for this peer than it
     /// allows. A call refused this way did not run.
     OverBudget,
+    /// A rate limit refused the call (a middleware layer, such as
+    /// [`RefuseOverRate`](crate::layer::RefuseOverRate)); it did not run.
+    /// Try again later.
+    RateLimited,
+    /// The server is over a load limit (tower's `LoadShed`, a concurrency
+    /// limit that refuses); the call did not run. Try again later, or
+    /// elsewhere.
+    Overloaded,
+    /// The caller is known but may not make this call: an authorization
+    /// layer refused it before it ran.
+    PermissionDenied,
 }
 
 /// One row of the error table.
@@ -110,6 +121,9 @@ const TABLE: &[Row] = &[
     row(ErrorKind::Config,         -32010, 500, -32510, "ValueError",         "invalid configuration", "config"),
     row(ErrorKind::Io,             -32011, 502, -32511, "OSError",            "i/o error",             "io"),
     row(ErrorKind::OverBudget,     -32012, 413, -32512, "ValueError",         "over budget",           "over_budget"),
+    row(ErrorKind::RateLimited,    -32013, 429, -32513, "ConnectionRefusedError", "rate limited",      "rate_limited"),
+    row(ErrorKind::Overloaded,     -32014, 503, -32514, "ConnectionRefusedError", "overloaded",        "overloaded"),
+    row(ErrorKind::PermissionDenied, -32015, 403, -32515, "PermissionError",  "permission denied",     "permission_denied"),
 ];
 
 impl ErrorKind {

@@ -51,6 +51,7 @@ fn round_trip<T: Serialize + DeserializeOwned>(
         method: "check",
         deadline: None,
         args: value,
+        metadata: None,
     };
     codec.encode_request(&mut frame, &request).map_err(|e| {
         let why = format!("a value of type `{ty}` cannot be sent with {name}: {e}");

@@ -10,9 +10,13 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
+use tower::{Layer, ServiceExt as _};
+
 use crate::codec::Codec;
+use crate::context::Context;
 use crate::error::{Error, ErrorKind};
-use crate::service::{CallFuture, MethodInfo, Service, ServiceInfo};
+use crate::layer::{BoxError, Call, Next, Stack, into_fault};
+use crate::service::{CallFuture, MethodInfo, Reply, Service, ServiceInfo};
 
 /// Service names the framework keeps for its own services.
 pub const RESERVED: &[&str] = &["rpc", "system"];
@@ -23,6 +27,8 @@ pub struct Registry {
     services: Vec<Arc<dyn Service>>,
     /// `Service.method` and unambiguous bare names → (service, method).
     routes: HashMap<String, Route, BuildHasherDefault<Fnv>>,
+    /// The middleware every call runs through, if any (see [`crate::layer`]).
+    layers: Option<Arc<Stack>>,
 }
 
 /// A resolved method: which service, and its description.
@@ -80,6 +86,56 @@ impl Registry {
     pub fn with(mut self, service: impl Service) -> Result<Registry, Error> {
         self.register(service)?;
         Ok(self)
+    }
+
+    /// Wraps every call, from every door, in `layer`: see [`crate::layer`].
+    /// Each call wraps what was added before, so the last added runs
+    /// first. Add layers before serving: a clone of the registry made
+    /// before keeps the layers it had.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let mut registry = rpc_core::Registry::new();
+    /// registry
+    ///     .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(5)))
+    ///     .layer(tower::load_shed::LoadShedLayer::new());
+    /// ```
+    pub fn layer<L>(&mut self, layer: L) -> &mut Registry
+    where
+        L: Layer<Next>,
+        L::Service: tower::Service<Call, Response = Reply> + Send + 'static,
+        <L::Service as tower::Service<Call>>::Error: Into<BoxError>,
+        <L::Service as tower::Service<Call>>::Future: Send + 'static,
+    {
+        let service = layer
+            .layer(Next::new(self.layers.take()))
+            .map_err(Into::into);
+        self.layers = Some(Arc::new(Stack::new(tower::util::BoxService::new(service))));
+        self
+    }
+
+    /// Whether calls run through layers.
+    pub fn has_layers(&self) -> bool {
+        self.layers.is_some()
+    }
+
+    /// `call` (a started call of `route`) as it runs through the layers, if
+    /// any, with `context` for them to see; `call` itself when there are
+    /// none. The door still runs the result inside `context`'s scope.
+    pub fn layered(&self, route: Route, call: CallFuture, context: &Context) -> CallFuture {
+        let Some(layers) = &self.layers else {
+            return call;
+        };
+        let service = self.service(route);
+        let call = Call::new(service, route.method, context.clone(), call);
+        let layers = layers.clone();
+        let run = async move {
+            match layers.call(call).await {
+                Ok(reply) => reply,
+                Err(e) => Err(into_fault(e)),
+            }
+        };
+        CallFuture::new(crate::service::boxed(run)).of(service.name, route.method.name)
     }
 
     fn reroute(&mut self) {

@@ -7,8 +7,111 @@ use std::pin::Pin;
 
 use crate::error::{Error, ErrorKind};
 
-/// A boxed, `Send` future: what a handler call returns.
+/// A boxed, `Send` future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A started call: its arguments are decoded, and its handler runs when it
+/// is first polled. Until then its arguments can be read
+/// ([`Handling::args`]), by middleware for one (see [`crate::layer`]).
+pub trait Handling: Future<Output = Reply> + Send {
+    /// The decoded arguments, until the handler first runs; `None` after,
+    /// or for a call that does not keep them.
+    fn args(&self) -> Option<&(dyn erased_serde::Serialize + Sync)>;
+}
+
+/// What [`Service::call`] returns: a boxed [`Handling`].
+pub type BoxCall = Pin<Box<dyn Handling>>;
+
+pin_project_lite::pin_project! {
+    /// A call whose handler, `run`, takes its decoded `args` on first poll.
+    struct Deferred<A, F, Fut> {
+        args: Option<A>,
+        run: Option<F>,
+        #[pin]
+        running: Option<Fut>,
+    }
+}
+
+impl<A, F, Fut> Future for Deferred<A, F, Fut>
+where
+    F: FnOnce(A) -> Fut,
+    Fut: Future<Output = Reply>,
+{
+    type Output = Reply;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Reply> {
+        let mut this = self.project();
+        if this.running.is_none() {
+            if let (Some(args), Some(run)) = (this.args.take(), this.run.take()) {
+                this.running.set(Some(run(args)));
+            }
+        }
+        match this.running.as_pin_mut() {
+            Some(running) => running.poll(cx),
+            None => std::task::Poll::Ready(Err(Error::new(
+                ErrorKind::Internal,
+                "a call was polled after it ended",
+            )
+            .into())),
+        }
+    }
+}
+
+impl<A, F, Fut> Handling for Deferred<A, F, Fut>
+where
+    A: serde::Serialize + Send + Sync,
+    F: FnOnce(A) -> Fut + Send,
+    Fut: Future<Output = Reply> + Send,
+{
+    fn args(&self) -> Option<&(dyn erased_serde::Serialize + Sync)> {
+        self.args
+            .as_ref()
+            .map(|a| a as &(dyn erased_serde::Serialize + Sync))
+    }
+}
+
+/// A call of decoded `args`: `run` takes them when the call is first
+/// polled, and [`Handling::args`] shows them until then.
+pub fn deferred<A, F, Fut>(args: A, run: F) -> BoxCall
+where
+    A: serde::Serialize + Send + Sync + 'static,
+    F: FnOnce(A) -> Fut + Send + 'static,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
+    Box::pin(Deferred {
+        args: Some(args),
+        run: Some(run),
+        running: None,
+    })
+}
+
+/// A call that shows no arguments (a hand-written service's, or one that
+/// already runs).
+pub fn boxed(future: impl Future<Output = Reply> + Send + 'static) -> BoxCall {
+    Box::pin(Opaque { future })
+}
+
+pin_project_lite::pin_project! {
+    /// A future, as a call that shows no arguments.
+    struct Opaque<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future<Output = Reply>> Future for Opaque<F> {
+    type Output = Reply;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Reply> {
+        self.project().future.poll(cx)
+    }
+}
+
+impl<F: Future<Output = Reply> + Send> Handling for Opaque<F> {
+    fn args(&self) -> Option<&(dyn erased_serde::Serialize + Sync)> {
+        None
+    }
+}
 
 /// A value ready to be encoded by whichever codec the caller uses.
 pub type Payload = Box<dyn erased_serde::Serialize + Send>;
@@ -73,12 +176,14 @@ pub trait Service: Send + Sync + 'static {
     ///
     /// Fails with [`ErrorKind::InvalidParams`] when the arguments do not
     /// decode, and [`ErrorKind::MethodNotFound`] when `method` is not one of
-    /// [`ServiceInfo::methods`]. The future resolves to the handler's reply.
+    /// [`ServiceInfo::methods`]. The call resolves to the handler's reply;
+    /// the handler runs when it is first polled (build it with
+    /// [`deferred`], or [`boxed`]).
     fn call(
         &self,
         method: &str,
         args: &mut dyn erased_serde::Deserializer<'_>,
-    ) -> Result<BoxFuture<Reply>, Error>;
+    ) -> Result<BoxCall, Error>;
 }
 
 /// The static description of a service.
@@ -156,18 +261,23 @@ impl MethodInfo {
 /// panic's message ("`Calculator.add`: boom"), at once.
 #[must_use = "a call does nothing unless polled"]
 pub struct CallFuture {
-    inner: Option<BoxFuture<Reply>>,
+    inner: Option<BoxCall>,
     /// The service and method, for the panic's message.
     method: Option<(&'static str, &'static str)>,
 }
 
 impl CallFuture {
     /// Guards `future`.
-    pub fn new(future: BoxFuture<Reply>) -> CallFuture {
+    pub fn new(future: BoxCall) -> CallFuture {
         CallFuture {
             inner: Some(future),
             method: None,
         }
+    }
+
+    /// The call's decoded arguments, until its handler first runs.
+    pub fn args(&self) -> Option<&(dyn erased_serde::Serialize + Sync)> {
+        self.inner.as_ref().and_then(|call| call.args())
     }
 
     /// Names the method it runs (`service.method`) in a panic's message.

@@ -197,8 +197,20 @@ impl<'a> ServiceGenerator<'a> {
     fn info_static(&self) -> TokenStream {
         let name = &self.name;
         let doc = ast::doc(&self.service.item.attrs.iter().collect::<Vec<_>>());
-        let methods = self.service.methods.iter().map(|m| self.method_info(m));
+        let consts = self.service.methods.iter().map(|m| {
+            let (cfgs, ident, info) = (m.cfgs(), method_const(m), self.method_info(m));
+            quote! {
+                #(#cfgs)*
+                #[allow(non_upper_case_globals)]
+                const #ident: ::rpc_core::__private::MethodInfo = #info;
+            }
+        });
+        let methods = self.service.methods.iter().map(|m| {
+            let (cfgs, ident) = (m.cfgs(), method_const(m));
+            quote!(#(#cfgs)* #ident)
+        });
         quote! {
+            #(#consts)*
             static __RPC_INFO: ::rpc_core::__private::ServiceInfo = ::rpc_core::__private::ServiceInfo {
                 name: #name,
                 doc: #doc,
@@ -208,7 +220,6 @@ impl<'a> ServiceGenerator<'a> {
     }
 
     fn method_info(&self, method: &Method<'_>) -> TokenStream {
-        let cfgs = method.cfgs();
         let (name, doc, idempotent) = (method.name(), ast::doc(&method.attrs), method.idempotent);
         let params = method.params.iter().map(|p| {
             let name = param_ident(p).unraw().to_string();
@@ -235,7 +246,6 @@ impl<'a> ServiceGenerator<'a> {
             Output::Plain(ty) | Output::Fallible { ok: ty, .. } => ast::stream_item(ty).is_some(),
         };
         quote! {
-            #(#cfgs)*
             ::rpc_core::__private::MethodInfo {
                 name: #name,
                 doc: #doc,
@@ -295,7 +305,7 @@ impl<'a> ServiceGenerator<'a> {
                     method: &str,
                     args: &mut dyn ::rpc_core::__private::erased_serde::Deserializer<'_>,
                 ) -> ::core::result::Result<
-                    ::rpc_core::__private::BoxFuture<::rpc_core::__private::Reply>,
+                    ::rpc_core::__private::BoxCall,
                     ::rpc_core::Error,
                 > {
                     match method {
@@ -337,13 +347,12 @@ impl<'a> ServiceGenerator<'a> {
                 let __rpc_probe = #probe;
                 let __rpc_args = __rpc_probe.__rpc_decode(#wire, args)?;
                 let __rpc_service = ::core::clone::Clone::clone(&self.service);
-                let __rpc_future = async move {
+                let __rpc_call = __rpc_probe.__rpc_start(__rpc_args, move |__rpc_args| async move {
                     let __rpc_result =
                         <#param as #trait_ident>::#ident(&*__rpc_service, #(__rpc_args.#fields),*).await;
                     #reply
-                };
-                let __rpc_future = __rpc_probe.__rpc_box(__rpc_future);
-                ::core::result::Result::Ok(__rpc_future)
+                });
+                ::core::result::Result::Ok(__rpc_call)
             }
         }
     }
@@ -403,12 +412,13 @@ impl<'a> ServiceGenerator<'a> {
             ),
         };
         let probe = probe(method);
+        let info = method_const(method);
         quote! {
             #(#attrs)*
             #default_doc
             #vis async fn #ident(&self, #(#params),*) -> #output {
                 let __rpc_args = #args { #(#fields),* };
-                #probe.#call(&self.client, #wire, &__rpc_args).await
+                #probe.#call(&self.client, &#info, #wire, &__rpc_args).await
             }
         }
     }
@@ -456,6 +466,15 @@ fn probe(method: &Method<'_>) -> TokenStream {
         Output::Fallible { ok, err } => (quote!(#ok), quote!(#err)),
     };
     quote!((&::rpc_core::__private::Probe::<(#args, #ok, #err)>::NEW))
+}
+
+/// `__RPC_METHOD_add`: the `MethodInfo` of `add`, a const so that the
+/// service's table and the client's calls both name it.
+fn method_const(method: &Method<'_>) -> Ident {
+    Ident::new(
+        &format!("__RPC_METHOD_{}", method.name()),
+        Span::call_site(),
+    )
 }
 
 /// `__rpc_args_add`: the hidden argument struct of `add`.

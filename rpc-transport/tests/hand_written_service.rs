@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use rpc_core::__private::{
-    BoxFuture, MethodInfo, ParamInfo, Reply, ServiceInfo, decode_args, ok, unknown_method,
+    BoxCall, MethodInfo, ParamInfo, ServiceInfo, decode_args, ok, unknown_method,
 };
+use rpc_core::service::{boxed, deferred};
 use rpc_core::{Client, Error, ErrorKind, Registry, Service};
 use rpc_transport::{ClientConfig, Connection, Server, ServerConfig};
 
@@ -77,19 +78,22 @@ impl Service for Echo {
         &self,
         method: &str,
         args: &mut dyn erased_serde::Deserializer<'_>,
-    ) -> Result<BoxFuture<Reply>, Error> {
+    ) -> Result<BoxCall, Error> {
         match method {
             "shout" => {
                 let a: ShoutArgs = decode_args("Echo.shout", args)?;
-                Ok(Box::pin(async move { ok(a.text.to_uppercase()) }))
+                // `deferred` shows the arguments to middleware until it runs.
+                Ok(deferred(a, |a: ShoutArgs| async move {
+                    ok(a.text.to_uppercase())
+                }))
             }
             "bomb" => {
                 let _: NoArgs = decode_args("Echo.bomb", args)?;
-                Ok(Box::pin(async move { ok(Bomb) }))
+                Ok(boxed(async move { ok(Bomb) }))
             }
             "sleep" => {
                 let _: NoArgs = decode_args("Echo.sleep", args)?;
-                Ok(Box::pin(async move {
+                Ok(boxed(async move {
                     tokio::time::sleep(Duration::from_secs(60)).await;
                     ok(())
                 }))

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use rpc_core::client::Outgoing;
 use rpc_core::codec::{Bincode, Id, Inbound, Incoming, Json, OutRequest};
 use rpc_core::registry::RESERVED;
 use rpc_core::service::Reply;
@@ -137,6 +138,7 @@ async fn add_takes_bincode_params() {
         method: "Calculator.add",
         deadline: None,
         args: &(2i64, 3i64),
+        metadata: None,
     };
     Bincode.encode_request(&mut frame, &request).unwrap();
     let Incoming::Request(request) = Bincode.decode_request(&frame) else {
@@ -323,19 +325,15 @@ struct Loopback {
 }
 
 impl Transport for Loopback {
-    fn call<'a>(
-        &'a self,
-        method: &'a str,
-        args: &'a (dyn rpc_core::__private::erased_serde::Serialize + Sync),
-        timeout: Option<Duration>,
-    ) -> rpc_core::client::ResponseFuture<'a> {
+    fn call<'a>(&'a self, call: Outgoing<'a>) -> rpc_core::client::ResponseFuture<'a> {
         let (registry, codec) = (self.registry.clone(), self.codec);
         let mut frame = BytesMut::new();
         let request = OutRequest {
             id: 1,
-            method,
-            deadline: timeout,
-            args,
+            method: call.method,
+            deadline: call.timeout,
+            args: call.args,
+            metadata: call.metadata,
         };
         let encoded = codec.encode_request(&mut frame, &request);
         Box::pin(async move {

@@ -170,7 +170,7 @@ proptest! {
         args in args(),
     ) {
         let mut buf = BytesMut::new();
-        let request = OutRequest { id, method: &method, deadline, args: &args };
+        let request = OutRequest { id, method: &method, deadline, args: &args , metadata: None};
         codec.encode_request(&mut buf, &request).expect("a request encodes");
         let Incoming::Request(decoded) = codec.decode_request(&buf) else {
             return Err(TestCaseError::fail(format!("not a request: {:?}", codec.decode_request(&buf))));

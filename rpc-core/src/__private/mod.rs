@@ -15,7 +15,7 @@ mod probe;
 
 pub use probe::{Probe, Serde, ViaNever, ViaWire, Wire, assert_wire};
 
-pub use crate::service::{BoxFuture, MethodInfo, ParamInfo, Payload, Reply, ServiceInfo};
+pub use crate::service::{BoxCall, BoxFuture, MethodInfo, ParamInfo, Payload, Reply, ServiceInfo};
 
 use crate::error::Error;
 use crate::service::Fault;

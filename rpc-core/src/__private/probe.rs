@@ -31,7 +31,7 @@ use core::marker::PhantomData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{BoxFuture, Reply, app_error, decode_args, ok};
+use super::{BoxCall, MethodInfo, Reply, app_error, decode_args, ok};
 use crate::client::Client;
 use crate::error::{CallError, Error};
 
@@ -91,6 +91,7 @@ pub trait ViaWire<A, R, E> {
     fn __rpc_call<'a>(
         &self,
         client: &'a Client,
+        info: &'static MethodInfo,
         method: &'a str,
         args: &'a A,
     ) -> impl Future<Output = Result<R, Error>>;
@@ -99,14 +100,17 @@ pub trait ViaWire<A, R, E> {
     fn __rpc_call_fallible<'a>(
         &self,
         client: &'a Client,
+        info: &'static MethodInfo,
         method: &'a str,
         args: &'a A,
     ) -> impl Future<Output = Result<R, CallError<E>>>;
 
-    /// Boxes the server's future, which holds the arguments.
-    fn __rpc_box<F>(&self, future: F) -> BoxFuture<Reply>
+    /// Starts the server's call: `run` takes the decoded arguments when it
+    /// is first polled; until then middleware can read them.
+    fn __rpc_start<F, Fut>(&self, args: A, run: F) -> BoxCall
     where
-        F: Future<Output = Reply> + Send + 'static;
+        F: FnOnce(A) -> Fut + Send + 'static,
+        Fut: Future<Output = Reply> + Send + 'static;
 }
 
 /// [`ViaWire`]'s methods for types that cannot cross the wire: never run,
@@ -129,6 +133,7 @@ pub trait ViaNever<A, R, E> {
     fn __rpc_call<'a>(
         &self,
         client: &'a Client,
+        info: &'static MethodInfo,
         method: &'a str,
         args: &'a A,
     ) -> impl Future<Output = Result<R, Error>>;
@@ -137,12 +142,16 @@ pub trait ViaNever<A, R, E> {
     fn __rpc_call_fallible<'a>(
         &self,
         client: &'a Client,
+        info: &'static MethodInfo,
         method: &'a str,
         args: &'a A,
     ) -> impl Future<Output = Result<R, CallError<E>>>;
 
     /// Never runs.
-    fn __rpc_box<F>(&self, future: F) -> BoxFuture<Reply>;
+    fn __rpc_start<F, Fut>(&self, args: A, run: F) -> BoxCall
+    where
+        F: FnOnce(A) -> Fut,
+        Fut: Future<Output = Reply>;
 }
 
 impl<A: Wire, R: Wire, E: Wire> ViaWire<A, R, E> for Probe<(A, R, E)> {
@@ -165,26 +174,29 @@ impl<A: Wire, R: Wire, E: Wire> ViaWire<A, R, E> for Probe<(A, R, E)> {
     fn __rpc_call<'a>(
         &self,
         client: &'a Client,
+        info: &'static MethodInfo,
         method: &'a str,
         args: &'a A,
     ) -> impl Future<Output = Result<R, Error>> {
-        client.call(method, args)
+        client.call_described(info, method, args)
     }
 
     fn __rpc_call_fallible<'a>(
         &self,
         client: &'a Client,
+        info: &'static MethodInfo,
         method: &'a str,
         args: &'a A,
     ) -> impl Future<Output = Result<R, CallError<E>>> {
-        client.call_fallible(method, args)
+        client.call_fallible_described(info, method, args)
     }
 
-    fn __rpc_box<F>(&self, future: F) -> BoxFuture<Reply>
+    fn __rpc_start<F, Fut>(&self, args: A, run: F) -> BoxCall
     where
-        F: Future<Output = Reply> + Send + 'static,
+        F: FnOnce(A) -> Fut + Send + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
     {
-        Box::pin(future)
+        crate::service::deferred(args, run)
     }
 }
 
@@ -211,6 +223,7 @@ impl<A, R, E> ViaNever<A, R, E> for &Probe<(A, R, E)> {
     fn __rpc_call<'a>(
         &self,
         _: &'a Client,
+        _: &'static MethodInfo,
         _: &'a str,
         _: &'a A,
     ) -> impl Future<Output = Result<R, Error>> {
@@ -221,6 +234,7 @@ impl<A, R, E> ViaNever<A, R, E> for &Probe<(A, R, E)> {
     fn __rpc_call_fallible<'a>(
         &self,
         _: &'a Client,
+        _: &'static MethodInfo,
         _: &'a str,
         _: &'a A,
     ) -> impl Future<Output = Result<R, CallError<E>>> {
@@ -228,7 +242,11 @@ impl<A, R, E> ViaNever<A, R, E> for &Probe<(A, R, E)> {
         core::future::pending()
     }
 
-    fn __rpc_box<F>(&self, _: F) -> BoxFuture<Reply> {
+    fn __rpc_start<F, Fut>(&self, _: A, _: F) -> BoxCall
+    where
+        F: FnOnce(A) -> Fut,
+        Fut: Future<Output = Reply>,
+    {
         let () = Probe::<(A, R, E)>::NEVER;
         unreachable!()
     }

@@ -39,7 +39,7 @@
 //! | stream items | `06` | `rpc.items` `{"id":…,"items":[…]}` | either | 2 |
 //! | stream end | `07` | `rpc.end` `{"id":…}` or `{"id":…,"error":{…}}` | either | 2 |
 //! | credit | `08` | `rpc.credit` `{"id":…,"items":N,"bytes":N}` | either | 2 |
-//! | request with metadata | `09` | request member `"meta":{…}` | client | 2 (reserved: the middleware issue) |
+//! | request with metadata | `09` | request member `"meta":{…}` | client | 2 |
 //!
 //! A stream belongs to a call and is named by the call's id: a call takes
 //! at most one stream (the client's items) and returns at most one (the
@@ -47,7 +47,9 @@
 //! sends; from the server, for the stream the server sends. Per-call
 //! metadata is a map of string keys to a string or bytes: in bincode a
 //! varint count of (key, `00` string | `01` bytes) pairs after the method
-//! name, in JSON `"meta":{"key":"value","bin":{"bytes":"<base64>"}}`.
+//! name, in JSON `"meta":{"key":"value","bin":{"bytes":"<base64>"}}`; its
+//! limits are [`crate::metadata`]'s, and a request over them is refused
+//! (`InvalidRequest`) before its handler runs.
 //!
 //! bincode is not self-describing: it cannot decode types that need
 //! `deserialize_any` (`serde_json::Value`, untagged enums, `#[serde(flatten)]`).
@@ -338,6 +340,8 @@ pub struct OutRequest<'a> {
     pub deadline: Option<Duration>,
     /// The method's argument struct.
     pub args: &'a dyn erased_serde::Serialize,
+    /// The call's metadata (protocol 2): sent when it has an entry.
+    pub metadata: Option<&'a crate::metadata::Metadata>,
 }
 
 /// A frame from the server, as the client reads it.
@@ -424,6 +428,9 @@ pub struct Request<'a> {
     pub deadline: Option<Duration>,
     /// The encoded argument struct, for [`Codec::decode_value`].
     pub params: &'a [u8],
+    /// The call's metadata, if it came with any (checked against the
+    /// limits of [`crate::metadata`] before it was copied).
+    pub metadata: Option<crate::metadata::Metadata>,
 }
 
 /// Runs `encode` and rolls `dst` back to its length before if it fails.

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rpc_core::client::ResponseFuture;
-use rpc_core::{Error, ErrorKind, Transport};
+use rpc_core::client::{Outgoing, ResponseFuture};
+use rpc_core::{Error, ErrorKind, Metadata, Transport};
 use tokio::sync::{Notify, watch};
 use tokio::task::AbortHandle;
 use tokio_util::codec::Framed;
@@ -188,13 +188,8 @@ impl Drop for Connection {
 }
 
 impl Transport for Connection {
-    fn call<'a>(
-        &'a self,
-        method: &'a str,
-        args: &'a (dyn erased_serde::Serialize + Sync),
-        timeout: Option<Duration>,
-    ) -> ResponseFuture<'a> {
-        self.send(method, args, timeout)
+    fn call<'a>(&'a self, call: Outgoing<'a>) -> ResponseFuture<'a> {
+        self.send(call.method, call.args, call.timeout, call.metadata)
     }
 
     fn is_closed(&self) -> bool {
@@ -214,13 +209,14 @@ impl Connection {
         method: &'m str,
         args: &dyn erased_serde::Serialize,
         timeout: Option<Duration>,
+        metadata: Option<&Metadata>,
     ) -> ResponseFuture<'m> {
         let timeout = timeout.unwrap_or(self.shared.call_timeout);
         // The request is queued now, so the waiter is removed however the
         // future ends: with a reply, at the timeout, or dropped unpolled.
         let started = self
             .shared
-            .start(method, args, timeout)
+            .start(method, args, timeout, metadata)
             .map(|(id, rx)| Waiting {
                 shared: self.shared.clone(),
                 id,

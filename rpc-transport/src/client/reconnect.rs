@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpc_core::client::ResponseFuture;
+use rpc_core::client::{Outgoing, ResponseFuture};
 use rpc_core::{Error, ErrorKind, Transport};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
@@ -103,27 +103,23 @@ impl Drop for Reconnecting {
 }
 
 impl Transport for Reconnecting {
-    fn call<'a>(
-        &'a self,
-        method: &'a str,
-        args: &'a (dyn erased_serde::Serialize + Sync),
-        timeout: Option<Duration>,
-    ) -> ResponseFuture<'a> {
-        let timeout = timeout.unwrap_or(self.call_timeout);
+    fn call<'a>(&'a self, call: Outgoing<'a>) -> ResponseFuture<'a> {
+        let (method, args, metadata) = (call.method, call.args, call.metadata);
+        let timeout = call.timeout.unwrap_or(self.call_timeout);
         // Connected: the request is queued right here, as on a plain connection.
         // The link is cloned out of the watch, so no lock is held while the
         // request may be written.
         let link = self.current.borrow().clone();
         if let Link::Up(connection) = link {
             if !connection.is_closed() {
-                return connection.send(method, args, Some(timeout));
+                return connection.send(method, args, Some(timeout), metadata);
             }
         }
         Box::pin(async move {
             let started = tokio::time::Instant::now();
             let connection = self.connection(method, timeout).await?;
             let left = timeout.saturating_sub(started.elapsed());
-            connection.send(method, args, Some(left)).await
+            connection.send(method, args, Some(left), metadata).await
         })
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rpc_core::client::{Response, WireFault};
 use rpc_core::codec::{Codec, Inbound, OutRequest};
-use rpc_core::{Error, ErrorKind};
+use rpc_core::{Error, ErrorKind, Metadata};
 use tokio::io::AsyncWrite;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
@@ -115,7 +115,18 @@ impl Shared {
         method: &str,
         args: &dyn erased_serde::Serialize,
         timeout: Duration,
+        metadata: Option<&Metadata>,
     ) -> Result<(u64, oneshot::Receiver<Result<Response, Error>>), Error> {
+        let metadata = metadata.filter(|m| !m.is_empty());
+        if metadata.is_some() && self.streams.is_none() {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "`{method}` carries metadata, which needs protocol 2; the server speaks \
+                     protocol 1"
+                ),
+            ));
+        }
         let (tx, rx) = oneshot::channel();
         let now = Instant::now();
         // A timeout too long to represent waits a year: for ever, in effect.
@@ -144,6 +155,7 @@ impl Shared {
             method,
             deadline: Some(timeout),
             args,
+            metadata,
         };
         let mut upload = None;
         let queued = self.outbox.push(self.server_max_frame, |buf| {

@@ -117,7 +117,13 @@ pub(crate) async fn require_password(
     next: Next,
 ) -> Response {
     let refusal = match gateway.guard.check(request.headers().get(AUTHORIZATION)) {
-        Ok(()) => return next.run(request).await,
+        Ok(()) => {
+            // The gateway's own credential: not for the handler's metadata
+            // (a token for the handler travels as `x-rpc-authorization`).
+            let mut request = request;
+            request.headers_mut().remove(AUTHORIZATION);
+            return next.run(request).await;
+        }
         Err(refusal) => refusal,
     };
     if refusal == Refusal::Wrong {

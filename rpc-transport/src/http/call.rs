@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 use rpc_core::registry::Route;
 use rpc_core::service::{CallFuture, MethodInfo, Reply};
-use rpc_core::{Error, ErrorKind, Registry};
+use rpc_core::{Error, ErrorKind, Metadata, Registry};
 
 use super::Gateway;
 use super::caller::Caller;
@@ -62,7 +62,20 @@ impl Gateway {
         deadline: Option<Duration>,
         start: impl FnOnce(&Registry, Route) -> Result<CallFuture, Error>,
     ) -> Reply {
-        self.run(Door::Plain, method, deadline, start).await
+        self.run(Door::Plain, method, deadline, None, start).await
+    }
+
+    /// [`Gateway::call`] with the call's own metadata (a JSON-RPC request
+    /// object's `"meta"`), set over the headers'.
+    pub(crate) async fn call_with(
+        &self,
+        method: &str,
+        deadline: Option<Duration>,
+        metadata: Option<Metadata>,
+        start: impl FnOnce(&Registry, Route) -> Result<CallFuture, Error>,
+    ) -> Reply {
+        self.run(Door::Plain, method, deadline, metadata, start)
+            .await
     }
 
     /// [`Gateway::call`] for a door that carries the streams methods
@@ -73,7 +86,7 @@ impl Gateway {
         deadline: Option<Duration>,
         start: impl FnOnce(&Registry, Route) -> Result<CallFuture, Error>,
     ) -> Reply {
-        self.run(Door::Streams, method, deadline, start).await
+        self.run(Door::Streams, method, deadline, None, start).await
     }
 
     async fn run(
@@ -81,6 +94,7 @@ impl Gateway {
         door: Door,
         method: &str,
         deadline: Option<Duration>,
+        metadata: Option<Metadata>,
         start: impl FnOnce(&Registry, Route) -> Result<CallFuture, Error>,
     ) -> Reply {
         let began = Instant::now();
@@ -108,10 +122,14 @@ impl Gateway {
         let _in_flight = in_flight;
         let caller = Caller::current();
         let (limit, end) = caller.limit(deadline, self.request_timeout);
-        let reply = match start(&self.registry, route) {
-            Ok(call) => {
+        let started = caller
+            .context(end, metadata)
+            .and_then(|context| Ok((start(&self.registry, route)?, context)));
+        let reply = match started {
+            Ok((call, context)) => {
                 let _running = self.metrics.call_started();
-                let call = caller.context(end).scope(call);
+                let call = self.registry.layered(route, call, &context);
+                let call = context.scope(call);
                 tokio::select! {
                     reply = tokio::time::timeout_at(end.into(), call) => {
                         reply.unwrap_or_else(|_| Err(timed_out(method, limit).into()))

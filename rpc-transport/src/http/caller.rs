@@ -13,6 +13,15 @@
 //! answered as timed out when it passes. A header that is not a positive
 //! whole number of milliseconds is refused with 400.
 //!
+//! The call's metadata ([`rpc_core::Metadata`]) comes from headers:
+//! `traceparent` and `tracestate` as they are, and each `x-rpc-<key>` as
+//! `<key>` (`x-rpc-authorization: Bearer …` reaches the handler as
+//! `authorization`; the `Authorization` header itself carries the
+//! gateway's password and is not passed on). `x-rpc-timeout-ms` is the
+//! timeout, not metadata. A JSON-RPC request object's own `"meta"` is set
+//! over them for that call. Metadata over its limits, or a key that is not
+//! valid, is refused with 400 before any call runs.
+//!
 //! The caller is installed for the handling of each request (like
 //! [`Context`] for a handler), so that every endpoint's calls reach
 //! [`Gateway::call`](super::Gateway) with it, whatever their route.
@@ -21,15 +30,24 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request};
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use rpc_core::{Context, Error, ErrorKind};
+use std::sync::Arc;
+
+use rpc_core::metadata::Read as MetaRead;
+use rpc_core::{Context, Error, ErrorKind, Metadata};
 
 use super::refuse::refused;
 
 /// The header a caller names its timeout with, in milliseconds.
 pub const TIMEOUT_HEADER: &str = "x-rpc-timeout-ms";
+
+/// The prefix of the headers that carry metadata: `x-rpc-<key>`.
+pub const METADATA_PREFIX: &str = "x-rpc-";
+
+/// Headers passed on as metadata under their own name (W3C trace context).
+const AS_IS: &[&str] = &["traceparent", "tracestate"];
 
 tokio::task_local! {
     static CALLER: Caller;
@@ -40,32 +58,57 @@ tokio::task_local! {
 pub(crate) struct Arrived(pub(crate) Instant);
 
 /// The caller of one request.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Caller {
     peer: Option<SocketAddr>,
     arrived: Instant,
     /// `x-rpc-timeout-ms`, if sent.
     timeout: Option<Duration>,
+    /// What the headers carry for the call's metadata.
+    metadata: Option<Arc<Metadata>>,
+    /// The door: `"http"`, or the streaming door that renewed it.
+    transport: &'static str,
 }
 
 impl Caller {
     /// The caller of the request being handled on this task; outside one,
     /// an unknown caller whose request arrives now.
     pub(crate) fn current() -> Caller {
-        CALLER.try_with(|c| *c).unwrap_or(Caller {
+        CALLER.try_with(Caller::clone).unwrap_or(Caller {
             peer: None,
             arrived: Instant::now(),
             timeout: None,
+            metadata: None,
+            transport: "http",
         })
     }
 
     /// The same caller with a request arriving now: for each message of a
     /// WebSocket, whose calls count their time from their own arrival.
-    pub(crate) fn renewed(self) -> Caller {
+    pub(crate) fn renewed(&self) -> Caller {
         Caller {
             arrived: Instant::now(),
-            ..self
+            ..self.clone()
         }
+    }
+
+    /// The same caller, with a call's own metadata (a request object's
+    /// `"meta"`) set over the headers'.
+    pub(crate) fn with_own(self, own: Option<Metadata>) -> Result<Caller, Error> {
+        let Some(own) = own else { return Ok(self) };
+        let metadata = match &self.metadata {
+            None => own,
+            Some(headers) => headers.merged(&own)?,
+        };
+        Ok(Caller {
+            metadata: Some(Arc::new(metadata)),
+            ..self
+        })
+    }
+
+    /// The same caller, coming in by `transport` (`"sse"`, `"websocket"`).
+    pub(crate) fn by(self, transport: &'static str) -> Caller {
+        Caller { transport, ..self }
     }
 
     /// Runs `future` with this caller installed, as [`identify`] does for
@@ -88,11 +131,20 @@ impl Caller {
         (limit, self.arrived + limit)
     }
 
-    /// The context a handler sees for a call that ends at `deadline`.
-    pub(crate) fn context(&self, deadline: Instant) -> Context {
-        Context::new()
+    /// The context a handler sees for a call that ends at `deadline`,
+    /// with the call's own metadata (a request object's `"meta"`) set over
+    /// the headers'.
+    pub(crate) fn context(
+        &self,
+        deadline: Instant,
+        own: Option<Metadata>,
+    ) -> Result<Context, Error> {
+        let metadata = self.clone().with_own(own)?.metadata;
+        Ok(Context::new()
             .with_peer(self.peer)
             .with_deadline(Some(deadline))
+            .with_transport(self.transport)
+            .with_metadata(metadata))
     }
 
     fn of(request: &Request) -> Result<Caller, Error> {
@@ -106,8 +158,35 @@ impl Caller {
                 .get::<Arrived>()
                 .map_or_else(Instant::now, |Arrived(at)| *at),
             timeout: timeout.transpose()?,
+            metadata: metadata_of(request.headers())?.map(Arc::new),
+            transport: "http",
         })
     }
+}
+
+/// The metadata `headers` carry; see the [module](self).
+fn metadata_of(headers: &HeaderMap) -> Result<Option<Metadata>, Error> {
+    let mut metadata = Metadata::new();
+    for (name, value) in headers {
+        let name = name.as_str();
+        let key = match name.strip_prefix(METADATA_PREFIX) {
+            Some(_) if name == TIMEOUT_HEADER => continue,
+            Some(key) => key,
+            None if AS_IS.contains(&name) => name,
+            None => continue,
+        };
+        let value = match value.to_str() {
+            Ok(text) => MetaRead::Text(text),
+            Err(_) => MetaRead::Bytes(value.as_bytes()),
+        };
+        metadata.push_read(key, value).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidRequest,
+                format!("the `{name}` header: {}", e.message()),
+            )
+        })?;
+    }
+    Ok((!metadata.is_empty()).then_some(metadata))
 }
 
 fn timeout_ms(header: &HeaderValue) -> Result<Duration, Error> {
@@ -144,6 +223,8 @@ mod tests {
             peer: None,
             arrived: Instant::now(),
             timeout: Some(Duration::from_millis(300)),
+            metadata: None,
+            transport: "http",
         };
         let ms = |ms| Duration::from_millis(ms);
         assert_eq!(caller.limit(None, ms(500)).0, ms(300));

@@ -112,10 +112,12 @@ fn member(body: &Bytes, item: Incoming<'_>) -> Member {
             method,
             deadline,
             params,
+            metadata,
         }) => Member::Call {
             id,
             method: method.into_owned(),
             deadline,
+            metadata,
             params: match within(body, params) {
                 Some(range) => body.slice(range),
                 None => Bytes::copy_from_slice(params),

@@ -23,6 +23,8 @@ pub(crate) enum Member {
         deadline: Option<Duration>,
         /// The encoded arguments: a slice of the body, not a copy.
         params: Bytes,
+        /// The request object's `"meta"`, set over the headers' metadata.
+        metadata: Option<rpc_core::Metadata>,
     },
     /// Not a call: answered with `error`.
     Invalid { id: Id, error: Error },
@@ -47,9 +49,10 @@ pub(crate) async fn run(gateway: &Gateway, member: Member) -> (Option<Id>, Reply
             method,
             deadline,
             params,
+            metadata,
         } => {
             let reply = gateway
-                .call(&method, deadline, |registry, _| {
+                .call_with(&method, deadline, metadata, |registry, _| {
                     registry.dispatch_encoded(&method, &Json, &params)
                 })
                 .await;

@@ -203,7 +203,7 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rpc_core::{Error, ErrorKind, Registry};
 
-pub use self::caller::TIMEOUT_HEADER;
+pub use self::caller::{METADATA_PREFIX, TIMEOUT_HEADER};
 pub use self::config::{HttpConfig, HttpConfigBuilder, Password};
 use crate::Server;
 use crate::config::ServerTls;

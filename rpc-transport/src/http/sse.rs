@@ -67,7 +67,8 @@ pub(crate) async fn respond(
     method: &str,
     start: impl FnOnce(&Registry, Route) -> Result<CallFuture, Error>,
 ) -> Response {
-    let opened = match gateway.open(method, None, start).await {
+    let caller = super::caller::Caller::current().by("sse");
+    let opened = match caller.scope(gateway.open(method, None, start)).await {
         Ok(opened) => opened,
         Err(fault) => return error_response(&fault),
     };

@@ -49,7 +49,7 @@ pub(crate) async fn upgrade(
     State(gateway): State<Arc<Gateway>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let caller = Caller::current();
+    let caller = Caller::current().by("websocket");
     let limit = gateway.max_body_bytes;
     upgrade
         .max_message_size(limit)
@@ -151,20 +151,26 @@ impl Connection {
                 method,
                 deadline,
                 params,
+                metadata,
             } if self.streams(&method) => {
                 // A subscription needs an id to be answered under.
-                if let Some(id) = id {
-                    let call = Subscribe {
-                        id,
-                        method,
-                        deadline,
-                        params,
-                    };
-                    let caller = self.caller.renewed();
-                    self.subscriptions
-                        .open(&self.gateway, &self.out, caller, call)
-                        .await;
-                }
+                let Some(id) = id else { return };
+                let caller = match self.caller.renewed().with_own(metadata) {
+                    Ok(caller) => caller,
+                    Err(e) => {
+                        self.out.send(encode(&id, &Err(e.into()))).await;
+                        return;
+                    }
+                };
+                let call = Subscribe {
+                    id,
+                    method,
+                    deadline,
+                    params,
+                };
+                self.subscriptions
+                    .open(&self.gateway, &self.out, caller, call)
+                    .await;
             }
             Member::Call {
                 id, method, params, ..

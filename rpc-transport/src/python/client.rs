@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
-use rpc_core::client::ResponseFuture;
+use rpc_core::client::{Outgoing, ResponseFuture};
 use rpc_core::codec::{Codec, Inbound, OutRequest};
 use rpc_core::{Error, ErrorKind, Response, Transport};
 use tokio::sync::Mutex;
@@ -119,18 +119,25 @@ impl PythonConnection {
 }
 
 impl Transport for PythonConnection {
-    fn call<'a>(
-        &'a self,
-        method: &'a str,
-        args: &'a (dyn erased_serde::Serialize + Sync),
-        timeout: Option<Duration>,
-    ) -> ResponseFuture<'a> {
-        let timeout = timeout.unwrap_or(self.call_timeout);
+    fn call<'a>(&'a self, call: Outgoing<'a>) -> ResponseFuture<'a> {
+        let (method, args) = (call.method, call.args);
+        if call.metadata.is_some_and(|m| !m.is_empty()) {
+            let e = Error::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "`{method}` carries metadata, which the multiprocessing pattern a Python \
+                     server speaks cannot carry"
+                ),
+            );
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        let timeout = call.timeout.unwrap_or(self.call_timeout);
         let request = OutRequest {
             id: 0,
             method,
             deadline: None,
             args,
+            metadata: None,
         };
         let mut frame = BytesMut::new();
         let encoded = self

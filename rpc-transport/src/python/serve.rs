@@ -130,9 +130,14 @@ impl PythonPeer<'_> {
                 &mut <dyn erased_serde::Deserializer<'_>>::erase(params),
             )
         });
-        let reply: Reply = match running {
-            Ok(future) => Context::new().with_peer(self.peer).scope(future).await,
-            Err(e) => Err(e.into()),
+        let reply: Reply = match (running, &route) {
+            (Ok(future), Ok(route)) => {
+                let context = Context::new().with_peer(self.peer).with_transport("python");
+                let future = self.registry.layered(*route, future, &context);
+                context.scope(future).await
+            }
+            (Ok(_), Err(e)) => Err(Error::new(e.kind(), e.message()).into()),
+            (Err(e), _) => Err(e.into()),
         };
         let outcome = reply.as_ref().map(drop).map_err(|fault| fault.kind);
         let route = route.ok();

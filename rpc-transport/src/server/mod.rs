@@ -135,6 +135,40 @@ impl Server {
         }
     }
 
+    /// Wraps every call, from every door (TCP with either codec, Python
+    /// peers, the HTTP gateway's JSON-RPC, XML-RPC and REST, a stream's
+    /// call when it opens), in a tower `layer`: see [`rpc_core::layer`]
+    /// and [`Registry::layer`]. The last layer added runs first.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use rpc_core::layer::RefuseOverRateLayer;
+    /// # fn demo(config: rpc_transport::ServerConfig, registry: rpc_core::Registry) {
+    /// let server = rpc_transport::Server::new(config, registry)
+    ///     .layer(RefuseOverRateLayer::new(100, Duration::from_secs(1)));
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the server was cloned already (a listener holds a clone): add
+    /// layers before serving.
+    pub fn layer<L>(mut self, layer: L) -> Server
+    where
+        L: tower::Layer<rpc_core::layer::Next>,
+        L::Service: tower::Service<rpc_core::layer::Call, Response = rpc_core::service::Reply>
+            + Send
+            + 'static,
+        <L::Service as tower::Service<rpc_core::layer::Call>>::Error:
+            Into<rpc_core::layer::BoxError>,
+        <L::Service as tower::Service<rpc_core::layer::Call>>::Future: Send + 'static,
+    {
+        let inner = Arc::get_mut(&mut self.inner)
+            .expect("Server::layer is called before the server is cloned or served");
+        inner.registry.layer(layer);
+        self
+    }
+
     /// The connections of every listener not yet authenticated.
     pub(crate) fn admission(&self) -> &Arc<Admission> {
         &self.inner.admission

@@ -250,8 +250,13 @@ impl ServerConnection<'_> {
         // reads one runs for as long as it is sent.
         let limit = request.deadline.filter(|_| !upload);
         let deadline = limit.map(|d| read_at + d);
-        let context = Context::new().with_peer(self.peer).with_deadline(deadline);
-        let context = context.with_peer_identity(self.peer_identity.clone());
+        let context = Context::new()
+            .with_peer(self.peer)
+            .with_deadline(deadline)
+            .with_transport("tcp")
+            .with_peer_identity(self.peer_identity.clone())
+            .with_metadata(request.metadata.map(Arc::new));
+        let call = self.registry.layered(route, call, &context);
         let mut call = context.scope(call);
         // A waker that does nothing is enough for this first poll: a call
         // that is not done is polled again at once by its own task, which

@@ -357,6 +357,7 @@ pub(crate) fn bincode_request(
         method,
         deadline,
         args,
+        metadata: None,
     };
     Bincode
         .encode_request(&mut buf, &request)

@@ -417,6 +417,7 @@ pub(crate) async fn send_request(
             method,
             deadline: None,
             args,
+            metadata: None,
         };
         codec
             .encode_request(buf, &request)

@@ -18,6 +18,7 @@
 //! Protocol 2 (see the kind table in [`crate::codec`]):
 //!
 //! ```text
+//! request with metadata        09 | id | deadline_ms | method | count: varint | (key: len+utf8 | 00 text: len+utf8 | 01 bytes: len+bytes)… | args…
 //! response, a stream follows   01 | id | 02 | result (the stream's placeholder: nothing)
 //! ping / pong   04 / 05 | nonce: varint
 //! items         06 | id: varint | count: u32 little endian | item…
@@ -42,6 +43,7 @@ use super::{
 };
 use crate::error::WireFault;
 use crate::error::{Error, ErrorKind};
+use crate::metadata::{MetaValue, Metadata, Read as MetaRead};
 use crate::service::{Fault, Reply};
 
 /// The bincode codec.
@@ -110,8 +112,11 @@ const PONG: u8 = 5;
 const ITEMS: u8 = 6;
 const END: u8 = 7;
 const CREDIT: u8 = 8;
+const META_REQUEST: u8 = 9;
 /// The kinds this side knows; larger ones are answered as unknown.
-const LAST_KIND: u8 = CREDIT;
+const LAST_KIND: u8 = META_REQUEST;
+const META_TEXT: u8 = 0;
+const META_BYTES: u8 = 1;
 const OK: u8 = 0;
 const ERR: u8 = 1;
 const OK_STREAM: u8 = 2;
@@ -144,6 +149,51 @@ fn take<'a, T: serde::Deserialize<'a>>(
     })
 }
 
+/// Bytes that bincode's serde writes as length and bytes (a `&[u8]` alone
+/// would be a sequence, the same bytes but element by element).
+fn serde_bytes(bytes: &[u8]) -> impl serde::Serialize + '_ {
+    struct B<'a>(&'a [u8]);
+    impl serde::Serialize for B<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+    B(bytes)
+}
+
+/// The metadata at the front of `bytes` (after a request's head), and the
+/// bytes it took: each entry checked against the limits before it is
+/// copied.
+fn read_metadata(bytes: &[u8]) -> Result<(Metadata, usize), Error> {
+    let malformed = |e| {
+        Error::new(
+            ErrorKind::Parse,
+            format!("a request's metadata is malformed: {e}"),
+        )
+    };
+    let (count, mut at): (u64, _) = take(bytes).map_err(malformed)?;
+    let mut metadata = Metadata::new();
+    metadata.check_room(usize::try_from(count).unwrap_or(usize::MAX), 0)?;
+    for _ in 0..count {
+        let ((key, tag), n): ((&str, u8), _) = take(&bytes[at..]).map_err(malformed)?;
+        at += n;
+        let (value, n) = match tag {
+            META_TEXT => take::<&str>(&bytes[at..]).map(|(t, n)| (MetaRead::Text(t), n)),
+            META_BYTES => take::<&[u8]>(&bytes[at..]).map(|(b, n)| (MetaRead::Bytes(b), n)),
+            other => {
+                return Err(Error::new(
+                    ErrorKind::Parse,
+                    format!("a request's metadata value has the unknown tag {other}"),
+                ));
+            }
+        }
+        .map_err(malformed)?;
+        at += n;
+        metadata.push_read(key, value)?;
+    }
+    Ok((metadata, at))
+}
+
 /// Appends `value`, typed (a stream item).
 pub(super) fn encode_typed<T: serde::Serialize + ?Sized>(
     dst: &mut BytesMut,
@@ -163,7 +213,22 @@ impl Codec for Bincode {
 
     fn encode_request(&self, dst: &mut BytesMut, r: &OutRequest<'_>) -> Result<(), Error> {
         atomically(dst, |dst| {
-            put(dst, (REQUEST, r.id, deadline_ms(r.deadline), r.method))?;
+            let deadline = deadline_ms(r.deadline);
+            match r.metadata.filter(|m| !m.is_empty()) {
+                None => put(dst, (REQUEST, r.id, deadline, r.method))?,
+                Some(meta) => {
+                    put(dst, (META_REQUEST, r.id, deadline, r.method))?;
+                    put(dst, meta.len() as u64)?;
+                    for (key, value) in meta.iter() {
+                        match value {
+                            MetaValue::Text(text) => put(dst, (key, META_TEXT, text.as_str()))?,
+                            MetaValue::Bytes(bytes) => {
+                                put(dst, (key, META_BYTES, serde_bytes(bytes)))?;
+                            }
+                        }
+                    }
+                }
+            }
             put(dst, r.args)
         })
     }
@@ -256,7 +321,21 @@ impl Codec for Bincode {
                 method: method.into(),
                 deadline: (deadline > 0).then(|| Duration::from_millis(deadline)),
                 params: &frame[n..],
+                metadata: None,
             }),
+            Ok(((META_REQUEST, id, deadline, method), n)) => match read_metadata(&frame[n..]) {
+                Ok((metadata, m)) => Incoming::Request(Request {
+                    id: Some(Id::Num(id)),
+                    method: method.into(),
+                    deadline: (deadline > 0).then(|| Duration::from_millis(deadline)),
+                    params: &frame[n + m..],
+                    metadata: Some(metadata),
+                }),
+                Err(error) => Incoming::Invalid {
+                    id: Id::Num(id),
+                    error,
+                },
+            },
             Ok(((kind, id, ..), _)) => Incoming::Invalid {
                 id: Id::Num(id),
                 error: Error::new(

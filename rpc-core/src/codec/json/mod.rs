@@ -27,6 +27,7 @@
 //! ```
 
 mod flow;
+mod meta;
 mod request;
 
 use std::borrow::Cow;
@@ -111,6 +112,10 @@ impl Codec for Json {
             if r.deadline.is_some() {
                 dst.put_slice(br#","deadline_ms":"#);
                 put_u64(dst, deadline_ms(r.deadline));
+            }
+            if let Some(metadata) = r.metadata.filter(|m| !m.is_empty()) {
+                dst.put_slice(br#","meta":"#);
+                meta::write(dst, metadata)?;
             }
             dst.put_u8(b'}');
             Ok(())

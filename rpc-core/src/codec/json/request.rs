@@ -26,6 +26,8 @@ pub(super) struct JsonRequest<'a> {
     pub(super) params: Option<&'a RawValue>,
     #[serde(default)]
     pub(super) deadline_ms: u64,
+    #[serde(default, borrow)]
+    pub(super) meta: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +85,7 @@ pub(super) fn canonical_request(frame: &[u8]) -> Option<Request<'_>> {
         method: Cow::Borrowed(method),
         deadline: (deadline_ms > 0).then(|| std::time::Duration::from_millis(deadline_ms)),
         params: params.get().as_bytes(),
+        metadata: None,
     })
 }
 
@@ -162,11 +165,21 @@ pub(super) fn decode_any(frame: &[u8]) -> Incoming<'_> {
             },
         };
     }
+    let metadata = match r.meta.map(super::meta::read).transpose() {
+        Ok(metadata) => metadata,
+        Err(error) => {
+            return Incoming::Invalid {
+                id: id.unwrap_or(Id::Null),
+                error,
+            };
+        }
+    };
     Incoming::Request(Request {
         id,
         method: r.method,
         deadline: (r.deadline_ms > 0).then(|| std::time::Duration::from_millis(r.deadline_ms)),
         params: r.params.map_or(b"[]".as_slice(), |p| p.get().as_bytes()),
+        metadata,
     })
 }
 

@@ -1,0 +1,214 @@
+//! [`Call`]: one call as a server layer sees it, and [`Next`]: what a
+//! layer wraps (the layers added before it, down to the handler).
+
+use std::sync::Arc;
+use std::task::Poll;
+
+use serde::de::DeserializeOwned;
+use tower::Service;
+use tower::util::BoxService;
+
+use super::{BoxError, Shared};
+use crate::context::Context;
+use crate::error::{Error, ErrorKind};
+use crate::metadata::Metadata;
+use crate::service::{BoxFuture, CallFuture, MethodInfo, Reply, ServiceInfo};
+
+/// The layers a registry runs its calls through, outermost first.
+pub(crate) type Stack = Shared<BoxService<Call, Reply, BoxError>>;
+
+/// One call, as a server layer sees it: which method, its [`Context`], and
+/// its decoded arguments. Its handler has not run yet; passing it on to the
+/// next service runs it, dropping it refuses it.
+///
+/// ```
+/// # use rpc_core::layer::Call;
+/// fn describe(call: &Call) -> String {
+///     let who = call.context().peer().map_or("?".to_owned(), |p| p.to_string());
+///     format!("{}.{} from {who}", call.service(), call.method())
+/// }
+/// ```
+pub struct Call {
+    service: &'static ServiceInfo,
+    method: &'static MethodInfo,
+    context: Context,
+    started: CallFuture,
+}
+
+impl Call {
+    /// A call of `service.method`, started (arguments decoded, handler not
+    /// yet run), with `context`.
+    pub fn new(
+        service: &'static ServiceInfo,
+        method: &'static MethodInfo,
+        context: Context,
+        started: CallFuture,
+    ) -> Call {
+        Call {
+            service,
+            method,
+            context,
+            started,
+        }
+    }
+
+    /// The service's name (`Calculator`).
+    pub fn service(&self) -> &'static str {
+        self.service.name
+    }
+
+    /// The method's name (`add`), however the caller named it.
+    pub fn method(&self) -> &'static str {
+        self.method.name
+    }
+
+    /// The method's description: its parameters, whether it is
+    /// `idempotent`, whether it streams.
+    pub fn info(&self) -> &'static MethodInfo {
+        self.method
+    }
+
+    /// The service's description.
+    pub fn service_info(&self) -> &'static ServiceInfo {
+        self.service
+    }
+
+    /// The call's context: peer, deadline, door, metadata, TLS identity.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
+    /// The context, to change what the layers after this one and the
+    /// handler see (say, metadata a layer adds once it checked a token).
+    pub fn context_mut(&mut self) -> &mut Context {
+        &mut self.context
+    }
+
+    /// The metadata the caller sent.
+    pub fn metadata(&self) -> &Metadata {
+        self.context.metadata()
+    }
+
+    /// All the arguments, read as `T`: a tuple or a sequence, in the
+    /// method's order (`(i64, i64)` for `add(x, y)`), or a
+    /// `serde_json::Value` array. A [`Stream`](crate::Stream) argument
+    /// reads as `null`.
+    pub fn args<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_value(self.args_json()?).map_err(|e| self.unreadable(e))
+    }
+
+    /// The argument called `name`, read as `T`.
+    ///
+    /// ```
+    /// # use rpc_core::layer::Call;
+    /// fn touches_admin_keys(call: &Call) -> bool {
+    ///     call.arg::<String>("key").is_ok_and(|key| key.starts_with("admin/"))
+    /// }
+    /// ```
+    pub fn arg<T: DeserializeOwned>(&self, name: &str) -> Result<T, Error> {
+        let position = self
+            .method
+            .params
+            .iter()
+            .position(|p| p.name == name)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidParams,
+                    format!("`{}` has no argument `{name}`", self.method.signature()),
+                )
+            })?;
+        let value = match self.args_json()? {
+            serde_json::Value::Array(mut all) if position < all.len() => all.swap_remove(position),
+            _ => serde_json::Value::Null,
+        };
+        serde_json::from_value(value).map_err(|e| self.unreadable(e))
+    }
+
+    fn args_json(&self) -> Result<serde_json::Value, Error> {
+        let args = self.started.args().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                format!(
+                    "the arguments of `{}.{}` are not kept (a hand-written service's)",
+                    self.service(),
+                    self.method()
+                ),
+            )
+        })?;
+        serde_json::to_value(args).map_err(|e| self.unreadable(e))
+    }
+
+    fn unreadable(&self, e: serde_json::Error) -> Error {
+        Error::new(
+            ErrorKind::InvalidParams,
+            format!(
+                "the arguments of `{}.{}` do not read as asked: {e}",
+                self.service(),
+                self.method()
+            ),
+        )
+    }
+
+    /// Runs the handler, with the call's context installed.
+    async fn handle(self) -> Reply {
+        self.context.scope(self.started).await
+    }
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("service", &self.service.name)
+            .field("method", &self.method.name)
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a layer added with [`Registry::layer`](crate::Registry::layer)
+/// wraps: the layers added before it, then the handler. It is always
+/// ready, and cheap to clone.
+#[derive(Clone, Default)]
+pub struct Next {
+    stack: Option<Arc<Stack>>,
+}
+
+impl Next {
+    pub(crate) fn new(stack: Option<Arc<Stack>>) -> Next {
+        Next { stack }
+    }
+
+    /// Passes `call` on: through the layers added before, then to the
+    /// handler.
+    pub async fn run(self, call: Call) -> Result<Reply, BoxError> {
+        match self.stack {
+            None => Ok(call.handle().await),
+            Some(stack) => stack.call(call).await,
+        }
+    }
+}
+
+impl Service<Call> for Next {
+    type Response = Reply;
+    type Error = BoxError;
+    type Future = BoxFuture<Result<Reply, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: Call) -> Self::Future {
+        Box::pin(self.clone().run(call))
+    }
+}
+
+impl std::fmt::Debug for Next {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.stack.is_some() {
+            "layers"
+        } else {
+            "handler"
+        };
+        f.debug_tuple("Next").field(&what).finish()
+    }
+}
