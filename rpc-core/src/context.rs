@@ -133,6 +133,19 @@ impl Context {
         self.metadata.as_deref().unwrap_or(&EMPTY)
     }
 
+    /// Runs `f` with `self` as [`Context::current`]: for the synchronous
+    /// part of a call, where its arguments are decoded and a service's
+    /// `call` starts it.
+    pub fn within<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let mut slot = Some(std::mem::take(self));
+        let out = {
+            let _guard = Installed::new(&mut slot);
+            f()
+        };
+        *self = slot.unwrap_or_default();
+        out
+    }
+
     /// Runs `future` with `self` as [`Context::current`] during every poll.
     pub fn scope<F: Future + Unpin>(self, future: F) -> Scoped<F> {
         Scoped {
@@ -194,6 +207,16 @@ mod tests {
             }))
             .await;
         assert_eq!(seen, Some(peer));
+        assert!(Context::current().is_none());
+    }
+
+    #[test]
+    fn within_installs_for_a_synchronous_call_and_gives_the_context_back() {
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut context = Context::new().with_peer(Some(peer));
+        let seen = context.within(|| Context::current().and_then(|c| c.peer()));
+        assert_eq!(seen, Some(peer));
+        assert_eq!(context.peer(), Some(peer));
         assert!(Context::current().is_none());
     }
 }

@@ -256,16 +256,21 @@ impl Registry {
     ) -> Result<CallFuture, Error> {
         let mut started = None;
         let name = || format!("{}.{}", self.service(route).name, route.method.name);
-        codec
-            .decode_value(params, &mut |de| {
-                started = Some(self.call(route, de)?);
-                Ok(())
-            })
-            .map_err(|e| match e.kind() {
+        let decoded = codec.decode_value(params, &mut |de| {
+            // The service's own error keeps its kind (a wrapper may refuse
+            // with any); only the codec's are about the arguments.
+            started = Some(self.call(route, de));
+            Ok(())
+        });
+        match (started, decoded) {
+            (Some(started), Ok(())) => started,
+            (Some(Err(e)), Err(_)) => Err(e),
+            (_, Err(e)) => Err(match e.kind() {
                 ErrorKind::InvalidParams | ErrorKind::MethodNotFound | ErrorKind::OverBudget => e,
                 _ => Error::invalid_params(&name(), e.message()),
-            })?;
-        started.ok_or_else(|| Error::invalid_params(&name(), "no arguments were read"))
+            }),
+            (None, Ok(())) => Err(Error::invalid_params(&name(), "no arguments were read")),
+        }
     }
 
     fn not_found(&self, name: &str) -> Error {

@@ -122,9 +122,11 @@ impl Gateway {
         let _in_flight = in_flight;
         let caller = Caller::current();
         let (limit, end) = caller.limit(deadline, self.request_timeout);
-        let started = caller
-            .context(end, metadata)
-            .and_then(|context| Ok((start(&self.registry, route)?, context)));
+        // The context is installed while the arguments are decoded too.
+        let started = caller.context(end, metadata).and_then(|mut context| {
+            let call = context.within(|| start(&self.registry, route))?;
+            Ok((call, context))
+        });
         let reply = match started {
             Ok((call, context)) => {
                 let _running = self.metrics.call_started();

@@ -122,17 +122,20 @@ impl PythonPeer<'_> {
         let running = route
             .as_ref()
             .map_err(|e| Error::new(e.kind(), e.message()));
+        // The context is installed while the arguments are decoded too.
+        let mut context = Context::new().with_peer(self.peer).with_transport("python");
         let running = running.and_then(|&route| {
             refuse_streams(self.registry.method(route))?;
             let params = call.params(self.registry.method(route))?;
-            self.registry.call(
-                route,
-                &mut <dyn erased_serde::Deserializer<'_>>::erase(params),
-            )
+            context.within(|| {
+                self.registry.call(
+                    route,
+                    &mut <dyn erased_serde::Deserializer<'_>>::erase(params),
+                )
+            })
         });
         let reply: Reply = match (running, &route) {
             (Ok(future), Ok(route)) => {
-                let context = Context::new().with_peer(self.peer).with_transport("python");
                 let future = self.registry.layered(*route, future, &context);
                 context.scope(future).await
             }

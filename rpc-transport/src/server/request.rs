@@ -219,11 +219,19 @@ impl ServerConnection<'_> {
         read_at: Instant,
         replies: &Replies,
     ) -> Result<Reply, Pending> {
+        // The context is installed while the arguments are decoded and the
+        // service starts the call, as while it runs.
+        let mut context = Context::new()
+            .with_peer(self.peer)
+            .with_deadline(request.deadline.map(|d| read_at + d))
+            .with_transport("tcp")
+            .with_peer_identity(self.peer_identity.clone())
+            .with_metadata(request.metadata.map(Arc::new));
         let dispatch = || {
             self.registry
                 .call_encoded(route, self.codec, request.params)
         };
-        let decode = || rpc_core::blob::decoding_from(frame, dispatch);
+        let mut decode = || context.within(|| rpc_core::blob::decoding_from(frame, dispatch));
         // A call that takes a stream gets an inbox for it while its
         // arguments are decoded (checked by `can_stream`).
         let takes = self.registry.method(route).takes_stream;
@@ -250,12 +258,9 @@ impl ServerConnection<'_> {
         // reads one runs for as long as it is sent.
         let limit = request.deadline.filter(|_| !upload);
         let deadline = limit.map(|d| read_at + d);
-        let context = Context::new()
-            .with_peer(self.peer)
-            .with_deadline(deadline)
-            .with_transport("tcp")
-            .with_peer_identity(self.peer_identity.clone())
-            .with_metadata(request.metadata.map(Arc::new));
+        if upload {
+            context = context.with_deadline(None);
+        }
         let call = self.registry.layered(route, call, &context);
         let mut call = context.scope(call);
         // A waker that does nothing is enough for this first poll: a call
