@@ -83,6 +83,12 @@ impl Context {
         CURRENT.with(|c| c.borrow().clone())
     }
 
+    /// `f` of the context of the call being served on this task, if any,
+    /// without cloning it.
+    pub fn with_current<R>(f: impl FnOnce(&Context) -> R) -> Option<R> {
+        CURRENT.with(|c| c.borrow().as_ref().map(f))
+    }
+
     /// The instant after which the caller no longer waits.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline

@@ -55,6 +55,7 @@ pub mod python;
 pub mod registry;
 pub mod service;
 pub mod stream;
+pub mod trace;
 pub mod value;
 
 pub use crate::blob::Bytes;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use rpc_core::client::{Response, WireFault};
 use rpc_core::codec::{Codec, Inbound, OutRequest};
+use rpc_core::trace::TraceParent;
 use rpc_core::{Error, ErrorKind, Metadata};
 use tokio::io::AsyncWrite;
 use tokio::sync::{Notify, oneshot, watch};
@@ -127,6 +128,14 @@ impl Shared {
                 ),
             ));
         }
+        // The caller's trace travels with the call (protocol 2 only, so a
+        // protocol-1 server is never sent metadata it did not ask for).
+        let traced = match &self.streams {
+            Some(_) => TraceParent::for_outgoing(metadata, !tracing::Span::current().is_none())
+                .map(|trace| trace.into_metadata(metadata)),
+            None => None,
+        };
+        let metadata = traced.as_ref().or(metadata);
         let (tx, rx) = oneshot::channel();
         let now = Instant::now();
         // A timeout too long to represent waits a year: for ever, in effect.

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+use tracing::{Instrument, debug_span};
 
 use rpc_core::registry::Route;
 use rpc_core::service::{CallFuture, MethodInfo, Reply};
@@ -89,7 +90,28 @@ impl Gateway {
         self.run(Door::Streams, method, deadline, None, start).await
     }
 
+    /// Runs the call in its own `call` span, which records the caller's
+    /// trace context.
     async fn run(
+        &self,
+        door: Door,
+        method: &str,
+        deadline: Option<Duration>,
+        metadata: Option<Metadata>,
+        start: impl FnOnce(&Registry, Route) -> Result<CallFuture, Error>,
+    ) -> Reply {
+        let span = debug_span!(
+            "call",
+            method,
+            trace_id = tracing::field::Empty,
+            parent_id = tracing::field::Empty,
+        );
+        self.run_in_span(door, method, deadline, metadata, start)
+            .instrument(span)
+            .await
+    }
+
+    async fn run_in_span(
         &self,
         door: Door,
         method: &str,

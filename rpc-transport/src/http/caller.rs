@@ -39,6 +39,7 @@ use rpc_core::metadata::Read as MetaRead;
 use rpc_core::{Context, Error, ErrorKind, Metadata};
 
 use super::refuse::refused;
+use crate::server::trace::continue_trace;
 
 /// The header a caller names its timeout with, in milliseconds.
 pub const TIMEOUT_HEADER: &str = "x-rpc-timeout-ms";
@@ -139,7 +140,12 @@ impl Caller {
         deadline: Instant,
         own: Option<Metadata>,
     ) -> Result<Context, Error> {
-        let metadata = self.clone().with_own(own)?.metadata;
+        let metadata = self.clone().with_own(own)?.metadata.map(|metadata| {
+            match metadata.get(rpc_core::trace::TRACEPARENT) {
+                Some(_) => Arc::new(continue_trace((*metadata).clone())),
+                None => metadata,
+            }
+        });
         Ok(Context::new()
             .with_peer(self.peer)
             .with_deadline(Some(deadline))

@@ -60,6 +60,7 @@ mod flow;
 mod listening;
 mod replies;
 mod request;
+pub(crate) mod trace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -136,8 +136,14 @@ impl ServerConnection<'_> {
                 return;
             }
         }
-        let span =
-            debug_span!("call", method = %request.method, id = ?id, codec = self.codec.name());
+        let span = debug_span!(
+            "call",
+            method = %request.method,
+            id = ?id,
+            codec = self.codec.name(),
+            trace_id = tracing::field::Empty,
+            parent_id = tracing::field::Empty,
+        );
         let call = span.in_scope(|| self.start(route, request, frame, started, replies));
         match call {
             Ok(reply) => {
@@ -226,7 +232,11 @@ impl ServerConnection<'_> {
             .with_deadline(request.deadline.map(|d| read_at + d))
             .with_transport("tcp")
             .with_peer_identity(self.peer_identity.clone())
-            .with_metadata(request.metadata.map(Arc::new));
+            .with_metadata(
+                request
+                    .metadata
+                    .map(|metadata| Arc::new(super::trace::continue_trace(metadata))),
+            );
         let dispatch = || {
             self.registry
                 .call_encoded(route, self.codec, request.params)

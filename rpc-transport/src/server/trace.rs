@@ -1,0 +1,20 @@
+//! A received call's trace context continued (see [`rpc_core::trace`]):
+//! the current span (the server's `call` span) records the trace id and
+//! the caller's span id, and the handler's metadata names the server's
+//! own span as the parent of the calls it makes.
+
+use rpc_core::Metadata;
+use rpc_core::trace::TraceParent;
+
+/// `metadata` as the handler sees it, having recorded its trace context
+/// (if valid) in the current span's `trace_id` and `parent_id` fields.
+pub(crate) fn continue_trace(metadata: Metadata) -> Metadata {
+    let Some((received, seen)) = TraceParent::for_incoming(&metadata) else {
+        return metadata;
+    };
+    let span = tracing::Span::current();
+    let display = tracing::field::display;
+    span.record("trace_id", display(received.trace_id_hex()));
+    span.record("parent_id", display(received.parent_id_hex()));
+    seen
+}
