@@ -17,7 +17,7 @@
 //!
 //! | crate | holds |
 //! |---|---|
-//! | `rpc-core` (this) | [`error`] (the [`Error`] type, the one table of codes, and the [`WireFault`](error::WireFault) a failed call carries), [`codec`] (the [`Codec`] trait, [`codec::Bincode`], [`codec::Json`]), [`service`] (the [`Service`] trait a generated server implements), [`registry`] ([`Registry`]: several services, dispatch by name), [`client`] ([`Transport`], the [`Client`] handle a generated client wraps), [`context`] (the running call's [`Context`]), [`value`] (the dynamic [`Value`]), [`stream`] ([`Stream`]: items sent one way beside a call, with per-stream credit), [`blob`] ([`Bytes`], bulk data sliced from the frame, and written by reference), [`budget`] (the memory a decoded value may take), [`mismatch`] (why a value did not travel, in words; [`check_codecs`] finds it in a unit test), [`finite`] (NaN and ±infinity, which JSON cannot carry, refused with their place), [`python`] (safe pickle, the Python pattern's calls and replies, the `pickle` and `py-json` codecs) |
+//! | `rpc-core` (this) | [`error`] (the [`Error`] type, the one table of codes, and the [`WireFault`](error::WireFault) a failed call carries), [`codec`] (the [`Codec`] trait, [`codec::Bincode`], [`codec::Json`]), [`service`] (the [`Service`] trait a generated server implements), [`registry`] ([`Registry`]: several services, dispatch by name), [`client`] ([`Transport`], the [`Client`] handle a generated client wraps), [`context`] (the running call's [`Context`]), [`value`] (the dynamic [`Value`]), [`stream`] ([`Stream`]: items sent one way beside a call, with per-stream credit), [`blob`] ([`Bytes`], bulk data sliced from the frame, and written by reference), [`budget`] (the memory a decoded value may take), [`mismatch`] (why a value did not travel, in words; [`check_codecs`] finds it in a unit test), [`finite`] (NaN and ±infinity, which JSON cannot carry, refused with their place), [`python`] (safe pickle, the Python pattern's calls and replies, the `pickle` and `py-json` codecs), [`layer`] (middleware: tower layers around every call on the server — the [`Call`](layer::Call) a layer sees — and on the client, the refusing rate limit, a layer's error as the caller's kind), [`metadata`] ([`Metadata`]: per-call string or bytes values, bounded), [`trace`] (W3C `traceparent` in the metadata) |
 //! | `rpc-macros` | `#[rpc_service]`: parse → validate → generate |
 //! | `rpc-transport` | tokio: framing, the authkey handshake, the hello, server (limits, graceful shutdown), client connection (cancel, reconnect), metrics, configuration, Python peers, the HTTP gateway (feature `http`) |
 //!
@@ -25,12 +25,13 @@
 //!
 //! ```text
 //! calc.add(2, 3)                      generated CalculatorClient (rpc-macros)
-//!   → Client::call                    client.rs: args struct, erased
+//!   → Client::call                    client.rs: args struct, erased, as an Outgoing call (through Client::layer's layers, if any)
 //!   → Transport::call                 rpc-transport: encode into the write buffer, register the waiter
 //!   → Codec::encode_request           codec/: envelope + args, one pass
 //!   → frame, socket                   rpc-transport: 4-byte length prefix
 //!   → Codec::decode_request           server connection reads the envelope
 //!   → Registry::dispatch              registry.rs: name → service, args decoded by the generated Service::call
+//!   → Registry::layered               layer/: the middleware, if any, sees the Call (args decoded, handler not run)
 //!   → handler                         the user's impl, inside Context::scope
 //!   ← Codec::encode_response          result or Fault, straight into the write buffer
 //!   ← Codec::decode_response          client reader: id → waiter

@@ -9,7 +9,7 @@
 //! member of a batch on its own), XML-RPC and REST, and a stream's call
 //! when it opens. The service a layer wraps takes a [`Call`] (service and
 //! method, its [`Context`](crate::Context) with the caller's metadata, and
-//! its decoded arguments) and answers with the call's [`Reply`] or a
+//! its decoded arguments) and answers with the call's [`Reply`](crate::service::Reply) or a
 //! [`BoxError`]: an error a layer returns reaches the caller with its own
 //! kind ([`into_error`]: tower's `Elapsed` as `Timeout`, `Overloaded` as
 //! `Overloaded`, an [`Error`](crate::Error) as itself).

@@ -18,7 +18,9 @@ use tower::{Layer, Service};
 use super::BoxError;
 use crate::error::{Error, ErrorKind};
 
-/// A layer refusing calls over `calls` per `per`; see the [module](self).
+/// A layer refusing calls over `calls` per `per`: a token bucket of
+/// `calls` tokens, gaining `calls` per `per` evenly, shared by its clones
+/// and services; a call that finds none is refused without running.
 ///
 /// ```
 /// # use std::time::Duration;

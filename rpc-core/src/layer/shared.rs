@@ -9,7 +9,8 @@ use tower::Service;
 
 use super::BoxError;
 
-/// A service shared by every caller; see the [module](self).
+/// A service shared by every caller: each call takes it in turn for
+/// `poll_ready` and `call`, and lets go before awaiting its answer.
 #[derive(Debug)]
 pub struct Shared<S> {
     service: futures::lock::Mutex<S>,
