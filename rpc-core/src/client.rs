@@ -207,7 +207,7 @@ impl Response {
     }
 
     fn fault_error(&self, fault: &WireFault) -> Error {
-        Error::new(ErrorKind::from_code(fault.code), fault.message.clone())
+        fault.clone().into_error()
     }
 }
 

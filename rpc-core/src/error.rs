@@ -207,6 +207,8 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     source: Option<Source>,
+    /// The call was refused before its handler started.
+    not_run: bool,
 }
 
 impl Error {
@@ -216,7 +218,23 @@ impl Error {
             kind,
             message: message.into(),
             source: None,
+            not_run: false,
         }
+    }
+
+    /// The same error, marked as a refusal made before the call's handler
+    /// started: the call did not run, so sending it again cannot run it
+    /// twice. The mark travels to the caller (protocol 2).
+    pub fn did_not_run(mut self) -> Error {
+        self.not_run = true;
+        self
+    }
+
+    /// Whether the call was refused before its handler started (see
+    /// [`Error::did_not_run`]): safe to send again, whatever the method.
+    /// `false` says nothing either way: the call may or may not have run.
+    pub fn not_run(&self) -> bool {
+        self.not_run
     }
 
     /// Attaches the underlying error.
@@ -333,12 +351,20 @@ pub struct WireFault {
     pub message: String,
     /// The bytes of the error's `data`, as a range of the frame.
     pub data: Option<Range<usize>>,
+    /// The server refused the call before its handler started.
+    pub not_run: bool,
 }
 
 impl WireFault {
-    /// The error it stands for: its kind (from the code) and message.
+    /// The error it stands for: its kind (from the code), message, and the
+    /// did-not-run mark.
     pub fn into_error(self) -> Error {
-        Error::new(ErrorKind::from_code(self.code), self.message)
+        let error = Error::new(ErrorKind::from_code(self.code), self.message);
+        if self.not_run {
+            error.did_not_run()
+        } else {
+            error
+        }
     }
 }
 

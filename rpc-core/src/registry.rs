@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tower::{Layer, ServiceExt as _};
 
@@ -127,12 +128,19 @@ impl Registry {
             return call;
         };
         let service = self.service(route);
-        let call = Call::new(service, route.method, context.clone(), call);
+        let ran = Arc::new(AtomicBool::new(false));
+        let call = Call::new(service, route.method, context.clone(), call).watched(ran.clone());
         let layers = layers.clone();
         let run = async move {
-            match layers.call(call).await {
+            let reply = match layers.call(call).await {
                 Ok(reply) => reply,
                 Err(e) => Err(into_fault(e)),
+            };
+            // A layer that answered without passing the call on refused it:
+            // the handler did not run.
+            match reply {
+                Err(fault) if !ran.load(Ordering::Acquire) => Err(fault.did_not_run()),
+                reply => reply,
             }
         };
         CallFuture::new(crate::service::boxed(run)).of(service.name, route.method.name)

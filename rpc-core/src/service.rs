@@ -128,6 +128,9 @@ pub struct Fault {
     pub message: String,
     /// The method's typed error, for [`ErrorKind::Application`].
     pub data: Option<Payload>,
+    /// Refused before the handler started: the call did not run (sent as
+    /// the did-not-run mark, protocol 2; see [`Error::did_not_run`]).
+    pub not_run: bool,
 }
 
 impl Fault {
@@ -137,7 +140,14 @@ impl Fault {
             kind: ErrorKind::Application,
             message,
             data: Some(error),
+            not_run: false,
         }
+    }
+
+    /// The same fault, marked as a refusal made before the handler started.
+    pub fn did_not_run(mut self) -> Fault {
+        self.not_run = true;
+        self
     }
 }
 
@@ -147,6 +157,7 @@ impl From<Error> for Fault {
             kind: e.kind(),
             message: e.message().to_owned(),
             data: None,
+            not_run: e.not_run(),
         }
     }
 }
@@ -157,6 +168,7 @@ impl std::fmt::Debug for Fault {
             .field("kind", &self.kind)
             .field("message", &self.message)
             .field("data", &self.data.as_ref().map(|_| ".."))
+            .field("not_run", &self.not_run)
             .finish()
     }
 }

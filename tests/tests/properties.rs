@@ -199,11 +199,13 @@ proptest! {
         kind in error_kind(),
         message in any::<String>(),
         data in proptest::option::of(any::<String>()),
+        not_run in any::<bool>(),
     ) {
         let fault = Fault {
             kind,
             message: message.clone(),
             data: data.clone().map(|d| Box::new(d) as rpc_core::service::Payload),
+            not_run,
         };
         let buf = encode_reply(codec, id, &Err(fault));
         let (back_id, outcome) = response(codec, &buf);
@@ -211,6 +213,7 @@ proptest! {
         let fault = outcome.expect_err("an error outcome");
         prop_assert_eq!(fault.code, kind.code());
         prop_assert_eq!(&fault.message, &message);
+        prop_assert_eq!(fault.not_run, not_run);
         let back: Option<String> = fault
             .data
             .map(|range| codec::decode(codec, &buf[range]).expect("the data decodes"));

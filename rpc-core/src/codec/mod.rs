@@ -31,7 +31,7 @@
 //! | request | `00` | `{"id":…,"method":…,"params":…}` | client | 1 |
 //! | response | `01` status `00` ok, `01` error | `{"id":…,"result":…}`, `{"id":…,"error":…}` | server | 1 |
 //! | response, a stream follows | `01` status `02` | `{"id":…,"result":null,"stream":true}` | server | 2 |
-//! | refusal, did not run | `01` status `03` (as `01`) | error member `"not_run":true` | server | 2 (reserved: the many-servers issue) |
+//! | refusal, did not run | `01` status `03` (as `01`) | error member `"not_run":true` | server: every refusal made before the handler started (unknown method, bad arguments or metadata, a layer that refused, a draining server); not sent to a protocol-1 peer | 2 |
 //! | cancel | `02` | `rpc.cancel` `[id]` | client: stop call `id`; server (2): stop sending the stream of call `id` | 1 |
 //! | going away | `03` | `rpc.goingAway` `{"reason":…}` | server | 1 |
 //! | ping | `04` | `rpc.ping` `{"nonce":N}` | either | 2 |

@@ -2,6 +2,7 @@
 //! layer wraps (the layers added before it, down to the handler).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 
 use serde::de::DeserializeOwned;
@@ -33,6 +34,8 @@ pub struct Call {
     method: &'static MethodInfo,
     context: Context,
     started: CallFuture,
+    /// Set once the handler starts: a fault before it is a refusal.
+    ran: Option<Arc<AtomicBool>>,
 }
 
 impl Call {
@@ -49,7 +52,14 @@ impl Call {
             method,
             context,
             started,
+            ran: None,
         }
+    }
+
+    /// The same call, setting `ran` once its handler starts.
+    pub(crate) fn watched(mut self, ran: Arc<AtomicBool>) -> Call {
+        self.ran = Some(ran);
+        self
     }
 
     /// The service's name (`Calculator`).
@@ -151,6 +161,9 @@ impl Call {
 
     /// Runs the handler, with the call's context installed.
     async fn handle(self) -> Reply {
+        if let Some(ran) = &self.ran {
+            ran.store(true, Ordering::Release);
+        }
         self.context.scope(self.started).await
     }
 }

@@ -206,6 +206,7 @@ pub fn read_reply(
         code: ErrorKind::Application.code(),
         message: format!("the Python server raised {class}: {message}"),
         data: None,
+        not_run: false,
     };
     match form {
         Form::Json => Ok(

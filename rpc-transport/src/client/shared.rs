@@ -145,7 +145,8 @@ impl Shared {
         let (id, earliest) = {
             let mut waiters = self.waiters.lock().expect("waiters lock");
             if let Some((kind, why)) = &waiters.closed {
-                return Err(Error::new(*kind, why.clone()));
+                // Never sent: it did not run.
+                return Err(Error::new(*kind, why.clone()).did_not_run());
             }
             waiters.next_id += 1;
             let id = waiters.next_id;
@@ -446,7 +447,14 @@ impl Shared {
             (std::mem::take(&mut waiters.by_id), first)
         };
         for (waiter, _) in pending.into_values() {
-            let _ = waiter.send(Err(Error::new(kind, why.clone())));
+            // Sent and not answered: the server may have run it, or not.
+            let why = match kind {
+                ErrorKind::ConnectionLost => {
+                    format!("{why}; the call was sent, and may or may not have run")
+                }
+                _ => why.clone(),
+            };
+            let _ = waiter.send(Err(Error::new(kind, why)));
         }
         if let Some(streams) = &self.streams {
             streams.close_all(&Error::new(kind, why.clone()));

@@ -127,7 +127,7 @@ impl Gateway {
             Ok(route) => route,
             Err(e) => {
                 self.record(None, Err(e.kind()), began);
-                return Err(e.into());
+                return Err(e.did_not_run().into());
             }
         };
         // Counted before the draining check, so a drain that starts now
@@ -137,7 +137,8 @@ impl Gateway {
             let e = Error::new(
                 ErrorKind::ShuttingDown,
                 format!("the server is shutting down; `{method}` was not started"),
-            );
+            )
+            .did_not_run();
             self.record(Some(route), Err(e.kind()), began);
             return Err(e.into());
         }
@@ -161,7 +162,8 @@ impl Gateway {
                     () = self.grace_over() => Err(cut_off(method).into()),
                 }
             }
-            Err(e) => Err(e.into()),
+            // Its arguments or metadata did not read: it did not run.
+            Err(e) => Err(e.did_not_run().into()),
         };
         let outcome = reply.as_ref().map(drop).map_err(|fault| fault.kind);
         self.record(Some(route), outcome, began);

@@ -13,6 +13,9 @@ use rpc_core::{Error, ErrorKind};
 use super::calls::Calls;
 use super::connection::ServerConnection;
 use super::replies::Replies;
+
+/// What a refused batch member is told of itself when it did not run.
+const NOT_RUN: &str = "it did not run";
 use crate::outbox::Pushed;
 use crate::wire::frame::FrameError;
 
@@ -33,7 +36,7 @@ impl ServerConnection<'_> {
             let (id, call) = match item {
                 Incoming::Request(request) if reply.full => {
                     if let Some(id) = &request.id {
-                        reply.refuse(id, "it did not run");
+                        reply.refuse(id, NOT_RUN);
                     }
                     continue;
                 }
@@ -41,10 +44,10 @@ impl ServerConnection<'_> {
                     let id = request.id.clone();
                     let call = match self.registry.resolve(&request.method) {
                         Ok(route) if self.registry.method(route).streams() => {
-                            Ok(Err(in_a_batch(&request.method).into()))
+                            Ok(Err(in_a_batch(&request.method).did_not_run().into()))
                         }
                         Ok(route) => self.start(route, request, frame, read_at, replies),
-                        Err(e) => Ok(Err(e.into())),
+                        Err(e) => Ok(Err(e.did_not_run().into())),
                     };
                     (id, call)
                 }
@@ -143,7 +146,7 @@ impl BatchReply {
 
     /// Answers member `id` with an over-budget error saying `what` of it.
     pub(super) fn refuse(&mut self, id: &Id, what: &str) {
-        let error = Error::new(
+        let mut error = Error::new(
             ErrorKind::OverBudget,
             format!(
                 "the batch's reply would exceed the frame limit of {} bytes \
@@ -151,6 +154,9 @@ impl BatchReply {
                 self.limit
             ),
         );
+        if what == NOT_RUN {
+            error = error.did_not_run();
+        }
         self.push(encode_alone(self.codec, id, &Err(error.into())));
     }
 

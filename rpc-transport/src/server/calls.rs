@@ -89,6 +89,15 @@ impl Calls {
     }
 }
 
+/// A call refused because the server is draining: it did not run.
+pub(super) fn not_started() -> Error {
+    Error::new(
+        ErrorKind::ShuttingDown,
+        "the server is shutting down and did not run this call; send it again elsewhere",
+    )
+    .did_not_run()
+}
+
 pub(super) fn shutting_down() -> Error {
     Error::new(
         ErrorKind::ShuttingDown,

@@ -57,7 +57,13 @@ impl Replies {
     /// Queues the reply to request `id`, for the loop to write once it has
     /// handled what it read; a reply too large for the client, or one the
     /// codec cannot encode, is replaced by an error saying so.
-    pub(super) fn queue(&self, id: &Id, reply: Reply) {
+    pub(super) fn queue(&self, id: &Id, mut reply: Reply) {
+        if self.streams.is_none() {
+            // Protocol 1 has no did-not-run mark (bincode's status 03).
+            if let Err(fault) = &mut reply {
+                fault.not_run = false;
+            }
+        }
         let mut opened = None;
         let pushed = self.outbox.push(self.max_frame, |buf| {
             let (Some(streams), &Id::Num(n)) = (&self.streams, id) else {

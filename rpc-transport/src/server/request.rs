@@ -16,7 +16,7 @@ use rpc_core::service::{Fault, Reply};
 use rpc_core::{Context, Error, ErrorKind};
 use tracing::{Instrument, debug_span};
 
-use super::calls::{Calls, Running, outcome, record, shutting_down};
+use super::calls::{Calls, Running, not_started, outcome, record};
 use super::connection::{Batch, ServerConnection};
 use super::replies::Replies;
 
@@ -37,12 +37,12 @@ impl ServerConnection<'_> {
         {
             Incoming::Request(request) if draining => {
                 if let Some(id) = request.id {
-                    replies.queue(&id, Err(shutting_down().into()));
+                    replies.queue(&id, Err(not_started().into()));
                 }
                 Ok(())
             }
             Incoming::Batch(_) if draining => {
-                replies.queue(&Id::Null, Err(shutting_down().into()));
+                replies.queue(&Id::Null, Err(not_started().into()));
                 Ok(())
             }
             Incoming::Request(request) => {
@@ -115,7 +115,7 @@ impl ServerConnection<'_> {
             Err(e) => {
                 batch.done.push((None, Err(e.kind())));
                 if let Some(id) = id {
-                    replies.queue(&id, Err(e.into()));
+                    replies.queue(&id, Err(e.did_not_run().into()));
                 }
                 return;
             }
@@ -132,7 +132,7 @@ impl ServerConnection<'_> {
                     format!("request id {id:?} is already used by a call in flight"),
                 );
                 batch.done.push((Some(route), Err(error.kind())));
-                replies.queue(id, Err(error.into()));
+                replies.queue(id, Err(error.did_not_run().into()));
                 return;
             }
         }
@@ -262,7 +262,9 @@ impl ServerConnection<'_> {
         };
         let call = match started {
             Ok(call) => call,
-            Err(e) => return Ok(Err(e.into())),
+            // Its arguments did not decode (or the service refused to
+            // start it): the handler did not run.
+            Err(e) => return Ok(Err(e.did_not_run().into())),
         };
         // The deadline bounds opening a stream, not its life: a call that
         // reads one runs for as long as it is sent.

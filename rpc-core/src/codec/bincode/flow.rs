@@ -59,6 +59,7 @@ pub(super) fn decode_flow(frame: &[u8]) -> Result<Flow, Error> {
                         code,
                         message,
                         data,
+                        not_run: false,
                     })
                 }
                 other => return Err(malformed("end", &format!("unknown status {other}"))),

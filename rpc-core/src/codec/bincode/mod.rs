@@ -20,6 +20,7 @@
 //! ```text
 //! request with metadata        09 | id | deadline_ms | method | count: varint | (key: len+utf8 | 00 text: len+utf8 | 01 bytes: len+bytes)… | args…
 //! response, a stream follows   01 | id | 02 | result (the stream's placeholder: nothing)
+//! refusal, did not run         01 | id | 03 | code | message | 00 or 01 | data…   (an error, as status 01)
 //! ping / pong   04 / 05 | nonce: varint
 //! items         06 | id: varint | count: u32 little endian | item…
 //! end           07 | id: varint | 00                                   finished
@@ -120,6 +121,7 @@ const META_BYTES: u8 = 1;
 const OK: u8 = 0;
 const ERR: u8 = 1;
 const OK_STREAM: u8 = 2;
+const ERR_NOT_RUN: u8 = 3;
 
 fn put(dst: &mut BytesMut, value: impl serde::Serialize) -> Result<(), Error> {
     ::bincode::serde::encode_into_writer(value, Append(dst), limited::<LIMIT>())
@@ -261,7 +263,7 @@ impl Codec for Bincode {
         }
         let outcome = match status {
             OK | OK_STREAM => Ok(n..frame.len()),
-            ERR => {
+            ERR | ERR_NOT_RUN => {
                 let ((code, message, has_data), m): ((i32, String, bool), _) =
                     take(&frame[n..]).map_err(malformed)?;
                 let data = has_data.then_some(n + m..frame.len());
@@ -269,6 +271,7 @@ impl Codec for Bincode {
                     code,
                     message,
                     data,
+                    not_run: status == ERR_NOT_RUN,
                 })
             }
             other => {
@@ -368,7 +371,7 @@ impl Codec for Bincode {
                     (
                         RESPONSE,
                         id,
-                        ERR,
+                        if fault.not_run { ERR_NOT_RUN } else { ERR },
                         fault.kind.code(),
                         &fault.message,
                         has_data,

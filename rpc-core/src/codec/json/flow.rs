@@ -101,6 +101,7 @@ pub(super) fn decode(
                         code: e.code,
                         message: e.message,
                         data: e.data.map(|d| span(frame, d)),
+                        not_run: false,
                     }),
                 },
             }),

@@ -85,6 +85,9 @@ struct JsonError<'a> {
     message: String,
     #[serde(default, borrow, deserialize_with = "present")]
     data: Option<&'a RawValue>,
+    /// The did-not-run mark (protocol 2).
+    #[serde(default)]
+    not_run: bool,
 }
 
 /// Only the id, to answer a request that is otherwise malformed.
@@ -154,6 +157,7 @@ impl Codec for Json {
                 code: e.code,
                 message: e.message,
                 data: e.data.map(|d| span(frame, d)),
+                not_run: e.not_run,
             }),
             _ => {
                 return Err(Error::new(
@@ -346,6 +350,9 @@ fn write_error(dst: &mut BytesMut, fault: &Fault) -> Result<(), Error> {
     if let Some(data) = &fault.data {
         dst.put_slice(br#","data":"#);
         serde_json::to_writer(dst.writer(), data).map_err(encode_error)?;
+    }
+    if fault.not_run {
+        dst.put_slice(br#","not_run":true"#);
     }
     dst.put_u8(b'}');
     Ok(())
