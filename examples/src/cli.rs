@@ -13,6 +13,9 @@ pub struct Args {
     /// A TOML file with a `[server]` and/or `[client]` table.
     #[arg(long)]
     pub config: PathBuf,
+    /// The servers' middleware: `--limit-rps N`, `--admin-token TOKEN`.
+    #[command(flatten)]
+    pub middleware: crate::middleware::Flags,
 }
 
 /// Sends logs to stderr, filtered by `RUST_LOG` (default `info`).
@@ -31,21 +34,20 @@ pub async fn serve(
     config: ServerConfig,
     registry: Registry,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    serve_with_http(config, None, registry).await
+    serve_with_http(Server::new(config, registry), None).await
 }
 
-/// [`serve`], plus the HTTP gateway when `http` is given: it binds after the
-/// TCP listener and prints `http listening HOST:PORT` as the second line.
+/// Serves `server` (its layers added) as [`serve`] does, plus the HTTP
+/// gateway when `http` is given: it binds after the TCP listener and prints
+/// `http listening HOST:PORT` as the second line.
 /// Every further TCP address (several `listen`, `listen_plain`) follows as
 /// `listening HOST:PORT`. SIGHUP re-reads `[server.tls]`'s certificate and
 /// key (new connections get them); Ctrl-C stops both; `/healthz` answers
 /// 503 while they drain.
 pub async fn serve_with_http(
-    config: ServerConfig,
+    server: Server,
     http: Option<HttpConfig>,
-    registry: Registry,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let server = Server::new(config, registry);
     let gateway = http
         .map(|http| HttpGateway::new(http, &server))
         .transpose()?;
@@ -144,9 +146,11 @@ fn reload_tls_on_sighup(
 
 /// The whole of an example server's `main`: logging, `--config FILE`, and
 /// `service` served as the file's `[server]` table says (and over HTTP when
-/// it has an `[http]` table) until Ctrl-C; on failure the error goes to
-/// stderr and the process exits 1.
-pub async fn serve_main(service: impl rpc_core::Service) {
+/// it has an `[http]` table) until Ctrl-C, through the layers the
+/// [middleware flags](crate::middleware) ask for (`privileged`: the
+/// methods `--admin-token` guards); on failure the error goes to stderr and
+/// the process exits 1.
+pub async fn serve_main(service: impl rpc_core::Service, privileged: &'static [&'static str]) {
     init_logging();
     let run = async {
         let args = <Args as clap::Parser>::parse();
@@ -156,7 +160,8 @@ pub async fn serve_main(service: impl rpc_core::Service) {
         } else {
             None
         };
-        serve_with_http(config, http, Registry::new().with(service)?).await
+        let server = Server::new(config, Registry::new().with(service)?);
+        serve_with_http(args.middleware.apply(server, privileged), http).await
     };
     exit_on_error(run.await);
 }

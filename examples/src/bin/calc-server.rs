@@ -11,6 +11,12 @@
 //! `listening HOST:PORT`. With `[server.tls]`, SIGHUP re-reads the
 //! certificate and key (`kill -HUP PID`): new connections get them, open
 //! ones keep theirs. Logs go to stderr; Ctrl-C stops it.
+//!
+//! Middleware (see `examples::middleware`), on every door: `--limit-rps N`
+//! refuses calls past N a second, server-wide, with `RateLimited` (HTTP
+//! 429); `--admin-token TOKEN` lets only callers sending the metadata
+//! `authorization: Bearer TOKEN` (HTTP: the header `x-rpc-authorization`)
+//! call `div`.
 
 use examples::calculator::{Calc, CalculatorServer};
 
@@ -21,7 +27,11 @@ use examples::calculator::{Calc, CalculatorServer};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// The methods `--admin-token` guards: `div` stands for a costly or
+/// sensitive method; `add` and `sub` stay open.
+const PRIVILEGED: &[&str] = &["div"];
+
 #[tokio::main]
 async fn main() {
-    examples::cli::serve_main(CalculatorServer::new(Calc)).await;
+    examples::cli::serve_main(CalculatorServer::new(Calc), PRIVILEGED).await;
 }

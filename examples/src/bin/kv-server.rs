@@ -11,6 +11,12 @@
 //! `listening HOST:PORT`. With `[server.tls]`, SIGHUP re-reads the
 //! certificate and key (`kill -HUP PID`): new connections get them, open
 //! ones keep theirs. Logs go to stderr; Ctrl-C stops it.
+//!
+//! Middleware (see `examples::middleware`), on every door: `--limit-rps N`
+//! refuses calls past N a second, server-wide, with `RateLimited` (HTTP
+//! 429); `--admin-token TOKEN` lets only callers sending the metadata
+//! `authorization: Bearer TOKEN` (HTTP: the header `x-rpc-authorization`)
+//! call the writes (`set`, `delete`, `set_many`).
 
 use examples::kv::{KeyValueServer, MemoryStore};
 
@@ -21,7 +27,10 @@ use examples::kv::{KeyValueServer, MemoryStore};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// The methods `--admin-token` guards: the writes; reads stay open.
+const PRIVILEGED: &[&str] = &["set", "delete", "set_many"];
+
 #[tokio::main]
 async fn main() {
-    examples::cli::serve_main(KeyValueServer::new(MemoryStore::default())).await;
+    examples::cli::serve_main(KeyValueServer::new(MemoryStore::default()), PRIVILEGED).await;
 }
