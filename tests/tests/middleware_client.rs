@@ -32,9 +32,8 @@ async fn plain() -> Doors {
 async fn a_client_rate_limit_makes_calls_wait_and_refuses_none() {
     let doors = plain().await;
     let conn = connect(&doors.tcp, "bincode").await;
-    let client = MwClient::new(conn.layer(
-        ServiceBuilder::new().rate_limit(1, Duration::from_millis(500)),
-    ));
+    let client =
+        MwClient::new(conn.layer(ServiceBuilder::new().rate_limit(1, Duration::from_millis(500))));
     let (a, b, c) = within("three calls", async {
         tokio::join!(client.add(1, 1), client.add(2, 1), client.add(3, 1))
     })
@@ -48,9 +47,8 @@ async fn a_client_rate_limit_makes_calls_wait_and_refuses_none() {
 async fn a_client_timeout_layer_ends_a_slow_call_as_timeout() {
     let doors = plain().await;
     let conn = connect(&doors.tcp, "json").await;
-    let client = MwClient::new(conn.layer(
-        ServiceBuilder::new().timeout(Duration::from_millis(200)),
-    ));
+    let client =
+        MwClient::new(conn.layer(ServiceBuilder::new().timeout(Duration::from_millis(200))));
     let e = within("a slow call", client.nap(10_000)).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert_eq!(within("a quick call", client.nap(1)).await.unwrap(), 1);

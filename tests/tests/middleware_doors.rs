@@ -20,14 +20,14 @@ use tower::ServiceBuilder;
 use tower::util::BoxCloneService;
 
 use common::middleware::{
-    Door, Doors, assert_refused, invoke, json_rpc, mw_client, python_available, start,
+    Door, Doors, assert_refused, invoke, json_rpc, mw_client, nap, python_available, start,
 };
 use common::{CODECS, json_round_trip, raw_json_session, within};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
 /// The doors this machine can drive (Python's only with `python3`).
-fn doors() -> Vec<Door> {
+fn drivable() -> Vec<Door> {
     let python = python_available();
     if !python {
         eprintln!("the Python door is skipped: no python3 on the PATH");
@@ -91,9 +91,7 @@ async fn a_timeout_layer_refuses_a_slow_tcp_call_as_timeout() {
         })
         .await;
         let client = mw_client(&doors.tcp, codec).await;
-        let e = within("a slow call", client.nap(10_000))
-            .await
-            .unwrap_err();
+        let e = within("a slow call", client.nap(10_000)).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout, "{codec}: {e}");
         assert_eq!(within("a quick call", client.nap(1)).await.unwrap(), 1);
     }
@@ -113,9 +111,7 @@ async fn load_shedding_over_a_concurrency_limit_refuses_a_second_tcp_call_as_ove
         });
         doors.state.wait_napping(1).await;
         let handled = doors.state.handled();
-        let e = within("a shed call", client.add(1, 1))
-            .await
-            .unwrap_err();
+        let e = within("a shed call", client.add(1, 1)).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Overloaded, "{codec}: {e}");
         assert_eq!(doors.state.handled(), handled, "the shed call did not run");
         assert_eq!(within("the slow call", slow).await.unwrap().unwrap(), 1_000);
@@ -157,7 +153,11 @@ async fn refuse_over_rate_refuses_a_tcp_call_over_the_rate_as_rate_limited() {
         let client = mw_client(&doors.tcp, codec).await;
         let mut kinds = Vec::new();
         for i in 0..4 {
-            kinds.push(within("a call", client.add(i, 1)).await.map_err(|e| e.kind()));
+            kinds.push(
+                within("a call", client.add(i, 1))
+                    .await
+                    .map_err(|e| e.kind()),
+            );
         }
         assert_eq!(
             kinds,
@@ -183,7 +183,7 @@ async fn refuse_over_rate_refuses_a_tcp_call_over_the_rate_as_rate_limited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuse_over_rate_refuses_on_every_door() {
-    for door in doors() {
+    for door in drivable() {
         let doors = start(|r| {
             r.layer(RefuseOverRateLayer::new(2, HOUR));
         })
@@ -200,7 +200,7 @@ async fn refuse_over_rate_refuses_on_every_door() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_makes_calls_wait_on_every_door() {
-    for door in doors() {
+    for door in drivable() {
         let doors = start(|r| {
             r.layer(tower::limit::RateLimitLayer::new(
                 1,
@@ -222,6 +222,63 @@ async fn a_rate_limit_makes_calls_wait_on_every_door() {
         let gap = doors.state.shortest_gap();
         assert!(gap >= Duration::from_millis(250), "{door:?}: {gap:?}");
     }
+}
+
+/// The unary doors this machine can drive.
+fn unary_doors() -> Vec<Door> {
+    drivable().into_iter().filter(|d| !d.streams()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrency_limit_makes_calls_wait_on_every_unary_door() {
+    for door in unary_doors() {
+        let doors = start(|r| {
+            r.layer(tower::limit::ConcurrencyLimitLayer::new(1));
+        })
+        .await;
+        let (a, b) = within("two naps", async {
+            tokio::join!(nap(&doors, door, 300), nap(&doors, door, 300))
+        })
+        .await;
+        assert_eq!(
+            (a.unwrap(), b.unwrap()),
+            (json!(300), json!(300)),
+            "{door:?}"
+        );
+        assert_eq!(doors.state.peak(), 1, "{door:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_layer_refuses_slow_calls_on_every_unary_door() {
+    let doors = start(|r| {
+        r.layer(tower::timeout::TimeoutLayer::new(Duration::from_millis(
+            200,
+        )));
+    })
+    .await;
+    for door in unary_doors() {
+        let got = nap(&doors, door, 10_000).await;
+        assert_refused(door, &got, ErrorKind::Timeout);
+        assert_eq!(nap(&doors, door, 1).await.unwrap(), json!(1), "{door:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_shedding_refuses_on_every_door_while_a_call_runs() {
+    let doors = start(|r| {
+        r.layer(ServiceBuilder::new().load_shed().concurrency_limit(1));
+    })
+    .await;
+    let client = mw_client(&doors.tcp, "bincode").await;
+    let slow = common::TaskGuard(tokio::spawn(async move { client.nap(20_000).await }));
+    doors.state.wait_napping(1).await;
+    for door in drivable() {
+        let got = invoke(&doors, door, 2, Some("acme")).await;
+        assert_refused(door, &got, ErrorKind::Overloaded);
+    }
+    assert_eq!(doors.state.handled(), 1, "a shed call ran");
+    drop(slow);
 }
 
 /// Refuses calls whose first argument is 13 and callers whose `tenant` is
@@ -247,7 +304,7 @@ async fn tenant_and_argument_check(call: Call, next: Next) -> Result<Reply, BoxE
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_from_fn_layer_checks_metadata_and_arguments_on_every_door() {
-    for door in doors() {
+    for door in drivable() {
         let doors = start(|r| {
             r.layer(from_fn(tenant_and_argument_check));
         })
@@ -266,7 +323,7 @@ async fn a_from_fn_layer_checks_metadata_and_arguments_on_every_door() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn context_current_in_a_layer_names_every_door() {
-    for door in doors() {
+    for door in drivable() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let doors = start(|r| {
             let seen = seen.clone();
@@ -282,11 +339,7 @@ async fn context_current_in_a_layer_names_every_door() {
         })
         .await;
         invoke(&doors, door, 2, None).await.unwrap();
-        assert_eq!(
-            *seen.lock().unwrap(),
-            [Some(door.transport())],
-            "{door:?}"
-        );
+        assert_eq!(*seen.lock().unwrap(), [Some(door.transport())], "{door:?}");
     }
 }
 
@@ -312,9 +365,30 @@ async fn refuse_by_argument(call: Call, _: Next) -> Result<Reply, BoxError> {
 async fn a_layers_error_reaches_every_client_with_its_code_status_fault_and_exception() {
     // The table as the issue states it, so a wrong row fails here too.
     let table = [
-        (1, ErrorKind::RateLimited, -32013, 429, -32513, "ConnectionRefusedError"),
-        (2, ErrorKind::Overloaded, -32014, 503, -32514, "ConnectionRefusedError"),
-        (3, ErrorKind::PermissionDenied, -32015, 403, -32515, "PermissionError"),
+        (
+            1,
+            ErrorKind::RateLimited,
+            -32013,
+            429,
+            -32513,
+            "ConnectionRefusedError",
+        ),
+        (
+            2,
+            ErrorKind::Overloaded,
+            -32014,
+            503,
+            -32514,
+            "ConnectionRefusedError",
+        ),
+        (
+            3,
+            ErrorKind::PermissionDenied,
+            -32015,
+            403,
+            -32515,
+            "PermissionError",
+        ),
         (4, ErrorKind::Timeout, -32002, 504, -32502, "TimeoutError"),
     ];
     for (_, kind, code, status, fault, python) in table {
@@ -323,7 +397,7 @@ async fn a_layers_error_reaches_every_client_with_its_code_status_fault_and_exce
         assert_eq!(kind.xmlrpc_fault(), fault, "{kind:?}");
         assert_eq!(kind.python_exception(), python, "{kind:?}");
     }
-    let doors_here = doors();
+    let doors_here = drivable();
     let doors = start(|r| {
         r.layer(from_fn(refuse_by_argument));
     })
@@ -374,7 +448,9 @@ fn batch_of_ten() -> Value {
 }
 
 fn assert_ten_answers(answer: &Value) {
-    let answers = answer.as_array().unwrap_or_else(|| panic!("a batch answer: {answer}"));
+    let answers = answer
+        .as_array()
+        .unwrap_or_else(|| panic!("a batch answer: {answer}"));
     assert_eq!(answers.len(), 10, "{answer}");
     for a in answers {
         assert_eq!(a["result"].as_i64(), a["id"].as_i64().map(|i| i + 1), "{a}");

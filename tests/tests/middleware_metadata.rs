@@ -9,6 +9,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use rpc_core::codec::{Bincode, Codec, OutRequest};
 use rpc_core::metadata::{MAX_BYTES, MAX_ENTRIES, Metadata};
 use rpc_core::{ErrorKind, Registry};
@@ -16,11 +18,16 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
 use common::hostile::{bincode_value, raw_session, read_bincode_response};
-use common::middleware::{Doors, MwClient, exchange, post, request, start};
+use common::middleware::{
+    Door, Doors, MwClient, exchange, json_rpc, post, python_available, python_call, request, rest,
+    start,
+};
 use common::{
     CODECS, KEY, client_handshake, connect, expect_frame, expect_json, json_round_trip,
     raw_connect, within, write_frame,
 };
+use rpc_core::layer::{BoxError, Call, Next, from_fn};
+use rpc_core::service::Reply;
 
 async fn plain() -> Doors {
     start(|_: &mut Registry| {}).await
@@ -59,7 +66,10 @@ async fn text_and_bytes_metadata_round_trip_over_tcp_in_both_codecs() {
         let seen = within("seen", once.seen("once".into())).await.unwrap();
         assert_eq!(seen.as_deref(), Some("yes"), "{codec}");
         let plain = MwClient::new(base.clone());
-        assert_eq!(within("keys", plain.keys()).await.unwrap(), Vec::<String>::new());
+        assert_eq!(
+            within("keys", plain.keys()).await.unwrap(),
+            Vec::<String>::new()
+        );
         assert!(base.metadata().is_none(), "{codec}");
     }
 }
@@ -85,7 +95,12 @@ async fn a_bad_key_fails_every_call_of_its_handle_before_it_is_sent() {
     let e = within("a call", big.add(1, 1)).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidRequest, "{e}");
     assert_eq!(doors.state.handled(), 0);
-    assert_eq!(within("a call", MwClient::new(base).add(1, 1)).await.unwrap(), 2);
+    assert_eq!(
+        within("a call", MwClient::new(base).add(1, 1))
+            .await
+            .unwrap(),
+        2
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -101,12 +116,23 @@ async fn rpc_with(
     headers: &[(&str, &str)],
     extra: Value,
 ) -> Value {
-    let params = if arg.is_empty() { json!([]) } else { json!([arg]) };
-    let mut body = json!({"jsonrpc": "2.0", "id": 1, "method": format!("Mw.{method}"), "params": params});
+    let params = if arg.is_empty() {
+        json!([])
+    } else {
+        json!([arg])
+    };
+    let mut body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": format!("Mw.{method}"), "params": params});
     if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
         body.extend(extra);
     }
-    let bytes = request("POST", "/rpc", headers, "application/json", body.to_string().as_bytes());
+    let bytes = request(
+        "POST",
+        "/rpc",
+        headers,
+        "application/json",
+        body.to_string().as_bytes(),
+    );
     let answer = exchange(doors, &bytes).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let value: Value = serde_json::from_slice(&answer.body).unwrap();
@@ -119,15 +145,23 @@ async fn http_headers_become_metadata_but_not_the_authorization_header() {
     let doors = plain().await;
     let trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let headers = [
-        ("x-rpc-foo", "bar"),
+        ("X-RPC-Foo", "bar"),
+        ("x-rpc-timeout-ms", "5000"),
         ("traceparent", trace),
         ("tracestate", "vendor=1"),
         ("x-unrelated", "no"),
     ];
     let none = json!({});
-    assert_eq!(rpc_with(&doors, "seen", "foo", &headers, none.clone()).await, "bar");
-    assert_eq!(rpc_with(&doors, "seen", "traceparent", &headers, none.clone()).await, trace);
-    // The request carries the gateway's Basic password in `Authorization`.
+    assert_eq!(
+        rpc_with(&doors, "seen", "foo", &headers, none.clone()).await,
+        "bar"
+    );
+    assert_eq!(
+        rpc_with(&doors, "seen", "traceparent", &headers, none.clone()).await,
+        trace
+    );
+    // The request carries the gateway's Basic password in `Authorization`;
+    // `x-rpc-timeout-ms` is the call's timeout, not metadata.
     let keys = rpc_with(&doors, "keys", "", &headers, none.clone()).await;
     let mut keys: Vec<String> = serde_json::from_value(keys).unwrap();
     keys.sort();
@@ -148,8 +182,14 @@ async fn a_json_rpc_meta_member_is_set_over_the_headers() {
     let doors = plain().await;
     let headers = [("x-rpc-foo", "header"), ("x-rpc-kept", "header")];
     let meta = json!({"meta": {"foo": "body", "sig": {"bytes": "AAH/"}}});
-    assert_eq!(rpc_with(&doors, "seen", "foo", &headers, meta.clone()).await, "body");
-    assert_eq!(rpc_with(&doors, "seen", "kept", &headers, meta.clone()).await, "header");
+    assert_eq!(
+        rpc_with(&doors, "seen", "foo", &headers, meta.clone()).await,
+        "body"
+    );
+    assert_eq!(
+        rpc_with(&doors, "seen", "kept", &headers, meta.clone()).await,
+        "header"
+    );
     let sig = rpc_with(&doors, "seen_bytes", "sig", &headers, meta).await;
     assert_eq!(sig, json!([0, 1, 255]));
 }
@@ -170,13 +210,75 @@ async fn bad_header_metadata_is_answered_400_and_runs_nothing() {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "Mw.add", "params": [1, 1]});
     for (what, headers) in cases {
         for path in ["/rpc", "/Mw/add"] {
-            let body = if path == "/rpc" { body.clone() } else { json!([1, 1]) };
-            let bytes = request("POST", path, &headers, "application/json", body.to_string().as_bytes());
+            let body = if path == "/rpc" {
+                body.clone()
+            } else {
+                json!([1, 1])
+            };
+            let bytes = request(
+                "POST",
+                path,
+                &headers,
+                "application/json",
+                body.to_string().as_bytes(),
+            );
             let answer = exchange(&doors, &bytes).await;
             assert_eq!(answer.status, 400, "{what} at {path}: {}", answer.text());
         }
     }
     assert_eq!(doors.state.handled(), 0);
+}
+
+/// Adds `checked: yes` to every call's metadata, as a layer that checked
+/// a token might.
+async fn mark_checked(mut call: Call, next: Next) -> Result<Reply, BoxError> {
+    let mut metadata = call.metadata().clone();
+    metadata.insert("checked", "yes")?;
+    let context = call
+        .context()
+        .clone()
+        .with_metadata(Some(Arc::new(metadata)));
+    *call.context_mut() = context;
+    next.run(call).await
+}
+
+#[tokio::test]
+async fn metadata_a_layer_adds_reaches_the_handler_on_every_unary_door() {
+    let doors = start(|r| {
+        r.layer(from_fn(mark_checked));
+    })
+    .await;
+    for door in Door::ALL.into_iter().filter(|d| !d.streams()) {
+        if door == Door::Python && !python_available() {
+            continue;
+        }
+        let seen = match door {
+            Door::Bincode | Door::Json => {
+                let codec = if door == Door::Json {
+                    "json"
+                } else {
+                    "bincode"
+                };
+                let client = MwClient::new(connect(&doors.tcp, codec).await);
+                within("seen", client.seen("checked".into()))
+                    .await
+                    .map(Value::from)
+                    .ok()
+            }
+            Door::Python => python_call(&doors.tcp, "seen", &json!(["checked"]))
+                .await
+                .ok(),
+            Door::JsonRpc => {
+                let call =
+                    json!({"jsonrpc": "2.0", "id": 1, "method": "Mw.seen", "params": ["checked"]});
+                json_rpc(&doors, &call, &[]).await.ok()
+            }
+            Door::Rest => rest(&doors, "seen", &json!(["checked"]), &[]).await.ok(),
+            // XML-RPC has no nil: `seen` answers a string or nothing.
+            _ => continue,
+        };
+        assert_eq!(seen, Some(json!("yes")), "{door:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -201,7 +303,12 @@ async fn raw_session2(address: &str, codec: &str) -> TcpStream {
 
 /// One metadata entry as the bincode kind 09 writes it: key, tag, value.
 fn entry(key: &str, tag: u8, value: &[u8]) -> Vec<u8> {
-    [bincode_value(&key), vec![tag], bincode_value(&serde_bytes(value))].concat()
+    [
+        bincode_value(&key),
+        vec![tag],
+        bincode_value(&serde_bytes(value)),
+    ]
+    .concat()
 }
 
 /// `value` as bincode writes a byte string (length, then the bytes).
@@ -241,13 +348,27 @@ fn good_meta_request(id: u64) -> Vec<u8> {
 async fn hostile_bincode_metadata_is_refused_without_running_the_handler() {
     let doors = plain().await;
     let text = |k: &str, v: &str| entry(k, 0, v.as_bytes());
-    let many: Vec<Vec<u8>> = (0..=MAX_ENTRIES).map(|i| text(&format!("k{i}"), "v")).collect();
+    let many: Vec<Vec<u8>> = (0..=MAX_ENTRIES)
+        .map(|i| text(&format!("k{i}"), "v"))
+        .collect();
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("over MAX_BYTES", meta_frame(1, 1, &[text("big", &"x".repeat(MAX_BYTES))], false)),
-        ("over MAX_ENTRIES", meta_frame(2, many.len() as u64, &many, false)),
+        (
+            "over MAX_BYTES",
+            meta_frame(1, 1, &[text("big", &"x".repeat(MAX_BYTES))], false),
+        ),
+        (
+            "over MAX_ENTRIES",
+            meta_frame(2, many.len() as u64, &many, false),
+        ),
         ("a huge count", meta_frame(3, u64::MAX, &[], false)),
-        ("a bad key", meta_frame(4, 1, &[text("Bad Key", "v")], false)),
-        ("a repeated key", meta_frame(5, 2, &[text("k", "1"), text("k", "2")], false)),
+        (
+            "a bad key",
+            meta_frame(4, 1, &[text("Bad Key", "v")], false),
+        ),
+        (
+            "a repeated key",
+            meta_frame(5, 2, &[text("k", "1"), text("k", "2")], false),
+        ),
         ("a bad tag", meta_frame(6, 1, &[entry("k", 2, b"v")], false)),
         ("truncated", meta_frame(7, 2, &[text("k", "1")], true)),
         ("cut inside a value", {
@@ -257,8 +378,7 @@ async fn hostile_bincode_metadata_is_refused_without_running_the_handler() {
         }),
     ];
     let mut raw = raw_session2(&doors.tcp, "bincode").await;
-    let mut next_good = 100;
-    for (what, frame) in cases {
+    for (good_id, (what, frame)) in (100..).zip(cases) {
         write_frame(&mut raw, &frame).await;
         let (id, outcome) = read_bincode_response(&expect_frame(&mut raw, what).await);
         let (code, message) = outcome.expect_err(what);
@@ -269,11 +389,13 @@ async fn hostile_bincode_metadata_is_refused_without_running_the_handler() {
         assert_eq!(id, frame_id(&frame), "{what}: {message}");
         assert_eq!(doors.state.handled(), 0, "{what}: the handler ran");
         // The connection still serves.
-        write_frame(&mut raw, &good_meta_request(next_good)).await;
+        write_frame(&mut raw, &good_meta_request(good_id)).await;
         let (id, outcome) = read_bincode_response(&expect_frame(&mut raw, "5").await);
-        assert_eq!((id, outcome), (next_good, Ok(bincode_value(&5i64))), "{what}");
-        doors.state.handled.store(0, std::sync::atomic::Ordering::SeqCst);
-        next_good += 1;
+        assert_eq!((id, outcome), (good_id, Ok(bincode_value(&5i64))), "{what}");
+        doors
+            .state
+            .handled
+            .store(0, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -290,7 +412,10 @@ async fn hostile_json_metadata_is_refused_without_running_the_handler() {
         .collect();
     let cases = [
         ("a huge value", json!({"big": "x".repeat(MAX_BYTES)})),
-        ("huge bytes", json!({"big": {"bytes": "A".repeat(MAX_BYTES * 2)}})),
+        (
+            "huge bytes",
+            json!({"big": {"bytes": "A".repeat(MAX_BYTES * 2)}}),
+        ),
         ("over MAX_ENTRIES", Value::Object(many)),
         ("a bad key", json!({"Bad Key": "v"})),
         ("not a map", json!(["k", "v"])),
@@ -298,7 +423,8 @@ async fn hostile_json_metadata_is_refused_without_running_the_handler() {
     ];
     let mut raw = raw_session2(&doors.tcp, "json").await;
     for (i, (what, meta)) in cases.into_iter().enumerate() {
-        let call = json!({"jsonrpc": "2.0", "id": i, "method": "Mw.add", "params": [2, 3], "meta": meta});
+        let call =
+            json!({"jsonrpc": "2.0", "id": i, "method": "Mw.add", "params": [2, 3], "meta": meta});
         let answer = json_round_trip(&mut raw, &call.to_string()).await;
         let code = answer["error"]["code"].as_i64().map(|c| c as i32);
         assert!(
@@ -310,7 +436,10 @@ async fn hostile_json_metadata_is_refused_without_running_the_handler() {
         let good = json!({"jsonrpc": "2.0", "id": 99, "method": "Mw.add", "params": [2, 3], "meta": {"k": "v"}});
         let answer = json_round_trip(&mut raw, &good.to_string()).await;
         assert_eq!(answer["result"], 5, "after {what}: {answer}");
-        doors.state.handled.store(0, std::sync::atomic::Ordering::SeqCst);
+        doors
+            .state
+            .handled
+            .store(0, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -318,20 +447,38 @@ async fn hostile_json_metadata_is_refused_without_running_the_handler() {
 async fn a_huge_json_rpc_meta_over_http_is_refused_without_running_the_handler() {
     let doors = plain().await;
     let huge = json!({"big": "x".repeat(MAX_BYTES)});
-    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "Mw.add", "params": [2, 3], "meta": huge});
+    let call =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "Mw.add", "params": [2, 3], "meta": huge});
     let answer = post(&doors, "/rpc", &call, &[]).await;
     let value: Value = serde_json::from_slice(&answer.body).expect("a JSON answer");
-    assert_eq!(value["error"]["code"], ErrorKind::InvalidRequest.code(), "{value}");
+    assert_eq!(
+        value["error"]["code"],
+        ErrorKind::InvalidRequest.code(),
+        "{value}"
+    );
     assert_eq!(doors.state.handled(), 0);
     // In a batch, only its member is refused.
     let good = json!({"jsonrpc": "2.0", "id": 2, "method": "Mw.add", "params": [2, 3]});
     let answer = post(&doors, "/rpc", &json!([call, good]), &[]).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let answers: Value = serde_json::from_slice(&answer.body).expect("a JSON answer");
-    let by_id = |id: i64| answers.as_array().and_then(|a| a.iter().find(|m| m["id"] == id)).cloned();
+    let by_id = |id: i64| {
+        answers
+            .as_array()
+            .and_then(|a| a.iter().find(|m| m["id"] == id))
+            .cloned()
+    };
     let refused = by_id(1).unwrap_or_else(|| panic!("an answer to 1: {answers}"));
-    assert_eq!(refused["error"]["code"], ErrorKind::InvalidRequest.code(), "{answers}");
-    assert_eq!(by_id(2).map(|m| m["result"].clone()), Some(json!(5)), "{answers}");
+    assert_eq!(
+        refused["error"]["code"],
+        ErrorKind::InvalidRequest.code(),
+        "{answers}"
+    );
+    assert_eq!(
+        by_id(2).map(|m| m["result"].clone()),
+        Some(json!(5)),
+        "{answers}"
+    );
     assert_eq!(doors.state.handled(), 1);
 }
 
@@ -346,7 +493,11 @@ async fn a_protocol_1_bincode_peer_cannot_send_metadata() {
     write_frame(&mut raw, &good_meta_request(1)).await;
     let (id, outcome) = read_bincode_response(&expect_frame(&mut raw, "a refusal").await);
     let (code, message) = outcome.expect_err("metadata on protocol 1 is refused");
-    assert_eq!((id, code), (1, ErrorKind::InvalidRequest.code()), "{message}");
+    assert_eq!(
+        (id, code),
+        (1, ErrorKind::InvalidRequest.code()),
+        "{message}"
+    );
     assert_eq!(doors.state.handled(), 0);
 }
 

@@ -333,6 +333,37 @@ pub(crate) fn assert_refused(door: Door, outcome: &Outcome, kind: ErrorKind) {
     }
 }
 
+/// Calls `nap(ms)` through a unary `door`.
+pub(crate) async fn nap(doors: &Doors, door: Door, ms: i64) -> Outcome {
+    match door {
+        Door::Bincode | Door::Json => {
+            let codec = if door == Door::Json {
+                "json"
+            } else {
+                "bincode"
+            };
+            let client = mw_client(&doors.tcp, codec).await;
+            let ms = u64::try_from(ms).expect("a duration");
+            within_for(LONG_CALL, "a nap", client.nap(ms))
+                .await
+                .map(Value::from)
+                .map_err(|e| Refusal {
+                    code: Some(e.code()),
+                    message: e.to_string(),
+                    ..Refusal::default()
+                })
+        }
+        Door::Python => python_call(&doors.tcp, "nap", &json!([ms])).await,
+        Door::JsonRpc => {
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "Mw.nap", "params": [ms]});
+            json_rpc(doors, &body, &[]).await
+        }
+        Door::XmlRpc => xml_rpc(doors, "nap", &[ms], &[]).await,
+        Door::Rest => rest(doors, "nap", &json!([ms]), &[]).await,
+        streaming => panic!("{streaming:?} opens streams: no nap there"),
+    }
+}
+
 /// Calls through `door` with `n`: `add(n, 1)` for a unary door, or opens
 /// `count(n)` and reads it to its end for a streaming one; `tenant`, if
 /// any, travels as the `tenant` metadata (a door that cannot carry it
@@ -346,7 +377,7 @@ pub(crate) async fn invoke(doors: &Doors, door: Door, n: i64, tenant: Option<&st
             let body = json!({"jsonrpc": "2.0", "id": 1, "method": "Mw.add", "params": [n, 1]});
             json_rpc(doors, &body, &meta).await
         }
-        Door::XmlRpc => xml_rpc(doors, n, &meta).await,
+        Door::XmlRpc => xml_rpc(doors, "add", &[n, 1], &meta).await,
         Door::Rest => rest(doors, "add", &json!([n, 1]), &meta).await,
         Door::Sse => sse(doors, n, &meta).await,
         Door::WebSocket => websocket(doors, n, &meta).await,
@@ -354,7 +385,11 @@ pub(crate) async fn invoke(doors: &Doors, door: Door, n: i64, tenant: Option<&st
 }
 
 async fn tcp(doors: &Doors, door: Door, n: i64, meta: &[(&str, &str)]) -> Outcome {
-    let codec = if door == Door::Json { "json" } else { "bincode" };
+    let codec = if door == Door::Json {
+        "json"
+    } else {
+        "bincode"
+    };
     let mut client = super::connect(&doors.tcp, codec).await;
     for (k, v) in meta {
         client = client.with_metadata(k, *v);
@@ -471,7 +506,9 @@ pub(crate) fn request(
 
 /// `meta` as `x-rpc-<key>` headers.
 fn meta_headers<'a>(meta: &'a [(&'a str, &'a str)]) -> Vec<(String, &'a str)> {
-    meta.iter().map(|(k, v)| (format!("x-rpc-{k}"), *v)).collect()
+    meta.iter()
+        .map(|(k, v)| (format!("x-rpc-{k}"), *v))
+        .collect()
 }
 
 /// Sends `request` on a fresh connection and reads its answer.
@@ -514,12 +551,20 @@ pub(crate) async fn json_rpc(doors: &Doors, body: &Value, meta: &[(&str, &str)])
     }
 }
 
-/// POSTs `Mw.add(n, 1)` as XML-RPC to `/RPC2`.
-async fn xml_rpc(doors: &Doors, n: i64, meta: &[(&str, &str)]) -> Outcome {
+/// POSTs `Mw.{method}(args…)` as XML-RPC to `/RPC2`; an integer result.
+pub(crate) async fn xml_rpc(
+    doors: &Doors,
+    method: &str,
+    args: &[i64],
+    meta: &[(&str, &str)],
+) -> Outcome {
+    let params: String = args
+        .iter()
+        .map(|a| format!("<param><value><int>{a}</int></value></param>"))
+        .collect();
     let body = format!(
-        "<?xml version=\"1.0\"?><methodCall><methodName>Mw.add</methodName><params>\
-         <param><value><int>{n}</int></value></param><param><value><int>1</int></value></param>\
-         </params></methodCall>"
+        "<?xml version=\"1.0\"?><methodCall><methodName>Mw.{method}</methodName>\
+         <params>{params}</params></methodCall>"
     );
     let headers = meta_headers(meta);
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), *v)).collect();
@@ -580,7 +625,13 @@ async fn sse(doors: &Doors, n: i64, meta: &[(&str, &str)]) -> Outcome {
     headers.push(("accept".to_owned(), "text/event-stream"));
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let body = json!([n]).to_string();
-    let bytes = request("POST", "/Mw/count", &headers, "application/json", body.as_bytes());
+    let bytes = request(
+        "POST",
+        "/Mw/count",
+        &headers,
+        "application/json",
+        body.as_bytes(),
+    );
     let stream = within("connect", TcpStream::connect(&doors.http))
         .await
         .expect("connects");
@@ -670,9 +721,12 @@ pub(crate) async fn ws_connect(doors: &Doors, meta: &[(&str, &str)]) -> Socket {
 
 /// Sends `message` and reads the next JSON message.
 pub(crate) async fn ws_exchange(socket: &mut Socket, message: &Value) -> Value {
-    within("a message to be sent", socket.send(Message::text(message.to_string())))
-        .await
-        .expect("sent");
+    within(
+        "a message to be sent",
+        socket.send(Message::text(message.to_string())),
+    )
+    .await
+    .expect("sent");
     ws_receive(socket).await
 }
 
