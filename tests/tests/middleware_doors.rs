@@ -224,6 +224,64 @@ async fn a_rate_limit_makes_calls_wait_on_every_door() {
     }
 }
 
+/// Starts `nap(60 s)` through `door` (TCP, HTTP or Python) under a
+/// concurrency limit of 1, lets its caller go away, and checks another
+/// call then runs: the permit went with the abandoned call.
+async fn an_abandoned_call_frees_its_permit(door: Door) {
+    let doors = start(|r| {
+        r.layer(tower::limit::ConcurrencyLimitLayer::new(1));
+    })
+    .await;
+    let abandoned = {
+        let doors = &doors;
+        async move { nap(doors, door, 60_000).await }
+    };
+    tokio::select! {
+        _ = abandoned => panic!("{door:?}: the long nap ended"),
+        () = doors.state.wait_napping(1) => {}
+    }
+    // The caller is gone (its connection, or its Python process, with it).
+    let got = within(
+        "a call after the abandoned one",
+        invoke(&doors, Door::Rest, 1, None),
+    )
+    .await;
+    assert_eq!(got.unwrap(), Door::Rest.expected(1), "{door:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_or_http_caller_that_goes_away_frees_its_concurrency_permit() {
+    for door in [Door::Bincode, Door::Json, Door::Rest, Door::JsonRpc] {
+        an_abandoned_call_frees_its_permit(door).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the Python door does not notice its peer left until the handler ends (reported)"]
+async fn a_python_caller_that_goes_away_frees_its_concurrency_permit() {
+    if python_available() {
+        an_abandoned_call_frees_its_permit(Door::Python).await;
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limit_makes_batch_members_wait_and_refuses_none() {
+    let doors = start(|r| {
+        r.layer(tower::limit::RateLimitLayer::new(
+            1,
+            Duration::from_millis(50),
+        ));
+    })
+    .await;
+    let mut raw = raw_json_session(&doors.tcp).await;
+    let answer = json_round_trip(&mut raw, &batch_of_ten().to_string()).await;
+    assert_ten_answers(&answer);
+    let answer = common::middleware::post(&doors, "/rpc", &batch_of_ten(), &[]).await;
+    assert_ten_answers(&serde_json::from_slice(&answer.body).unwrap());
+    let gap = doors.state.shortest_gap();
+    assert!(gap >= Duration::from_millis(25), "{gap:?}");
+}
+
 /// The unary doors this machine can drive.
 fn unary_doors() -> Vec<Door> {
     drivable().into_iter().filter(|d| !d.streams()).collect()

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use common::hostile::{bincode_value, raw_session, read_bincode_response};
 use common::middleware::{
     Door, Doors, MwClient, exchange, json_rpc, post, python_available, python_call, request, rest,
-    start,
+    start, ws_connect, ws_exchange,
 };
 use common::{
     CODECS, KEY, client_handshake, connect, expect_frame, expect_json, json_round_trip,
@@ -192,6 +192,23 @@ async fn a_json_rpc_meta_member_is_set_over_the_headers() {
     );
     let sig = rpc_with(&doors, "seen_bytes", "sig", &headers, meta).await;
     assert_eq!(sig, json!([0, 1, 255]));
+}
+
+#[tokio::test]
+async fn a_websocket_message_meta_is_set_over_the_upgrade_headers() {
+    let doors = plain().await;
+    let mut socket = ws_connect(&doors, &[("foo", "header")]).await;
+    let seen = |id: u64, extra: Value| {
+        let mut call = json!({"jsonrpc": "2.0", "id": id, "method": "Mw.seen", "params": ["foo"]});
+        if let (Some(call), Value::Object(extra)) = (call.as_object_mut(), extra) {
+            call.extend(extra);
+        }
+        call
+    };
+    let answer = ws_exchange(&mut socket, &seen(1, json!({"meta": {"foo": "body"}}))).await;
+    assert_eq!(answer["result"], "body", "{answer}");
+    let answer = ws_exchange(&mut socket, &seen(2, json!({}))).await;
+    assert_eq!(answer["result"], "header", "{answer}");
 }
 
 #[tokio::test]
