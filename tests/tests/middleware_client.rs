@@ -44,6 +44,23 @@ async fn a_client_rate_limit_makes_calls_wait_and_refuses_none() {
 }
 
 #[tokio::test]
+async fn a_stream_opened_through_client_layers_still_flows() {
+    let doors = plain().await;
+    let conn = connect(&doors.tcp, "bincode").await;
+    let client = MwClient::new(
+        conn.layer(
+            ServiceBuilder::new()
+                .layer(RefuseOverRateLayer::new(10, HOUR))
+                .rate_limit(10, Duration::from_secs(1))
+                .timeout(Duration::from_secs(30)),
+        ),
+    );
+    let stream = within("a stream to open", client.count(5)).await.unwrap();
+    let items: Vec<u64> = within("the stream", futures::StreamExt::collect(stream)).await;
+    assert_eq!(items, [0, 1, 2, 3, 4]);
+}
+
+#[tokio::test]
 async fn a_client_timeout_layer_ends_a_slow_call_as_timeout() {
     let doors = plain().await;
     let conn = connect(&doors.tcp, "json").await;

@@ -21,6 +21,7 @@ use tower::util::BoxCloneService;
 
 use common::middleware::{
     Door, Doors, assert_refused, invoke, json_rpc, mw_client, nap, python_available, start,
+    start_server,
 };
 use common::{CODECS, json_round_trip, raw_json_session, within};
 
@@ -590,4 +591,49 @@ async fn the_last_layer_added_runs_first_and_a_service_builder_keeps_its_order()
             "first added"
         ]
     );
+}
+
+#[tokio::test]
+async fn server_layers_run_before_the_registrys_and_reach_every_door() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let doors = start_server(
+        |r| {
+            r.layer(note(&log, "registry's"));
+        },
+        |server| {
+            server
+                .layer(note(&log, "server's first"))
+                .layer(note(&log, "server's last"))
+        },
+    )
+    .await;
+    let client = mw_client(&doors.tcp, "json").await;
+    assert_eq!(within("a call", client.add(1, 1)).await.unwrap(), 2);
+    let order = ["server's last", "server's first", "registry's"];
+    assert_eq!(*log.lock().unwrap(), order);
+    let got = invoke(&doors, Door::Rest, 1, None).await;
+    assert_eq!(got.unwrap(), Door::Rest.expected(1));
+    assert_eq!(
+        log.lock().unwrap().len(),
+        6,
+        "the gateway runs the server's layers"
+    );
+
+    let doors = start_server(
+        |_| {},
+        |server| server.layer(RefuseOverRateLayer::new(1, HOUR)),
+    )
+    .await;
+    assert!(invoke(&doors, Door::JsonRpc, 1, None).await.is_ok());
+    let got = invoke(&doors, Door::Rest, 1, None).await;
+    assert_refused(Door::Rest, &got, ErrorKind::RateLimited);
+}
+
+#[test]
+#[should_panic(expected = "before the server is cloned")]
+fn server_layer_panics_once_the_server_is_shared() {
+    let config = common::server_builder().build().expect("a config");
+    let server = rpc_transport::Server::new(config, rpc_core::Registry::new());
+    let _listener_holds = server.clone();
+    let _ = server.layer(RefuseOverRateLayer::new(1, HOUR));
 }

@@ -219,10 +219,11 @@ async fn bad_header_metadata_is_answered_400_and_runs_nothing() {
         .map(|i| (format!("x-rpc-k{i}"), "v"))
         .collect();
     let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    let cases: [(&str, Vec<(&str, &str)>); 3] = [
+    let cases: [(&str, Vec<(&str, &str)>); 4] = [
         ("an oversized value", vec![("x-rpc-big", big.as_str())]),
         ("too many entries", many),
         ("a bad key", vec![("x-rpc-a+b", "v")]),
+        ("an empty key", vec![("x-rpc-", "v")]),
     ];
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "Mw.add", "params": [1, 1]});
     for (what, headers) in cases {

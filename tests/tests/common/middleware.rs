@@ -182,6 +182,15 @@ impl Drop for Doors {
 
 /// Serves [`Mw`] with the layers `layers` adds, on every door.
 pub(crate) async fn start(layers: impl FnOnce(&mut Registry)) -> Doors {
+    start_server(layers, |server| server).await
+}
+
+/// Serves [`Mw`] with the layers `layers` adds to the registry, then those
+/// `server_layers` adds with `Server::layer`, on every door.
+pub(crate) async fn start_server(
+    layers: impl FnOnce(&mut Registry),
+    server_layers: impl FnOnce(Server) -> Server,
+) -> Doors {
     let state = Arc::new(MwState::default());
     let mut registry = Registry::new()
         .with(MwServer::new(MwImpl(state.clone())))
@@ -192,7 +201,7 @@ pub(crate) async fn start(layers: impl FnOnce(&mut Registry)) -> Doors {
         .allow_legacy_auth(true)
         .build()
         .expect("a server config");
-    let server = Server::new(config, registry);
+    let server = server_layers(Server::new(config, registry));
     let http = HttpConfig::builder()
         .listen("127.0.0.1:0")
         .password(PASSWORD)
