@@ -72,6 +72,24 @@ async fn a_client_timeout_layer_ends_a_slow_call_as_timeout() {
 }
 
 #[tokio::test]
+async fn a_call_a_client_layer_times_out_is_cancelled_on_the_server() {
+    let doors = start(|r| {
+        r.layer(tower::limit::ConcurrencyLimitLayer::new(1));
+    })
+    .await;
+    let conn = connect(&doors.tcp, "bincode").await;
+    let timed =
+        MwClient::new(conn.layer(ServiceBuilder::new().timeout(Duration::from_millis(300))));
+    let e = within("a slow call", timed.nap(60_000)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    // The server let go of the call, and of the limit's one permit.
+    let other = MwClient::new(connect(&doors.tcp, "json").await);
+    assert_eq!(within("another call", other.add(1, 1)).await.unwrap(), 2);
+    // The connection is kept.
+    assert_eq!(within("a call", timed.add(2, 2)).await.unwrap(), 4);
+}
+
+#[tokio::test]
 async fn a_client_refuse_over_rate_layer_refuses_as_rate_limited_before_sending() {
     let doors = plain().await;
     let conn = connect(&doors.tcp, "bincode").await;

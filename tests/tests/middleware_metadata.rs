@@ -371,8 +371,8 @@ async fn hostile_bincode_metadata_is_refused_without_running_the_handler() {
         .collect();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         (
-            "over MAX_BYTES",
-            meta_frame(1, 1, &[text("big", &"x".repeat(MAX_BYTES))], false),
+            "one byte over MAX_BYTES",
+            meta_frame(1, 1, &[text("big", &"x".repeat(MAX_BYTES - 2))], false),
         ),
         (
             "over MAX_ENTRIES",
@@ -415,6 +415,41 @@ async fn hostile_bincode_metadata_is_refused_without_running_the_handler() {
             .handled
             .store(0, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+#[tokio::test]
+async fn metadata_at_the_limits_is_taken_on_the_wire_and_from_the_client() {
+    let doors = plain().await;
+    let text = |k: &str, v: &str| entry(k, 0, v.as_bytes());
+    let full: Vec<Vec<u8>> = (0..MAX_ENTRIES)
+        .map(|i| text(&format!("k{i:02}"), "v"))
+        .collect();
+    let mut raw = raw_session2(&doors.tcp, "bincode").await;
+    for (what, frame) in [
+        (
+            "MAX_BYTES",
+            meta_frame(1, 1, &[text("big", &"x".repeat(MAX_BYTES - 3))], false),
+        ),
+        (
+            "MAX_ENTRIES",
+            meta_frame(2, MAX_ENTRIES as u64, &full, false),
+        ),
+    ] {
+        write_frame(&mut raw, &frame).await;
+        let (_, outcome) = read_bincode_response(&expect_frame(&mut raw, what).await);
+        assert_eq!(outcome, Ok(bincode_value(&5i64)), "{what}");
+    }
+    let base = connect(&doors.tcp, "json").await;
+    let big = base.with_metadata("big", "x".repeat(MAX_BYTES - 3));
+    let seen = within("seen", MwClient::new(big).seen_bytes("big".into())).await;
+    assert_eq!(seen.unwrap().map(|v| v.len()), Some(MAX_BYTES - 3));
+    let full = (0..MAX_ENTRIES).fold(base.clone(), |c, i| c.with_metadata(&format!("k{i}"), ""));
+    let keys = within("keys", MwClient::new(full.clone()).keys())
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), MAX_ENTRIES);
+    let e = full.try_with_metadata("one-more", "").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidRequest, "{e}");
 }
 
 /// The id of a kind-09 frame built by [`meta_frame`] (one varint byte).
