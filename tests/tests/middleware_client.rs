@@ -1,9 +1,10 @@
 //! Client layers: tower's rate limit makes calls wait, its timeout ends
-//! them as `Timeout`, `RefuseOverRate` refuses as `RateLimited`; a retry
-//! policy that reads `Outgoing::idempotent` and `Response::error_kind`
-//! retries an idempotent method and not another; and a layer sees each
-//! call (method, description, timeout, metadata, arguments) before it is
-//! encoded, and may refuse it there.
+//! them as `Timeout` (and the server lets go of the call), `RefuseOverRate`
+//! refuses as `RateLimited`; a stream opens through layers; a retry policy
+//! that reads `Outgoing::idempotent` and `Response::error_kind` retries an
+//! idempotent method and not another; and a layer sees each call (method,
+//! description, timeout, metadata, arguments) before it is encoded, and
+//! may refuse it there.
 
 mod common;
 

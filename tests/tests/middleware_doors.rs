@@ -1,10 +1,12 @@
 //! Server layers on every door: each of tower's layers (and ours) over TCP
 //! in both codecs; on every door (TCP, a stock Python client, JSON-RPC,
 //! XML-RPC and REST over HTTP, a stream opened over TCP, SSE and the
-//! WebSocket) a refusing rate limit, a waiting one and a `from_fn` layer
-//! that reads metadata and arguments; a layer's error as each client sees
-//! it; a batch's members each through the layer; the layers' order; and
-//! `Context::current` in a layer naming its door.
+//! WebSocket) a refusing rate limit, a waiting one, load shedding and a
+//! `from_fn` layer that reads metadata and arguments, and on the unary
+//! doors a concurrency limit and a timeout; a layer's error as each client
+//! sees it; a batch's members each through the layer; the layers' order,
+//! `Server::layer`'s included; `Context::current` in a layer naming its
+//! door; and a call that waits for a permit or is abandoned letting go.
 
 mod common;
 
@@ -265,6 +267,42 @@ async fn a_python_caller_that_goes_away_frees_its_concurrency_permit() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waiting_for_a_permit_ends_at_its_deadline() {
+    let doors = start(|r| {
+        r.layer(tower::limit::ConcurrencyLimitLayer::new(1));
+    })
+    .await;
+    let holder = mw_client(&doors.tcp, "bincode").await;
+    let _held = common::TaskGuard(tokio::spawn(async move { holder.nap(20_000).await }));
+    doors.state.wait_napping(1).await;
+    // TCP: the caller's deadline travels with the call.
+    let conn = common::connect(&doors.tcp, "json").await;
+    let waiting = rpc_core::Client::with_timeout(&conn, Duration::from_millis(300));
+    let e = within(
+        "a waiting call",
+        common::middleware::MwClient::new(waiting).add(1, 1),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    // HTTP: `x-rpc-timeout-ms`.
+    let request = common::middleware::request(
+        "POST",
+        "/Mw/add",
+        &[("x-rpc-timeout-ms", "300")],
+        "application/json",
+        b"[1, 1]",
+    );
+    let answer = within(
+        "a waiting HTTP call",
+        common::middleware::exchange(&doors, &request),
+    )
+    .await;
+    assert_eq!(answer.status, 504, "{}", answer.text());
+    assert_eq!(doors.state.handled(), 1, "a call that waited ran");
+}
+
 #[tokio::test]
 async fn a_rate_limit_makes_batch_members_wait_and_refuses_none() {
     let doors = start(|r| {
@@ -517,7 +555,7 @@ fn assert_ten_answers(answer: &Value) {
 }
 
 #[tokio::test]
-async fn a_batch_of_ten_goes_through_the_layer_ten_times_over_tcp_json_and_http() {
+async fn a_batch_of_ten_goes_through_the_layer_ten_times_over_tcp_json_http_and_websocket() {
     let seen = Arc::new(AtomicUsize::new(0));
     let doors: Doors = start(|r| {
         r.layer(from_fn(counting(seen.clone())));
@@ -532,7 +570,12 @@ async fn a_batch_of_ten_goes_through_the_layer_ten_times_over_tcp_json_and_http(
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_ten_answers(&serde_json::from_slice(&answer.body).unwrap());
     assert_eq!(seen.load(Ordering::SeqCst), 20);
-    assert_eq!(doors.state.handled(), 20);
+
+    let mut socket = common::middleware::ws_connect(&doors, &[]).await;
+    let answer = common::middleware::ws_exchange(&mut socket, &batch_of_ten()).await;
+    assert_ten_answers(&answer);
+    assert_eq!(seen.load(Ordering::SeqCst), 30);
+    assert_eq!(doors.state.handled(), 30);
 }
 
 #[tokio::test]

@@ -1,11 +1,13 @@
 //! Per-call metadata: a round trip over TCP in both codecs (text and bytes,
-//! handles that keep it and handles made for one call); over HTTP from
-//! `x-rpc-*` headers and `traceparent`, never the gateway's `Authorization`,
-//! with a JSON-RPC `"meta"` member set over the headers; and hostile maps —
-//! raw frames over the limits, with a bad or repeated key, a bad tag or cut
-//! short, a huge `"meta"`, an oversized header — refused without running
-//! the handler, the connection still serving. A protocol-1 peer's metadata
-//! is tested on the wire (the library client cannot be made to send it).
+//! handles that keep it and handles made for one call), at its limits; over
+//! HTTP from `x-rpc-*` headers and `traceparent`, never the gateway's
+//! `Authorization`, with a JSON-RPC (or WebSocket message's) `"meta"` set
+//! over the headers and each batch member's its own; metadata a layer adds;
+//! and hostile maps — raw frames one past the limits, with a bad or
+//! repeated key, a bad tag or cut short, a huge `"meta"`, bad headers —
+//! refused without running the handler, the connection still serving. A
+//! protocol-1 peer's metadata is tested on the wire (the library client
+//! cannot be made to send it).
 
 mod common;
 
@@ -192,6 +194,48 @@ async fn a_json_rpc_meta_member_is_set_over_the_headers() {
     );
     let sig = rpc_with(&doors, "seen_bytes", "sig", &headers, meta).await;
     assert_eq!(sig, json!([0, 1, 255]));
+}
+
+/// Three `seen("k")` calls in a batch: with `k` = `a`, with `k` = `b`, and
+/// with no `"meta"`.
+fn batch_of_three() -> Value {
+    let call = |id: u64, meta: Option<Value>| {
+        let mut call = json!({"jsonrpc": "2.0", "id": id, "method": "Mw.seen", "params": ["k"]});
+        if let Some(meta) = meta {
+            call["meta"] = meta;
+        }
+        call
+    };
+    json!([
+        call(1, Some(json!({"k": "a"}))),
+        call(2, Some(json!({"k": "b"}))),
+        call(3, None)
+    ])
+}
+
+/// The results of a batch answer, by id.
+fn results_by_id(answer: &Value) -> Vec<(i64, Value)> {
+    let mut results: Vec<(i64, Value)> = answer
+        .as_array()
+        .unwrap_or_else(|| panic!("a batch answer: {answer}"))
+        .iter()
+        .map(|a| (a["id"].as_i64().unwrap(), a["result"].clone()))
+        .collect();
+    results.sort_by_key(|(id, _)| *id);
+    results
+}
+
+#[tokio::test]
+async fn each_batch_member_carries_its_own_metadata() {
+    let doors = plain().await;
+    let mut raw = raw_session2(&doors.tcp, "json").await;
+    let answer = json_round_trip(&mut raw, &batch_of_three().to_string()).await;
+    let expected = [(1, json!("a")), (2, json!("b")), (3, Value::Null)];
+    assert_eq!(results_by_id(&answer), expected, "TCP: {answer}");
+    let answer = post(&doors, "/rpc", &batch_of_three(), &[("k", "header")]).await;
+    let answer: Value = serde_json::from_slice(&answer.body).unwrap();
+    let expected = [(1, json!("a")), (2, json!("b")), (3, json!("header"))];
+    assert_eq!(results_by_id(&answer), expected, "HTTP: {answer}");
 }
 
 #[tokio::test]
