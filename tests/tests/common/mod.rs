@@ -11,6 +11,7 @@
 pub(crate) mod bins;
 pub(crate) mod hostile;
 pub(crate) mod http;
+pub(crate) mod middleware;
 
 use std::future::Future;
 use std::io::ErrorKind as IoErrorKind;
