@@ -142,7 +142,10 @@ async fn rest_requests_on_new_connections_past_the_window_get_429() {
                 assert_eq!(answer.text().trim(), "5");
                 passed += 1;
             }
-            429 => assert!(answer.text().contains("rate limited"), "{}", answer.text()),
+            429 => {
+                assert!(answer.text().contains("rate limited"), "{}", answer.text());
+                assert_eq!(answer.header("retry-after"), Some("1"));
+            }
             status => panic!("status {status}: {}", answer.text()),
         }
     }

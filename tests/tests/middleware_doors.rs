@@ -260,7 +260,6 @@ async fn a_tcp_or_http_caller_that_goes_away_frees_its_concurrency_permit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the Python door does not notice its peer left until the handler ends (reported)"]
 async fn a_python_caller_that_goes_away_frees_its_concurrency_permit() {
     if python_available() {
         an_abandoned_call_frees_its_permit(Door::Python).await;

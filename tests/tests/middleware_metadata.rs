@@ -583,7 +583,6 @@ async fn a_huge_json_rpc_meta_over_http_is_refused_without_running_the_handler()
 /// protocol 1 (`Protocol`) and cannot be made to speak protocol 1 to this
 /// server, so a raw protocol-1 peer sends a kind-09 frame.
 #[tokio::test]
-#[ignore = "the server takes a kind-09 frame's metadata on a protocol-1 connection (reported)"]
 async fn a_protocol_1_bincode_peer_cannot_send_metadata() {
     let doors = plain().await;
     let mut raw = raw_session(&doors.tcp, "bincode", 1 << 20).await;
@@ -600,7 +599,6 @@ async fn a_protocol_1_bincode_peer_cannot_send_metadata() {
 
 /// A protocol-1 JSON peer's `"meta"` member does not reach the handler.
 #[tokio::test]
-#[ignore = "the server takes a `meta` member on a protocol-1 connection (reported)"]
 async fn a_protocol_1_json_peer_cannot_send_metadata() {
     let doors = plain().await;
     let mut raw = raw_session(&doors.tcp, "json", 1 << 20).await;

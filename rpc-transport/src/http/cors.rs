@@ -26,8 +26,8 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
-    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN,
-    VARY,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS,
+    ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -61,13 +61,44 @@ pub(crate) async fn check_origin(
     {
         return foreign(request.uri().path(), &origin);
     }
+    let asked = request
+        .headers()
+        .get(ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned();
     let mut response = if is_preflight(&request) {
         StatusCode::NO_CONTENT.into_response()
     } else {
         next.run(request).await
     };
-    allow(response.headers_mut(), origin);
+    allow(response.headers_mut(), origin, asked.as_ref());
     response
+}
+
+/// The headers a page may send: [`HEADERS`], and those of `asked` (a
+/// preflight's `Access-Control-Request-Headers`) that carry call metadata:
+/// every `x-rpc-*`, `traceparent` and `tracestate`.
+fn allowed_headers(asked: Option<&HeaderValue>) -> HeaderValue {
+    let Some(asked) = asked.and_then(|a| a.to_str().ok()) else {
+        return HEADERS;
+    };
+    let metadata: Vec<String> = asked
+        .split(',')
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| {
+            name.starts_with(super::METADATA_PREFIX)
+                || name == "traceparent"
+                || name == "tracestate"
+        })
+        .collect();
+    if metadata.is_empty() {
+        return HEADERS;
+    }
+    let list = format!(
+        "{}, {}",
+        HEADERS.to_str().unwrap_or_default(),
+        metadata.join(", ")
+    );
+    HeaderValue::from_str(&list).unwrap_or(HEADERS)
 }
 
 /// An `OPTIONS` asking which method it may use: what a browser sends, with
@@ -79,10 +110,10 @@ fn is_preflight(request: &Request) -> bool {
             .contains_key(ACCESS_CONTROL_REQUEST_METHOD)
 }
 
-fn allow(headers: &mut HeaderMap, origin: HeaderValue) {
+fn allow(headers: &mut HeaderMap, origin: HeaderValue, asked: Option<&HeaderValue>) {
     headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     headers.insert(ACCESS_CONTROL_ALLOW_METHODS, METHODS);
-    headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, HEADERS);
+    headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, allowed_headers(asked));
     headers.insert(
         ACCESS_CONTROL_ALLOW_CREDENTIALS,
         HeaderValue::from_static("true"),
@@ -162,6 +193,17 @@ fn split_port(authority: &str) -> Option<(&str, Option<&str>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preflight_may_ask_for_the_metadata_headers_only() {
+        let asked = HeaderValue::from_static("X-RPC-Authorization, traceparent, x-evil, cookie");
+        let allowed = allowed_headers(Some(&asked));
+        assert_eq!(
+            allowed.to_str().unwrap(),
+            "authorization, content-type, x-rpc-timeout-ms, x-rpc-authorization, traceparent"
+        );
+        assert_eq!(allowed_headers(None), HEADERS);
+    }
 
     #[test]
     fn origins_are_written_as_browsers_send_them() {

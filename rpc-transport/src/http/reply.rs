@@ -132,8 +132,19 @@ pub(crate) fn status_of(kind: ErrorKind) -> StatusCode {
 }
 
 /// An error response with the status of its kind.
+///
+/// A refusal that asks the caller to come back (429 rate limited, 503
+/// overloaded) says when with `Retry-After: 1` (a second: a token bucket
+/// refills well within it).
 pub(crate) fn error_response(fault: &Fault) -> Response {
-    (status_of(fault.kind), error_json(fault)).into_response()
+    let mut response = (status_of(fault.kind), error_json(fault)).into_response();
+    if matches!(fault.kind, ErrorKind::RateLimited | ErrorKind::Overloaded) {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+    }
+    response
 }
 
 /// The body, or the error that reading it gave (too large, cut short).

@@ -52,6 +52,8 @@ pub(crate) async fn serve<S: Io>(
 ) -> Result<(), Error> {
     let options = Options::default();
     let mut frame = first;
+    // A frame read while a call ran: the next request, answered after it.
+    let mut early: Option<BytesMut> = None;
     loop {
         let draining = *python.draining.borrow();
         let (form, reply, refused) = match Call::read(&frame, &options.scaled_to(frame.len())) {
@@ -64,7 +66,16 @@ pub(crate) async fn serve<S: Io>(
                     Some(Error::new(ErrorKind::ShuttingDown, why)),
                 )
             }
-            Ok(call) => (call.form, python.answer(call).await, None),
+            Ok(call) => {
+                let form = call.form;
+                match answer_while_connected(&mut framed, &python, call, &mut early).await {
+                    Some(reply) => (form, reply?, None),
+                    None => {
+                        debug!("the Python client left during a call; the call is dropped");
+                        return Ok(());
+                    }
+                }
+            }
             Err(refusal) => {
                 let error = refusal.error;
                 let reply = call::error_reply(refusal.form, error.kind(), error.message());
@@ -84,6 +95,10 @@ pub(crate) async fn serve<S: Io>(
         }
         if let Some(error) = refused {
             return Err(error);
+        }
+        if let Some(next) = early.take() {
+            frame = next;
+            continue;
         }
         let idle = python.limits.idle_timeout.unwrap_or(Duration::MAX);
         let next = tokio::select! {
@@ -105,6 +120,30 @@ pub(crate) async fn serve<S: Io>(
                 return Ok(());
             }
         };
+    }
+}
+
+/// Runs `call` while watching the connection: `None` if the client left
+/// first (the call is dropped, and with it anything it held, such as a
+/// middleware permit); a frame the client sent meanwhile is kept in
+/// `early`, and the connection is not read again until the reply is sent.
+async fn answer_while_connected<S: Io>(
+    framed: &mut Framed<S, FrameCodec>,
+    python: &PythonPeer<'_>,
+    call: Call,
+    early: &mut Option<BytesMut>,
+) -> Option<Result<Vec<u8>, Error>> {
+    let answer = python.answer(call);
+    tokio::pin!(answer);
+    loop {
+        tokio::select! {
+            reply = &mut answer => return Some(Ok(reply)),
+            next = framed.next(), if early.is_none() => match next {
+                Some(Ok(frame)) => *early = Some(frame),
+                Some(Err(e)) => return Some(Err(frame_error(e))),
+                None => return None,
+            },
+        }
     }
 }
 

@@ -225,6 +225,16 @@ impl ServerConnection<'_> {
         read_at: Instant,
         replies: &Replies,
     ) -> Result<Reply, Pending> {
+        if request.metadata.is_some() && self.protocol < crate::wire::hello::STREAMS {
+            let error = Error::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "call metadata needs protocol 2; this client speaks protocol {}",
+                    self.protocol
+                ),
+            );
+            return Ok(Err(error.did_not_run().into()));
+        }
         // The context is installed while the arguments are decoded and the
         // service starts the call, as while it runs.
         let mut context = Context::new()
