@@ -1,7 +1,9 @@
 //! The benchmark service of `rpc-bench`: the workload of `peerbench`
 //! (`add`, `sub`, `echo` of a byte payload, and `stream` of u64 items),
-//! and the TLS of its `-tls` codecs ([`tls`]).
+//! the TLS of its `-tls` codecs ([`tls`]), and the no-op server layers
+//! that price the middleware stack ([`layer`]).
 
+pub mod layer;
 pub mod tls;
 
 use std::io::Write;
@@ -73,6 +75,17 @@ pub async fn serve(
     codec: String,
     tls: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    serve_layered(addr, codec, tls, &[]).await
+}
+
+/// [`serve`], with every call running through `layers` (the last given
+/// runs first; none: calls go straight to the handler).
+pub async fn serve_layered(
+    addr: String,
+    codec: String,
+    tls: bool,
+    layers: &[layer::BenchLayer],
+) -> Result<(), Box<dyn std::error::Error>> {
     let use_tls = tls || codec.ends_with("-tls");
     let mut config = ServerConfig::builder()
         .listen(addr)
@@ -84,7 +97,10 @@ pub async fn serve(
     if let Some(cert) = &cert {
         config = config.tls(cert.server_tls());
     }
-    let registry = Registry::new().with(BenchServer::new(BenchImpl))?;
+    let mut registry = Registry::new().with(BenchServer::new(BenchImpl))?;
+    for layer in layers {
+        layer.install(&mut registry);
+    }
     let listening = Server::new(config.build()?, registry).bind().await?;
     // The certificate and key are loaded: only the CA file must stay.
     drop(cert);

@@ -22,10 +22,20 @@
 //! is the items that arrived inside the window (the clock read once per 64
 //! items, every item's counter checked), `calls_per_s` items per second,
 //! and the latencies are null.
+//!
+//! To price the middleware, `server --layer noop` runs every call through
+//! one pass-through `from_fn` layer (give it n times for n layers), and
+//! `client --calls N` stops after N calls in all instead of at the end of
+//! the window, so a run does a fixed amount of work whatever its speed, as
+//! instruction counts under `valgrind --tool=callgrind` need
+//! (`examples/bench/callgrind.sh` runs them).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use examples::bench::layer::BenchLayer;
 use examples::bench::{AUTHKEY, BenchClient, MAX_FRAME_BYTES, tls};
 use rpc_core::Bytes;
 use rpc_transport::ClientConfig;
@@ -47,6 +57,12 @@ enum Role {
         /// TLS 1.3 with a fresh self-signed certificate (implied by a `-tls` codec).
         #[arg(long)]
         tls: bool,
+        /// Runs every call through a server layer that does nothing
+        /// (`noop`: `from_fn(|call, next| next.run(call))`), to price the
+        /// middleware stack; repeat it to stack several. None by default:
+        /// calls go straight to their handler.
+        #[arg(long = "layer", value_enum, value_name = "KIND")]
+        layers: Vec<BenchLayer>,
     },
     /// Runs one scenario and prints one JSON line.
     Client(ClientArgs),
@@ -75,6 +91,12 @@ struct ClientArgs {
     /// TLS 1.3, trusting only the server's certificate (implied by a `-tls` codec).
     #[arg(long)]
     tls: bool,
+    /// Stops after N calls in all (across every connection and call in
+    /// flight) rather than when the window closes, for instruction counts
+    /// (callgrind) that need the same work in every run; pass a long
+    /// `--duration-s` and `--warmup-s 0` with it. Not for `stream`.
+    #[arg(long, value_name = "N")]
+    calls: Option<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -110,7 +132,12 @@ impl Scenario {
 #[tokio::main]
 async fn main() {
     let result = match Cli::parse().role {
-        Role::Server { addr, codec, tls } => examples::bench::serve(addr, codec, tls).await,
+        Role::Server {
+            addr,
+            codec,
+            tls,
+            layers,
+        } => examples::bench::serve_layered(addr, codec, tls, &layers).await,
         Role::Client(mut args) => {
             // As peerbench names it: `--tls` adds the suffix where it is missing.
             if args.tls && !args.codec.ends_with("-tls") {
@@ -148,7 +175,7 @@ async fn run_client(a: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         clients.push(BenchClient::new(rpc_transport::connect(&config).await?));
     }
     let start = Instant::now() + Duration::from_secs_f64(a.warmup_s);
-    let window = Window {
+    let mut window = Window {
         start,
         end: start + Duration::from_secs_f64(a.duration_s),
     };
@@ -165,6 +192,7 @@ async fn run_client(a: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
             0
         }
     ]);
+    let budget = a.calls.map(|n| Arc::new(AtomicUsize::new(n)));
     let mut workers = tokio::task::JoinSet::new();
     for i in 0..conns * inflight {
         let client = clients[i / inflight].clone();
@@ -174,11 +202,16 @@ async fn run_client(a: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
             a.scenario,
             payload.clone(),
             i as i64,
+            budget.clone(),
         ));
     }
     let mut latencies = Vec::new();
     while let Some(done) = workers.join_next().await {
         latencies.extend(done??);
+    }
+    if budget.is_some() {
+        // The budget, not the clock, ended the run: report its real length.
+        window.end = window.end.min(Instant::now());
     }
     latencies.sort_unstable();
     let calls = latencies.len();
@@ -215,17 +248,25 @@ async fn stream(client: BenchClient, window: Window) -> Result<u64, rpc_core::Er
     }
 }
 
-/// Calls back to back until the window closes; returns the latencies (ns)
-/// of the calls that completed inside it.
+/// Calls back to back until the window closes (or the calls shared by
+/// every worker in `budget` run out); returns the latencies (ns) of the
+/// calls that completed inside the window.
 async fn worker(
     client: BenchClient,
     window: Window,
     scenario: Scenario,
     payload: Bytes,
     i: i64,
+    budget: Option<Arc<AtomicUsize>>,
 ) -> Result<Vec<u64>, rpc_core::Error> {
+    let take_one = || {
+        budget.as_ref().is_none_or(|left| {
+            left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+        })
+    };
     let mut latencies = Vec::with_capacity(1 << 16);
-    while Instant::now() < window.end {
+    while Instant::now() < window.end && take_one() {
         let t0 = Instant::now();
         if scenario == Scenario::Payload {
             let back = client.echo(payload.clone()).await?;
