@@ -52,7 +52,7 @@ start_server() {
     "$@" >"$log" 2>"$log.err" &
     server_pid=$!
     for _ in $(seq 600); do
-        if read -r word addr <"$log" 2>/dev/null && [[ $word == listening ]]; then
+        if read -r word addr 2>/dev/null <"$log" && [[ $word == listening ]]; then
             return 0
         fi
         sleep 0.1
