@@ -9,14 +9,14 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
-use tower::{Layer, ServiceExt as _};
+use tower::Layer;
 
 use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::{Error, ErrorKind};
-use crate::layer::{BoxError, Call, Next, Stack, into_fault};
+use crate::layer::{BoxError, Call, Next, Shared, Stack};
 use crate::service::{CallFuture, MethodInfo, Reply, Service, ServiceInfo};
 
 /// Service names the framework keeps for its own services.
@@ -108,10 +108,9 @@ impl Registry {
         <L::Service as tower::Service<Call>>::Error: Into<BoxError>,
         <L::Service as tower::Service<Call>>::Future: Send + 'static,
     {
-        let service = layer
-            .layer(Next::new(self.layers.take()))
-            .map_err(Into::into);
-        self.layers = Some(Arc::new(Stack::new(tower::util::BoxService::new(service))));
+        let service = layer.layer(Next::new(self.layers.take()));
+        let stack: Arc<Stack> = Arc::new(Shared::new(service));
+        self.layers = Some(stack);
         self
     }
 
@@ -130,20 +129,7 @@ impl Registry {
         let service = self.service(route);
         let ran = Arc::new(AtomicBool::new(false));
         let call = Call::new(service, route.method, context.clone(), call).watched(ran.clone());
-        let layers = layers.clone();
-        let run = async move {
-            let reply = match layers.call(call).await {
-                Ok(reply) => reply,
-                Err(e) => Err(into_fault(e)),
-            };
-            // A layer that answered without passing the call on refused it:
-            // the handler did not run.
-            match reply {
-                Err(fault) if !ran.load(Ordering::Acquire) => Err(fault.did_not_run()),
-                reply => reply,
-            }
-        };
-        CallFuture::new(crate::service::boxed(run)).of(service.name, route.method.name)
+        CallFuture::new(layers.clone().reply(call, ran)).of(service.name, route.method.name)
     }
 
     fn reroute(&mut self) {

@@ -25,8 +25,7 @@ pub type BoxCall = Pin<Box<dyn Handling>>;
 pin_project_lite::pin_project! {
     /// A call whose handler, `run`, takes its decoded `args` on first poll.
     struct Deferred<A, F, Fut> {
-        args: Option<A>,
-        run: Option<F>,
+        ready: Option<(A, F)>,
         #[pin]
         running: Option<Fut>,
     }
@@ -41,10 +40,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Reply> {
         let mut this = self.project();
-        if this.running.is_none() {
-            if let (Some(args), Some(run)) = (this.args.take(), this.run.take()) {
-                this.running.set(Some(run(args)));
-            }
+        if let Some((args, run)) = this.ready.take() {
+            this.running.set(Some(run(args)));
         }
         match this.running.as_pin_mut() {
             Some(running) => running.poll(cx),
@@ -64,9 +61,9 @@ where
     Fut: Future<Output = Reply> + Send,
 {
     fn args(&self) -> Option<&(dyn erased_serde::Serialize + Sync)> {
-        self.args
+        self.ready
             .as_ref()
-            .map(|a| a as &(dyn erased_serde::Serialize + Sync))
+            .map(|(a, _)| a as &(dyn erased_serde::Serialize + Sync))
     }
 }
 
@@ -79,8 +76,7 @@ where
     Fut: Future<Output = Reply> + Send + 'static,
 {
     Box::pin(Deferred {
-        args: Some(args),
-        run: Some(run),
+        ready: Some((args, run)),
         running: None,
     })
 }

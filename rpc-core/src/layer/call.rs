@@ -1,22 +1,63 @@
 //! [`Call`]: one call as a server layer sees it, and [`Next`]: what a
 //! layer wraps (the layers added before it, down to the handler).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 
+use futures::FutureExt as _;
+use futures::future::Either;
 use serde::de::DeserializeOwned;
 use tower::Service;
-use tower::util::BoxService;
 
-use super::{BoxError, Shared};
-use crate::context::Context;
+use super::{BoxError, Shared, into_fault};
+use crate::context::{Context, Scoped};
 use crate::error::{Error, ErrorKind};
 use crate::metadata::Metadata;
-use crate::service::{BoxFuture, CallFuture, MethodInfo, Reply, ServiceInfo};
+use crate::service::{BoxCall, BoxFuture, CallFuture, MethodInfo, Reply, ServiceInfo};
 
-/// The layers a registry runs its calls through, outermost first.
-pub(crate) type Stack = Shared<BoxService<Call, Reply, BoxError>>;
+/// The layers a registry runs its calls through: the outermost layer's
+/// service behind one `dyn`, so that a call through them boxes one future
+/// (tower's `BoxService` would box the layer's future again).
+pub(crate) type Stack = dyn Layers;
+
+/// What [`Stack`] can do.
+pub(crate) trait Layers: Send + Sync {
+    /// Runs `call` through the layers, for a layer that wraps them.
+    fn run(self: Arc<Self>, call: Call) -> BoxFuture<Result<Reply, BoxError>>;
+
+    /// Runs `call` through the layers for the door: a layer's error becomes
+    /// the call's fault, marked as not run if the handler had not started
+    /// (`ran` still unset).
+    fn reply(self: Arc<Self>, call: Call, ran: Arc<AtomicBool>) -> BoxCall;
+}
+
+impl<S> Layers for Shared<S>
+where
+    S: Service<Call, Response = Reply> + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    fn run(self: Arc<Self>, call: Call) -> BoxFuture<Result<Reply, BoxError>> {
+        Box::pin(async move { self.call(call).await })
+    }
+
+    fn reply(self: Arc<Self>, call: Call, ran: Arc<AtomicBool>) -> BoxCall {
+        crate::service::boxed(async move {
+            let reply = match self.call(call).await {
+                Ok(reply) => reply,
+                Err(e) => Err(into_fault(e)),
+            };
+            // A layer that answered without passing the call on refused
+            // it: the handler did not run.
+            match reply {
+                Err(fault) if !ran.load(Ordering::Acquire) => Err(fault.did_not_run()),
+                reply => reply,
+            }
+        })
+    }
+}
 
 /// One call, as a server layer sees it: which method, its [`Context`], and
 /// its decoded arguments. Its handler has not run yet; passing it on to the
@@ -159,12 +200,13 @@ impl Call {
         )
     }
 
-    /// Runs the handler, with the call's context installed.
-    async fn handle(self) -> Reply {
+    /// The handler's run, with the call's context installed; from now on a
+    /// fault is not a refusal.
+    fn handle(self) -> Scoped<CallFuture> {
         if let Some(ran) = &self.ran {
             ran.store(true, Ordering::Release);
         }
-        self.context.scope(self.started).await
+        self.context.scope(self.started)
     }
 }
 
@@ -193,10 +235,16 @@ impl Next {
 
     /// Passes `call` on: through the layers added before, then to the
     /// handler.
-    pub async fn run(self, call: Call) -> Result<Reply, BoxError> {
+    ///
+    /// (Not an `async fn`: its future would hold `call` twice, as the
+    /// argument and inside the future it is moved into, and move both.)
+    pub fn run(self, call: Call) -> impl Future<Output = Result<Reply, BoxError>> + Send + 'static {
         match self.stack {
-            None => Ok(call.handle().await),
-            Some(stack) => stack.call(call).await,
+            None => Either::Left(
+                call.handle()
+                    .map(Ok as fn(Reply) -> Result<Reply, BoxError>),
+            ),
+            Some(stack) => Either::Right(stack.run(call)),
         }
     }
 }
@@ -211,7 +259,10 @@ impl Service<Call> for Next {
     }
 
     fn call(&mut self, call: Call) -> Self::Future {
-        Box::pin(self.clone().run(call))
+        match &self.stack {
+            Some(stack) => stack.clone().run(call),
+            None => Box::pin(self.clone().run(call)),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use rpc_core::codec::{Id, Incoming, Request};
 use rpc_core::registry::Route;
-use rpc_core::service::{Fault, Reply};
+use rpc_core::service::{CallFuture, Fault, Reply};
 use rpc_core::{Context, Error, ErrorKind};
 use tracing::{Instrument, debug_span};
 
@@ -235,11 +235,20 @@ impl ServerConnection<'_> {
             );
             return Ok(Err(error.did_not_run().into()));
         }
-        // The context is installed while the arguments are decoded and the
-        // service starts the call, as while it runs.
+        // A call that takes a stream gets an inbox for it while its
+        // arguments are decoded (checked by `can_stream`); the deadline
+        // bounds opening a stream, not its life: a call that reads one runs
+        // for as long as it is sent.
+        let takes = self.registry.method(route).takes_stream;
+        let inbox_for = match (takes, &replies.streams, &request.id) {
+            (true, Some(streams), Some(Id::Num(id))) => Some((streams, *id)),
+            _ => None,
+        };
+        let limit = request.deadline.filter(|_| inbox_for.is_none());
+        let deadline = limit.map(|d| read_at + d);
         let mut context = Context::new()
             .with_peer(self.peer)
-            .with_deadline(request.deadline.map(|d| read_at + d))
+            .with_deadline(deadline)
             .with_transport("tcp")
             .with_peer_identity(self.peer_identity.clone())
             .with_metadata(
@@ -247,58 +256,60 @@ impl ServerConnection<'_> {
                     .metadata
                     .map(|metadata| Arc::new(super::trace::continue_trace(metadata))),
             );
-        let dispatch = || {
-            self.registry
-                .call_encoded(route, self.codec, request.params)
-        };
-        let mut decode = || context.within(|| rpc_core::blob::decoding_from(frame, dispatch));
-        // A call that takes a stream gets an inbox for it while its
-        // arguments are decoded (checked by `can_stream`).
-        let takes = self.registry.method(route).takes_stream;
-        let (started, upload) = match (takes, &replies.streams, &request.id) {
-            (true, Some(streams), Some(Id::Num(id))) => {
-                match streams.receive(*id, self.codec, replies.control()) {
+        // The context is installed once for the arguments' decoding, the
+        // service starting the call and its first poll.
+        let first = context.within(|| {
+            let dispatch = || {
+                self.registry
+                    .call_encoded(route, self.codec, request.params)
+            };
+            let decode = || rpc_core::blob::decoding_from(frame, dispatch);
+            let started = match inbox_for {
+                Some((streams, id)) => match streams.receive(id, self.codec, replies.control()) {
                     Ok(inbox) => {
                         let (started, taken) = rpc_core::stream::receiving(inbox, decode);
                         if !taken || started.is_err() {
-                            streams.forget_inbox(*id, None);
+                            streams.forget_inbox(id, None);
                         }
-                        (started, taken)
+                        started
                     }
-                    Err(e) => (Err(e), false),
-                }
+                    Err(e) => Err(e),
+                },
+                None => decode(),
+            };
+            let mut call = match started {
+                Ok(call) => self.layered(route, call),
+                // Its arguments did not decode (or the service refused to
+                // start it): the handler did not run.
+                Err(e) => return Ok(Err(e.did_not_run().into())),
+            };
+            // A waker that does nothing is enough for this first poll: a
+            // call that is not done is polled again at once by its own
+            // task, which registers the real waker.
+            let mut cx = std::task::Context::from_waker(Waker::noop());
+            match Pin::new(&mut call).poll(&mut cx) {
+                Poll::Ready(reply) => Ok(reply),
+                Poll::Pending => Err(call),
             }
-            _ => (decode(), false),
-        };
-        let call = match started {
-            Ok(call) => call,
-            // Its arguments did not decode (or the service refused to
-            // start it): the handler did not run.
-            Err(e) => return Ok(Err(e.did_not_run().into())),
-        };
-        // The deadline bounds opening a stream, not its life: a call that
-        // reads one runs for as long as it is sent.
-        let limit = request.deadline.filter(|_| !upload);
-        let deadline = limit.map(|d| read_at + d);
-        if upload {
-            context = context.with_deadline(None);
+        });
+        first.map_err(|call| {
+            let names = (
+                self.registry.service(route).name,
+                self.registry.method(route).name,
+            );
+            let call = context.scope(call);
+            Box::pin(bounded(call, deadline.zip(limit), names)) as Pending
+        })
+    }
+
+    /// `call` through the registry's middleware, if it has any, with the
+    /// context installed for it.
+    fn layered(&self, route: Route, call: CallFuture) -> CallFuture {
+        if !self.registry.has_layers() {
+            return call;
         }
-        let call = self.registry.layered(route, call, &context);
-        let mut call = context.scope(call);
-        // A waker that does nothing is enough for this first poll: a call
-        // that is not done is polled again at once by its own task, which
-        // registers the real waker.
-        let mut cx = std::task::Context::from_waker(Waker::noop());
-        match Pin::new(&mut call).poll(&mut cx) {
-            Poll::Ready(reply) => Ok(reply),
-            Poll::Pending => {
-                let names = (
-                    self.registry.service(route).name,
-                    self.registry.method(route).name,
-                );
-                Err(Box::pin(bounded(call, deadline.zip(limit), names)))
-            }
-        }
+        let context = Context::current().unwrap_or_default();
+        self.registry.layered(route, call, &context)
     }
 }
 
