@@ -44,35 +44,41 @@ static EMPTY: std::sync::LazyLock<Metadata> = std::sync::LazyLock::new(Metadata:
 
 impl Context {
     /// An empty context.
+    #[inline]
     pub fn new() -> Context {
         Context::default()
     }
 
     /// Sets the instant after which the caller no longer waits.
+    #[inline]
     pub fn with_deadline(mut self, deadline: Option<Instant>) -> Context {
         self.deadline = deadline;
         self
     }
 
     /// Sets the caller's address.
+    #[inline]
     pub fn with_peer(mut self, peer: Option<SocketAddr>) -> Context {
         self.peer = peer;
         self
     }
 
     /// Sets the subject of the caller's verified certificate.
+    #[inline]
     pub fn with_peer_identity(mut self, identity: Option<Arc<str>>) -> Context {
         self.peer_identity = identity;
         self
     }
 
     /// Sets the door the call came in by; see [`Context::transport`].
+    #[inline]
     pub fn with_transport(mut self, transport: &'static str) -> Context {
         self.transport = Some(transport);
         self
     }
 
     /// Sets the call's metadata.
+    #[inline]
     pub fn with_metadata(mut self, metadata: Option<Arc<Metadata>>) -> Context {
         self.metadata = metadata.filter(|m| !m.is_empty());
         self
@@ -144,12 +150,17 @@ impl Context {
     /// `call` starts it.
     pub fn within<R>(&mut self, f: impl FnOnce() -> R) -> R {
         let mut slot = Some(std::mem::take(self));
-        let out = {
-            let _guard = Installed::new(&mut slot);
-            f()
-        };
+        let out = Context::within_slot(&mut slot, f);
         *self = slot.unwrap_or_default();
         out
+    }
+
+    /// [`Context::within`] for a context kept in an `Option` (a transport's
+    /// hot path: no move in or out of the option around the install).
+    #[inline]
+    pub fn within_slot<R>(slot: &mut Option<Context>, f: impl FnOnce() -> R) -> R {
+        let _guard = Installed::new(slot);
+        f()
     }
 
     /// Runs `future` with `self` as [`Context::current`] during every poll.
@@ -187,6 +198,7 @@ struct Installed<'a> {
 }
 
 impl<'a> Installed<'a> {
+    #[inline]
     fn new(slot: &'a mut Option<Context>) -> Installed<'a> {
         let outer = CURRENT.with(|c| c.replace(slot.take()));
         Installed { slot, outer }
@@ -194,6 +206,7 @@ impl<'a> Installed<'a> {
 }
 
 impl Drop for Installed<'_> {
+    #[inline]
     fn drop(&mut self) {
         *self.slot = CURRENT.with(|c| c.replace(self.outer.take()));
     }

@@ -115,6 +115,7 @@ impl Registry {
     }
 
     /// Whether calls run through layers.
+    #[inline]
     pub fn has_layers(&self) -> bool {
         self.layers.is_some()
     }
@@ -212,7 +213,7 @@ impl Registry {
     ) -> Result<CallFuture, Error> {
         let service = &self.services[route.service];
         let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            service.call(route.method.name, args)
+            service.start(route.method.name, args, self.layers.is_some())
         }));
         let names = (service.info().name, route.method.name);
         match started {

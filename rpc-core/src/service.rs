@@ -68,6 +68,23 @@ where
 }
 
 /// A call of decoded `args`: `run` takes them when the call is first
+/// polled, and [`Handling::args`] shows them until then; with `keep_args`
+/// false, `run` takes them now and the call shows none (see
+/// [`Service::start`]).
+pub fn started<A, F, Fut>(keep_args: bool, args: A, run: F) -> BoxCall
+where
+    A: serde::Serialize + Send + Sync + 'static,
+    F: FnOnce(A) -> Fut + Send + 'static,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
+    if keep_args {
+        deferred(args, run)
+    } else {
+        boxed(run(args))
+    }
+}
+
+/// A call of decoded `args`: `run` takes them when the call is first
 /// polled, and [`Handling::args`] shows them until then.
 pub fn deferred<A, F, Fut>(args: A, run: F) -> BoxCall
 where
@@ -192,6 +209,21 @@ pub trait Service: Send + Sync + 'static {
         method: &str,
         args: &mut dyn erased_serde::Deserializer<'_>,
     ) -> Result<BoxCall, Error>;
+
+    /// [`Service::call`], told whether the call's decoded arguments must
+    /// stay readable until it runs ([`Handling::args`], for middleware): a
+    /// registry with no layers asks for no such thing, and a generated
+    /// service then starts the handler's future as it is. The default
+    /// ignores `keep_args`.
+    fn start(
+        &self,
+        method: &str,
+        args: &mut dyn erased_serde::Deserializer<'_>,
+        keep_args: bool,
+    ) -> Result<BoxCall, Error> {
+        let _ = keep_args;
+        self.call(method, args)
+    }
 }
 
 /// The static description of a service.

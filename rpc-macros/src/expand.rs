@@ -308,6 +308,18 @@ impl<'a> ServiceGenerator<'a> {
                     ::rpc_core::__private::BoxCall,
                     ::rpc_core::Error,
                 > {
+                    ::rpc_core::Service::start(self, method, args, true)
+                }
+
+                fn start(
+                    &self,
+                    method: &str,
+                    args: &mut dyn ::rpc_core::__private::erased_serde::Deserializer<'_>,
+                    keep_args: bool,
+                ) -> ::core::result::Result<
+                    ::rpc_core::__private::BoxCall,
+                    ::rpc_core::Error,
+                > {
                     match method {
                         #(#arms)*
                         _ => ::core::result::Result::Err(
@@ -347,7 +359,7 @@ impl<'a> ServiceGenerator<'a> {
                 let __rpc_probe = #probe;
                 let __rpc_args = __rpc_probe.__rpc_decode(#wire, args)?;
                 let __rpc_service = ::core::clone::Clone::clone(&self.service);
-                let __rpc_call = __rpc_probe.__rpc_start(__rpc_args, move |__rpc_args| async move {
+                let __rpc_call = __rpc_probe.__rpc_start(keep_args, __rpc_args, move |__rpc_args| async move {
                     let __rpc_result =
                         <#param as #trait_ident>::#ident(&*__rpc_service, #(__rpc_args.#fields),*).await;
                     #reply

@@ -107,7 +107,7 @@ pub trait ViaWire<A, R, E> {
 
     /// Starts the server's call: `run` takes the decoded arguments when it
     /// is first polled; until then middleware can read them.
-    fn __rpc_start<F, Fut>(&self, args: A, run: F) -> BoxCall
+    fn __rpc_start<F, Fut>(&self, keep_args: bool, args: A, run: F) -> BoxCall
     where
         F: FnOnce(A) -> Fut + Send + 'static,
         Fut: Future<Output = Reply> + Send + 'static;
@@ -148,7 +148,7 @@ pub trait ViaNever<A, R, E> {
     ) -> impl Future<Output = Result<R, CallError<E>>>;
 
     /// Never runs.
-    fn __rpc_start<F, Fut>(&self, args: A, run: F) -> BoxCall
+    fn __rpc_start<F, Fut>(&self, keep_args: bool, args: A, run: F) -> BoxCall
     where
         F: FnOnce(A) -> Fut,
         Fut: Future<Output = Reply>;
@@ -191,12 +191,12 @@ impl<A: Wire, R: Wire, E: Wire> ViaWire<A, R, E> for Probe<(A, R, E)> {
         client.call_fallible_described(info, method, args)
     }
 
-    fn __rpc_start<F, Fut>(&self, args: A, run: F) -> BoxCall
+    fn __rpc_start<F, Fut>(&self, keep_args: bool, args: A, run: F) -> BoxCall
     where
         F: FnOnce(A) -> Fut + Send + 'static,
         Fut: Future<Output = Reply> + Send + 'static,
     {
-        crate::service::deferred(args, run)
+        crate::service::started(keep_args, args, run)
     }
 }
 
@@ -242,7 +242,7 @@ impl<A, R, E> ViaNever<A, R, E> for &Probe<(A, R, E)> {
         core::future::pending()
     }
 
-    fn __rpc_start<F, Fut>(&self, _: A, _: F) -> BoxCall
+    fn __rpc_start<F, Fut>(&self, _: bool, _: A, _: F) -> BoxCall
     where
         F: FnOnce(A) -> Fut,
         Fut: Future<Output = Reply>,

@@ -246,19 +246,21 @@ impl ServerConnection<'_> {
         };
         let limit = request.deadline.filter(|_| inbox_for.is_none());
         let deadline = limit.map(|d| read_at + d);
-        let mut context = Context::new()
-            .with_peer(self.peer)
-            .with_deadline(deadline)
-            .with_transport("tcp")
-            .with_peer_identity(self.peer_identity.clone())
-            .with_metadata(
-                request
-                    .metadata
-                    .map(|metadata| Arc::new(super::trace::continue_trace(metadata))),
-            );
+        let mut context = Some(
+            Context::new()
+                .with_peer(self.peer)
+                .with_deadline(deadline)
+                .with_transport("tcp")
+                .with_peer_identity(self.peer_identity.clone())
+                .with_metadata(
+                    request
+                        .metadata
+                        .map(|metadata| Arc::new(super::trace::continue_trace(metadata))),
+                ),
+        );
         // The context is installed once for the arguments' decoding, the
         // service starting the call and its first poll.
-        let first = context.within(|| {
+        let first = Context::within_slot(&mut context, || {
             let dispatch = || {
                 self.registry
                     .call_encoded(route, self.codec, request.params)
@@ -297,13 +299,14 @@ impl ServerConnection<'_> {
                 self.registry.service(route).name,
                 self.registry.method(route).name,
             );
-            let call = context.scope(call);
+            let call = context.take().unwrap_or_default().scope(call);
             Box::pin(bounded(call, deadline.zip(limit), names)) as Pending
         })
     }
 
     /// `call` through the registry's middleware, if it has any, with the
     /// context installed for it.
+    #[inline]
     fn layered(&self, route: Route, call: CallFuture) -> CallFuture {
         if !self.registry.has_layers() {
             return call;
