@@ -70,7 +70,11 @@ where
 ///     format!("{}.{} from {who}", call.service(), call.method())
 /// }
 /// ```
-pub struct Call {
+pub struct Call(Box<Parts>);
+
+/// What a [`Call`] holds, boxed: a call moves through every layer's future,
+/// and a pointer moves cheaper than the parts.
+struct Parts {
     service: &'static ServiceInfo,
     method: &'static MethodInfo,
     context: Context,
@@ -88,56 +92,56 @@ impl Call {
         context: Context,
         started: CallFuture,
     ) -> Call {
-        Call {
+        Call(Box::new(Parts {
             service,
             method,
             context,
             started,
             ran: None,
-        }
+        }))
     }
 
     /// The same call, setting `ran` once its handler starts.
     pub(crate) fn watched(mut self, ran: Arc<AtomicBool>) -> Call {
-        self.ran = Some(ran);
+        self.0.ran = Some(ran);
         self
     }
 
     /// The service's name (`Calculator`).
     pub fn service(&self) -> &'static str {
-        self.service.name
+        self.0.service.name
     }
 
     /// The method's name (`add`), however the caller named it.
     pub fn method(&self) -> &'static str {
-        self.method.name
+        self.0.method.name
     }
 
     /// The method's description: its parameters, whether it is
     /// `idempotent`, whether it streams.
     pub fn info(&self) -> &'static MethodInfo {
-        self.method
+        self.0.method
     }
 
     /// The service's description.
     pub fn service_info(&self) -> &'static ServiceInfo {
-        self.service
+        self.0.service
     }
 
     /// The call's context: peer, deadline, door, metadata, TLS identity.
     pub fn context(&self) -> &Context {
-        &self.context
+        &self.0.context
     }
 
     /// The context, to change what the layers after this one and the
     /// handler see (say, metadata a layer adds once it checked a token).
     pub fn context_mut(&mut self) -> &mut Context {
-        &mut self.context
+        &mut self.0.context
     }
 
     /// The metadata the caller sent.
     pub fn metadata(&self) -> &Metadata {
-        self.context.metadata()
+        self.0.context.metadata()
     }
 
     /// All the arguments, read as `T`: a tuple or a sequence, in the
@@ -158,6 +162,7 @@ impl Call {
     /// ```
     pub fn arg<T: DeserializeOwned>(&self, name: &str) -> Result<T, Error> {
         let position = self
+            .0
             .method
             .params
             .iter()
@@ -165,7 +170,7 @@ impl Call {
             .ok_or_else(|| {
                 Error::new(
                     ErrorKind::InvalidParams,
-                    format!("`{}` has no argument `{name}`", self.method.signature()),
+                    format!("`{}` has no argument `{name}`", self.0.method.signature()),
                 )
             })?;
         let value = match self.args_json()? {
@@ -176,7 +181,7 @@ impl Call {
     }
 
     fn args_json(&self) -> Result<serde_json::Value, Error> {
-        let args = self.started.args().ok_or_else(|| {
+        let args = self.0.started.args().ok_or_else(|| {
             Error::new(
                 ErrorKind::Internal,
                 format!(
@@ -203,19 +208,20 @@ impl Call {
     /// The handler's run, with the call's context installed; from now on a
     /// fault is not a refusal.
     fn handle(self) -> Scoped<CallFuture> {
-        if let Some(ran) = &self.ran {
+        let parts = *self.0;
+        if let Some(ran) = &parts.ran {
             ran.store(true, Ordering::Release);
         }
-        self.context.scope(self.started)
+        parts.context.scope(parts.started)
     }
 }
 
 impl std::fmt::Debug for Call {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Call")
-            .field("service", &self.service.name)
-            .field("method", &self.method.name)
-            .field("context", &self.context)
+            .field("service", &self.0.service.name)
+            .field("method", &self.0.method.name)
+            .field("context", &self.0.context)
             .finish_non_exhaustive()
     }
 }
