@@ -548,33 +548,50 @@ impl Port for PortImpl {
     }
 }
 
-#[tokio::test]
-#[ignore = "bug: over TLS neither side sends close_notify, so a client that goes away \
-            is logged as a lost connection (see the report of branch tls-hostile)"]
-async fn over_tls_a_typed_client_that_goes_away_is_a_quiet_end_as_in_plaintext() {
-    let setup = Setup::new();
+/// Serves [`Port`] with `server`; a typed client in each codec, built by
+/// `client` for the address, calls once and goes away: its connection must
+/// end quietly ("connection closed"), not as a failure.
+async fn assert_a_client_going_away_is_quiet(
+    server: ServerConfig,
+    client: impl Fn(&str, &str) -> rpc_transport::ClientConfig,
+) {
     Lines::get();
     let registry = rpc_core::Registry::new()
         .with(PortServer::new(PortImpl))
         .expect("the port service registers");
-    let listening = within(
-        "the server to bind",
-        Server::new(config(&setup, Limits::default(), 16 << 20), registry).bind(),
-    )
-    .await
-    .expect("the TLS server binds");
+    let listening = within("the server to bind", Server::new(server, registry).bind())
+        .await
+        .expect("the server binds");
     let address = listening.local_addr().to_owned();
     let _serving = TaskGuard(tokio::spawn(listening.serve()));
     for codec in CODECS {
-        let config = setup.client(&address, codec).build().unwrap();
-        let client = within("a TLS client to connect", rpc_transport::connect(&config)).await;
-        let client = PortClient::new(client.expect("a TLS client gets in"));
-        let port = within("port", client.port()).await.expect("a port");
-        drop(client);
-        let line = Lines::get().wait_for(port, "connection ").await;
+        let config = client(&address, codec);
+        let connected = within("a client to connect", rpc_transport::connect(&config)).await;
+        let caller = PortClient::new(connected.expect("a client gets in"));
+        let port = within("port", caller.port()).await.expect("a port");
+        drop(caller);
+        let line = Lines::get().wait_for(port, "listening: connection").await;
         assert!(
             line.contains("connection closed"),
             "{codec}: a client that went away is not a failure: {line}"
         );
     }
+}
+
+#[tokio::test]
+async fn in_plaintext_a_typed_client_that_goes_away_is_a_quiet_end() {
+    let server = common::server_builder().build().unwrap();
+    let client =
+        |address: &str, codec: &str| common::client_builder(address, codec).build().unwrap();
+    assert_a_client_going_away_is_quiet(server, client).await;
+}
+
+#[tokio::test]
+#[ignore = "bug: over TLS neither side sends close_notify, so a client that goes away \
+            is logged as a lost connection (see the report of branch tls-hostile)"]
+async fn over_tls_a_typed_client_that_goes_away_is_a_quiet_end_as_in_plaintext() {
+    let setup = Setup::new();
+    let server = config(&setup, Limits::default(), 16 << 20);
+    let client = |address: &str, codec: &str| setup.client(address, codec).build().unwrap();
+    assert_a_client_going_away_is_quiet(server, client).await;
 }
