@@ -409,13 +409,17 @@ async fn over_tls_a_flood_of_slow_calls_never_read_is_held_to_max_in_flight_and_
     let before = resident_bytes();
     // Slow calls (16 KiB each after 200 ms): without max_in_flight the
     // server would read all 8000 and queue 125 MiB for a client that reads none.
-    let request = frame(&bincode_request(
-        1,
-        "Probe.blob",
-        None,
-        &(16_384u64, 200u64),
-    ));
-    let flood = request.repeat(8_000);
+    // Each with its own id: a reused id is refused, not run.
+    let flood: Vec<u8> = (1..=8_000u64)
+        .flat_map(|id| {
+            frame(&bincode_request(
+                id,
+                "Probe.blob",
+                None,
+                &(16_384u64, 200u64),
+            ))
+        })
+        .collect();
     let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&flood)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     server.assert_still_serves(&setup).await;
@@ -429,6 +433,10 @@ async fn over_tls_a_flood_of_slow_calls_never_read_is_held_to_max_in_flight_and_
     );
     // The flood's 64, and a typed client's call beside them.
     assert!(peak <= 64 + 1, "{peak} calls ran at once");
+    assert!(
+        peak >= 32,
+        "the flood never filled max_in_flight: {peak} at most"
+    );
     assert!(taken < 8_000, "the server took all {taken} calls");
     drop(stream);
     server.wait_open(0).await;
