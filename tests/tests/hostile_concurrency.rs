@@ -227,13 +227,18 @@ async fn a_client_that_never_reads_answers_of_slow_calls_neither_grows_the_serve
     // Slow calls: none has answered while the flood is read, so the server
     // would read all of it and queue every answer (16 KiB each, 125 MiB in
     // all) for a client that reads none of them, but for max_in_flight.
-    let request = frame(&bincode_request(
-        1,
-        "Probe.blob",
-        None,
-        &(16_384u64, 200u64),
-    ));
-    let flood = request.repeat(8_000);
+    // Each call its own id: a repeated id would be refused as in use, and
+    // the flood would never reach max_in_flight.
+    let flood: Vec<u8> = (1..=8_000u64)
+        .flat_map(|id| {
+            frame(&bincode_request(
+                id,
+                "Probe.blob",
+                None,
+                &(16_384u64, 200u64),
+            ))
+        })
+        .collect();
     let _ = tokio::time::timeout(Duration::from_secs(2), write.write_all(&flood)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Instant::now();
@@ -245,6 +250,11 @@ async fn a_client_that_never_reads_answers_of_slow_calls_neither_grows_the_serve
         grown < 64 << 20,
         "the server grew by {} MiB, taking {taken} calls whose answers go unread",
         grown >> 20
+    );
+    // max_in_flight (64 by default, and one more the loop holds) was reached.
+    assert!(
+        taken > 32,
+        "only {taken} calls ran: the flood did not fill max_in_flight"
     );
     assert!(
         took < Duration::from_secs(2),

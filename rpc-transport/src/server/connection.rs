@@ -168,6 +168,7 @@ impl ServerConnection<'_> {
             read_at: Instant::now(),
             done: Vec::new(),
         };
+        let ended = async {
         loop {
             while closing.is_none() && self.has_room(&calls, &replies) {
                 let frame = match codec.decode(&mut input) {
@@ -302,6 +303,12 @@ impl ServerConnection<'_> {
                 }
             }
         }
+        }
+        .await;
+        // However the loop ended, the stream is shut down: over TLS the
+        // client reads a close_notify, and knows the server closed it.
+        close(&mut io, limits.write_timeout).await;
+        ended
     }
 
     /// Whether another request may be handled: fewer than `max_in_flight`
@@ -322,6 +329,13 @@ impl ServerConnection<'_> {
         let n = match read {
             Ok(n) => n,
             Err(e) if is_disconnect(&e) => return Some(Stop::Quiet),
+            // Over TLS, a client that closes its socket without a
+            // close_notify: between frames nothing is lost (frames delimit
+            // themselves), so it ends quietly as a plaintext close does.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && input.is_empty() => {
+                debug!(cancelled = running, "client closed the connection");
+                return Some(Stop::Quiet);
+            }
             Err(e) => {
                 let why = format!("reading from the client failed: {e}");
                 return Some(Stop::Failed(Error::new(ErrorKind::ConnectionLost, why)));
@@ -358,6 +372,13 @@ impl Drop for EndStreams {
             streams.close_all(&why);
         }
     }
+}
+
+/// Shuts the write side down (over TLS, a close_notify first), for at
+/// most `limit`: a client that reads nothing cannot hold the task.
+async fn close<W: tokio::io::AsyncWrite + Unpin>(io: &mut W, limit: std::time::Duration) {
+    let limit = limit.min(std::time::Duration::from_secs(1));
+    let _ = tokio::time::timeout(limit, io.shutdown()).await;
 }
 
 /// Whether a write failed because the peer closed the connection.
