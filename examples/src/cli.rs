@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use rpc_core::Registry;
-use rpc_transport::http::{HttpConfig, HttpGateway, TlsReloader};
+use rpc_transport::http::{HttpConfig, HttpGateway};
 use rpc_transport::{Server, ServerConfig};
 
 /// The flags of the example servers and clients.
@@ -58,8 +58,7 @@ pub async fn serve_with_http(
     };
     // Installed before the address is printed: from then on a SIGHUP
     // reloads instead of ending the process.
-    let gateway_tls = http.as_ref().and_then(|http| http.tls_reloader());
-    let reload = reload_tls_on_sighup(listening.server().clone(), gateway_tls)?;
+    let reload = reload_tls_on_sighup(listening.server().clone())?;
     // Ctrl-C is caught from before the address is printed, too: a peer
     // that reads it and interrupts at once stops the server gracefully.
     let interrupted = interrupted()?;
@@ -113,23 +112,15 @@ fn interrupted() -> std::io::Result<impl std::future::Future<Output = ()>> {
 /// listeners' and the gateway's (`[http.tls]`), and logs the outcome (a
 /// file that does not load leaves the certificate in force).
 #[cfg(unix)]
-fn reload_tls_on_sighup(
-    server: Server,
-    gateway: Option<TlsReloader>,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
+fn reload_tls_on_sighup(server: Server) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = signal(SignalKind::hangup())?;
     Ok(tokio::spawn(async move {
         while hangups.recv().await.is_some() {
+            // `[server.tls]`'s files, and the gateway's `[http.tls]`.
             match server.reload_tls() {
-                Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
-                Err(e) => tracing::warn!("SIGHUP: TLS certificate and key not reloaded: {e}"),
-            }
-            if let Some(gateway) = &gateway {
-                match gateway.reload() {
-                    Ok(()) => tracing::info!("SIGHUP: the gateway's certificate and key reloaded"),
-                    Err(e) => tracing::warn!("SIGHUP: the gateway's certificate not reloaded: {e}"),
-                }
+                Ok(()) => tracing::info!("SIGHUP: TLS certificates and keys reloaded"),
+                Err(e) => tracing::warn!("SIGHUP: TLS certificates and keys not reloaded: {e}"),
             }
         }
     }))
@@ -137,10 +128,7 @@ fn reload_tls_on_sighup(
 
 /// No SIGHUP here: reloading is [`Server::reload_tls`] in code.
 #[cfg(not(unix))]
-fn reload_tls_on_sighup(
-    _server: Server,
-    _gateway: Option<TlsReloader>,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
+fn reload_tls_on_sighup(_server: Server) -> std::io::Result<tokio::task::JoinHandle<()>> {
     Ok(tokio::spawn(async {}))
 }
 

@@ -342,6 +342,36 @@ async fn a_password_in_clear_off_loopback_is_refused_unless_allowed() {
 }
 
 #[tokio::test]
+async fn the_servers_reload_reloads_the_gateways_certificate_too() {
+    let setup = Setup::new();
+    let server = server(Limits::default());
+    let config = http(&setup).build().expect("a valid [http] config");
+    let gateway = HttpGateway::new(config, &server).expect("the gateway builds");
+    let listening = within("the gateway to bind", gateway.bind())
+        .await
+        .expect("binds");
+    let port = listening
+        .local_addr()
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .to_owned();
+    let address = format!("127.0.0.1:{port}");
+    let task = tokio::spawn(listening.serve());
+    let other = setup.pki.ca("other-ca");
+    let (cert, key) = setup.pki.leaf(&other, "other-server", Leaf::SERVER);
+    tls::replace(&setup.server.0, &cert);
+    tls::replace(&setup.server.1, &key);
+    // The server has no [server.tls]: its reload is the gateway's.
+    server
+        .reload_tls()
+        .expect("the gateway's certificate reloads");
+    let mut stream = tls_connect(&address, &other.cert_file).await;
+    assert!(exchange(&mut stream, ADD).await.ends_with(r#""result":5}"#));
+    task.abort();
+}
+
+#[tokio::test]
 async fn reloading_swaps_the_certificate_for_new_connections() {
     let setup = Setup::new();
     let gateway = start(&setup).await;

@@ -291,6 +291,10 @@ impl HttpGateway {
             Some(settings) => Some(Arc::new(Acceptor::for_http(settings)?)),
             None => None,
         };
+        if let Some(acceptor) = &tls {
+            // `Server::reload_tls` reloads this certificate too.
+            self.gateway.server.reload_with(acceptor);
+        }
         let listener = tokio::net::TcpListener::bind(&self.listen)
             .await
             .map_err(|e| {

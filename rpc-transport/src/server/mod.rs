@@ -111,6 +111,9 @@ struct Inner {
     admission: Arc<Admission>,
     /// The TLS certificate in force, once bound with `[server.tls]`.
     tls: std::sync::OnceLock<Arc<Acceptor>>,
+    /// The other listeners' TLS (the gateway's `[http.tls]`), so that
+    /// [`Server::reload_tls`] reloads them too; gone once they are dropped.
+    more_tls: std::sync::Mutex<Vec<std::sync::Weak<Acceptor>>>,
 }
 
 /// The read buffer a new connection starts with: the handshake's frames
@@ -132,6 +135,7 @@ impl Server {
                 drain_started: AtomicBool::new(false),
                 admission,
                 tls: std::sync::OnceLock::new(),
+                more_tls: std::sync::Mutex::default(),
             }),
         }
     }
@@ -217,18 +221,50 @@ impl Server {
         Listening::bind(self).await
     }
 
-    /// Re-reads `[server.tls]`'s certificate and key: new connections get
+    /// Re-reads `[server.tls]`'s certificate and key, and those of every
+    /// gateway serving this server with `[http.tls]`: new connections get
     /// the new certificate, open ones keep theirs. Fails if the files do not
-    /// load (the certificate in force stays) or the server has no TLS
-    /// listener bound.
+    /// load (the certificate in force stays; the others are still
+    /// reloaded) or nothing is bound with TLS.
     pub fn reload_tls(&self) -> Result<(), Error> {
-        match self.inner.tls.get() {
-            Some(acceptor) => acceptor.reload(),
-            None => Err(Error::new(
+        let more: Vec<Arc<Acceptor>> = {
+            let mut more = self
+                .inner
+                .more_tls
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            more.retain(|weak| weak.strong_count() > 0);
+            more.iter().filter_map(std::sync::Weak::upgrade).collect()
+        };
+        let own = self.inner.tls.get();
+        if own.is_none() && more.is_empty() {
+            return Err(Error::new(
                 ErrorKind::Config,
-                "no TLS to reload: the server has no [server.tls] listener bound",
-            )),
+                "no TLS to reload: the server has no [server.tls] listener bound, nor a gateway \
+                 with [http.tls]",
+            ));
         }
+        // Each is reloaded even if another fails; the first failure is told.
+        let mut first = Ok(());
+        for acceptor in own.into_iter().chain(&more) {
+            if let Err(e) = acceptor.reload() {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
+    }
+
+    /// Has [`Server::reload_tls`] reload `acceptor` too (the gateway's).
+    pub(crate) fn reload_with(&self, acceptor: &Arc<Acceptor>) {
+        let mut more = self
+            .inner
+            .more_tls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        more.retain(|weak| weak.strong_count() > 0);
+        more.push(Arc::downgrade(acceptor));
     }
 
     /// The TLS acceptor of the `listen` addresses, made from `[server.tls]`
