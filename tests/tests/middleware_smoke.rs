@@ -152,3 +152,45 @@ async fn a_client_layer_sees_the_call_before_it_is_encoded() {
     let e = within("a slow call", timed.nap(5_000)).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
 }
+
+/// A service written around a generated one, as users wrote middleware
+/// before layers: it sees the call's context in `call()`, and an error it
+/// returns keeps its kind.
+struct Wrapper(GuardedServer<Impl>);
+
+impl rpc_core::Service for Wrapper {
+    fn info(&self) -> &'static rpc_core::service::ServiceInfo {
+        self.0.info()
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        args: &mut dyn rpc_core::__private::erased_serde::Deserializer<'_>,
+    ) -> Result<rpc_core::service::BoxCall, Error> {
+        let context = Context::current().expect("the context, while the call starts");
+        assert_eq!(context.transport(), Some("tcp"));
+        if method == "nap" {
+            return Err(Error::new(ErrorKind::PermissionDenied, "no naps"));
+        }
+        self.0.call(method, args)
+    }
+}
+
+#[tokio::test]
+async fn a_wrapping_service_sees_the_context_and_its_error_keeps_its_kind() {
+    let server = serve(
+        Registry::new()
+            .with(Wrapper(GuardedServer::new(Impl)))
+            .unwrap(),
+    )
+    .await;
+    for codec in CODECS {
+        let client = GuardedClient::new(connect(&server.address, codec).await);
+        assert_eq!(within("a call", client.add(2, 3)).await.unwrap(), 5);
+        let e = within("a refused call", client.nap(1)).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{codec}: {e}");
+        assert!(e.message().contains("no naps"), "{e}");
+        assert!(e.not_run(), "{codec}: refused before it ran");
+    }
+}
