@@ -12,13 +12,14 @@
 //! types goes through its `Probe`, which adds no error of its own when that
 //! check fails (see `rpc-core/src/__private/probe.rs`).
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Ident, ReturnType, Visibility};
 
-use crate::ast::{self, Method, Output, Param, Service};
+use crate::ast::{self, Method, Output, Service};
+use crate::names::{args_ident, method_const, param_ident, probe};
 
 /// Builds the trait, the server, the client and their hidden helpers.
 pub(crate) struct ServiceGenerator<'a> {
@@ -461,41 +462,4 @@ impl<'a> ServiceGenerator<'a> {
     fn wire_name(&self, method: &Method<'_>) -> String {
         format!("{}.{}", self.name, method.name())
     }
-}
-
-/// `&Probe::<(Args, R, E)>::NEW`: the probe for one method's types (`()` for
-/// a missing result or error).
-fn probe(method: &Method<'_>) -> TokenStream {
-    let args = args_ident(method);
-    let params = method.params.iter().map(|p| &p.arg.ty);
-    let args = match method.params.is_empty() {
-        true => quote!(#args),
-        false => quote!(#args<#(#params),*>),
-    };
-    let (ok, err) = match &method.output {
-        Output::Unit => (quote!(()), quote!(())),
-        Output::Plain(ty) => (quote!(#ty), quote!(())),
-        Output::Fallible { ok, err } => (quote!(#ok), quote!(#err)),
-    };
-    quote!((&::rpc_core::__private::Probe::<(#args, #ok, #err)>::NEW))
-}
-
-/// `__RPC_METHOD_add`: the `MethodInfo` of `add`, a const so that the
-/// service's table and the client's calls both name it.
-fn method_const(method: &Method<'_>) -> Ident {
-    Ident::new(
-        &format!("__RPC_METHOD_{}", method.name()),
-        Span::call_site(),
-    )
-}
-
-/// `__rpc_args_add`: the hidden argument struct of `add`.
-fn args_ident(method: &Method<'_>) -> Ident {
-    Ident::new(&format!("__rpc_args_{}", method.name()), Span::call_site())
-}
-
-fn param_ident<'a>(param: &Param<'a>) -> &'a Ident {
-    param
-        .ident
-        .expect("valid.rs rejects parameters without a plain name")
 }

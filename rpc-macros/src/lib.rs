@@ -159,6 +159,7 @@
 mod ast;
 mod expand;
 mod fallback;
+mod names;
 mod valid;
 
 use proc_macro::TokenStream;

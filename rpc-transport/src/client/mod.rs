@@ -30,6 +30,7 @@
 
 mod connection;
 mod flow;
+mod metadata;
 pub mod reconnect;
 mod shared;
 mod task;

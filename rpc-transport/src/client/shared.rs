@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use rpc_core::client::{Response, WireFault};
 use rpc_core::codec::{Codec, Inbound, OutRequest};
-use rpc_core::trace::TraceParent;
 use rpc_core::{Error, ErrorKind, Metadata};
 use tokio::io::AsyncWrite;
 use tokio::sync::{Notify, oneshot, watch};
@@ -118,24 +117,8 @@ impl Shared {
         timeout: Duration,
         metadata: Option<&Metadata>,
     ) -> Result<(u64, oneshot::Receiver<Result<Response, Error>>), Error> {
-        let metadata = metadata.filter(|m| !m.is_empty());
-        if metadata.is_some() && self.streams.is_none() {
-            return Err(Error::new(
-                ErrorKind::Protocol,
-                format!(
-                    "`{method}` carries metadata, which needs protocol 2; the server speaks \
-                     protocol 1"
-                ),
-            ));
-        }
-        // The caller's trace travels with the call (protocol 2 only, so a
-        // protocol-1 server is never sent metadata it did not ask for).
-        let traced = match &self.streams {
-            Some(_) => TraceParent::for_outgoing(metadata, !tracing::Span::current().is_none())
-                .map(|trace| trace.into_metadata(metadata)),
-            None => None,
-        };
-        let metadata = traced.as_ref().or(metadata);
+        let metadata = super::metadata::to_send(method, metadata, self.streams.is_some())?;
+        let metadata = metadata.as_deref();
         let (tx, rx) = oneshot::channel();
         let now = Instant::now();
         // A timeout too long to represent waits a year: for ever, in effect.

@@ -257,6 +257,7 @@ impl Server {
     }
 
     /// Has [`Server::reload_tls`] reload `acceptor` too (the gateway's).
+    #[cfg(feature = "http")]
     pub(crate) fn reload_with(&self, acceptor: &Arc<Acceptor>) {
         let mut more = self
             .inner
