@@ -157,6 +157,13 @@ impl Response {
             .map(|fault| ErrorKind::from_code(fault.code))
     }
 
+    /// Whether this response refuses the call as not run (the did-not-run
+    /// mark): it is safe to send again, whatever the method. What a retry
+    /// policy should look at first.
+    pub fn not_run(&self) -> bool {
+        self.outcome.as_ref().is_err_and(|fault| fault.not_run)
+    }
+
     /// Decodes the result of a method that cannot fail by itself.
     pub fn into_result<R: DeserializeOwned>(self) -> Result<R, Error> {
         match &self.outcome {

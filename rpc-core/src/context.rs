@@ -131,8 +131,9 @@ impl Context {
 
     /// The metadata the caller sent with the call (empty if none): over
     /// TCP, what the client set with `with_metadata`; over HTTP, the
-    /// headers the gateway maps (`authorization`, `traceparent`,
-    /// `tracestate` and every `x-rpc-*`).
+    /// headers the gateway maps (every `x-rpc-<key>` as `<key>`,
+    /// `traceparent` and `tracestate`; never `Authorization`, the gateway's
+    /// own password) and a JSON-RPC request's `"meta"`.
     ///
     /// ```
     /// # use rpc_core::Context;

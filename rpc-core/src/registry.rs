@@ -9,14 +9,13 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use tower::Layer;
 
 use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::{Error, ErrorKind};
-use crate::layer::{BoxError, Call, Next, Shared, Stack};
+use crate::layer::{BoxError, Call, Next, Shared, Stack, Watch};
 use crate::service::{CallFuture, MethodInfo, Reply, Service, ServiceInfo};
 
 /// Service names the framework keeps for its own services.
@@ -128,9 +127,9 @@ impl Registry {
             return call;
         };
         let service = self.service(route);
-        let ran = Arc::new(AtomicBool::new(false));
-        let call = Call::new(service, route.method, context.clone(), call).watched(ran.clone());
-        CallFuture::new(layers.clone().reply(call, ran)).of(service.name, route.method.name)
+        let watch = Arc::new(Watch::default());
+        let call = Call::new(service, route.method, context.clone(), call).watched(watch.clone());
+        CallFuture::marking(layers.clone().reply(call, watch)).of(service.name, route.method.name)
     }
 
     fn reroute(&mut self) {

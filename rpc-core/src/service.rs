@@ -302,6 +302,9 @@ impl MethodInfo {
 #[must_use = "a call does nothing unless polled"]
 pub struct CallFuture {
     inner: Option<BoxCall>,
+    /// Its faults may carry the did-not-run mark (the layers' answer,
+    /// which sets it); a handler's never do.
+    marks: bool,
     /// The service and method, for the panic's message.
     method: Option<(&'static str, &'static str)>,
 }
@@ -311,7 +314,17 @@ impl CallFuture {
     pub fn new(future: BoxCall) -> CallFuture {
         CallFuture {
             inner: Some(future),
+            marks: false,
             method: None,
+        }
+    }
+
+    /// Guards `future`, the middleware's answer to a call, whose faults say
+    /// themselves whether the handler ran (the did-not-run mark).
+    pub(crate) fn marking(future: BoxCall) -> CallFuture {
+        CallFuture {
+            marks: true,
+            ..CallFuture::new(future)
         }
     }
 
@@ -340,9 +353,14 @@ impl Future for CallFuture {
         };
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
             Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Ok(ready) => {
+            Ok(std::task::Poll::Ready(mut reply)) => {
                 self.inner = None;
-                ready
+                if let (Err(fault), false) = (&mut reply, self.marks) {
+                    // The handler ran: whatever error it passed on (a
+                    // downstream refusal), this call did run.
+                    fault.not_run = false;
+                }
+                std::task::Poll::Ready(reply)
             }
             Err(panic) => {
                 // The future is in an unknown state after a panic: drop it.

@@ -194,3 +194,25 @@ async fn a_wrapping_service_sees_the_context_and_its_error_keeps_its_kind() {
         assert!(e.not_run(), "{codec}: refused before it ran");
     }
 }
+
+#[tokio::test]
+async fn a_layer_reads_arguments_within_a_bound() {
+    let mut registry = Registry::new().with(GuardedServer::new(Impl)).unwrap();
+    // Reading the arguments is the layer's first step; its error is the answer.
+    registry.layer(from_fn(|call: Call, next: Next| async move {
+        let _key: String = call.arg("key")?;
+        next.run(call).await
+    }));
+    let server = serve(registry).await;
+    let client = GuardedClient::new(connect(&server.address, "bincode").await);
+    assert_eq!(
+        within("a small key", client.seen("k".into()))
+            .await
+            .unwrap(),
+        None
+    );
+    let huge = "x".repeat(rpc_core::layer::ARGS_READ_LIMIT + 1);
+    let e = within("a huge key", client.seen(huge)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::OverBudget, "{e}");
+    assert!(e.message().contains("too large for a layer to read"), "{e}");
+}

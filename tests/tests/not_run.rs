@@ -148,3 +148,96 @@ async fn the_mark_on_the_wire_and_not_for_protocol_1() {
     );
     assert!(answer["error"].get("not_run").is_none(), "{answer}");
 }
+
+/// Counts its handler's runs.
+#[rpc_core::rpc_service]
+pub trait Counted {
+    /// Counts one run.
+    async fn tick(&self) -> u64;
+}
+
+#[derive(Clone, Default)]
+struct Ticks(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Counted for Ticks {
+    async fn tick(&self) -> u64 {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+    }
+}
+
+impl Ticks {
+    fn count(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn an_error_a_layer_passes_on_after_the_handler_ran_is_not_marked() {
+    let ticks = Ticks::default();
+    let mut registry = Registry::new()
+        .with(CountedServer::new(ticks.clone()))
+        .unwrap();
+    // The handler runs, then the layer fails with a refusal from elsewhere
+    // (a downstream server's, marked as not run there).
+    registry.layer(from_fn(|call, next| async move {
+        let _ran = next.run(call).await?;
+        Err(
+            Error::new(ErrorKind::RateLimited, "the audit service refused")
+                .did_not_run()
+                .into(),
+        )
+    }));
+    let server = serve(registry).await;
+    for codec in CODECS {
+        let client = CountedClient::new(connect(&server.address, codec).await);
+        let e = within("a call", client.tick()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::RateLimited, "{codec}");
+        assert!(
+            !e.not_run(),
+            "{codec}: the handler ran, so it must not say it did not"
+        );
+    }
+    assert_eq!(ticks.count(), 2);
+}
+
+#[tokio::test]
+async fn a_call_answered_as_refused_never_runs_later() {
+    let ticks = Ticks::default();
+    let mut registry = Registry::new()
+        .with(CountedServer::new(ticks.clone()))
+        .unwrap();
+    // The inner layer hands the call to another task, which runs it late;
+    // the outer timeout answers first.
+    registry.layer(from_fn(|call, next| async move {
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            next.run(call).await
+        });
+        late.await.expect("the late task")
+    }));
+    registry.layer(tower::timeout::TimeoutLayer::new(Duration::from_millis(50)));
+    let server = serve(registry).await;
+    let client = CountedClient::new(connect(&server.address, "bincode").await);
+    let e = within("a call", client.tick()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert!(e.not_run(), "answered before the handler could start: {e}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(ticks.count(), 0, "a call answered as not run ran after all");
+}
+
+#[tokio::test]
+async fn a_reused_id_is_refused_without_the_mark() {
+    let server = serve(registry()).await;
+    let (mut raw, _) = streams::raw_session2(&server.address, "json", 64, 4096).await;
+    let slow = json!({"jsonrpc": "2.0", "id": 5, "method": "Refusals.nap", "params": [150]});
+    write_frame(&mut raw, slow.to_string().as_bytes()).await;
+    let again = json!({"jsonrpc": "2.0", "id": 5, "method": "Refusals.add", "params": [1, 2]});
+    let answer = json_round_trip(&mut raw, &again.to_string()).await;
+    assert_eq!(
+        answer["error"]["code"],
+        ErrorKind::InvalidRequest.code(),
+        "{answer}"
+    );
+    // The id names the call still running, which did run.
+    assert!(answer["error"].get("not_run").is_none(), "{answer}");
+}

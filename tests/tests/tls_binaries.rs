@@ -110,7 +110,7 @@ async fn calc_server_with_tls_serves_calc_client_and_reloads_its_certificate_on_
     assert!(
         server
             .stderr_text()
-            .contains("SIGHUP: TLS certificate and key reloaded"),
+            .contains("SIGHUP: TLS certificates and keys reloaded"),
         "{}",
         server.stderr_text()
     );

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::Poll;
 
 use futures::FutureExt as _;
@@ -17,6 +17,27 @@ use crate::error::{Error, ErrorKind};
 use crate::metadata::Metadata;
 use crate::service::{BoxCall, BoxFuture, CallFuture, MethodInfo, Reply, ServiceInfo};
 
+/// The most bytes of JSON a layer may read a call's arguments as
+/// ([`Call::args`], [`Call::arg`]): 1 MiB.
+pub const ARGS_READ_LIMIT: usize = 1 << 20;
+
+/// A buffer that refuses to grow past [`ARGS_READ_LIMIT`].
+struct Capped(Vec<u8>);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + bytes.len() > ARGS_READ_LIMIT {
+            return Err(std::io::ErrorKind::FileTooLarge.into());
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The layers a registry runs its calls through: the outermost layer's
 /// service behind one `dyn`, so that a call through them boxes one future
 /// (tower's `BoxService` would box the layer's future again).
@@ -28,9 +49,9 @@ pub(crate) trait Layers: Send + Sync {
     fn run(self: Arc<Self>, call: Call) -> BoxFuture<Result<Reply, BoxError>>;
 
     /// Runs `call` through the layers for the door: a layer's error becomes
-    /// the call's fault, marked as not run if the handler had not started
-    /// (`ran` still unset).
-    fn reply(self: Arc<Self>, call: Call, ran: Arc<AtomicBool>) -> BoxCall;
+    /// the call's fault, marked as not run if and only if the handler can
+    /// no longer start (see [`Watch`]).
+    fn reply(self: Arc<Self>, call: Call, watch: Arc<Watch>) -> BoxCall;
 }
 
 impl<S> Layers for Shared<S>
@@ -43,19 +64,57 @@ where
         Box::pin(async move { self.call(call).await })
     }
 
-    fn reply(self: Arc<Self>, call: Call, ran: Arc<AtomicBool>) -> BoxCall {
+    fn reply(self: Arc<Self>, call: Call, watch: Arc<Watch>) -> BoxCall {
         crate::service::boxed(async move {
             let reply = match self.call(call).await {
                 Ok(reply) => reply,
                 Err(e) => Err(into_fault(e)),
             };
             // A layer that answered without passing the call on refused
-            // it: the handler did not run.
-            match reply {
-                Err(fault) if !ran.load(Ordering::Acquire) => Err(fault.did_not_run()),
-                reply => reply,
-            }
+            // it: the handler did not run, and now never will. A fault once
+            // the handler started never says so, whatever error it came
+            // from (a downstream refusal a layer passed on, say).
+            reply.map_err(|mut fault| {
+                fault.not_run = watch.refuse();
+                fault
+            })
         })
+    }
+}
+
+/// Whether a layered call's handler started: set by the handler as it
+/// starts, or by the answer as it refuses, whichever comes first, so that
+/// a call answered "did not run" cannot start afterwards (a layer that
+/// passed it to another task, which runs it late).
+#[derive(Debug, Default)]
+pub(crate) struct Watch(AtomicU8);
+
+const PENDING: u8 = 0;
+const STARTED: u8 = 1;
+const REFUSED: u8 = 2;
+
+impl Watch {
+    /// The handler may start: `false` if the call was answered as refused.
+    fn start(&self) -> bool {
+        match self
+            .0
+            .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(now) => now == STARTED,
+        }
+    }
+
+    /// The answer is a refusal: `true` if the handler has not started (and
+    /// now never will).
+    fn refuse(&self) -> bool {
+        match self
+            .0
+            .compare_exchange(PENDING, REFUSED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(now) => now == REFUSED,
+        }
     }
 }
 
@@ -79,8 +138,8 @@ struct Parts {
     method: &'static MethodInfo,
     context: Context,
     started: CallFuture,
-    /// Set once the handler starts: a fault before it is a refusal.
-    ran: Option<Arc<AtomicBool>>,
+    /// Whether the handler started, for the did-not-run mark.
+    watch: Option<Arc<Watch>>,
 }
 
 impl Call {
@@ -97,13 +156,13 @@ impl Call {
             method,
             context,
             started,
-            ran: None,
+            watch: None,
         }))
     }
 
-    /// The same call, setting `ran` once its handler starts.
-    pub(crate) fn watched(mut self, ran: Arc<AtomicBool>) -> Call {
-        self.0.ran = Some(ran);
+    /// The same call, telling `watch` when its handler starts.
+    pub(crate) fn watched(mut self, watch: Arc<Watch>) -> Call {
+        self.0.watch = Some(watch);
         self
     }
 
@@ -147,9 +206,10 @@ impl Call {
     /// All the arguments, read as `T`: a tuple or a sequence, in the
     /// method's order (`(i64, i64)` for `add(x, y)`), or a
     /// `serde_json::Value` array. A [`Stream`](crate::Stream) argument
-    /// reads as `null`.
+    /// reads as `null`. Read through JSON, within [`ARGS_READ_LIMIT`]
+    /// bytes: larger arguments fail with `OverBudget`.
     pub fn args<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_value(self.args_json()?).map_err(|e| self.unreadable(e))
+        serde_json::from_slice(&self.args_json()?).map_err(|e| self.unreadable(e))
     }
 
     /// The argument called `name`, read as `T`.
@@ -173,14 +233,16 @@ impl Call {
                     format!("`{}` has no argument `{name}`", self.0.method.signature()),
                 )
             })?;
-        let value = match self.args_json()? {
-            serde_json::Value::Array(mut all) if position < all.len() => all.swap_remove(position),
-            _ => serde_json::Value::Null,
-        };
-        serde_json::from_value(value).map_err(|e| self.unreadable(e))
+        let json = self.args_json()?;
+        let all: Vec<&serde_json::value::RawValue> =
+            serde_json::from_slice(&json).map_err(|e| self.unreadable(e))?;
+        let one = all.get(position).map_or("null", |raw| raw.get());
+        serde_json::from_str(one).map_err(|e| self.unreadable(e))
     }
 
-    fn args_json(&self) -> Result<serde_json::Value, Error> {
+    /// The arguments as JSON text, within [`ARGS_READ_LIMIT`] bytes: a
+    /// layer reading a large argument costs at most that much more.
+    fn args_json(&self) -> Result<Vec<u8>, Error> {
         let args = self.0.started.args().ok_or_else(|| {
             Error::new(
                 ErrorKind::Internal,
@@ -191,7 +253,20 @@ impl Call {
                 ),
             )
         })?;
-        serde_json::to_value(args).map_err(|e| self.unreadable(e))
+        let mut out = Capped(Vec::new());
+        match serde_json::to_writer(&mut out, args) {
+            Ok(()) => Ok(out.0),
+            Err(e) if e.is_io() => Err(Error::new(
+                ErrorKind::OverBudget,
+                format!(
+                    "the arguments of `{}.{}` take more than {ARGS_READ_LIMIT} bytes as JSON: \
+                     too large for a layer to read",
+                    self.service(),
+                    self.method()
+                ),
+            )),
+            Err(e) => Err(self.unreadable(e)),
+        }
     }
 
     fn unreadable(&self, e: serde_json::Error) -> Error {
@@ -209,8 +284,15 @@ impl Call {
     /// fault is not a refusal.
     fn handle(self) -> Scoped<CallFuture> {
         let parts = *self.0;
-        if let Some(ran) = &parts.ran {
-            ran.store(true, Ordering::Release);
+        if parts.watch.as_ref().is_some_and(|watch| !watch.start()) {
+            // Answered as refused already: it must not run now.
+            let late = Error::new(
+                ErrorKind::Cancelled,
+                "the call was answered as refused before its handler could start",
+            );
+            let never =
+                CallFuture::new(crate::service::boxed(std::future::ready(Err(late.into()))));
+            return parts.context.scope(never);
         }
         parts.context.scope(parts.started)
     }

@@ -46,13 +46,13 @@ mod from_fn;
 mod rate;
 mod shared;
 
-pub use call::{Call, Next};
+pub use call::{ARGS_READ_LIMIT, Call, Next};
 pub use fault::{into_error, into_fault};
 pub use from_fn::{FromFn, FromFnLayer, from_fn};
 pub use rate::{RefuseOverRate, RefuseOverRateLayer};
 pub use shared::Shared;
 
-pub(crate) use call::Stack;
+pub(crate) use call::{Stack, Watch};
 
 /// The error a layer may return: any error, boxed (tower's convention).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

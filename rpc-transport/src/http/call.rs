@@ -105,6 +105,7 @@ impl Gateway {
             method,
             trace_id = tracing::field::Empty,
             parent_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
         );
         self.run_in_span(door, method, deadline, metadata, start)
             .instrument(span)

@@ -31,6 +31,8 @@ impl ServerConnection<'_> {
         read_at: Instant,
     ) {
         let mut reply = BatchReply::new(replies.codec, replies.max_frame);
+        // Protocol 1 has no did-not-run mark.
+        reply.marks = replies.streams.is_some();
         let mut pending = Vec::new();
         for item in items {
             let (id, call) = match item {
@@ -64,7 +66,7 @@ impl ServerConnection<'_> {
                 // Encoded at once, so that its value is let go of at once.
                 Ok(done) => {
                     if let Some(id) = id {
-                        reply.add(&id, &done);
+                        reply.add(&id, done);
                     }
                 }
                 Err(call) => pending.push((id, call)),
@@ -87,7 +89,7 @@ impl ServerConnection<'_> {
                 .collect();
             while let Some((id, done)) = futures::StreamExt::next(&mut finishing).await {
                 if let Some(id) = id {
-                    reply.add(&id, &done);
+                    reply.add(&id, done);
                 }
             }
             if !reply.is_empty() {
@@ -113,6 +115,8 @@ pub(super) struct BatchReply {
     pub(super) bytes: usize,
     /// A member did not fit: later ones are refused.
     pub(super) full: bool,
+    /// The peer reads the did-not-run mark (protocol 2).
+    pub(super) marks: bool,
 }
 
 impl BatchReply {
@@ -123,6 +127,7 @@ impl BatchReply {
             members: Vec::new(),
             bytes: 2,
             full: false,
+            marks: false,
         }
     }
 
@@ -131,11 +136,14 @@ impl BatchReply {
     }
 
     /// Adds member `id`'s reply, or an error in its place if it would not fit.
-    pub(super) fn add(&mut self, id: &Id, reply: &Reply) {
+    pub(super) fn add(&mut self, id: &Id, mut reply: Reply) {
         if self.full {
             return self.refuse(id, "it ran, but its reply was not sent");
         }
-        let encoded = encode_alone(self.codec, id, reply);
+        if let (Err(fault), false) = (&mut reply, self.marks) {
+            fault.not_run = false;
+        }
+        let encoded = encode_alone(self.codec, id, &reply);
         if self.bytes + encoded.len() + 1 > self.limit {
             self.full = true;
             drop(encoded);
@@ -154,7 +162,7 @@ impl BatchReply {
                 self.limit
             ),
         );
-        if what == NOT_RUN {
+        if what == NOT_RUN && self.marks {
             error = error.did_not_run();
         }
         self.push(encode_alone(self.codec, id, &Err(error.into())));

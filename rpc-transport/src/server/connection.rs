@@ -305,6 +305,8 @@ impl ServerConnection<'_> {
         }
         }
         .await;
+        // Calls still running are cancelled now, not after the close below.
+        drop(calls);
         // However the loop ended, the stream is shut down: over TLS the
         // client reads a close_notify, and knows the server closed it.
         close(&mut io, limits.write_timeout).await;

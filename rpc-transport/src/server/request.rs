@@ -132,7 +132,8 @@ impl ServerConnection<'_> {
                     format!("request id {id:?} is already used by a call in flight"),
                 );
                 batch.done.push((Some(route), Err(error.kind())));
-                replies.queue(id, Err(error.did_not_run().into()));
+                // Not marked: the id names the call that runs, not this one.
+                replies.queue(id, Err(error.into()));
                 return;
             }
         }
@@ -143,6 +144,7 @@ impl ServerConnection<'_> {
             codec = self.codec.name(),
             trace_id = tracing::field::Empty,
             parent_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
         );
         let call = span.in_scope(|| self.start(route, request, frame, started, replies));
         match call {
