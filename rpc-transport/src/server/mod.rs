@@ -227,15 +227,11 @@ impl Server {
     /// load (the certificate in force stays; the others are still
     /// reloaded) or nothing is bound with TLS.
     pub fn reload_tls(&self) -> Result<(), Error> {
-        let more: Vec<Arc<Acceptor>> = {
-            let mut more = self
-                .inner
-                .more_tls
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            more.retain(|weak| weak.strong_count() > 0);
-            more.iter().filter_map(std::sync::Weak::upgrade).collect()
-        };
+        let more: Vec<Arc<Acceptor>> = self
+            .more_tls()
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect();
         let own = self.inner.tls.get();
         if own.is_none() && more.is_empty() {
             return Err(Error::new(
@@ -259,13 +255,18 @@ impl Server {
     /// Has [`Server::reload_tls`] reload `acceptor` too (the gateway's).
     #[cfg(feature = "http")]
     pub(crate) fn reload_with(&self, acceptor: &Arc<Acceptor>) {
+        self.more_tls().push(Arc::downgrade(acceptor));
+    }
+
+    /// The gateways' TLS acceptors still alive, locked.
+    fn more_tls(&self) -> std::sync::MutexGuard<'_, Vec<std::sync::Weak<Acceptor>>> {
         let mut more = self
             .inner
             .more_tls
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         more.retain(|weak| weak.strong_count() > 0);
-        more.push(Arc::downgrade(acceptor));
+        more
     }
 
     /// The TLS acceptor of the `listen` addresses, made from `[server.tls]`
