@@ -189,5 +189,7 @@ fn over_budget(id: &Id, limit: usize, ran: bool) -> BytesMut {
         "this call did not run"
     };
     let message = format!("the batch reply would exceed {limit} bytes (max_frame_bytes); {what}");
-    encode(id, &Err(Error::new(ErrorKind::OverBudget, message).into()))
+    let error = Error::new(ErrorKind::OverBudget, message);
+    let error = if ran { error } else { error.did_not_run() };
+    encode(id, &Err(error.into()))
 }

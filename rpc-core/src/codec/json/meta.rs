@@ -3,7 +3,6 @@
 //! is checked before anything is copied out of it).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use base64::Engine;
 use bytes::{BufMut, BytesMut};
@@ -30,6 +29,38 @@ enum Value<'a> {
     },
 }
 
+/// A `"meta"` object's members in order, a repeated key kept (to be
+/// refused), not folded into one as a map would.
+struct Entries<'a>(Vec<(Cow<'a, str>, Value<'a>)>);
+
+impl<'de> Deserialize<'de> for Entries<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Entries<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Entries<'de>, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    if entries.len() > MAX_ENTRIES {
+                        return Err(serde::de::Error::custom(format!(
+                            "more than {MAX_ENTRIES} entries"
+                        )));
+                    }
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
 /// Reads a `"meta"` member.
 pub(super) fn read(raw: &RawValue) -> Result<Metadata, Error> {
     if raw.get().len() > MAX_RAW {
@@ -42,7 +73,7 @@ pub(super) fn read(raw: &RawValue) -> Result<Metadata, Error> {
             ),
         ));
     }
-    let map: BTreeMap<Cow<'_, str>, Value<'_>> = serde_json::from_str(raw.get()).map_err(|e| {
+    let Entries(map) = serde_json::from_str(raw.get()).map_err(|e| {
         Error::new(
             ErrorKind::InvalidRequest,
             format!(
@@ -52,6 +83,7 @@ pub(super) fn read(raw: &RawValue) -> Result<Metadata, Error> {
     })?;
     let mut metadata = Metadata::new();
     metadata.check_room(map.len(), 0)?;
+    // A key sent twice is refused by `push_read`, as in bincode.
     for (key, value) in &map {
         match value {
             Value::Text(text) => metadata.push_read(key, Read::Text(text))?,
@@ -123,6 +155,8 @@ mod tests {
             let e = read(&raw(bad)).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidRequest, "{bad}: {e}");
         }
+        let twice = read(&raw(r#"{"k":"1","k":"2"}"#)).unwrap_err();
+        assert!(twice.message().contains("twice"), "{twice}");
         let huge = format!(r#"{{"k":"{}"}}"#, "x".repeat(MAX_RAW));
         assert!(read(&raw(&huge)).unwrap_err().message().contains("at most"));
     }
