@@ -69,7 +69,7 @@ impl Acceptor {
         let stream = TlsAcceptor::from(config)
             .accept(io)
             .await
-            .map_err(|e| handshake_failed(e, Side::Server, peer))?;
+            .map_err(|e| handshake_failed(e, Side::Server(self.table), peer))?;
         let session = Session::of(stream.get_ref().1)?;
         Ok((stream, session))
     }

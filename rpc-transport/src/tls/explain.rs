@@ -15,14 +15,24 @@ use crate::wire::handshake::AuthError;
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Side {
     Client,
-    Server,
+    /// A server, with the table its TLS settings come from (`server.tls`,
+    /// `http.tls`), which hints name.
+    Server(&'static str),
 }
 
 impl Side {
+    /// The table of this side's TLS settings.
+    fn table(self) -> &'static str {
+        match self {
+            Side::Client => "client.tls",
+            Side::Server(table) => table,
+        }
+    }
+
     fn peer(self) -> &'static str {
         match self {
             Side::Client => "the server",
-            Side::Server => "the client",
+            Side::Server(_) => "the client",
         }
     }
 }
@@ -75,7 +85,8 @@ fn describe(e: &rustls::Error, side: Side) -> String {
     match e {
         rustls::Error::InvalidCertificate(cert) => certificate(cert, side),
         rustls::Error::NoCertificatesPresented => format!(
-            "{peer} presented no certificate, and `client_ca_file` in [server.tls] requires one"
+            "{peer} presented no certificate, and `client_ca_file` in [{}] requires one",
+            side.table()
         ),
         rustls::Error::AlertReceived(alert) => alert_received(*alert, side),
         rustls::Error::PeerIncompatible(
@@ -91,11 +102,11 @@ fn describe(e: &rustls::Error, side: Side) -> String {
 fn certificate(e: &CertificateError, side: Side) -> String {
     let whose = match side {
         Side::Client => "the server's certificate",
-        Side::Server => "the client's certificate",
+        Side::Server(_) => "the client's certificate",
     };
     let trusted = match side {
-        Side::Client => "`ca_file` in [client.tls], or the platform's roots",
-        Side::Server => "`client_ca_file` in [server.tls]",
+        Side::Client => "`ca_file` in [client.tls], or the platform's roots".to_owned(),
+        Side::Server(table) => format!("`client_ca_file` in [{table}]"),
     };
     match e {
         CertificateError::UnknownIssuer => {
@@ -121,7 +132,7 @@ fn alert_received(alert: AlertDescription, side: Side) -> String {
     let peer = side.peer();
     let ours = match side {
         Side::Client => "our client certificate",
-        Side::Server => "our certificate",
+        Side::Server(_) => "our certificate",
     };
     match alert {
         AlertDescription::CertificateRequired => format!(
@@ -138,5 +149,26 @@ fn alert_received(alert: AlertDescription, side: Side) -> String {
             format!("{peer} accepts none of the TLS versions offered")
         }
         other => format!("{peer} refused the TLS handshake (alert {other:?})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_servers_hints_name_the_table_its_settings_come_from() {
+        let none = describe(
+            &rustls::Error::NoCertificatesPresented,
+            Side::Server("http.tls"),
+        );
+        assert!(none.contains("`client_ca_file` in [http.tls]"), "{none}");
+        let unknown = certificate(&CertificateError::UnknownIssuer, Side::Server("server.tls"));
+        assert!(
+            unknown.contains("`client_ca_file` in [server.tls]"),
+            "{unknown}"
+        );
+        let client = certificate(&CertificateError::UnknownIssuer, Side::Client);
+        assert!(client.contains("[client.tls]"), "{client}");
     }
 }
