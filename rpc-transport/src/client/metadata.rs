@@ -28,7 +28,9 @@ pub(super) fn to_send<'a>(
             )),
         };
     }
-    let span_active = !tracing::Span::current().is_none();
+    // Asked of the dispatcher without taking a handle on the span:
+    // `Span::current()` would clone it (and close the clone) per call.
+    let span_active = tracing::dispatcher::get_default(|d| d.current_span().id().is_some());
     Ok(match TraceParent::for_outgoing(metadata, span_active) {
         Some(trace) => Some(Cow::Owned(trace.into_metadata(metadata))),
         None => metadata.map(Cow::Borrowed),
