@@ -170,8 +170,7 @@ mod stream;
 mod tls;
 mod wire;
 
-pub use crate::client::reconnect;
-pub use crate::client::{Connection, connect};
+pub use crate::client::{Balancer, Connection, EndpointStats, connect};
 pub use crate::config::limits;
 pub use crate::config::{ClientConfig, ServerConfig};
 pub use crate::local::local;

@@ -28,18 +28,18 @@
 //! the connection's task sleeps until the earliest one, then fails the
 //! calls past theirs.
 
+pub mod balance;
 mod connection;
 mod flow;
 mod metadata;
-pub mod reconnect;
 mod shared;
 mod task;
 
+pub use self::balance::{Balancer, EndpointStats};
 pub use self::connection::Connection;
 
 use rpc_core::{Client, Error};
 
-use self::reconnect::Reconnecting;
 use crate::config::ClientConfig;
 
 /// Connects as `config` says and returns a client handle for generated
@@ -63,8 +63,5 @@ pub async fn connect(config: &ClientConfig) -> Result<Client, Error> {
             crate::python::PythonConnection::connect(config).await?,
         ));
     }
-    if config.reconnect().is_some() {
-        return Ok(Client::new(Reconnecting::connect(config).await?));
-    }
-    Ok(Client::new(Connection::connect(config).await?))
+    Ok(Balancer::connect(config).await?.client())
 }
