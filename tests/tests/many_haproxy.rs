@@ -1,0 +1,220 @@
+//! Three `ledger-server`s behind a real HAProxy in TCP mode, run from
+//! `examples/config/haproxy.cfg` (the README's config; its addresses are
+//! environment variables set here), with one client whose `connect` is
+//! HAProxy's address and which reconnects (`[client.reconnect]`).
+//!
+//! A mixed load of idempotent `add` and non-idempotent `record` runs
+//! through it while the server the client is connected to is stopped with
+//! SIGINT (it drains: `/healthz` answers 503, calls in flight finish, the
+//! client is told it is going away) and later restarted on its old ports.
+//! Every call must be accounted for, every `add` must succeed, and the
+//! journals must show that no `record` ran twice. Needs `haproxy` on the
+//! PATH (`.ci/run` installs it).
+
+mod common;
+#[path = "common/many.rs"]
+mod many;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rpc_transport::ClientConfig;
+use tokio::process::{Child, Command};
+
+use common::{KEY, WAIT, within, within_for};
+use many::{CALL_TIMEOUT_MS, LedgerServer, Load, RECONNECT, Scratch, check, collect, three, until};
+
+/// How many tries at a free port HAProxy may need (another process may
+/// take the port between our probe and HAProxy's bind).
+const HAPROXY_TRIES: usize = 5;
+
+/// Calls made in each phase: before the SIGINT, after it, after the restart.
+const PHASE: u64 = 1500;
+
+/// The README's HAProxy config.
+fn haproxy_cfg() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/config/haproxy.cfg")
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+/// `haproxy -f examples/config/haproxy.cfg -db` in the foreground, killed
+/// when dropped; its log (stderr: servers going DOWN and UP) is collected.
+struct Haproxy {
+    child: Child,
+    address: String,
+    log: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl Haproxy {
+    /// Starts HAProxy in front of `servers` on a free port, trying another
+    /// port if it exits (its port taken); ready once it accepts connections.
+    async fn start(servers: &[LedgerServer]) -> Haproxy {
+        let mut failures = Vec::new();
+        for _ in 0..HAPROXY_TRIES {
+            let address = format!("127.0.0.1:{}", free_port());
+            match Haproxy::try_start(servers, &address).await {
+                Ok(haproxy) => return haproxy,
+                Err(e) => failures.push(e),
+            }
+        }
+        panic!("haproxy did not start: {failures:#?}");
+    }
+
+    async fn try_start(servers: &[LedgerServer], address: &str) -> Result<Haproxy, String> {
+        let mut command = Command::new("haproxy");
+        command
+            .arg("-f")
+            .arg(haproxy_cfg())
+            .arg("-db")
+            .env("RPC_LB_LISTEN", address)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (i, server) in servers.iter().enumerate() {
+            let health = server.http.rsplit_once(':').expect("HOST:PORT").1;
+            command
+                .env(format!("RPC_SERVER_{}", i + 1), &server.tcp)
+                .env(format!("RPC_HEALTH_PORT_{}", i + 1), health);
+        }
+        let mut child = command.spawn().map_err(|e| {
+            format!("starting haproxy (is it installed? apt-get install haproxy): {e}")
+        })?;
+        let log = collect(child.stderr.take().expect("stderr is piped"));
+        let _stdout = collect(child.stdout.take().expect("stdout is piped"));
+        let mut haproxy = Haproxy {
+            child,
+            address: address.to_owned(),
+            log,
+        };
+        let ready = within_for(WAIT, "haproxy to accept connections", async {
+            loop {
+                if let Ok(Some(status)) = haproxy.child.try_wait() {
+                    return Err(format!("haproxy exited ({status}): {}", haproxy.log_text()));
+                }
+                if tokio::net::TcpStream::connect(address).await.is_ok() {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        ready.map(|()| haproxy)
+    }
+
+    /// Everything HAProxy has logged so far.
+    fn log_text(&self) -> String {
+        String::from_utf8_lossy(&self.log.lock().expect("log")).into_owned()
+    }
+
+    /// How many times HAProxy has logged server `name` as `state` (`UP`, `DOWN`).
+    fn times(&self, name: &str, state: &str) -> usize {
+        self.log_text()
+            .matches(&format!("rpc_servers/{name} is {state}"))
+            .count()
+    }
+
+    /// Kills HAProxy and waits for it to exit.
+    async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = within("haproxy to exit", self.child.wait()).await;
+    }
+}
+
+/// A reconnecting client config for HAProxy's address.
+fn client_config(address: &str) -> ClientConfig {
+    let text = format!(
+        "[client]\nconnect = \"{address}\"\nauthkey = \"{KEY}\"\ncodec = \"bincode\"\n\
+         call_timeout_ms = {CALL_TIMEOUT_MS}\n\n{RECONNECT}"
+    );
+    ClientConfig::builder()
+        .no_env()
+        .load_toml(&text)
+        .and_then(|builder| builder.build())
+        .expect("a valid client config")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_haproxy_a_sigint_and_restart_lose_no_idempotent_call_and_run_none_twice() {
+    let scratch = Scratch::new("many-haproxy");
+    // 2 ms in each call, so that calls are in flight when the server stops.
+    let mut servers = three(&scratch, [2, 2, 2]).await;
+    let haproxy = Haproxy::start(&servers).await;
+    let config = client_config(&haproxy.address);
+    let client = within(
+        "the client to connect through haproxy",
+        rpc_transport::connect(&config),
+    )
+    .await
+    .expect("connecting through haproxy");
+    let load = Load::start(&client, 32, 3);
+    load.progress(PHASE, WAIT, "calls before the SIGINT").await;
+
+    // One client holds one connection: the server it reaches is the one
+    // whose journal grows. That one is stopped, mid-run.
+    let lines: Vec<usize> = servers.iter().map(LedgerServer::journal_len).collect();
+    let victim = (0..servers.len())
+        .max_by_key(|&i| lines[i])
+        .expect("three servers");
+    assert!(lines[victim] > 0, "no server journaled a record: {lines:?}");
+    let name = servers[victim].name.clone();
+    servers[victim].interrupt().await;
+    let status = servers[victim].exited().await;
+    assert!(
+        status.success(),
+        "{name} exits 0 after draining, got {status}; stderr: {}",
+        servers[victim].stderr_text()
+    );
+    until(&format!("haproxy to mark {name} DOWN"), || {
+        haproxy.times(&name, "DOWN") >= 1
+    })
+    .await;
+    load.progress(PHASE, WAIT, "calls through another server after the SIGINT")
+        .await;
+
+    // Restarted on its old ports, HAProxy's checks bring it back, and new
+    // connections reach it again.
+    servers[victim].restart().await;
+    until(&format!("haproxy to mark {name} UP again"), || {
+        haproxy.times(&name, "UP") >= 1
+    })
+    .await;
+    let before = servers[victim].journal_len();
+    let mut probes = Vec::new();
+    within(&format!("a new connection to reach {name} again"), async {
+        while servers[victim].journal_len() == before {
+            let fresh = rpc_transport::connect(&config)
+                .await
+                .expect("a new connection through haproxy");
+            probes.push(load.record_through(&fresh).await);
+        }
+    })
+    .await;
+    load.progress(PHASE, WAIT, "calls after the restart").await;
+
+    let (mut outcomes, issued) = load.finish().await;
+    outcomes.extend(probes);
+    let journals: Vec<&Path> = servers.iter().map(|s| s.journal.as_path()).collect();
+    let tally = check(&outcomes, issued, &journals);
+    println!("behind haproxy, {name} stopped with SIGINT and restarted: {tally}");
+    let log = haproxy.log_text();
+    let transitions: Vec<&str> = log.lines().filter(|l| l.contains("rpc_servers/")).collect();
+    println!("haproxy: {transitions:#?}");
+    haproxy.stop().await;
+    for server in &mut servers {
+        server.stop().await;
+    }
+}
