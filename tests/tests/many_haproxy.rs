@@ -6,13 +6,14 @@
 //! A mixed load of idempotent `add` and non-idempotent `record` runs
 //! through it while the server the client is connected to is stopped with
 //! SIGINT (it drains: `/healthz` answers 503, calls in flight finish, the
-//! client is told it is going away) and later restarted on its old ports.
+//! client is told it is going away), or in the second test with `kill -9`,
+//! and later restarted on its old ports.
 //! Every call must be accounted for, every `add` must succeed, and the
 //! journals must show that no `record` ran twice. Needs `haproxy` on the
 //! PATH (`.ci/run` installs it).
 
 mod common;
-#[path = "common/many.rs"]
+#[path = "common/many/mod.rs"]
 mod many;
 
 use std::path::{Path, PathBuf};
@@ -147,8 +148,30 @@ fn client_config(address: &str) -> ClientConfig {
         .expect("a valid client config")
 }
 
+/// How the server the client reaches is stopped mid-run.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    /// `kill -INT`: it drains (`/healthz` 503, calls in flight finish, the
+    /// client is told it is going away) and exits 0.
+    Interrupt,
+    /// `kill -9`: its connections reset, calls in flight cut off.
+    Kill,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_haproxy_a_sigint_and_restart_lose_no_idempotent_call_and_run_none_twice() {
+    stop_and_restart_behind_haproxy(Stop::Interrupt).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_haproxy_a_kill_9_and_restart_lose_no_idempotent_call_and_run_none_twice() {
+    stop_and_restart_behind_haproxy(Stop::Kill).await;
+}
+
+/// Three servers behind HAProxy, one client with a mixed load through it;
+/// the server it reaches is stopped as `stop` says, then restarted; every
+/// outcome is checked against the journals.
+async fn stop_and_restart_behind_haproxy(stop: Stop) {
     let scratch = Scratch::new("many-haproxy");
     // 2 ms in each call, so that calls are in flight when the server stops.
     let mut servers = three(&scratch, [2, 2, 2]).await;
@@ -161,7 +184,7 @@ async fn behind_haproxy_a_sigint_and_restart_lose_no_idempotent_call_and_run_non
     .await
     .expect("connecting through haproxy");
     let load = Load::start(&client, 32, 3);
-    load.progress(PHASE, WAIT, "calls before the SIGINT").await;
+    load.progress(PHASE, WAIT, "calls before the stop").await;
 
     // One client holds one connection: the server it reaches is the one
     // whose journal grows. That one is stopped, mid-run.
@@ -171,18 +194,26 @@ async fn behind_haproxy_a_sigint_and_restart_lose_no_idempotent_call_and_run_non
         .expect("three servers");
     assert!(lines[victim] > 0, "no server journaled a record: {lines:?}");
     let name = servers[victim].name.clone();
-    servers[victim].interrupt().await;
-    let status = servers[victim].exited().await;
-    assert!(
-        status.success(),
-        "{name} exits 0 after draining, got {status}; stderr: {}",
-        servers[victim].stderr_text()
-    );
+    match stop {
+        Stop::Interrupt => {
+            servers[victim].interrupt().await;
+            let status = servers[victim].exited().await;
+            assert!(
+                status.success(),
+                "{name} exits 0 after draining, got {status}; stderr: {}",
+                servers[victim].stderr_text()
+            );
+        }
+        Stop::Kill => {
+            servers[victim].kill();
+            servers[victim].exited().await;
+        }
+    }
     until(&format!("haproxy to mark {name} DOWN"), || {
         haproxy.times(&name, "DOWN") >= 1
     })
     .await;
-    load.progress(PHASE, WAIT, "calls through another server after the SIGINT")
+    load.progress(PHASE, WAIT, "calls through another server after the stop")
         .await;
 
     // Restarted on its old ports, HAProxy's checks bring it back, and new
@@ -209,7 +240,7 @@ async fn behind_haproxy_a_sigint_and_restart_lose_no_idempotent_call_and_run_non
     outcomes.extend(probes);
     let journals: Vec<&Path> = servers.iter().map(|s| s.journal.as_path()).collect();
     let tally = check(&outcomes, issued, &journals);
-    println!("behind haproxy, {name} stopped with SIGINT and restarted: {tally}");
+    println!("behind haproxy, {name} stopped ({stop:?}) and restarted: {tally}");
     let log = haproxy.log_text();
     let transitions: Vec<&str> = log.lines().filter(|l| l.contains("rpc_servers/")).collect();
     println!("haproxy: {transitions:#?}");

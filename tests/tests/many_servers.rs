@@ -11,7 +11,7 @@
 //!   fast one: compared by the calls each endpoint took, not by time.
 
 mod common;
-#[path = "common/many.rs"]
+#[path = "common/many/mod.rs"]
 mod many;
 
 use std::path::Path;
