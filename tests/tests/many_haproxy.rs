@@ -25,7 +25,8 @@ use rpc_transport::ClientConfig;
 use tokio::process::{Child, Command};
 
 use common::{KEY, WAIT, within, within_for};
-use many::{CALL_TIMEOUT_MS, LedgerServer, Load, RECONNECT, Scratch, check, collect, three, until};
+use many::process::collect;
+use many::{CALL_TIMEOUT_MS, LedgerServer, Load, RECONNECT, Scratch, check, three, until};
 
 /// How many tries at a free port HAProxy may need (another process may
 /// take the port between our probe and HAProxy's bind).

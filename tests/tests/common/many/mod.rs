@@ -12,7 +12,7 @@
 
 mod check;
 mod load;
-mod process;
+pub(crate) mod process;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 pub(crate) use self::check::check;
 pub(crate) use self::load::{Load, Method, Outcome};
-pub(crate) use self::process::{LedgerServer, collect, three};
+pub(crate) use self::process::{LedgerServer, three};
 use crate::common::{WAIT, within_for};
 
 /// The calls' own timeout: longer than any failover, shorter than the
