@@ -32,6 +32,11 @@ pub trait Ledger {
 
     /// Appends `token` to the journal, then returns it: not safe to repeat.
     async fn record(&self, token: u64) -> u64;
+
+    /// Sleeps `ms`, then returns it: a call that keeps a draining server
+    /// busy.
+    #[rpc(idempotent)]
+    async fn hold(&self, ms: u64) -> u64;
 }
 
 /// The ledger's implementation: a journal file and a delay.
@@ -95,6 +100,11 @@ impl Ledger for Journal {
             .unwrap_or_else(|e| panic!("the journal could not be written: {e}"));
         self.pause().await;
         token
+    }
+
+    async fn hold(&self, ms: u64) -> u64 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        ms
     }
 }
 

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rpc_transport::ClientConfig;
+use tests::ledger::LedgerClient;
 use tokio::process::{Child, Command};
 
 use common::{KEY, WAIT, within, within_for};
@@ -34,6 +35,11 @@ const HAPROXY_TRIES: usize = 5;
 
 /// Calls made in each phase: before the SIGINT, after it, after the restart.
 const PHASE: u64 = 1500;
+
+/// How long the call that keeps a draining server busy lasts: longer than
+/// HAProxy needs to see two failed checks, shorter than the servers'
+/// shutdown grace (3 s).
+const HOLD_MS: u64 = 1500;
 
 /// The README's HAProxy config.
 fn haproxy_cfg() -> PathBuf {
@@ -136,6 +142,19 @@ impl Haproxy {
     }
 }
 
+/// A ledger client connected to `server` itself, not through HAProxy.
+async fn connect_directly(server: &LedgerServer) -> LedgerClient {
+    let config = ClientConfig::builder()
+        .no_env()
+        .connect(&server.tcp)
+        .authkey(KEY)
+        .call_timeout(Duration::from_secs(10))
+        .build()
+        .expect("a valid client config");
+    let client = rpc_transport::connect(&config).await;
+    LedgerClient::new(client.expect("connecting to the server directly"))
+}
+
 /// A reconnecting client config for HAProxy's address.
 fn client_config(address: &str) -> ClientConfig {
     let text = format!(
@@ -197,7 +216,34 @@ async fn stop_and_restart_behind_haproxy(stop: Stop) {
     let name = servers[victim].name.clone();
     match stop {
         Stop::Interrupt => {
+            // A long call, made directly, keeps the server draining while
+            // HAProxy takes it out, and still finishes. (HAProxy sees
+            // /healthz answer 503, or, once the gateway has closed its
+            // listener, the connection refused: either takes it out.)
+            let direct = within("a direct connection", connect_directly(&servers[victim])).await;
+            let held = tokio::spawn(async move { direct.hold(HOLD_MS).await });
+            tokio::time::sleep(Duration::from_millis(200)).await;
             servers[victim].interrupt().await;
+            until(&format!("haproxy to mark {name} DOWN"), || {
+                haproxy.times(&name, "DOWN") >= 1
+            })
+            .await;
+            let log = haproxy.log_text();
+            let down = log
+                .lines()
+                .find(|l| l.contains(&format!("rpc_servers/{name} is DOWN")))
+                .unwrap_or_default();
+            assert!(
+                down.contains("code: 503") || down.contains("Connection refused"),
+                "taken out by its health check: {down}"
+            );
+            let held = within("the held call to finish", held)
+                .await
+                .expect("the held call's task");
+            assert_eq!(
+                held.expect("a call in flight finishes while the server drains"),
+                HOLD_MS
+            );
             let status = servers[victim].exited().await;
             assert!(
                 status.success(),
