@@ -29,6 +29,16 @@ pub(crate) struct Tally {
     pub(crate) journals: Vec<usize>,
 }
 
+impl Tally {
+    /// Calls that failed, of either method.
+    pub(crate) fn failed(&self) -> u64 {
+        self.add_failed
+            .values()
+            .chain(self.record_failed.values())
+            .sum()
+    }
+}
+
 impl fmt::Display for Tally {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

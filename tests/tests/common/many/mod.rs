@@ -20,7 +20,7 @@ use std::time::Duration;
 
 pub(crate) use self::check::check;
 pub(crate) use self::load::{Load, Method, Outcome};
-pub(crate) use self::process::{LedgerServer, three};
+pub(crate) use self::process::{LedgerServer, Stop, three};
 use crate::common::{WAIT, within_for};
 
 /// The calls' own timeout: longer than any failover, shorter than the

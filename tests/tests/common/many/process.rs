@@ -43,6 +43,16 @@ impl Drop for LedgerServer {
     }
 }
 
+/// How a server is stopped mid-run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// `kill -INT`: it drains (`/healthz` 503, calls in flight finish, its
+    /// clients are told it is going away) and exits 0.
+    Interrupt,
+    /// `kill -9`: its connections reset, calls in flight cut off.
+    Kill,
+}
+
 /// A `[server]` and `[http]` config on these ports (0: any), with a short
 /// shutdown grace so that a drained server exits promptly.
 fn server_config(tcp_port: u16, http_port: u16) -> String {
@@ -156,6 +166,24 @@ impl LedgerServer {
     /// connections reset.
     pub(crate) fn kill(&mut self) {
         self.child.start_kill().expect("SIGKILL");
+    }
+
+    /// Stops the server as `how` says and waits (bounded) for it to exit;
+    /// after SIGINT it must exit 0.
+    pub(crate) async fn stop_with(&mut self, how: Stop) {
+        match how {
+            Stop::Interrupt => self.interrupt().await,
+            Stop::Kill => self.kill(),
+        }
+        let status = self.exited().await;
+        if how == Stop::Interrupt {
+            assert!(
+                status.success(),
+                "{} exits 0 after draining, got {status}; stderr: {}",
+                self.name,
+                self.stderr_text()
+            );
+        }
     }
 
     /// Kills the process if it runs, and waits (bounded) for it to exit.
