@@ -16,22 +16,15 @@ mod common;
 #[path = "common/many/mod.rs"]
 mod many;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 use std::time::Duration;
 
 use rpc_transport::ClientConfig;
 use tests::ledger::LedgerClient;
-use tokio::process::{Child, Command};
 
-use common::{KEY, WAIT, within, within_for};
-use many::process::collect;
+use common::{KEY, WAIT, within};
+use many::haproxy::Haproxy;
 use many::{CALL_TIMEOUT_MS, LedgerServer, Load, RECONNECT, Scratch, Stop, check, three, until};
-
-/// How many tries at a free port HAProxy may need (another process may
-/// take the port between our probe and HAProxy's bind).
-const HAPROXY_TRIES: usize = 5;
 
 /// Calls made in each phase: before the SIGINT, after it, after the restart.
 const PHASE: u64 = 1500;
@@ -40,107 +33,6 @@ const PHASE: u64 = 1500;
 /// HAProxy needs to see two failed checks, shorter than the servers'
 /// shutdown grace (3 s).
 const HOLD_MS: u64 = 1500;
-
-/// The README's HAProxy config.
-fn haproxy_cfg() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/config/haproxy.cfg")
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a free port");
-    listener.local_addr().expect("its address").port()
-}
-
-/// `haproxy -f examples/config/haproxy.cfg -db` in the foreground, killed
-/// when dropped; its log (stderr: servers going DOWN and UP) is collected.
-struct Haproxy {
-    child: Child,
-    address: String,
-    log: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-impl Haproxy {
-    /// Starts HAProxy in front of `servers` on a free port, trying another
-    /// port if it exits (its port taken); ready once it accepts connections.
-    async fn start(servers: &[LedgerServer]) -> Haproxy {
-        let mut failures = Vec::new();
-        for _ in 0..HAPROXY_TRIES {
-            let address = format!("127.0.0.1:{}", free_port());
-            match Haproxy::try_start(servers, &address).await {
-                Ok(haproxy) => return haproxy,
-                Err(e) => failures.push(e),
-            }
-        }
-        panic!("haproxy did not start: {failures:#?}");
-    }
-
-    async fn try_start(servers: &[LedgerServer], address: &str) -> Result<Haproxy, String> {
-        let mut command = Command::new("haproxy");
-        command
-            .arg("-f")
-            .arg(haproxy_cfg())
-            .arg("-db")
-            .env("RPC_LB_LISTEN", address)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for (i, server) in servers.iter().enumerate() {
-            let health = server.http.rsplit_once(':').expect("HOST:PORT").1;
-            command
-                .env(format!("RPC_SERVER_{}", i + 1), &server.tcp)
-                .env(format!("RPC_HEALTH_PORT_{}", i + 1), health);
-        }
-        let mut child = command.spawn().map_err(|e| {
-            format!("starting haproxy (is it installed? apt-get install haproxy): {e}")
-        })?;
-        let log = collect(child.stderr.take().expect("stderr is piped"));
-        let _stdout = collect(child.stdout.take().expect("stdout is piped"));
-        let mut haproxy = Haproxy {
-            child,
-            address: address.to_owned(),
-            log,
-        };
-        let ready = within_for(WAIT, "haproxy to accept connections", async {
-            loop {
-                if let Ok(Some(status)) = haproxy.child.try_wait() {
-                    return Err(format!("haproxy exited ({status}): {}", haproxy.log_text()));
-                }
-                if tokio::net::TcpStream::connect(address).await.is_ok() {
-                    return Ok(());
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await;
-        ready.map(|()| haproxy)
-    }
-
-    /// Everything HAProxy has logged so far.
-    fn log_text(&self) -> String {
-        String::from_utf8_lossy(&self.log.lock().expect("log")).into_owned()
-    }
-
-    /// How many times HAProxy has logged server `name` as `state` (`UP`, `DOWN`).
-    fn times(&self, name: &str, state: &str) -> usize {
-        self.log_text()
-            .matches(&format!("rpc_servers/{name} is {state}"))
-            .count()
-    }
-
-    /// Kills HAProxy and waits for it to exit.
-    async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = within("haproxy to exit", self.child.wait()).await;
-    }
-}
 
 /// A ledger client connected to `server` itself, not through HAProxy.
 async fn connect_directly(server: &LedgerServer) -> LedgerClient {

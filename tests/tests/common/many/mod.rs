@@ -4,13 +4,14 @@
 //! signal and restarted on their old ports; `load`: a mixed load of
 //! idempotent `add` and non-idempotent `record` through one client;
 //! `check`: every outcome against the journals (at most once, and exactly
-//! once when the call returned ok).
+//! once when the call returned ok); `haproxy`: HAProxy in front of them.
 //!
 //! Each file uses only part of it, hence the `dead_code` allowance.
 
 #![allow(dead_code)]
 
 mod check;
+pub(crate) mod haproxy;
 mod load;
 pub(crate) mod process;
 

@@ -32,12 +32,19 @@ pub(crate) struct LedgerServer {
     pub(crate) journal: PathBuf,
     config: PathBuf,
     delay_ms: u64,
+    process: Process,
+}
+
+/// The process behind a [`LedgerServer`] since it last started: killed when
+/// dropped, its stdout kept open (so its writes do not fail), its stderr
+/// collected in the background.
+struct Process {
     child: Child,
     _stdout: Lines<BufReader<ChildStdout>>,
     stderr: Arc<Mutex<Vec<u8>>>,
 }
 
-impl Drop for LedgerServer {
+impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
     }
@@ -69,15 +76,6 @@ fn port(address: &str) -> u16 {
     port.parse().expect("a port number")
 }
 
-/// A started process and its two address lines, or why it did not start.
-type Started = (
-    Child,
-    Lines<BufReader<ChildStdout>>,
-    Arc<Mutex<Vec<u8>>>,
-    String,
-    String,
-);
-
 impl LedgerServer {
     /// Starts `ledger-server` named `name` on `127.0.0.1:0` (both ports),
     /// journaling to `scratch/name.journal`, its `add` slowed by `delay_ms`.
@@ -85,11 +83,16 @@ impl LedgerServer {
         let config = scratch.dir.join(format!("{name}.toml"));
         std::fs::write(&config, server_config(0, 0)).expect("writing a server config");
         let journal = scratch.dir.join(format!("{name}.journal"));
-        let (child, stdout, stderr, tcp, http) =
-            match Self::spawn(name, &config, &journal, delay_ms).await {
-                Ok(started) => started,
-                Err(e) => panic!("{name} did not start: {e}"),
-            };
+        let (process, tcp, http) = match Self::spawn(name, &config, &journal, delay_ms).await {
+            Ok(started) => started,
+            Err(e) => panic!("{name} did not start: {e}"),
+        };
+        for address in [&tcp, &http] {
+            assert!(
+                address.starts_with("127.0.0.1:") && !address.ends_with(":0"),
+                "{name} printed {address}"
+            );
+        }
         LedgerServer {
             name: name.to_owned(),
             tcp,
@@ -97,21 +100,19 @@ impl LedgerServer {
             journal,
             config,
             delay_ms,
-            child,
-            _stdout: stdout,
-            stderr,
+            process,
         }
     }
 
     /// Starts the process and reads `listening HOST:PORT` and
-    /// `http listening HOST:PORT`; an error if it exits first (its port
-    /// taken, say).
+    /// `http listening HOST:PORT`: (process, TCP address, HTTP address); an
+    /// error if it exits first (its port taken, say).
     async fn spawn(
         name: &str,
         config: &Path,
         journal: &Path,
         delay_ms: u64,
-    ) -> Result<Started, String> {
+    ) -> Result<(Process, String, String), String> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ledger-server"));
         command
             .arg("--config")
@@ -135,12 +136,17 @@ impl LedgerServer {
             Some(_) => address_line(&mut stdout, "http listening ").await,
             None => None,
         };
+        let mut process = Process {
+            child,
+            _stdout: stdout,
+            stderr,
+        };
         match (tcp, http) {
-            (Some(tcp), Some(http)) => Ok((child, stdout, stderr, tcp, http)),
+            (Some(tcp), Some(http)) => Ok((process, tcp, http)),
             _ => {
-                let _ = child.start_kill();
-                let _ = within("a failed ledger-server to exit", child.wait()).await;
-                let said = String::from_utf8_lossy(&stderr.lock().expect("stderr")).into_owned();
+                let _ = process.child.start_kill();
+                let _ = within("a failed ledger-server to exit", process.child.wait()).await;
+                let said = process.stderr_text();
                 Err(format!("{name} printed no addresses; stderr: {said}"))
             }
         }
@@ -148,7 +154,7 @@ impl LedgerServer {
 
     /// The process id (while it runs).
     pub(crate) fn pid(&self) -> u32 {
-        self.child.id().expect("the server is running")
+        self.process.child.id().expect("the server is running")
     }
 
     /// Sends SIGINT (`kill -INT`): the server drains and exits 0.
@@ -165,7 +171,7 @@ impl LedgerServer {
     /// Sends SIGKILL (`kill -9`): the process ends at once, its
     /// connections reset.
     pub(crate) fn kill(&mut self) {
-        self.child.start_kill().expect("SIGKILL");
+        self.process.child.start_kill().expect("SIGKILL");
     }
 
     /// Stops the server as `how` says and waits (bounded) for it to exit;
@@ -188,15 +194,19 @@ impl LedgerServer {
 
     /// Kills the process if it runs, and waits (bounded) for it to exit.
     pub(crate) async fn stop(&mut self) {
-        let _ = self.child.start_kill();
+        let _ = self.process.child.start_kill();
         let _ = self.exited().await;
     }
 
     /// Waits (bounded) for the process to exit.
     pub(crate) async fn exited(&mut self) -> ExitStatus {
-        within_for(PROCESS_WAIT, "a ledger-server to exit", self.child.wait())
-            .await
-            .expect("waiting for ledger-server")
+        within_for(
+            PROCESS_WAIT,
+            "a ledger-server to exit",
+            self.process.child.wait(),
+        )
+        .await
+        .expect("waiting for ledger-server")
     }
 
     /// Starts the server again (after it exited) on its old ports, with the
@@ -204,7 +214,7 @@ impl LedgerServer {
     /// (bounded by [`PROCESS_WAIT`]).
     pub(crate) async fn restart(&mut self) {
         assert!(
-            self.child.try_wait().expect("try_wait").is_some(),
+            self.process.child.try_wait().expect("try_wait").is_some(),
             "{} is still running",
             self.name
         );
@@ -222,19 +232,26 @@ impl LedgerServer {
             }
         })
         .await;
-        let (child, stdout, stderr, tcp, http) = started;
+        let (process, tcp, http) = started;
         assert_eq!((&tcp, &http), (&self.tcp, &self.http), "the old ports");
-        (self.child, self._stdout, self.stderr) = (child, stdout, stderr);
+        self.process = process;
     }
 
     /// What the process has written on stderr since it last started.
     pub(crate) fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().expect("stderr")).into_owned()
+        self.process.stderr_text()
     }
 
     /// How many lines its journal holds.
     pub(crate) fn journal_len(&self) -> usize {
         std::fs::read_to_string(&self.journal).map_or(0, |text| tokens(&text).len())
+    }
+}
+
+impl Process {
+    /// What it has written on stderr so far.
+    fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().expect("stderr")).into_owned()
     }
 }
 
