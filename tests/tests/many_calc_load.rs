@@ -78,3 +78,23 @@ async fn calc_load_reports_every_call_ok_while_one_of_three_servers_is_killed_an
     }
     assert!(report["p99_us"].as_u64().unwrap() >= report["p50_us"].as_u64().unwrap());
 }
+
+#[tokio::test]
+async fn calc_server_drains_and_exits_cleanly_on_sigterm_as_kubernetes_stops_a_pod() {
+    let config = server_config("127.0.0.1:0");
+    let mut server = ServerProcess::start("calc-server", &config).await;
+    let pid = server.child.id().expect("calc-server is running");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("running kill");
+    assert!(sent.success());
+    let status = within_for(PROCESS_LIMIT, "calc-server to exit", server.child.wait())
+        .await
+        .expect("waiting for calc-server");
+    assert!(
+        status.success(),
+        "{status}: a SIGTERM must drain and exit 0; stderr: {}",
+        server.stderr_text()
+    );
+}
