@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rpc_core::client::{Outgoing, ResponseFuture};
+use rpc_core::client::{Outgoing, Response, ResponseFuture};
 use rpc_core::{Error, ErrorKind, Metadata, Transport};
 use tokio::sync::{Notify, watch};
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
 use super::shared::{Shared, Sink, Waiting};
@@ -143,6 +144,7 @@ impl Connection {
             ended: watch::Sender::new(false),
             stopping: watch::Sender::new(false),
             went_away: AtomicBool::new(false),
+            open: AtomicBool::new(true),
             pings: AtomicU64::new(0),
             pong: watch::Sender::new(0),
             streams: (server.protocol >= STREAMS).then(|| {
@@ -182,12 +184,7 @@ impl Connection {
     /// server said it is going away. (`Transport::is_closed` is stricter:
     /// ended.)
     pub fn is_closed(&self) -> bool {
-        self.shared
-            .waiters
-            .lock()
-            .expect("waiters lock")
-            .closed
-            .is_some()
+        !self.takes_calls()
     }
 }
 
@@ -220,6 +217,12 @@ impl Connection {
                 format!("no answer to a ping within {timeout:?}"),
             )),
         }
+    }
+
+    /// Calls sent on this connection so far, and those not answered yet.
+    pub(crate) fn counts(&self) -> (u64, usize) {
+        let waiters = self.shared.waiters.lock().expect("waiters lock");
+        (waiters.next_id, waiters.by_id.len())
     }
 
     /// Whether the server said it is going away.
@@ -280,18 +283,33 @@ impl Connection {
         metadata: Option<&Metadata>,
     ) -> ResponseFuture<'m> {
         let timeout = timeout.unwrap_or(self.shared.call_timeout);
+        let deadline = deadline_after(Instant::now(), timeout);
+        Box::pin(self.send_until(method, args, timeout, deadline, metadata))
+    }
+
+    /// [`Connection::send`] with the call's deadline (`timeout` from when
+    /// it was made) given, and its future not boxed: for a transport that
+    /// wraps this one and has read the clock already.
+    pub(crate) fn send_until<'m>(
+        &self,
+        method: &'m str,
+        args: &dyn erased_serde::Serialize,
+        timeout: Duration,
+        deadline: Instant,
+        metadata: Option<&Metadata>,
+    ) -> impl Future<Output = Result<Response, Error>> + Send + use<'m> {
         // The request is queued now, so the waiter is removed however the
         // future ends: with a reply, at the timeout, or dropped unpolled.
         let started = self
             .shared
-            .start(method, args, timeout, metadata)
+            .start(method, args, timeout, deadline, metadata)
             .map(|(id, rx)| Waiting {
                 shared: self.shared.clone(),
                 id,
                 rx,
                 answered: false,
             });
-        Box::pin(async move {
+        async move {
             let mut waiting = started?;
             let outcome = (&mut waiting.rx).await;
             // The reader, `expire` or `close` removed the waiter already.
@@ -310,6 +328,20 @@ impl Connection {
                     "the connection closed before the reply",
                 )),
             }
-        })
+        }
     }
+
+    /// Whether a new call may go on this connection: it has not ended and
+    /// the server has not said it is going away. (One atomic load: what a
+    /// balancer checks on every call.)
+    pub(crate) fn takes_calls(&self) -> bool {
+        self.shared.open.load(Ordering::Acquire)
+    }
+}
+
+/// `timeout` from `now`; a timeout too long to represent waits a year: for
+/// ever, in effect.
+pub(crate) fn deadline_after(now: Instant, timeout: Duration) -> Instant {
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }

@@ -54,6 +54,9 @@ pub(super) struct Shared {
     pub(super) streams: Option<Arc<Streams>>,
     /// The server said it is going away.
     pub(super) went_away: AtomicBool,
+    /// New calls may go on the connection: it has not ended, and the
+    /// server has not said it is going away (`stopping`, as one load).
+    pub(super) open: AtomicBool,
     /// The nonce of the last ping sent.
     pub(super) pings: std::sync::atomic::AtomicU64,
     /// The highest nonce the server's pongs have answered.
@@ -121,16 +124,12 @@ impl Shared {
         method: &str,
         args: &dyn erased_serde::Serialize,
         timeout: Duration,
+        deadline: Instant,
         metadata: Option<&Metadata>,
     ) -> Result<(u64, oneshot::Receiver<Result<Response, Error>>), Error> {
         let metadata = super::metadata::to_send(method, metadata, self.streams.is_some())?;
         let metadata = metadata.as_deref();
         let (tx, rx) = oneshot::channel();
-        let now = Instant::now();
-        // A timeout too long to represent waits a year: for ever, in effect.
-        let deadline = now
-            .checked_add(timeout)
-            .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
         let (id, earliest) = {
             let mut waiters = self.waiters.lock().expect("waiters lock");
             if let Some((kind, why)) = &waiters.closed {
@@ -389,6 +388,7 @@ impl Shared {
                 let why = format!("the server is going away ({reason}); no new calls are sent");
                 waiters.closed.get_or_insert((ErrorKind::ShuttingDown, why));
                 self.went_away.store(true, Ordering::Relaxed);
+                self.open.store(false, Ordering::Release);
                 self.stopping.send_replace(true);
             }
             // Gone away and nothing left to wait for: close this side, so
@@ -450,6 +450,7 @@ impl Shared {
             streams.close_all(&Error::new(kind, why.clone()));
         }
         self.outbox.close();
+        self.open.store(false, Ordering::Release);
         self.stopping.send_replace(true);
         self.ended.send_replace(true);
     }

@@ -53,10 +53,15 @@ pub(super) struct Endpoint {
     /// Bumped at every change of any endpoint's link, for callers waiting
     /// for one to come up (shared by the balancer's endpoints).
     changed: Arc<watch::Sender<u64>>,
+    /// Whether calls are counted here, one by one (`in_flight`, `calls`):
+    /// when balancing, which reads `in_flight` at every pick. A lone
+    /// endpoint reads its connection's own counts instead, so that its
+    /// calls touch no counter shared across threads.
+    counted: bool,
     in_flight: AtomicUsize,
     calls: AtomicU64,
-    /// Calls answered (however), so the health check knows an idle connection.
-    answered: AtomicU64,
+    /// Calls sent on the connections before the current one (not counted).
+    past_calls: AtomicU64,
     ejections: AtomicU64,
     retries: AtomicU64,
     task: Mutex<Option<AbortHandle>>,
@@ -68,7 +73,6 @@ pub(super) struct InFlight(pub(super) Arc<Endpoint>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.0.answered.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -78,15 +82,17 @@ impl Endpoint {
         name: String,
         link: Link,
         changed: Arc<watch::Sender<u64>>,
+        counted: bool,
     ) -> Arc<Endpoint> {
         Arc::new(Endpoint {
             address,
             name,
             link: watch::Sender::new(link),
             changed,
+            counted,
             in_flight: AtomicUsize::new(0),
             calls: AtomicU64::new(0),
-            answered: AtomicU64::new(0),
+            past_calls: AtomicU64::new(0),
             ejections: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             task: Mutex::new(None),
@@ -101,7 +107,7 @@ impl Endpoint {
     /// The connection a new call may take, if it is up and not going away.
     pub(super) fn usable(&self) -> Option<Arc<Connection>> {
         match &*self.link.borrow() {
-            Link::Up(connection) if !connection.is_closed() => Some(connection.clone()),
+            Link::Up(connection) if connection.takes_calls() => Some(connection.clone()),
             _ => None,
         }
     }
@@ -125,8 +131,39 @@ impl Endpoint {
         }
     }
 
+    /// Calls answered (however) so far: the health check's sign of an idle
+    /// connection is that this has not moved.
+    fn answered(&self) -> u64 {
+        // A call starting between the two loads may read as answered for a
+        // moment: the health check then waits one more interval, no worse.
+        let (calls, in_flight) = self.counts();
+        calls.saturating_sub(in_flight as u64)
+    }
+
+    /// Calls sent here so far, and those in flight.
+    fn counts(&self) -> (u64, usize) {
+        if self.counted {
+            let in_flight = self.in_flight();
+            return (self.calls.load(Ordering::Relaxed), in_flight);
+        }
+        let past = self.past_calls.load(Ordering::Relaxed);
+        match &*self.link.borrow() {
+            Link::Up(connection) => {
+                let (calls, in_flight) = connection.counts();
+                (past + calls, in_flight)
+            }
+            Link::Down { .. } => (past, 0),
+        }
+    }
+
+    /// Calls in flight here, as a pick reads them (when balancing).
     pub(super) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on this endpoint's state, without cloning its connection.
+    pub(super) fn with_link<R>(&self, f: impl FnOnce(&Link) -> R) -> R {
+        f(&self.link.borrow())
     }
 
     /// Counts a call sent here; the guard counts it answered when dropped.
@@ -141,11 +178,12 @@ impl Endpoint {
     }
 
     pub(super) fn stats(&self) -> EndpointStats {
+        let (calls, in_flight) = self.counts();
         EndpointStats {
             address: self.address.clone(),
             up: self.usable().is_some(),
-            in_flight: self.in_flight(),
-            calls: self.calls.load(Ordering::Relaxed),
+            in_flight,
+            calls,
             ejections: self.ejections.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
         }
@@ -209,6 +247,10 @@ async fn keep_up(endpoint: Arc<Endpoint>, keeper: Keeper) {
                     why.into()
                 }
             };
+            if !endpoint.counted {
+                let (calls, _) = connection.counts();
+                endpoint.past_calls.fetch_add(calls, Ordering::Relaxed);
+            }
             endpoint.set(Link::Down { attempt: 0, error });
             // Its calls in flight still get their answers.
             tokio::spawn(async move { connection.closed().await });
@@ -242,13 +284,13 @@ async fn keep_up(endpoint: Arc<Endpoint>, keeper: Keeper) {
 /// Returns when `connection` stops taking calls, pinging it whenever a
 /// health interval passes with no call answered on it.
 async fn watch_over(endpoint: &Endpoint, connection: &Connection, every: Duration) -> Ended {
-    let mut heard = endpoint.answered.load(Ordering::Relaxed);
+    let mut heard = endpoint.answered();
     loop {
         tokio::select! {
             () = connection.stopping() => break,
             () = tokio::time::sleep(every) => {}
         }
-        let now = endpoint.answered.load(Ordering::Relaxed);
+        let now = endpoint.answered();
         if now != heard {
             heard = now;
             continue;

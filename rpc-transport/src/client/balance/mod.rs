@@ -61,6 +61,8 @@ use tokio::time::Instant;
 use self::endpoint::{Endpoint, InFlight, Keeper, Link};
 use self::pick::{Choice, key, pick};
 use self::resolve::{Target, resolve};
+use crate::client::connection::Connection;
+use crate::client::connection::deadline_after;
 use crate::config::{ClientConfig, Policy, Reconnect};
 
 /// A [`Transport`] over one or more endpoints; see the [module docs](self).
@@ -92,6 +94,12 @@ pub struct Balancer {
 #[derive(Debug)]
 struct Inner {
     endpoints: RwLock<Arc<[Arc<Endpoint>]>>,
+    /// The one endpoint of a client that does not balance (its list never
+    /// changes): read without the list's lock.
+    single: Option<Arc<Endpoint>>,
+    /// The lone endpoint's connection, when it is never replaced (no
+    /// reconnection): taken without reading the endpoint's state.
+    fixed: Option<Arc<Connection>>,
     policy: Policy,
     /// Round robin's next turn.
     turn: AtomicUsize,
@@ -107,10 +115,11 @@ struct Inner {
     resolver: Mutex<Option<AbortHandle>>,
 }
 
-/// One attempt of a call: its endpoint, counted in flight, and its reply.
-struct Attempt<'a> {
-    on: InFlight,
-    reply: ResponseFuture<'a>,
+/// One attempt of a call: its endpoint, counted in flight when balancing
+/// (`None`: the lone endpoint), and its reply.
+struct Attempt<F> {
+    on: Option<InFlight>,
+    reply: F,
 }
 
 impl Balancer {
@@ -137,7 +146,7 @@ impl Balancer {
         let changed = Arc::new(watch::Sender::new(0));
         let endpoints: Vec<_> = targets
             .into_iter()
-            .map(|t| Endpoint::new(t.address, t.name, not_yet(), changed.clone()))
+            .map(|t| Endpoint::new(t.address, t.name, not_yet(), changed.clone(), balanced))
             .collect();
         let dialed = futures::future::join_all(endpoints.iter().map(|e| e.dial(config))).await;
         let mut failures = Vec::new();
@@ -164,7 +173,13 @@ impl Balancer {
                 endpoint.spawn_keeper(keeper.clone());
             }
         }
+        let fixed = match (&keeper, endpoints[0].current()) {
+            (None, Link::Up(connection)) => Some(connection),
+            _ => None,
+        };
         let inner = Arc::new(Inner {
+            single: (!balanced).then(|| endpoints[0].clone()),
+            fixed,
             endpoints: RwLock::new(endpoints.into()),
             policy: balance.policy,
             turn: AtomicUsize::new(0),
@@ -238,6 +253,9 @@ impl Inner {
     }
 
     fn pick(&self, tried: &[usize]) -> Option<Choice> {
+        if let Some(only) = &self.single {
+            return only.usable().map(|c| (only.clone(), c));
+        }
         pick(&self.endpoints(), self.policy, &self.turn, tried)
     }
 
@@ -247,62 +265,95 @@ impl Inner {
         &self,
         (endpoint, connection): Choice,
         call: &Outgoing<'a>,
-        timeout: Duration,
-    ) -> Attempt<'a> {
-        let on = endpoint.start();
-        let reply = connection.send(call.method, call.args, Some(timeout), call.metadata);
+        deadline: Instant,
+    ) -> Attempt<impl Future<Output = Result<Response, Error>> + Send + use<'a>> {
+        let on = self.single.is_none().then(|| endpoint.start());
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let reply = connection.send_until(call.method, call.args, timeout, deadline, call.metadata);
         Attempt { on, reply }
     }
 
     /// The first attempt, made before the call's future is first polled;
     /// `None` when no endpoint is up.
-    fn first<'a>(&self, call: &Outgoing<'a>, timeout: Duration) -> Option<Attempt<'a>> {
-        if let Some(choice) = self.pick(&[]) {
-            return Some(self.send(choice, call, timeout));
+    fn first<'a>(
+        &self,
+        call: &Outgoing<'a>,
+        timeout: Duration,
+        deadline: Instant,
+    ) -> Option<Attempt<impl Future<Output = Result<Response, Error>> + Send + use<'a>>> {
+        let send = |connection: &Connection| {
+            connection.send_until(call.method, call.args, timeout, deadline, call.metadata)
+        };
+        // Never reconnected: the connection itself (it says why it is
+        // closed, if it is).
+        if let Some(fixed) = &self.fixed {
+            return Some(Attempt {
+                on: None,
+                reply: send(fixed),
+            });
         }
-        if self.keeper.is_some() {
-            return None;
+        if let Some(only) = &self.single {
+            let reply = only.with_link(|link| match link {
+                Link::Up(connection) if connection.takes_calls() => Some(send(connection)),
+                _ => None,
+            })?;
+            return Some(Attempt { on: None, reply });
         }
-        // Never reconnected: the connection says why it is closed.
-        let only = self.endpoints()[0].clone();
-        match only.current() {
-            Link::Up(connection) => Some(self.send((only, connection), call, timeout)),
-            Link::Down { .. } => None,
+        let (endpoint, connection) = self.pick(&[])?;
+        let on = Some(endpoint.start());
+        Some(Attempt {
+            on,
+            reply: send(&connection),
+        })
+    }
+
+    /// A call with no endpoint up when it was made: waits for one as the
+    /// policy says, then goes on as any call.
+    async fn later<'a>(&self, call: Outgoing<'a>, deadline: Instant) -> Result<Response, Error> {
+        let choice = self
+            .wait_for_endpoint(call.method, deadline, self.wait)
+            .await?;
+        let attempt = self.send(choice, &call, deadline);
+        let outcome = attempt.reply.await;
+        self.settle(call, deadline, attempt.on, outcome).await
+    }
+
+    /// Whether `outcome` is the call's answer: no retry to consider.
+    fn is_final(&self, call: &Outgoing<'_>, outcome: &Result<Response, Error>) -> bool {
+        match outcome {
+            Ok(response) => !response.not_run(),
+            Err(_) => self.max_retries == 0 || !retry::may_retry(outcome, call.idempotent()),
         }
     }
 
-    /// Runs the call's attempts until one's outcome is final.
-    async fn run<'a>(
+    /// Retries the call after the attempt `on` ended with `outcome`, while
+    /// the rules and its deadline allow, and returns its final outcome.
+    async fn settle<'a>(
         &self,
         call: Outgoing<'a>,
         deadline: Instant,
-        first: Option<Attempt<'a>>,
+        on: Option<InFlight>,
+        mut outcome: Result<Response, Error>,
     ) -> Result<Response, Error> {
-        let mut attempt = match first {
-            Some(attempt) => attempt,
-            None => {
-                let choice = self
-                    .wait_for_endpoint(call.method, deadline, self.wait)
-                    .await?;
-                self.send(
-                    choice,
-                    &call,
-                    deadline.saturating_duration_since(Instant::now()),
-                )
-            }
-        };
         let repeatable = !call.info.is_some_and(|info| info.takes_stream);
         let mut tried = Vec::new();
+        let mut on = on;
         loop {
-            let outcome = attempt.reply.await;
-            let endpoint = attempt.on.0.clone();
-            drop(attempt.on);
-            let left = deadline.saturating_duration_since(Instant::now());
+            let endpoint = match on.take() {
+                Some(on) => on.0.clone(),
+                None => match &self.single {
+                    Some(only) => only.clone(),
+                    None => return outcome,
+                },
+            };
             if tried.len() as u32 >= self.max_retries
                 || !repeatable
-                || left.is_zero()
                 || !retry::may_retry(&outcome, call.idempotent())
             {
+                return outcome;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return outcome;
             }
             endpoint.retried();
@@ -320,8 +371,9 @@ impl Inner {
                 let pause = self.backoff().backoff(tried.len() as u32 - 1).min(left / 2);
                 tokio::time::sleep(pause).await;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            attempt = self.send(choice, &call, left);
+            let attempt = self.send(choice, &call, deadline);
+            on = attempt.on;
+            outcome = attempt.reply.await;
         }
     }
 
@@ -401,10 +453,21 @@ fn not_sent(method: &str, endpoints: &[Arc<Endpoint>]) -> Error {
 
 impl Transport for Balancer {
     fn call<'a>(&'a self, call: Outgoing<'a>) -> ResponseFuture<'a> {
-        let timeout = call.timeout.unwrap_or(self.inner.call_timeout);
-        let deadline = Instant::now() + timeout;
-        let first = self.inner.first(&call, timeout);
-        Box::pin(self.inner.run(call, deadline, first))
+        let inner = &*self.inner;
+        let timeout = call.timeout.unwrap_or(inner.call_timeout);
+        let deadline = deadline_after(Instant::now(), timeout);
+        let Some(first) = inner.first(&call, timeout, deadline) else {
+            return Box::pin(inner.later(call, deadline));
+        };
+        // The common case stays small: one attempt, answered for good. The
+        // retries' state is boxed only when there is one to consider.
+        Box::pin(async move {
+            let outcome = first.reply.await;
+            if inner.is_final(&call, &outcome) {
+                return outcome;
+            }
+            Box::pin(inner.settle(call, deadline, first.on, outcome)).await
+        })
     }
 
     fn is_closed(&self) -> bool {
@@ -461,6 +524,7 @@ impl Inner {
                         t.name.clone(),
                         not_yet(),
                         self.changed.clone(),
+                        true,
                     );
                     added.spawn_keeper(keeper.clone());
                     added
