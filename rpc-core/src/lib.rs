@@ -46,6 +46,7 @@ pub mod budget;
 pub mod client;
 pub mod codec;
 pub mod context;
+pub mod discover;
 pub mod error;
 mod explain;
 pub mod finite;
