@@ -6,7 +6,8 @@
 "use strict";
 
 const ORIGIN = location.origin;
-const COLORS = ["#2f6fde", "#1f7a4d", "#c2410c", "#6b3fc4", "#b3261e", "#0e7490", "#a16207", "#be185d"];
+const COLORS = ["#2f6fde", "#1f7a4d", "#c2410c", "#6b3fc4", "#b3261e", "#0e7490",
+  "#a16207", "#be185d", "#4d7c0f", "#1e3a8a", "#7c2d12", "#475569"];
 const HISTORY = 60;
 
 const explorer = {
@@ -40,6 +41,14 @@ async function rpc(method, params) {
   } catch (e) {
     return { error: { code: response.status, message: text || response.statusText } };
   }
+}
+
+/** `text` with its `code spans` as <code>, never as HTML. */
+function withCode(node, text) {
+  text.split("`").forEach((part, i) => {
+    node.append(i % 2 ? element("code", "", part) : document.createTextNode(part));
+  });
+  return node;
 }
 
 function element(tag, className, text) {
@@ -97,7 +106,7 @@ function methodCard(method, doc) {
   if (method["x-idempotent"]) badges.append(element("span", "badge", "idempotent"));
   if (method["x-stream"]) badges.append(element("span", "badge stream", "stream"));
   card.querySelector(".signature").textContent = method["x-signature"] || method.name;
-  card.querySelector(".doc").textContent = method.description || "";
+  withCode(card.querySelector(".doc"), method.description || "");
   const components = (doc.components && doc.components.schemas) || {};
   const args = card.querySelector("textarea");
   args.value = JSON.stringify(method.params.map((p) => example(p.schema, components)));
@@ -145,7 +154,7 @@ function render(doc) {
   const services = doc.info["x-services"] || [];
   for (const service of services) {
     section.append(element("h2", "", service.name));
-    if (service.description) section.append(element("p", "service-doc", service.description));
+    if (service.description) section.append(withCode(element("p", "service-doc"), service.description));
     for (const method of doc.methods.filter((m) => m.name.startsWith(service.name + "."))) {
       section.append(methodCard(method, doc));
     }
@@ -268,6 +277,11 @@ function drawChart() {
       if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
     });
     g.stroke();
+    const last = series[series.length - 1];
+    g.fillStyle = g.strokeStyle;
+    g.beginPath();
+    g.arc(pad.left + plotW, pad.top + plotH * (1 - last / max), 2.5, 0, 2 * Math.PI);
+    g.fill();
   }
 }
 
