@@ -1,7 +1,7 @@
 // The explorer: reads rpc.discover, draws a form per method, calls through
 // POST /rpc, and polls /metrics every second for the live panel. No
 // framework, no network beyond this gateway. URLs are built from
-// location.origin: a page opened as http://user:pass@host/ has credentials
+// location.origin: a page opened with user:pass@ in its address has credentials
 // in its own URL, which fetch refuses to resolve relative URLs against.
 "use strict";
 
