@@ -139,7 +139,10 @@ async fn until(page: &Client, what: &str, script: &str, done: impl Fn(&Value) ->
         if done(&value) {
             return value;
         }
-        assert!(started.elapsed() < STEP, "{what}: still {value} after {STEP:?}");
+        assert!(
+            started.elapsed() < STEP,
+            "{what}: still {value} after {STEP:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -164,7 +167,10 @@ async fn call(page: &Client, method: &str, args: &str) -> (String, String) {
            return o.classList.contains('ok') || o.classList.contains('error')
              ? [o.className, o.textContent] : null;"#
     );
-    let shown = until(page, &format!("{method}'s answer"), &script, |v| !v.is_null()).await;
+    let shown = until(page, &format!("{method}'s answer"), &script, |v| {
+        !v.is_null()
+    })
+    .await;
     (
         shown[0].as_str().unwrap_or_default().to_owned(),
         shown[1].as_str().unwrap_or_default().to_owned(),
@@ -191,7 +197,10 @@ async fn the_explorer_lists_calls_and_charts_in_chromium() {
     // 1. The page read rpc.discover and drew every method.
     let ready = "return document.body.dataset.ready === 'true' \
                  || document.getElementById('status').textContent;";
-    let ready = until(&page, "the methods to be drawn", ready, |v| v == &json!(true)).await;
+    let ready = until(&page, "the methods to be drawn", ready, |v| {
+        v == &json!(true)
+    })
+    .await;
     assert_eq!(ready, json!(true));
     let title = page.title().await.expect("a title");
     assert_eq!(title, "rpc explorer");
@@ -206,7 +215,10 @@ async fn the_explorer_lists_calls_and_charts_in_chromium() {
     assert!(text.contains("add(x: i64, y: i64) -> i64"), "{text}");
     assert!(text.contains("Adds two numbers."), "{text}");
     let charted = "return window.rpcExplorer.ticks;";
-    until(&page, "a first /metrics read", charted, |v| v.as_u64() >= Some(1)).await;
+    until(&page, "a first /metrics read", charted, |v| {
+        v.as_u64() >= Some(1)
+    })
+    .await;
     let before = page
         .execute("return window.rpcExplorer.chartData();", vec![])
         .await

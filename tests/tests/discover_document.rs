@@ -22,8 +22,16 @@ static META: LazyLock<Validator> = LazyLock::new(|| {
     let tools: Value = serde_json::from_str(JSON_SCHEMA_TOOLS).expect("vendored JSON");
     let openrpc: Value = serde_json::from_str(OPENRPC).expect("vendored JSON");
     let registry = Schemas::new()
-        .add("https://meta.json-schema.tools/", Draft::Draft7.create_resource(tools.clone()))
-        .and_then(|r| r.add("https://meta.json-schema.tools", Resource::from_contents(tools)))
+        .add(
+            "https://meta.json-schema.tools/",
+            Draft::Draft7.create_resource(tools.clone()),
+        )
+        .and_then(|r| {
+            r.add(
+                "https://meta.json-schema.tools",
+                Resource::from_contents(tools),
+            )
+        })
         .and_then(|r| r.prepare())
         .expect("the vendored meta-schemas register");
     jsonschema::options()
@@ -93,7 +101,11 @@ fn each_method_is_named_documented_and_typed() {
     let div = method(&document, "Calculator.div");
     assert_eq!(div["x-idempotent"], false);
     let set = method(&document, "KeyValue.set");
-    assert_eq!(set["params"][1]["schema"], json!({}), "a Value is any value");
+    assert_eq!(
+        set["params"][1]["schema"],
+        json!({}),
+        "a Value is any value"
+    );
     assert_eq!(set["result"]["schema"]["type"], "null");
     let keys = method(&document, "KeyValue.keys");
     assert_eq!(keys["result"]["schema"]["items"]["type"], "string");
@@ -103,7 +115,10 @@ fn each_method_is_named_documented_and_typed() {
 fn errors_are_the_method_s_own_then_the_table() {
     let document = registry().openrpc();
     let div = method(&document, "Calculator.div");
-    assert_eq!(div["errors"][0], json!({"code": -32000, "message": "MathError"}));
+    assert_eq!(
+        div["errors"][0],
+        json!({"code": -32000, "message": "MathError"})
+    );
     assert_eq!(div["x-error"]["name"], "MathError");
     assert_eq!(
         div["x-error"]["schema"]["$ref"],
@@ -111,7 +126,10 @@ fn errors_are_the_method_s_own_then_the_table() {
     );
     let math = &document["components"]["schemas"]["MathError"];
     let variants = math.to_string();
-    assert!(variants.contains("DivideByZero") && variants.contains("Overflow"), "{math}");
+    assert!(
+        variants.contains("DivideByZero") && variants.contains("Overflow"),
+        "{math}"
+    );
     let refs: Vec<&str> = div["errors"]
         .as_array()
         .expect("errors")
@@ -119,11 +137,17 @@ fn errors_are_the_method_s_own_then_the_table() {
         .filter_map(|e| e["$ref"].as_str())
         .collect();
     assert_eq!(refs.len(), rpc_core::ErrorKind::ALL.len() - 1);
-    assert!(refs.contains(&"#/components/errors/MethodNotFound"), "{refs:?}");
+    assert!(
+        refs.contains(&"#/components/errors/MethodNotFound"),
+        "{refs:?}"
+    );
     let not_found = &document["components"]["errors"]["MethodNotFound"];
     assert_eq!(not_found["code"], -32601);
     let add = method(&document, "Calculator.add");
-    assert!(add["errors"][0]["$ref"].is_string(), "add has no error of its own");
+    assert!(
+        add["errors"][0]["$ref"].is_string(),
+        "add has no error of its own"
+    );
 }
 
 #[test]
@@ -185,7 +209,9 @@ impl Shapes for Nothing {
 
 #[test]
 fn schemas_come_from_schemars_the_built_ins_or_the_type_s_name() {
-    let registry = Registry::new().with(ShapesServer::new(Nothing)).expect("registers");
+    let registry = Registry::new()
+        .with(ShapesServer::new(Nothing))
+        .expect("registers");
     let document = registry.openrpc();
     assert_eq!(violations(&document), "", "{document:#}");
     let mix = method(&document, "Shapes.mix");
@@ -199,7 +225,13 @@ fn schemas_come_from_schemars_the_built_ins_or_the_type_s_name() {
     assert_eq!(mix["params"][2]["required"], false);
     assert!(schema(2).to_string().contains(r#""null""#), "{}", schema(2));
     assert_eq!(schema(3)["items"][1]["type"], "boolean");
-    assert_eq!(schema(4)["additionalProperties"]["items"]["type"], "integer");
+    assert_eq!(
+        schema(4)["additionalProperties"]["items"]["type"],
+        "integer"
+    );
     assert_eq!(schema(5)["contentEncoding"], "base64");
-    assert_eq!(mix["result"]["schema"]["items"]["$ref"], "#/components/schemas/Point");
+    assert_eq!(
+        mix["result"]["schema"]["items"]["$ref"],
+        "#/components/schemas/Point"
+    );
 }

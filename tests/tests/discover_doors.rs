@@ -197,13 +197,18 @@ async fn a_browser_gets_the_explorer_and_other_clients_the_index() {
     );
     let html = page.text();
     assert!(html.contains("rpc</span> explorer") && html.contains("rpc.discover"));
-    assert!(!html.contains("<script src") && !html.contains("<link"), "self-contained");
+    assert!(
+        !html.contains("<script src") && !html.contains("<link"),
+        "self-contained"
+    );
     let index = http(&doors, &get("/", PASSWORD)).await;
     assert_eq!(json_body(&index)["services"][0]["name"], "Calculator");
     let refused = http(&doors, &get_html("/", "wrong")).await;
     assert_eq!(refused.status, 401);
     assert_eq!(
-        refused.header("www-authenticate").map(|h| h.starts_with("Basic")),
+        refused
+            .header("www-authenticate")
+            .map(|h| h.starts_with("Basic")),
         Some(true)
     );
 }

@@ -49,7 +49,11 @@ fn wants_html(headers: &HeaderMap) -> bool {
 async fn page() -> Response {
     let html = HeaderValue::from_static("text/html; charset=utf-8");
     let fresh = HeaderValue::from_static("no-cache");
-    ([(CONTENT_TYPE, html), (CACHE_CONTROL, fresh)], PAGE.as_str()).into_response()
+    (
+        [(CONTENT_TYPE, html), (CACHE_CONTROL, fresh)],
+        PAGE.as_str(),
+    )
+        .into_response()
 }
 
 /// `GET /openrpc.json`: the OpenRPC document of the gateway's services.
@@ -66,7 +70,10 @@ mod tests {
     fn the_page_has_its_style_and_script_inline() {
         assert!(!PAGE.contains("/*CSS*/") && !PAGE.contains("/*JS*/"));
         assert!(PAGE.contains("rpc.discover") && PAGE.contains("--accent"));
-        assert!(!PAGE.contains("http://") && !PAGE.contains("https://"), "no network");
+        assert!(
+            !PAGE.contains("http://") && !PAGE.contains("https://"),
+            "no network"
+        );
     }
 
     #[test]
