@@ -55,6 +55,7 @@ pub mod metadata;
 pub mod mismatch;
 pub mod python;
 pub mod registry;
+pub mod schema;
 pub mod service;
 pub mod stream;
 pub mod trace;

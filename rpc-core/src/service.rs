@@ -5,8 +5,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::discover::SchemaFn;
 use crate::error::{Error, ErrorKind};
+use crate::schema::SchemaFn;
 
 /// A boxed, `Send` future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;

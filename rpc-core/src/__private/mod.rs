@@ -17,7 +17,7 @@ mod schema;
 pub use probe::{Probe, Serde, ViaNever, ViaWire, Wire, assert_wire};
 pub use schema::{SchemaOf, ViaKnown, ViaSchemars, ViaTitle};
 
-pub use crate::discover::schema::{SchemaFn, Schemas};
+pub use crate::schema::{SchemaFn, Schemas};
 
 pub use crate::service::{BoxCall, BoxFuture, MethodInfo, ParamInfo, Payload, Reply, ServiceInfo};
 

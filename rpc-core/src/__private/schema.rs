@@ -8,7 +8,7 @@ use core::marker::PhantomData;
 
 use serde_json::Value;
 
-use crate::discover::schema::{Known, Schemas, titled};
+use crate::schema::{Known, Schemas, titled};
 
 /// Stands for the type `T` in method lookup.
 pub struct SchemaOf<T: ?Sized>(PhantomData<fn() -> Box<T>>);

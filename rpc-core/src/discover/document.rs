@@ -2,8 +2,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::schema::Schemas;
 use crate::error::ErrorKind;
+use crate::schema::Schemas;
 use crate::service::{MethodInfo, ServiceInfo};
 
 /// The OpenRPC version documents are written in (the meta-schema accepts

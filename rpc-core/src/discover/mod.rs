@@ -13,23 +13,22 @@
 //! ```
 //!
 //! The HTTP gateway serves the same document at `GET /openrpc.json`. Over
-//! bincode the result is a [`Value`](crate::Value), which bincode reads back.
+//! bincode the result is a [`Value`](crate::value::Value), which bincode reads back.
 //!
-//! Each parameter, result and error type has a schema ([`schema`]):
+//! Each parameter, result and error type has a schema ([`crate::schema`]):
 //! built in for primitives, `String`, `Vec`, `Option`, maps, tuples,
-//! [`Value`](crate::Value) and [`Bytes`](crate::Bytes); from
+//! [`Value`](crate::value::Value) and [`Bytes`](crate::Bytes); from
 //! `schemars::JsonSchema` for user types with the `schema` feature on (the
 //! macro finds the impl, nothing else to write); otherwise
 //! `{"title": "<the Rust type>"}`. The document's `info` comes from
 //! [`Registry::openrpc_info`](crate::Registry::openrpc_info).
 
 pub mod document;
-pub mod schema;
 
 use std::sync::{Arc, OnceLock};
 
+pub use crate::schema::{Known, SchemaFn, Schemas, known, untyped};
 pub use document::{Info, OPENRPC_VERSION, document};
-pub use schema::{Known, SchemaFn, Schemas, known, untyped};
 
 use crate::error::Error;
 use crate::service::{BoxCall, MethodInfo, ServiceInfo, boxed};
@@ -62,7 +61,7 @@ pub(crate) static RPC: ServiceInfo = ServiceInfo {
 pub(crate) struct Discover {
     info: Info,
     services: Vec<&'static ServiceInfo>,
-    document: OnceLock<Arc<crate::Value>>,
+    document: OnceLock<Arc<crate::value::Value>>,
 }
 
 impl Discover {
@@ -75,11 +74,11 @@ impl Discover {
     }
 
     /// The document, written once.
-    pub(crate) fn document(&self) -> Arc<crate::Value> {
+    pub(crate) fn document(&self) -> Arc<crate::value::Value> {
         self.document
             .get_or_init(|| {
                 let services = self.services.iter().copied();
-                Arc::new(crate::Value(document(&self.info, services)))
+                Arc::new(crate::value::Value(document(&self.info, services)))
             })
             .clone()
     }
@@ -101,13 +100,15 @@ impl crate::Service for Discover {
         args: &mut dyn erased_serde::Deserializer<'_>,
     ) -> Result<BoxCall, Error> {
         if method != DISCOVER.name {
-            return Err(crate::__private::unknown_method(&RPC, method));
+            let name = format!("{}.{method}", RPC.name);
+            return Err(Error::method_not_found(&name, METHOD));
         }
-        let NoArgs {} = crate::__private::decode_args(METHOD, args)?;
+        let NoArgs {} = erased_serde::deserialize(args)
+            .map_err(|e| Error::invalid_params(METHOD, crate::explain::readable(&e.to_string())))?;
         let document = self.document();
         Ok(boxed(async move {
-            let document: crate::Value = (*document).clone();
-            crate::__private::ok(document)
+            let document: crate::value::Value = (*document).clone();
+            Ok(Box::new(document) as crate::service::Payload)
         }))
     }
 }

@@ -1,4 +1,5 @@
-//! The JSON Schema of a parameter, result or error type.
+//! The JSON Schema of a parameter, result or error type, for the OpenRPC
+//! document ([`crate::discover`]).
 //!
 //! A method's [`MethodInfo`](crate::service::MethodInfo) holds one
 //! [`SchemaFn`] per type; `#[rpc_service]` picks, for each type, the first of:
@@ -7,7 +8,8 @@
 //!    structs and enums: `#[derive(JsonSchema)]`);
 //! 2. the built-in schema of [`Known`] types: primitives, `String`, `Vec`,
 //!    `Option`, maps with string keys, tuples, [`Value`](crate::Value),
-//!    [`Bytes`](crate::Bytes), [`Stream`](crate::Stream);
+//!    [`Bytes`](crate::Bytes), [`Stream`](crate::Stream) (its impl is in
+//!    [`crate::stream`]);
 //! 3. `{"title": "<the type as written>"}`, which any value matches.
 //!
 //! Named schemas (a derived struct's, an enum's) are collected once in
@@ -138,8 +140,8 @@ known! {
     str => {"type": "string"},
     () => {"type": "null"},
     serde_json::Value => {},
-    crate::Value => {},
-    crate::Bytes => {"type": "string", "contentEncoding": "base64"},
+    crate::value::Value => {},
+    crate::blob::Bytes => {"type": "string", "contentEncoding": "base64"},
 }
 
 impl<T: Known + ?Sized> Known for &T {
@@ -209,14 +211,6 @@ impl<K, V: Known> Known for BTreeMap<K, V> {
     }
 }
 
-/// A stream is described by its items: over JSON, each arrives as one
-/// value (an SSE event, a WebSocket notification).
-impl<T: Known> Known for crate::Stream<T> {
-    fn schema(schemas: &mut Schemas) -> Value {
-        json!({ "type": "array", "items": T::schema(schemas), "x-stream": true })
-    }
-}
-
 macro_rules! tuples {
     ($($len:literal: ($($t:ident),+)),* $(,)?) => {
         $(impl<$($t: Known),+> Known for ($($t,)+) {
@@ -250,7 +244,7 @@ mod schemars_impls {
 
     use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
-    impl JsonSchema for crate::Value {
+    impl JsonSchema for crate::value::Value {
         fn schema_name() -> Cow<'static, str> {
             "Value".into()
         }
@@ -264,7 +258,7 @@ mod schemars_impls {
         }
     }
 
-    impl JsonSchema for crate::Bytes {
+    impl JsonSchema for crate::blob::Bytes {
         fn schema_name() -> Cow<'static, str> {
             "Bytes".into()
         }
@@ -275,20 +269,6 @@ mod schemars_impls {
 
         fn json_schema(_: &mut SchemaGenerator) -> Schema {
             json_schema!({ "type": "string", "contentEncoding": "base64" })
-        }
-    }
-
-    impl<T: JsonSchema> JsonSchema for crate::Stream<T> {
-        fn schema_name() -> Cow<'static, str> {
-            format!("Stream_of_{}", T::schema_name()).into()
-        }
-
-        fn inline_schema() -> bool {
-            true
-        }
-
-        fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-            json_schema!({ "type": "array", "items": generator.subschema_for::<T>(), "x-stream": true })
         }
     }
 }
@@ -309,7 +289,7 @@ mod tests {
     #[test]
     fn maps_are_objects_of_their_values() {
         let mut schemas = Schemas::new();
-        let schema = known::<BTreeMap<String, crate::Bytes>>(&mut schemas);
+        let schema = known::<BTreeMap<String, crate::blob::Bytes>>(&mut schemas);
         assert_eq!(schema["type"], "object");
         assert_eq!(schema["additionalProperties"]["contentEncoding"], "base64");
     }
