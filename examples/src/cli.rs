@@ -89,14 +89,19 @@ pub async fn serve_with_http(
     Ok(())
 }
 
-/// Completes at the first SIGINT (Ctrl-C), whose handler is installed now,
-/// not when the future is first polled.
+/// Completes at the first SIGINT (Ctrl-C) or SIGTERM (what Kubernetes and
+/// systemd send to stop a service), whose handlers are installed now, not
+/// when the future is first polled.
 #[cfg(unix)]
 fn interrupted() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupts = signal(SignalKind::interrupt())?;
+    let mut terminations = signal(SignalKind::terminate())?;
     Ok(async move {
-        interrupts.recv().await;
+        tokio::select! {
+            _ = interrupts.recv() => {}
+            _ = terminations.recv() => {}
+        }
     })
 }
 

@@ -29,7 +29,7 @@
 //! | [`net`] | streams and listeners: TCP, Unix | — |
 //! | `tls` | TLS (rustls, ring): loading `[server.tls]`/`[client.tls]` files, the server's reloadable acceptor, the client's connector, each session's channel binding and peer certificate subject, TLS failures named | config, net, wire (handshake errors) |
 //! | [`server`] | [`Listening`] (its listeners, TLS or plaintext, and the accept loop); admission (connections not yet authenticated); the connection loop; one request and its call (through the registry's middleware layers, with its metadata in the `Context`); calls in flight and cancel; batches; queued replies; stream messages; a received trace context continued | wire, net, tls, config, metrics, quiet, the outbox, stream, the shutdown signal, python |
-//! | [`client`] | [`connect`]; the [`Connection`] (callers, reader, writer, expiry; each call's metadata and trace context); its streams; [`reconnect`] | wire, net, tls, config, the outbox, stream, python |
+//! | [`client`] | [`connect`]; the [`Connection`] (callers, reader, writer, expiry; each call's metadata and trace context); its streams; the [`Balancer`] (endpoints, health, reconnection, retries) | wire, net, tls, config, the outbox, stream, python |
 //! | [`config`] | the public types, the builders, the layering of builder → env → file, the `[server]` and `[client]` tables, [`limits`] (the nested tables), the checks | wire (the smallest frame) |
 //! | `local` | [`local()`]: a client and a registry in one process, over an in-memory pipe | server, client, config |
 //! | `shutdown` | the drain signal every listener shares | — |
@@ -130,7 +130,8 @@
 //! | client | callers | encode the request into the connection's outbox and write it themselves, unless callers woken by the same read are still running: then they leave it queued, and the connection task, woken once for the batch, writes it after they have run, so one write carries what a whole read answered |
 //! | client | connection task | reads replies, waking each caller's one-shot by id; writes what callers left queued (and what a full socket did not take); fails calls past their deadline, sleeping until the earliest one (no timer per call) |
 //! | either | stream pump | one per stream this side sends: polls the producer while the receiver's credit lasts, many items to a message, into the connection's outbox; dropped when the receiver cancels or the connection ends |
-//! | client | reconnect task ([`reconnect`]) | with a `[client.reconnect]` policy: waits for the connection to end, then reconnects with backoff and jitter |
+//! | client | endpoint task ([`client::balance`]) | one per endpoint, with a `connect` list, `[client.balance]` or `[client.reconnect]`: pings the connection when idle, ejects it when it fails, reconnects with backoff and jitter (at once after a going-away) |
+//! | client | resolver ([`client::balance`]) | with names in a balanced `connect`: looks them up every `resolve_interval_ms`, adding and draining endpoints |
 //!
 //! Both sides write through an outbox: small frames are encoded into one
 //! buffer, while a large [`rpc_core::Bytes`] payload is written from its own
@@ -170,8 +171,7 @@ mod stream;
 mod tls;
 mod wire;
 
-pub use crate::client::reconnect;
-pub use crate::client::{Connection, connect};
+pub use crate::client::{Balancer, Connection, EndpointStats, connect};
 pub use crate::config::limits;
 pub use crate::config::{ClientConfig, ServerConfig};
 pub use crate::local::local;

@@ -389,6 +389,33 @@ async fn while_draining_healthz_is_503_new_calls_are_refused_and_running_ones_fi
 }
 
 #[tokio::test]
+async fn while_tcp_calls_drain_healthz_answers_503_instead_of_closing_the_gateway() {
+    let gateways = start().await;
+    let config = client_builder(&gateways.tcp, "bincode").build().unwrap();
+    let probe = ProbeClient::new(
+        within("connect", rpc_transport::connect(&config))
+            .await
+            .unwrap(),
+    );
+    let running = tokio::spawn(async move { probe.nap(600).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    gateways.server.shut_down();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // No HTTP call runs, but a TCP one does: a load balancer checking the
+    // gateway must read "draining", not find the port closed.
+    let plain = b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+    let (status, _, body) = raw_http(&gateways.http, plain).await;
+    assert_eq!((status, body.as_str()), (503, "draining\n"));
+    assert_eq!(within("the TCP call", running).await.unwrap().unwrap(), 600);
+    within("the listener to close once the calls are done", async {
+        while TcpStream::connect(&gateways.http).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn serve_until_shuts_the_server_down_and_stops() {
     let config = server_builder().build().expect("a valid server config");
     let server = Server::new(config, registry());

@@ -10,7 +10,7 @@
 //! further TCP address (several `listen`, `listen_plain`) follows as
 //! `listening HOST:PORT`. With `[server.tls]`, SIGHUP re-reads the
 //! certificate and key (`kill -HUP PID`): new connections get them, open
-//! ones keep theirs. Logs go to stderr; Ctrl-C stops it.
+//! ones keep theirs. Logs go to stderr; Ctrl-C (SIGINT) or SIGTERM drains and stops it.
 //!
 //! Middleware (see `examples::middleware`), on every door: `--limit-rps N`
 //! refuses calls past N a second, server-wide, with `RateLimited` (HTTP

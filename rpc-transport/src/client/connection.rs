@@ -2,7 +2,7 @@
 //! the [`Transport`](rpc_core::Transport) callers use; the state it shares
 //! with its task is in `shared`, the task itself in `task`.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +44,17 @@ impl Connection {
     /// that does not speak TLS.
     pub async fn connect(config: &ClientConfig) -> Result<Connection, Error> {
         let address = config.address()?;
+        Connection::dial(config, address, address).await
+    }
+
+    /// [`Connection::connect`] to `address`, a TLS server being checked
+    /// against the host of `name` (the address as the user wrote it, when
+    /// `address` is what it resolved to).
+    pub(crate) async fn dial(
+        config: &ClientConfig,
+        address: &str,
+        name: &str,
+    ) -> Result<Connection, Error> {
         let stream = net::connect(address).await.map_err(|e| {
             Error::new(ErrorKind::Io, format!("cannot connect to {address}: {e}")).with_source(e)
         })?;
@@ -51,7 +62,7 @@ impl Connection {
             return Connection::over(stream, config).await;
         };
         let limit = config.handshake_timeout();
-        let (stream, session) = tokio::time::timeout(limit, tls::connect(stream, tls, address))
+        let (stream, session) = tokio::time::timeout(limit, tls::connect(stream, tls, name))
             .await
             .map_err(|_| {
                 let why = format!(
@@ -131,6 +142,9 @@ impl Connection {
             write_owed: AtomicBool::new(false),
             ended: watch::Sender::new(false),
             stopping: watch::Sender::new(false),
+            went_away: AtomicBool::new(false),
+            pings: AtomicU64::new(0),
+            pong: watch::Sender::new(0),
             streams: (server.protocol >= STREAMS).then(|| {
                 Arc::new(Streams::new(
                     super::flow::MAX_STREAMS,
@@ -174,6 +188,60 @@ impl Connection {
             .expect("waiters lock")
             .closed
             .is_some()
+    }
+}
+
+impl Connection {
+    /// Sends a ping and waits up to `timeout` for its pong: whether the
+    /// server still reads and answers this connection, whatever its
+    /// handlers are doing. A server of protocol 1 has no ping: its
+    /// connection counts as answering while it is open.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), Error> {
+        if self.shared.streams.is_none() {
+            return match self.is_closed() {
+                true => Err(Error::new(
+                    ErrorKind::ConnectionLost,
+                    "the connection is closed",
+                )),
+                false => Ok(()),
+            };
+        }
+        let nonce = self.shared.pings.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut pong = self.shared.pong.subscribe();
+        self.shared.ping(nonce);
+        match tokio::time::timeout(timeout, pong.wait_for(|&n| n >= nonce)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(Error::new(
+                ErrorKind::ConnectionLost,
+                "the connection is closed",
+            )),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("no answer to a ping within {timeout:?}"),
+            )),
+        }
+    }
+
+    /// Whether the server said it is going away.
+    pub(crate) fn went_away(&self) -> bool {
+        self.shared.went_away.load(Ordering::Relaxed)
+    }
+
+    /// Why the connection takes no new calls (empty while it does).
+    pub(crate) fn why_closed(&self) -> String {
+        let waiters = self.shared.waiters.lock().expect("waiters lock");
+        waiters
+            .closed
+            .as_ref()
+            .map(|(_, why)| why.clone())
+            .unwrap_or_default()
+    }
+
+    /// Ends the connection now: pending calls fail with `ConnectionLost`
+    /// saying `why` (and that they may or may not have run).
+    pub(crate) fn abort(&self, why: String) {
+        self.shared.close(ErrorKind::ConnectionLost, why);
+        self.task.abort();
     }
 }
 

@@ -186,6 +186,18 @@ impl Shared {
             Flow::Ping { nonce, pong: false } => {
                 self.notify_server(|codec, buf| codec.encode_ping(buf, nonce, true));
             }
+            Flow::Ping { nonce, pong: true } => {
+                // Only the nonces this side sent count: a pong from the
+                // future proves nothing about the pings to come.
+                let sent = self.pings.load(std::sync::atomic::Ordering::Relaxed);
+                self.pong.send_if_modified(|n| {
+                    let newer = nonce > *n && nonce <= sent;
+                    if newer {
+                        *n = nonce;
+                    }
+                    newer
+                });
+            }
             _ => {}
         }
     }
@@ -199,6 +211,11 @@ impl Shared {
             );
             streams.stop_sending(id, &why);
         }
+    }
+
+    /// Sends ping `nonce`; the pong is read as a stream message.
+    pub(super) fn ping(&self, nonce: u64) {
+        self.notify_server(|codec, buf| codec.encode_ping(buf, nonce, false));
     }
 
     fn notify_server(&self, encode: impl FnOnce(&dyn Codec, &mut bytes::BytesMut)) {

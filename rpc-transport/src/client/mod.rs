@@ -4,7 +4,8 @@
 //! The room: [`connect`] here, which picks the transport; `connection`
 //! ([`Connection`] and its session), `shared` (what callers and the
 //! connection's task share), `task` (reader, writer, expiry) and
-//! [`reconnect`], which uses `connection`, never this module. It uses the
+//! [`balance`] (endpoints, reconnection, health and retries), which uses
+//! `connection`, never this module. It uses the
 //! wire, [`net`](crate::net), [`config`](crate::config), the outbox and,
 //! for Python servers, [`python`](crate::python); never the server.
 //!
@@ -28,18 +29,18 @@
 //! the connection's task sleeps until the earliest one, then fails the
 //! calls past theirs.
 
+pub mod balance;
 mod connection;
 mod flow;
 mod metadata;
-pub mod reconnect;
 mod shared;
 mod task;
 
+pub use self::balance::{Balancer, EndpointStats};
 pub use self::connection::Connection;
 
 use rpc_core::{Client, Error};
 
-use self::reconnect::Reconnecting;
 use crate::config::ClientConfig;
 
 /// Connects as `config` says and returns a client handle for generated
@@ -48,10 +49,12 @@ use crate::config::ClientConfig;
 /// With `[client.tls]` the connection is TLS (see [`Connection::connect`]
 /// for the errors). With `codec = "pickle"` or `"py-json"` the server is a
 /// Python `multiprocessing` server in the pattern (never TLS): see
-/// [`crate::python`]. With a
-/// `[client.reconnect]` policy the handle reconnects after the connection
-/// drops (see [`crate::client::reconnect`]); without one, a lost connection stays
-/// lost and every later call fails at once.
+/// [`crate::python`]. Otherwise the handle is a [`Balancer`]'s: with a
+/// `connect` list or `[client.balance]` it spreads calls over every
+/// endpoint and keeps each up; with one address it reconnects only with a
+/// `[client.reconnect]` policy (without one, a lost connection stays lost
+/// and every later call fails at once). Either way, a call that is safe to
+/// repeat is retried as [`balance`] says.
 pub async fn connect(config: &ClientConfig) -> Result<Client, Error> {
     if crate::config::PYTHON_CODECS.contains(&config.codec()) {
         if config.tls().is_some() {
@@ -63,8 +66,5 @@ pub async fn connect(config: &ClientConfig) -> Result<Client, Error> {
             crate::python::PythonConnection::connect(config).await?,
         ));
     }
-    if config.reconnect().is_some() {
-        return Ok(Client::new(Reconnecting::connect(config).await?));
-    }
-    Ok(Client::new(Connection::connect(config).await?))
+    Ok(Balancer::connect(config).await?.client())
 }

@@ -52,6 +52,12 @@ pub(super) struct Shared {
     pub(super) stopping: watch::Sender<bool>,
     /// The connection's streams; `None` when the server speaks protocol 1.
     pub(super) streams: Option<Arc<Streams>>,
+    /// The server said it is going away.
+    pub(super) went_away: AtomicBool,
+    /// The nonce of the last ping sent.
+    pub(super) pings: std::sync::atomic::AtomicU64,
+    /// The highest nonce the server's pongs have answered.
+    pub(super) pong: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -382,6 +388,7 @@ impl Shared {
                 // Calls in flight still get their answers; new ones fail.
                 let why = format!("the server is going away ({reason}); no new calls are sent");
                 waiters.closed.get_or_insert((ErrorKind::ShuttingDown, why));
+                self.went_away.store(true, Ordering::Relaxed);
                 self.stopping.send_replace(true);
             }
             // Gone away and nothing left to wait for: close this side, so

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::check::{
-    address, check_codec, check_codecs, check_limits, check_reconnect, positive, read_error,
+    address, check_balance, check_codec, check_codecs, check_limits, check_reconnect, invalid,
+    positive, read_error,
 };
 use super::layer::{Env, KeySource, Layer};
 use super::table::{ClientTable, ServerTable, read_table};
 use super::{
-    AuthKey, ClientConfig, ClientTls, ConfigError, DEFAULT_CALL_TIMEOUT, DEFAULT_CODEC,
+    AuthKey, Balance, ClientConfig, ClientTls, ConfigError, DEFAULT_CALL_TIMEOUT, DEFAULT_CODEC,
     DEFAULT_LISTEN, KNOWN_CODECS, Limits, PYTHON_CODECS, Reconnect, ServerConfig, ServerTls,
     Shared,
 };
@@ -120,7 +121,21 @@ impl ServerConfigBuilder {
 impl ClientConfigBuilder {
     /// Sets the server's address (`"host:port"`).
     pub fn connect(mut self, address: impl Into<String>) -> Self {
-        self.explicit.address = Some(address.into());
+        self.explicit.address = Some(vec![address.into()]);
+        self
+    }
+
+    /// Sets several servers' addresses: the client balances its calls over
+    /// them (see [`Balance`]).
+    pub fn connect_all<S: Into<String>>(mut self, addresses: impl IntoIterator<Item = S>) -> Self {
+        self.explicit.address = Some(addresses.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Balances, checks and retries as `balance` says; replaces the file's
+    /// `[client.balance]`.
+    pub fn balance(mut self, balance: Balance) -> Self {
+        self.explicit.balance = Some(balance);
         self
     }
 
@@ -166,11 +181,21 @@ impl ClientConfigBuilder {
         let mut layer = self.explicit.or(env).or(self.file);
         // Needed to connect, not to open a session over a stream of one's
         // own (`Connection::over`): checked when connecting.
-        let connect = layer.address.take();
+        let connect = match layer.address.take() {
+            Some(list) if list.is_empty() => {
+                let expected = "at least one address such as \"127.0.0.1:17000\"";
+                return Err(invalid("client.connect", "[]", expected));
+            }
+            Some(list) => list
+                .into_iter()
+                .map(|a| address("client.connect", a))
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
         let call_timeout = layer.call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT);
         Ok(ClientConfig {
             shared: Shared::resolve("client", &mut layer)?,
-            connect: connect.map(|a| address("client.connect", a)).transpose()?,
+            connect,
             codec: check_codec(
                 codec_key,
                 layer.codec.unwrap_or(DEFAULT_CODEC.into()),
@@ -178,6 +203,7 @@ impl ClientConfigBuilder {
             )?,
             call_timeout: positive("client.call_timeout_ms", call_timeout)?,
             reconnect: layer.reconnect.map(check_reconnect).transpose()?,
+            balance: layer.balance.map(check_balance).transpose()?,
             tls: layer.client_tls,
         })
     }

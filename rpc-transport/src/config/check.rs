@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{ConfigError, KNOWN_CODECS, Limits, MAX_FRAME_BYTES, Reconnect};
+use super::{Balance, ConfigError, KNOWN_CODECS, Limits, MAX_FRAME_BYTES, Reconnect};
 
 pub(super) fn check_frame_bytes(table: &str, bytes: usize) -> Result<usize, ConfigError> {
     if !MAX_FRAME_BYTES.contains(&bytes) {
@@ -31,6 +31,15 @@ pub(super) fn check_reconnect(policy: Reconnect) -> Result<Reconnect, ConfigErro
             "at least 1",
         )),
         None => Ok(policy),
+    }
+}
+
+pub(super) fn check_balance(balance: Balance) -> Result<Balance, ConfigError> {
+    match balance.invalid() {
+        Some((key, value, expected)) => {
+            Err(invalid(format!("client.balance.{key}"), value, expected))
+        }
+        None => Ok(balance),
     }
 }
 

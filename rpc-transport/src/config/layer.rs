@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use super::check::{check_frame_bytes, invalid, positive, read_error};
 use super::{
-    AuthKey, ClientTls, ConfigError, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME_BYTES, Limits,
-    Reconnect, ServerTls, Shared,
+    AuthKey, Balance, ClientTls, ConfigError, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME_BYTES,
+    Limits, Reconnect, ServerTls, Shared,
 };
 
 impl Shared {
@@ -64,8 +64,8 @@ impl fmt::Debug for Env {
 /// Settings from one source (builder calls, the environment or the file); `None` = not set.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Layer {
-    /// The client's `connect`.
-    pub(super) address: Option<String>,
+    /// The client's `connect`, one address or several.
+    pub(super) address: Option<Vec<String>>,
     /// The server's `listen`, one address or several.
     pub(super) listen: Option<Vec<String>>,
     pub(super) listen_plain: Option<Vec<String>>,
@@ -83,6 +83,7 @@ pub(super) struct Layer {
     pub(super) python_compat: Option<bool>,
     pub(super) limits: Option<Limits>,
     pub(super) reconnect: Option<Reconnect>,
+    pub(super) balance: Option<Balance>,
 }
 
 impl Layer {
@@ -105,6 +106,7 @@ impl Layer {
             python_compat: self.python_compat.or(lower.python_compat),
             limits: self.limits.or(lower.limits),
             reconnect: self.reconnect.or(lower.reconnect),
+            balance: self.balance.or(lower.balance),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! The room: the public types and their accessors here; `builder` (the two
 //! builders), `layer` (builder calls, environment, file, and how they
 //! resolve), `table` (`[server]` and `[client]` as written), [`limits`]
-//! (`[server.limits]`, `[client.reconnect]`) and `check` (every check and
+//! (`[server.limits]`, `[client.reconnect]`), [`balance`] (`[client.balance]`) and `check` (every check and
 //! its error). It uses nothing that runs: only [`hello`](crate::hello)'s
 //! smallest frame.
 //!
@@ -49,7 +49,7 @@
 //! |---|---|---|---|
 //! | `listen` | server | `"127.0.0.1:0"` | address to listen on, `"host:port"`, or a list of them; TLS when `[server.tls]` is present |
 //! | `listen_plain` | server | `[]` | more addresses, always plaintext (Python peers on loopback); a plaintext TCP listener not on loopback is logged as a warning |
-//! | `connect` | client | required | address of the server, `"host:port"` |
+//! | `connect` | client | required | address of the server, `"host:port"`, or a list of them to balance over (see [`Balance`]) |
 //! | `authkey` | both | required | shared secret of the handshake |
 //! | `authkey_file` | both | — | file holding the secret instead; one trailing newline (`\n` or `\r\n`) is dropped; a relative path is relative to the config file |
 //! | `codecs` | server | all of [`KNOWN_CODECS`] | codecs the server accepts |
@@ -60,7 +60,8 @@
 //! | `allow_legacy_auth` | both | `false` | accept the MD5 handshake of Python <= 3.11 peers |
 //! | `python_compat` | server | `false` | serve stock Python `multiprocessing` clients (pickle and JSON forms) on the same port; the first frame after authentication is then awaited without a time limit, as a Python client sends it at its first call; see [`crate::python`] |
 //! | `[server.limits]` | server | see [`Limits`] | connections, handshakes, calls in flight, batch size, invalid messages, idle timeout, shutdown grace |
-//! | `[client.reconnect]` | client | absent (no reconnect) | backoff and whether calls wait while disconnected; see [`Reconnect`] |
+//! | `[client.reconnect]` | client | absent (no reconnect, unless balancing) | backoff and whether calls wait while disconnected; see [`Reconnect`] |
+//! | `[client.balance]` | client | absent (one endpoint, dialed by name; `max_retries = 2`) | `policy`, `health_interval_ms`, `resolve_interval_ms`, `max_retries`; see [`Balance`] |
 //! | `[server.tls]` | server | absent (plaintext) | `cert_file`, `key_file` (PEM: PKCS#8, PKCS#1 or SEC1), optional `client_ca_file` (require client certificates signed by these: mTLS), `min_version` (`"1.3"`, or `"1.2"` with extended master secret required); see [`ServerTls`] |
 //! | `[client.tls]` | client | absent (plaintext) | `ca_file` (absent: the platform's roots), `server_name` (absent: the host of `connect`), `cert_file` and `key_file` (mTLS); see [`ClientTls`] |
 //!
@@ -84,6 +85,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod balance;
 mod builder;
 mod check;
 mod layer;
@@ -91,6 +93,7 @@ pub mod limits;
 mod table;
 mod tls;
 
+pub use self::balance::{Balance, Policy};
 pub use self::builder::{ClientConfigBuilder, ServerConfigBuilder};
 pub use self::limits::{Limits, Reconnect};
 pub use self::tls::{ClientTls, ServerTls, TlsVersion};
@@ -250,10 +253,12 @@ pub struct ServerConfig {
 /// A validated client configuration; see the [module docs](self) for the keys.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    connect: Option<String>,
+    /// Empty when not given.
+    connect: Vec<String>,
     codec: String,
     call_timeout: Duration,
     reconnect: Option<Reconnect>,
+    balance: Option<Balance>,
     tls: Option<ClientTls>,
     shared: Shared,
 }
@@ -314,22 +319,41 @@ impl ClientConfig {
         Self::builder().load_file(path)?.build()
     }
 
-    /// The server's address, as written (`"host:port"`); empty if none was
-    /// given (such a config serves `Connection::over` only).
+    /// The (first) server's address, as written (`"host:port"`); empty if
+    /// none was given (such a config serves `Connection::over` only).
     pub fn connect(&self) -> &str {
-        self.connect.as_deref().unwrap_or_default()
+        self.connect.first().map_or("", String::as_str)
     }
 
-    /// The server's address, or the error to report when connecting
-    /// without one.
+    /// Every address in `connect`, as written: one, or several to balance over.
+    pub fn endpoints(&self) -> &[String] {
+        &self.connect
+    }
+
+    /// The (first) server's address, or the error to report when
+    /// connecting without one.
     pub(crate) fn address(&self) -> Result<&str, rpc_core::Error> {
         let missing = ConfigError::Missing {
             table: "client",
             key: "connect",
         };
         self.connect
-            .as_deref()
+            .first()
+            .map(String::as_str)
             .ok_or_else(|| rpc_core::Error::new(rpc_core::ErrorKind::Config, missing.to_string()))
+    }
+
+    /// `[client.balance]`, if the file or the builder gave it.
+    pub fn balance(&self) -> Option<&Balance> {
+        self.balance.as_ref()
+    }
+
+    /// How many times a call that is safe to repeat is sent again:
+    /// `[client.balance]`'s `max_retries`, 2 without the table.
+    pub fn max_retries(&self) -> u32 {
+        self.balance
+            .as_ref()
+            .map_or(Balance::default().max_retries, |b| b.max_retries)
     }
 
     /// The codec the client speaks.
@@ -491,6 +515,67 @@ mod tests {
         let c = c.authkey("explicit").codec("json").build().unwrap();
         assert_eq!(c.authkey().as_bytes(), b"explicit");
         assert_eq!(c.codec(), "json");
+    }
+
+    #[test]
+    fn connect_may_list_several_endpoints_and_balance_them_as_the_table_says() {
+        let one = client("[client]\nconnect = \"a:1\"\nauthkey = \"k\"").unwrap();
+        assert_eq!(
+            (one.connect(), one.endpoints()),
+            ("a:1", &["a:1".to_owned()][..])
+        );
+        assert!(one.balance().is_none());
+        assert_eq!(
+            one.max_retries(),
+            2,
+            "the retry rules apply without the table"
+        );
+        let text = "[client]\nconnect = [\"a:1\", \"b:2\"]\nauthkey = \"k\"\n\
+                    [client.balance]\npolicy = \"round_robin\"\nhealth_interval_ms = 250\nmax_retries = 0\n";
+        let many = client(text).unwrap();
+        assert_eq!(many.endpoints(), ["a:1", "b:2"]);
+        assert_eq!(many.connect(), "a:1");
+        let balance = many.balance().unwrap();
+        assert_eq!(balance.policy, Policy::RoundRobin);
+        assert_eq!(balance.health_interval, Duration::from_millis(250));
+        assert_eq!(
+            balance.resolve_interval,
+            Balance::default().resolve_interval
+        );
+        assert_eq!(many.max_retries(), 0);
+        let built = ClientConfig::builder()
+            .no_env()
+            .connect_all(["x:1", "y:2"])
+            .authkey("k")
+            .build()
+            .unwrap();
+        assert_eq!(built.endpoints(), ["x:1", "y:2"]);
+    }
+
+    #[test]
+    fn a_bad_connect_list_or_balance_table_is_refused_naming_the_key() {
+        let error = |body: &str| {
+            client(&format!("[client]\nauthkey = \"k\"\n{body}"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            error("connect = []"),
+            "invalid value [] for `client.connect`; expected at least one address such as \"127.0.0.1:17000\""
+        );
+        assert!(error("connect = [\"a:1\", \" \"]").contains("`client.connect`"));
+        let balance = |table: &str| error(&format!("connect = \"a:1\"\n[client.balance]\n{table}"));
+        assert_eq!(
+            balance("max_retries = 11"),
+            "invalid value 11 for `client.balance.max_retries`; expected at most 10"
+        );
+        assert_eq!(
+            balance("health_interval_ms = 0"),
+            "invalid value 0 for `client.balance.health_interval_ms`; expected at least 1"
+        );
+        let policy = balance("policy = \"fastest\"");
+        assert!(policy.contains("unknown variant `fastest`"), "{policy}");
+        assert!(balance("retries = 1").contains("unknown field `retries`"));
     }
 
     #[test]

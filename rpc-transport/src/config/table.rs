@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::layer::{KeySource, Layer};
 use super::tls::{ClientTlsTable, OneOrMany, ServerTlsTable};
-use super::{AuthKey, ConfigError, KNOWN_TABLES, Limits, Reconnect};
+use super::{AuthKey, Balance, ConfigError, KNOWN_TABLES, Limits, Reconnect};
 
 /// The `[server]` table as written in the file.
 #[derive(Default, Deserialize)]
@@ -32,7 +32,7 @@ pub(super) struct ServerTable {
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ClientTable {
-    pub(super) connect: Option<String>,
+    pub(super) connect: Option<OneOrMany>,
     pub(super) authkey: Option<String>,
     pub(super) authkey_file: Option<PathBuf>,
     pub(super) codec: Option<String>,
@@ -41,6 +41,7 @@ pub(super) struct ClientTable {
     pub(super) handshake_timeout_ms: Option<u64>,
     pub(super) allow_legacy_auth: Option<bool>,
     pub(super) reconnect: Option<Reconnect>,
+    pub(super) balance: Option<Balance>,
     pub(super) tls: Option<ClientTlsTable>,
 }
 
@@ -65,7 +66,7 @@ impl ServerTable {
 impl ClientTable {
     pub(super) fn into_layer(self, base: &Path) -> Result<Layer, ConfigError> {
         Ok(Layer {
-            address: self.connect,
+            address: self.connect.map(OneOrMany::into_vec),
             authkey: key_source("client", self.authkey, self.authkey_file, base)?,
             codec: self.codec,
             call_timeout: self.call_timeout_ms.map(Duration::from_millis),
@@ -73,6 +74,7 @@ impl ClientTable {
             handshake_timeout: self.handshake_timeout_ms.map(Duration::from_millis),
             allow_legacy_auth: self.allow_legacy_auth,
             reconnect: self.reconnect,
+            balance: self.balance,
             client_tls: self.tls.map(|t| t.resolve(base)).transpose()?,
             ..Layer::default()
         })

@@ -364,8 +364,9 @@ impl HttpListening {
     /// Serves until `shutdown` completes or the server starts shutting down
     /// (whichever listener saw the signal first), then drains: the server
     /// is marked shutting down, `/healthz` answers 503, new calls are
-    /// refused with 503, and calls in flight get the server's
-    /// `shutdown_grace` to finish. Then the listener closes, and this
+    /// refused with 503, and calls in flight (on every door, TCP included)
+    /// get the server's `shutdown_grace` to finish. Then the listener
+    /// closes, and this
     /// returns once the last connection is closed (at most a second later).
     pub async fn serve_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let gateway = self.gateway;
@@ -380,11 +381,19 @@ impl HttpListening {
                 gateway.server.shut_down();
                 let grace = gateway.server.config().limits().shutdown_grace;
                 tracing::info!(calls = gateway.calls.count(), "HTTP gateway draining");
-                if tokio::time::timeout(grace, gateway.calls.idle())
-                    .await
-                    .is_err()
-                {
-                    tracing::warn!("HTTP calls still running after the shutdown grace");
+                // Open (answering 503 on /healthz) until every call of the
+                // server has finished, not only its HTTP ones: a load
+                // balancer checking the gateway then reads "draining"
+                // while TCP calls finish, rather than a closed port.
+                let metrics = gateway.server.metrics().clone();
+                let drained = async {
+                    gateway.calls.idle().await;
+                    while metrics.calls_in_flight() > 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                };
+                if tokio::time::timeout(grace, drained).await.is_err() {
+                    tracing::warn!("calls still running after the shutdown grace");
                 }
             }
         };

@@ -1,0 +1,478 @@
+//! The client's [`Balancer`]: calls spread over one or more endpoints,
+//! each kept up, health-checked and ejected when it fails, with the
+//! at-most-once retry rules; what [`crate::connect`] returns for every
+//! codec but Python's.
+//!
+//! The room: the balancer and a call's attempts here; `endpoint` (one
+//! address, its connection, counters and the task that keeps it up),
+//! `pick` (the policy's choice), `retry` (whether an outcome may be sent
+//! again) and `resolve` (names to addresses). It uses the client's
+//! `connection` and the [`config`](crate::config), nothing else.
+//!
+//! # Endpoints
+//!
+//! - A single `connect` string without `[client.balance]` is one endpoint,
+//!   dialed by name, as a plain connection; it reconnects only with a
+//!   `[client.reconnect]` table.
+//! - A list, or a `[client.balance]` table, makes every address each entry
+//!   resolves to an endpoint (names are looked up again every
+//!   `resolve_interval_ms`: new addresses are added, vanished ones drained).
+//!   Each endpoint is kept up with `[client.reconnect]`'s backoff (its
+//!   defaults without the table); an idle connection is pinged every
+//!   `health_interval_ms`, and one that fails (or does not answer the
+//!   ping in that time) is ejected until it connects again. A server going
+//!   away is left for a fresh connection at once, without ejection.
+//! - A call goes to the endpoint the policy picks among those up. With none
+//!   up it waits (up to its timeout) while a reconnection is under way,
+//!   and with `wait = true` for as long as its timeout allows; else it
+//!   fails at once, not sent.
+//!
+//! # Retries: at most once where it matters
+//!
+//! A call is sent again, up to `max_retries` times (2 by default, also
+//! without the table) and within its own deadline, preferring endpoints it
+//! has not tried, when its outcome says that is safe (see `retry`):
+//! - refused with the did-not-run mark for a reason about the server
+//!   (going away, overloaded, connection lost before sending): any method;
+//! - lost mid-flight (`ConnectionLost`, or cut off at a shutdown): only a
+//!   method marked `#[rpc(idempotent)]`. A non-idempotent call that may
+//!   have run fails with `ConnectionLost`, saying so.
+//!
+//! A call whose arguments carry a stream is never sent again: its stream
+//! was taken by the first attempt.
+
+mod endpoint;
+mod pick;
+mod resolve;
+mod retry;
+
+pub use self::endpoint::EndpointStats;
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use rpc_core::client::{Outgoing, Response, ResponseFuture};
+use rpc_core::{Client, Error, ErrorKind, Transport};
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use self::endpoint::{Endpoint, InFlight, Keeper, Link};
+use self::pick::{Choice, key, pick};
+use self::resolve::{Target, resolve};
+use crate::config::{ClientConfig, Policy, Reconnect};
+
+/// A [`Transport`] over one or more endpoints; see the [module docs](self).
+/// Clones share the endpoints; the last one dropped closes them.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), rpc_core::Error> {
+/// use rpc_transport::{Balancer, ClientConfig};
+/// let text = r#"
+///     [client]
+///     connect = ["10.0.0.1:17000", "10.0.0.2:17000"]
+///     authkey = "peekaboo"
+///     [client.balance]
+///     policy = "least_request"
+/// "#;
+/// let config = ClientConfig::builder().load_toml(text).unwrap().build().unwrap();
+/// let balancer = Balancer::connect(&config).await?;
+/// let client = balancer.client(); // CalculatorClient::new(client)
+/// for endpoint in balancer.endpoints() {
+///     println!("{} up={} calls={}", endpoint.address, endpoint.up, endpoint.calls);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Balancer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    endpoints: RwLock<Arc<[Arc<Endpoint>]>>,
+    policy: Policy,
+    /// Round robin's next turn.
+    turn: AtomicUsize,
+    max_retries: u32,
+    call_timeout: Duration,
+    /// How endpoints are kept up; `None`: the one endpoint is never
+    /// reconnected, and a lost connection stays lost.
+    keeper: Option<Keeper>,
+    /// Calls made while no endpoint is up wait for one (`[client.reconnect]`'s `wait`).
+    wait: bool,
+    /// Bumped at every change of an endpoint's link.
+    changed: Arc<watch::Sender<u64>>,
+    resolver: Mutex<Option<AbortHandle>>,
+}
+
+/// One attempt of a call: its endpoint, counted in flight, and its reply.
+struct Attempt<'a> {
+    on: InFlight,
+    reply: ResponseFuture<'a>,
+}
+
+impl Balancer {
+    /// Connects to every endpoint of `config` at once; succeeds when at
+    /// least one answers (the others keep trying in the background). With
+    /// one endpoint, fails as [`Connection::connect`](crate::Connection::connect) does.
+    pub async fn connect(config: &ClientConfig) -> Result<Balancer, Error> {
+        let entries = config.endpoints();
+        let first = config.address()?;
+        let balanced = entries.len() > 1 || config.balance().is_some();
+        let balance = config.balance().cloned().unwrap_or_default();
+        let targets = match balanced {
+            true => resolve(entries).await.map_err(|why| {
+                Error::new(
+                    ErrorKind::Io,
+                    format!("no address in `connect` resolves: {why}"),
+                )
+            })?,
+            false => vec![Target {
+                address: first.to_owned(),
+                name: first.to_owned(),
+            }],
+        };
+        let changed = Arc::new(watch::Sender::new(0));
+        let endpoints: Vec<_> = targets
+            .into_iter()
+            .map(|t| Endpoint::new(t.address, t.name, not_yet(), changed.clone()))
+            .collect();
+        let dialed = futures::future::join_all(endpoints.iter().map(|e| e.dial(config))).await;
+        let mut failures = Vec::new();
+        for (endpoint, dialed) in endpoints.iter().zip(dialed) {
+            match dialed {
+                Ok(connection) => drop(endpoint.set(Link::Up(Arc::new(connection)))),
+                Err(e) => {
+                    let error = e.to_string().into();
+                    endpoint.set(Link::Down { attempt: 1, error });
+                    failures.push((endpoint.address.clone(), e));
+                }
+            }
+        }
+        if failures.len() == endpoints.len() {
+            return Err(none_answered(failures));
+        }
+        let keeper = (balanced || config.reconnect().is_some()).then(|| Keeper {
+            config: config.clone(),
+            backoff: config.reconnect().cloned().unwrap_or_default(),
+            health: balance.health_interval,
+        });
+        if let Some(keeper) = &keeper {
+            for endpoint in &endpoints {
+                endpoint.spawn_keeper(keeper.clone());
+            }
+        }
+        let inner = Arc::new(Inner {
+            endpoints: RwLock::new(endpoints.into()),
+            policy: balance.policy,
+            turn: AtomicUsize::new(0),
+            max_retries: config.max_retries(),
+            call_timeout: config.call_timeout(),
+            keeper,
+            wait: config.reconnect().is_some_and(|r| r.wait),
+            changed,
+            resolver: Mutex::new(None),
+        });
+        if balanced && resolve::has_names(entries) {
+            let refresh = refresh(
+                Arc::downgrade(&inner),
+                entries.to_vec(),
+                balance.resolve_interval,
+            );
+            *inner.resolver.lock().expect("resolver lock") =
+                Some(tokio::spawn(refresh).abort_handle());
+        }
+        Ok(Balancer { inner })
+    }
+
+    /// A client handle whose calls go through this balancer.
+    pub fn client(&self) -> Client {
+        Client::new(self.clone())
+    }
+
+    /// Each endpoint's state and figures, in `connect` order.
+    pub fn endpoints(&self) -> Vec<EndpointStats> {
+        self.inner.endpoints().iter().map(|e| e.stats()).collect()
+    }
+}
+
+/// The error of a connect that reached no endpoint: the endpoint's own
+/// when there is one, else each endpoint's, with the first one's kind.
+fn none_answered(mut failures: Vec<(String, Error)>) -> Error {
+    if failures.len() == 1 {
+        return failures.pop().expect("one failure").1;
+    }
+    let kind = failures[0].1.kind();
+    let each: Vec<_> = failures.iter().map(|(a, e)| format!("{a}: {e}")).collect();
+    let why = format!(
+        "none of the {} endpoints answered ({})",
+        failures.len(),
+        each.join("; ")
+    );
+    Error::new(kind, why)
+}
+
+fn not_yet() -> Link {
+    Link::Down {
+        attempt: 0,
+        error: "not connected yet".into(),
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self.resolver.get_mut().ok().and_then(Option::take) {
+            task.abort();
+        }
+        for endpoint in self.endpoints().iter() {
+            endpoint.stop();
+        }
+    }
+}
+
+impl Inner {
+    fn endpoints(&self) -> Arc<[Arc<Endpoint>]> {
+        self.endpoints.read().expect("endpoints lock").clone()
+    }
+
+    fn pick(&self, tried: &[usize]) -> Option<Choice> {
+        pick(&self.endpoints(), self.policy, &self.turn, tried)
+    }
+
+    /// Sends `call` on `choice`'s connection (the request is queued before
+    /// this returns).
+    fn send<'a>(
+        &self,
+        (endpoint, connection): Choice,
+        call: &Outgoing<'a>,
+        timeout: Duration,
+    ) -> Attempt<'a> {
+        let on = endpoint.start();
+        let reply = connection.send(call.method, call.args, Some(timeout), call.metadata);
+        Attempt { on, reply }
+    }
+
+    /// The first attempt, made before the call's future is first polled;
+    /// `None` when no endpoint is up.
+    fn first<'a>(&self, call: &Outgoing<'a>, timeout: Duration) -> Option<Attempt<'a>> {
+        if let Some(choice) = self.pick(&[]) {
+            return Some(self.send(choice, call, timeout));
+        }
+        if self.keeper.is_some() {
+            return None;
+        }
+        // Never reconnected: the connection says why it is closed.
+        let only = self.endpoints()[0].clone();
+        match only.current() {
+            Link::Up(connection) => Some(self.send((only, connection), call, timeout)),
+            Link::Down { .. } => None,
+        }
+    }
+
+    /// Runs the call's attempts until one's outcome is final.
+    async fn run<'a>(
+        &self,
+        call: Outgoing<'a>,
+        deadline: Instant,
+        first: Option<Attempt<'a>>,
+    ) -> Result<Response, Error> {
+        let mut attempt = match first {
+            Some(attempt) => attempt,
+            None => {
+                let choice = self
+                    .wait_for_endpoint(call.method, deadline, self.wait)
+                    .await?;
+                self.send(
+                    choice,
+                    &call,
+                    deadline.saturating_duration_since(Instant::now()),
+                )
+            }
+        };
+        let repeatable = !call.info.is_some_and(|info| info.takes_stream);
+        let mut tried = Vec::new();
+        loop {
+            let outcome = attempt.reply.await;
+            let endpoint = attempt.on.0.clone();
+            drop(attempt.on);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tried.len() as u32 >= self.max_retries
+                || !repeatable
+                || left.is_zero()
+                || !retry::may_retry(&outcome, call.idempotent())
+            {
+                return outcome;
+            }
+            endpoint.retried();
+            tried.push(key(&endpoint));
+            let choice = match self.pick(&tried) {
+                Some(choice) => choice,
+                None if self.keeper.is_none() => return outcome,
+                None => match self.wait_for_endpoint(call.method, deadline, true).await {
+                    Ok(choice) => choice,
+                    Err(_) => return outcome,
+                },
+            };
+            if tried.contains(&key(&choice.0)) {
+                // The same server again: give it a moment.
+                let pause = self.backoff().backoff(tried.len() as u32 - 1).min(left / 2);
+                tokio::time::sleep(pause).await;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            attempt = self.send(choice, &call, left);
+        }
+    }
+
+    fn backoff(&self) -> Reconnect {
+        self.keeper
+            .as_ref()
+            .map(|k| k.backoff.clone())
+            .unwrap_or_default()
+    }
+
+    /// An endpoint that is up, waiting for one until `deadline` while a
+    /// reconnection is under way; with `wait`, for as long as the deadline
+    /// allows. The error says why the call was not sent (it did not run).
+    async fn wait_for_endpoint(
+        &self,
+        method: &str,
+        deadline: Instant,
+        wait: bool,
+    ) -> Result<Choice, Error> {
+        let mut changed = self.changed.subscribe();
+        loop {
+            changed.borrow_and_update();
+            if let Some(choice) = self.pick(&[]) {
+                return Ok(choice);
+            }
+            let endpoints = self.endpoints();
+            let reconnecting = endpoints
+                .iter()
+                .any(|e| matches!(e.current(), Link::Down { attempt: 0, .. }));
+            if self.keeper.is_none() || !(wait || reconnecting) {
+                return Err(not_sent(method, &endpoints));
+            }
+            match tokio::time::timeout_at(deadline, changed.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(not_sent(method, &endpoints)),
+                Err(_) => {
+                    let why = not_sent(method, &endpoints);
+                    return Err(
+                        Error::new(ErrorKind::Timeout, why.message().to_owned()).did_not_run()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Why a call found no endpoint up: the call was not sent.
+fn not_sent(method: &str, endpoints: &[Arc<Endpoint>]) -> Error {
+    let downs: Vec<_> = endpoints
+        .iter()
+        .map(|e| match e.current() {
+            Link::Down { attempt, error } => (e.address.as_str(), attempt, error),
+            Link::Up(c) => (e.address.as_str(), 0, c.why_closed().into()),
+        })
+        .collect();
+    let why = match downs.as_slice() {
+        [(_, 0, error)] if &**error == "the server is going away" => {
+            format!(
+                "`{method}` was not sent: the server is going away and a new connection is being made"
+            )
+        }
+        [(_, attempt, error)] => format!(
+            "`{method}` was not sent: the connection is down and reconnecting \
+             (attempt {attempt}; last error: {error})"
+        ),
+        all => {
+            let each: Vec<_> = all.iter().map(|(a, _, e)| format!("{a}: {e}")).collect();
+            format!(
+                "`{method}` was not sent: none of the {} endpoints is up, all reconnecting ({})",
+                all.len(),
+                each.join("; ")
+            )
+        }
+    };
+    Error::new(ErrorKind::ConnectionLost, why).did_not_run()
+}
+
+impl Transport for Balancer {
+    fn call<'a>(&'a self, call: Outgoing<'a>) -> ResponseFuture<'a> {
+        let timeout = call.timeout.unwrap_or(self.inner.call_timeout);
+        let deadline = Instant::now() + timeout;
+        let first = self.inner.first(&call, timeout);
+        Box::pin(self.inner.run(call, deadline, first))
+    }
+
+    fn is_closed(&self) -> bool {
+        if self.inner.keeper.is_some() {
+            return false;
+        }
+        match self.inner.endpoints()[0].current() {
+            Link::Up(connection) => Transport::is_closed(&*connection),
+            Link::Down { .. } => true,
+        }
+    }
+
+    fn closed(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            if self.inner.keeper.is_some() {
+                return std::future::pending().await;
+            }
+            if let Link::Up(connection) = self.inner.endpoints()[0].current() {
+                connection.closed().await;
+            }
+        })
+    }
+}
+
+/// Looks `entries` up every `every`, replacing the endpoints that vanished
+/// with those that appeared; a lookup that fails keeps the list as it is.
+async fn refresh(inner: Weak<Inner>, entries: Vec<String>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Ok(targets) = resolve(&entries).await else {
+            continue;
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        inner.replace(&targets);
+    }
+}
+
+impl Inner {
+    fn replace(&self, targets: &[Target]) {
+        let Some(keeper) = &self.keeper else { return };
+        let old = self.endpoints();
+        let same = old.len() == targets.len()
+            && old.iter().zip(targets).all(|(e, t)| e.address == t.address);
+        if same {
+            return;
+        }
+        let list: Vec<_> = targets
+            .iter()
+            .map(|t| match old.iter().find(|e| e.address == t.address) {
+                Some(kept) => kept.clone(),
+                None => {
+                    let added = Endpoint::new(
+                        t.address.clone(),
+                        t.name.clone(),
+                        not_yet(),
+                        self.changed.clone(),
+                    );
+                    added.spawn_keeper(keeper.clone());
+                    added
+                }
+            })
+            .collect();
+        for gone in old
+            .iter()
+            .filter(|e| !targets.iter().any(|t| t.address == e.address))
+        {
+            gone.retire(self.call_timeout);
+        }
+        *self.endpoints.write().expect("endpoints lock") = list.into();
+    }
+}
