@@ -6,6 +6,7 @@ use rpc_core::rpc_service;
 use serde::{Deserialize, Serialize};
 
 /// Why a division failed.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MathError {
     /// The divisor was zero.

@@ -44,6 +44,7 @@ pub const DEFAULT_WATCH_BUFFER: usize = 1024;
 
 /// One change to the store, as [`KeyValue::watch`] sends it. In JSON:
 /// `{"Set":{"key":"a/1","value":"x"}}` or `{"Delete":{"key":"a/1"}}`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Change {
     /// `value` was stored under `key`.
@@ -61,6 +62,7 @@ pub enum Change {
 }
 
 /// Why a key-value call failed.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvError {
     /// No value is stored under `key`.

@@ -17,7 +17,7 @@
 //!
 //! | crate | holds |
 //! |---|---|
-//! | `rpc-core` (this) | [`error`] (the [`Error`] type, the one table of codes, and the [`WireFault`](error::WireFault) a failed call carries), [`codec`] (the [`Codec`] trait, [`codec::Bincode`], [`codec::Json`]), [`service`] (the [`Service`] trait a generated server implements), [`registry`] ([`Registry`]: several services, dispatch by name), [`client`] ([`Transport`], the [`Client`] handle a generated client wraps), [`context`] (the running call's [`Context`]), [`value`] (the dynamic [`Value`]), [`stream`] ([`Stream`]: items sent one way beside a call, with per-stream credit), [`blob`] ([`Bytes`], bulk data sliced from the frame, and written by reference), [`budget`] (the memory a decoded value may take), [`mismatch`] (why a value did not travel, in words; [`check_codecs`] finds it in a unit test), [`finite`] (NaN and ±infinity, which JSON cannot carry, refused with their place), [`python`] (safe pickle, the Python pattern's calls and replies, the `pickle` and `py-json` codecs), [`layer`] (middleware: tower layers around every call on the server — the [`Call`](layer::Call) a layer sees — and on the client, the refusing rate limit, a layer's error as the caller's kind), [`metadata`] ([`Metadata`]: per-call string or bytes values, bounded), [`trace`] (W3C `traceparent` in the metadata) |
+//! | `rpc-core` (this) | [`error`] (the [`Error`] type, the one table of codes, and the [`WireFault`](error::WireFault) a failed call carries), [`codec`] (the [`Codec`] trait, [`codec::Bincode`], [`codec::Json`]), [`service`] (the [`Service`] trait a generated server implements), [`registry`] ([`Registry`]: several services, dispatch by name), [`client`] ([`Transport`], the [`Client`] handle a generated client wraps), [`context`] (the running call's [`Context`]), [`value`] (the dynamic [`Value`]), [`stream`] ([`Stream`]: items sent one way beside a call, with per-stream credit), [`blob`] ([`Bytes`], bulk data sliced from the frame, and written by reference), [`budget`] (the memory a decoded value may take), [`mismatch`] (why a value did not travel, in words; [`check_codecs`] finds it in a unit test), [`finite`] (NaN and ±infinity, which JSON cannot carry, refused with their place), [`python`] (safe pickle, the Python pattern's calls and replies, the `pickle` and `py-json` codecs), [`layer`] (middleware: tower layers around every call on the server — the [`Call`](layer::Call) a layer sees — and on the client, the refusing rate limit, a layer's error as the caller's kind), [`metadata`] ([`Metadata`]: per-call string or bytes values, bounded), [`trace`] (W3C `traceparent` in the metadata), [`schema`] (a parameter's, result's or error's JSON Schema: built in, from `schemars` with the `schema` feature, or the Rust type's name), [`discover`] (the OpenRPC document that `rpc.discover` answers) |
 //! | `rpc-macros` | `#[rpc_service]`: parse → validate → generate |
 //! | `rpc-transport` | tokio: framing, the authkey handshake, the hello, server (limits, graceful shutdown), client connection (cancel, reconnect), metrics, configuration, Python peers, the HTTP gateway (feature `http`) |
 //!
@@ -46,6 +46,7 @@ pub mod budget;
 pub mod client;
 pub mod codec;
 pub mod context;
+pub mod discover;
 pub mod error;
 mod explain;
 pub mod finite;
@@ -54,6 +55,7 @@ pub mod metadata;
 pub mod mismatch;
 pub mod python;
 pub mod registry;
+pub mod schema;
 pub mod service;
 pub mod stream;
 pub mod trace;

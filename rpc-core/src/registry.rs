@@ -14,6 +14,7 @@ use tower::Layer;
 
 use crate::codec::Codec;
 use crate::context::Context;
+use crate::discover::{self, Discover, Info};
 use crate::error::{Error, ErrorKind};
 use crate::layer::{BoxError, Call, Next, Shared, Stack, Watch};
 use crate::service::{CallFuture, MethodInfo, Reply, Service, ServiceInfo};
@@ -21,15 +22,23 @@ use crate::service::{CallFuture, MethodInfo, Reply, Service, ServiceInfo};
 /// Service names the framework keeps for its own services.
 pub const RESERVED: &[&str] = &["rpc", "system"];
 
-/// Several services, resolved by method name.
+/// Several services, resolved by method name; and the framework's own
+/// `rpc.discover`, which answers their OpenRPC document ([`crate::discover`]).
 #[derive(Clone, Default)]
 pub struct Registry {
     services: Vec<Arc<dyn Service>>,
+    /// The document's title and version, if set ([`Registry::openrpc_info`]).
+    info: Option<Info>,
+    /// The `rpc` service, rebuilt whenever a service is added.
+    discover: Option<Arc<Discover>>,
     /// `Service.method` and unambiguous bare names → (service, method).
     routes: HashMap<String, Route, BuildHasherDefault<Fnv>>,
     /// The middleware every call runs through, if any (see [`crate::layer`]).
     layers: Option<Arc<Stack>>,
 }
+
+/// [`Route::service`] of the framework's `rpc` service.
+const FRAMEWORK: usize = usize::MAX;
 
 /// A resolved method: which service, and its description.
 #[derive(Clone, Copy, Debug)]
@@ -43,16 +52,70 @@ pub struct Route {
 impl Route {
     /// This method's position among all the registry's methods (in
     /// registration order, from 0 to [`Registry::method_count`]): an index
-    /// for per-method tables such as counters.
+    /// for per-method tables such as counters. The framework's own
+    /// `rpc.discover` is past the end (`method_count + 1`): such tables
+    /// leave it out.
     pub fn slot(self) -> usize {
         self.slot
     }
 }
 
 impl Registry {
-    /// An empty registry.
+    /// An empty registry (which answers `rpc.discover` already).
     pub fn new() -> Registry {
-        Registry::default()
+        let mut registry = Registry::default();
+        registry.reroute();
+        registry
+    }
+
+    /// Names the API in the OpenRPC document `rpc.discover` answers: its
+    /// `info.title` and `info.version`. Without it the title is the
+    /// services' names and the version rpc-core's.
+    ///
+    /// ```
+    /// let mut registry = rpc_core::Registry::new();
+    /// registry.openrpc_info("Calculator API", "1.2.0");
+    /// assert_eq!(registry.openrpc()["info"]["title"], "Calculator API");
+    /// ```
+    pub fn openrpc_info(
+        &mut self,
+        title: impl Into<String>,
+        version: impl Into<String>,
+    ) -> &mut Registry {
+        self.info = Some(Info::new(title, version));
+        self.reroute();
+        self
+    }
+
+    /// The OpenRPC document of the services, as `rpc.discover` answers it.
+    pub fn openrpc(&self) -> serde_json::Value {
+        self.discover
+            .as_ref()
+            .map_or_else(|| self.rpc_service().document(), |d| d.document())
+            .0
+            .clone()
+    }
+
+    fn rpc_service(&self) -> Discover {
+        let info = self.info.clone().unwrap_or_else(|| {
+            let names: Vec<&str> = self.services().map(|s| s.name).collect();
+            let title = if names.is_empty() {
+                "rpc".to_owned()
+            } else {
+                names.join(", ")
+            };
+            Info::new(title, env!("CARGO_PKG_VERSION"))
+        });
+        Discover::new(info, self.services().collect())
+    }
+
+    /// The service at `index` of a route, the framework's own included.
+    fn service_at(&self, index: usize) -> &dyn Service {
+        match (self.services.get(index), &self.discover) {
+            (Some(service), _) => &**service,
+            (None, Some(discover)) => &**discover,
+            (None, None) => unreachable!("a route to the `rpc` service exists only with it"),
+        }
     }
 
     /// Adds `service`. Fails if its name is taken or reserved.
@@ -155,6 +218,15 @@ impl Registry {
                 self.routes.entry(name.to_owned()).or_insert(route);
             }
         }
+        // Only by its full name: a bare `discover` stays the user's.
+        let discover = self.rpc_service();
+        self.discover = Some(Arc::new(discover));
+        let route = Route {
+            service: FRAMEWORK,
+            method: &discover::RPC.methods[0],
+            slot: slot + 1,
+        };
+        self.routes.insert(discover::METHOD.to_owned(), route);
     }
 
     /// The services, in registration order.
@@ -190,7 +262,7 @@ impl Registry {
 
     /// The service `route` belongs to.
     pub fn service(&self, route: Route) -> &'static ServiceInfo {
-        self.services[route.service].info()
+        self.service_at(route.service).info()
     }
 
     /// Resolves `name`, decodes its arguments from `args` and starts the call.
@@ -210,7 +282,7 @@ impl Registry {
         route: Route,
         args: &mut dyn erased_serde::Deserializer<'_>,
     ) -> Result<CallFuture, Error> {
-        let service = &self.services[route.service];
+        let service = self.service_at(route.service);
         let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             service.start(route.method.name, args, self.layers.is_some())
         }));

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::error::{Error, ErrorKind};
+use crate::schema::SchemaFn;
 
 /// A boxed, `Send` future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -250,6 +251,11 @@ pub struct MethodInfo {
     pub returns: &'static str,
     /// The application error type of a `-> Result<T, E>` method.
     pub error: Option<&'static str>,
+    /// The JSON Schema of the success type, for the OpenRPC document
+    /// ([`crate::discover`]).
+    pub returns_schema: SchemaFn,
+    /// The JSON Schema of [`MethodInfo::error`], when there is one.
+    pub error_schema: Option<SchemaFn>,
     /// Marked `#[rpc(idempotent)]`: safe to repeat.
     pub idempotent: bool,
     /// A parameter is a [`crate::Stream`]: the client sends items.
@@ -265,6 +271,8 @@ pub struct ParamInfo {
     pub name: &'static str,
     /// Its type, as written in the trait.
     pub ty: &'static str,
+    /// Its JSON Schema, for the OpenRPC document ([`crate::discover`]).
+    pub schema: SchemaFn,
 }
 
 impl ServiceInfo {

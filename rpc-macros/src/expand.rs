@@ -225,16 +225,25 @@ impl<'a> ServiceGenerator<'a> {
         let params = method.params.iter().map(|p| {
             let name = param_ident(p).unraw().to_string();
             let ty = ast::type_string(&p.arg.ty);
-            quote!(::rpc_core::__private::ParamInfo { name: #name, ty: #ty })
+            let schema = schema_fn(&p.arg.ty);
+            quote!(::rpc_core::__private::ParamInfo { name: #name, ty: #ty, schema: #schema })
         });
-        let (returns, error) = match &method.output {
-            Output::Unit => ("()".to_owned(), quote!(::core::option::Option::None)),
-            Output::Plain(ty) => (ast::type_string(ty), quote!(::core::option::Option::None)),
+        let none = quote!(::core::option::Option::None);
+        let (returns, returns_schema, error, error_schema) = match &method.output {
+            Output::Unit => (
+                "()".to_owned(),
+                schema_fn(&syn::parse_quote!(())),
+                none.clone(),
+                none,
+            ),
+            Output::Plain(ty) => (ast::type_string(ty), schema_fn(ty), none.clone(), none),
             Output::Fallible { ok, err } => {
-                let err = ast::type_string(err);
+                let (err_ty, err_schema) = (ast::type_string(err), schema_fn(err));
                 (
                     ast::type_string(ok),
-                    quote!(::core::option::Option::Some(#err)),
+                    schema_fn(ok),
+                    quote!(::core::option::Option::Some(#err_ty)),
+                    quote!(::core::option::Option::Some(#err_schema)),
                 )
             }
         };
@@ -253,6 +262,8 @@ impl<'a> ServiceGenerator<'a> {
                 params: &[#(#params),*],
                 returns: #returns,
                 error: #error,
+                returns_schema: #returns_schema,
+                error_schema: #error_schema,
                 idempotent: #idempotent,
                 takes_stream: #takes_stream,
                 returns_stream: #returns_stream,
@@ -461,5 +472,19 @@ impl<'a> ServiceGenerator<'a> {
     /// `Service.method`, as the client sends it.
     fn wire_name(&self, method: &Method<'_>) -> String {
         format!("{}.{}", self.name, method.name())
+    }
+}
+
+/// The schema hook of `ty`, a closure without captures (a `SchemaFn`): its
+/// `JsonSchema` impl, else a built-in schema, else its name as a title,
+/// picked by autoref specialisation (`rpc-core/src/__private/schema.rs`).
+fn schema_fn(ty: &syn::Type) -> TokenStream {
+    let name = ast::type_string(ty);
+    quote! {
+        |__rpc_schemas: &mut ::rpc_core::__private::Schemas| {
+            #[allow(unused_imports)]
+            use ::rpc_core::__private::{ViaKnown as _, ViaSchemars as _, ViaTitle as _};
+            (&&&::rpc_core::__private::SchemaOf::<#ty>::NEW).rpc_schema(__rpc_schemas, #name)
+        }
     }
 }

@@ -12,8 +12,12 @@ pub use erased_serde;
 pub use serde;
 
 mod probe;
+mod schema;
 
 pub use probe::{Probe, Serde, ViaNever, ViaWire, Wire, assert_wire};
+pub use schema::{SchemaOf, ViaKnown, ViaSchemars, ViaTitle};
+
+pub use crate::schema::{SchemaFn, Schemas};
 
 pub use crate::service::{BoxCall, BoxFuture, MethodInfo, ParamInfo, Payload, Reply, ServiceInfo};
 

@@ -41,6 +41,7 @@
 
 mod channel;
 mod inbox;
+mod schema;
 mod source;
 
 use std::collections::VecDeque;

@@ -12,6 +12,10 @@
 //! ← 403           {"jsonrpc":"2.0","id":null,"error":{…"requests from origin `https://evil.example` are refused…"}}
 //! ```
 //!
+//! The gateway's own origin (`Origin` is `http://` or `https://` and the
+//! request's `Host`: the explorer page at `GET /` calling `POST /rpc`) is
+//! not cross-site and passes on to the password check without the list.
+//!
 //! Only a real preflight (an allowed `Origin` and an
 //! `Access-Control-Request-Method`) is answered without credentials; any
 //! other `OPTIONS` needs the password like every request. A request with no
@@ -27,7 +31,7 @@ use axum::extract::{Request, State};
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS,
-    ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
+    ACCESS_CONTROL_REQUEST_METHOD, HOST, ORIGIN, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -54,6 +58,9 @@ pub(crate) async fn check_origin(
     let Some(origin) = request.headers().get(ORIGIN).cloned() else {
         return next.run(request).await;
     };
+    if same_origin(request.headers(), &origin) {
+        return next.run(request).await;
+    }
     if !gateway
         .cors_origins
         .iter()
@@ -99,6 +106,22 @@ fn allowed_headers(asked: Option<&HeaderValue>) -> HeaderValue {
         metadata.join(", ")
     );
     HeaderValue::from_str(&list).unwrap_or(HEADERS)
+}
+
+/// Whether `origin` is the gateway's own (`http://` or `https://` and the
+/// request's `Host`): the explorer page at `GET /` calling `POST /rpc` and
+/// `/metrics`. Browsers send `Origin` on such requests too; they still
+/// need the password.
+fn same_origin(headers: &HeaderMap, origin: &HeaderValue) -> bool {
+    let (Some(host), Ok(origin)) = (headers.get(HOST), origin.to_str()) else {
+        return false;
+    };
+    let host = host.as_bytes();
+    ["http://", "https://"].iter().any(|scheme| {
+        origin
+            .strip_prefix(scheme)
+            .is_some_and(|rest| rest.as_bytes() == host)
+    })
 }
 
 /// An `OPTIONS` asking which method it may use: what a browser sends, with
@@ -203,6 +226,20 @@ mod tests {
             "authorization, content-type, x-rpc-timeout-ms, x-rpc-authorization, traceparent"
         );
         assert_eq!(allowed_headers(None), HEADERS);
+    }
+
+    #[test]
+    fn the_gateway_s_own_origin_is_same_origin() {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        let own = HeaderValue::from_static("http://127.0.0.1:8080");
+        assert!(same_origin(&headers, &own));
+        let tls = HeaderValue::from_static("https://127.0.0.1:8080");
+        assert!(same_origin(&headers, &tls));
+        for other in ["http://127.0.0.1:8081", "https://evil.example", "null"] {
+            assert!(!same_origin(&headers, &HeaderValue::from_static(other)));
+        }
+        assert!(!same_origin(&HeaderMap::new(), &own), "no Host, no match");
     }
 
     #[test]

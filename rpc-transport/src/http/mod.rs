@@ -22,7 +22,8 @@
 //! | `GET /{Service}/{method}?x=2&y=3` | the same for methods marked `#[rpc(idempotent)]`; 405 for others |
 //! | either, with `Accept: text/event-stream` | Server-Sent Events: a stream the method returns, one `data:` line of JSON per item, then `event: end` (see *Streams*) |
 //! | `GET /rpc` with `Upgrade: websocket` | a WebSocket: JSON-RPC 2.0 as on `POST /rpc`, plus subscriptions to streams and `rpc.unsubscribe` (see *Streams*) |
-//! | `GET /` | the services, their methods and parameters, as JSON |
+//! | `GET /` | the explorer page for a browser (`Accept: text/html`): every method with its signature and docs, a form to call it, live calls/s and p99; for any other client the services, their methods and parameters, as JSON |
+//! | `GET /openrpc.json` | the OpenRPC document of the services, as `rpc.discover` answers it ([`rpc_core::discover`]) |
 //! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
 //! | `GET /healthz` | 200 `serving`, or 503 `draining` once the server is shutting down ([`Server::shut_down`]); needs no password |
 //!
@@ -172,6 +173,7 @@ mod caller;
 pub mod config;
 mod cors;
 mod drain;
+mod explorer;
 mod jsonrpc;
 mod listener;
 mod member;

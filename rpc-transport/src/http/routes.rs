@@ -12,7 +12,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use super::{
-    ANSWER_MARGIN, Gateway, auth, body, caller, cors, drain, jsonrpc, ops, rest, ws, xmlrpc,
+    ANSWER_MARGIN, Gateway, auth, body, caller, cors, drain, explorer, jsonrpc, ops, rest, ws,
+    xmlrpc,
 };
 
 /// Every endpoint of `gateway`.
@@ -22,7 +23,8 @@ pub(super) fn router(gateway: &Arc<Gateway>) -> Router {
     // body is read, so a caller without it learns nothing, not even the
     // limit; a foreign origin is refused before anything else.
     let with_password = Router::new()
-        .route("/", get(ops::index))
+        .route("/", get(explorer::index))
+        .route("/openrpc.json", get(explorer::openrpc))
         .route("/metrics", get(ops::metrics))
         .route("/rpc", post(jsonrpc::handle).get(ws::upgrade))
         .route("/RPC2", post(xmlrpc::handle))

@@ -210,14 +210,18 @@ static ADD: crate::service::MethodInfo = crate::service::MethodInfo {
         crate::service::ParamInfo {
             name: "x",
             ty: "i64",
+            schema: crate::discover::known::<i64>,
         },
         crate::service::ParamInfo {
             name: "y",
             ty: "i64",
+            schema: crate::discover::known::<i64>,
         },
     ],
     returns: "i64",
     error: None,
+    returns_schema: crate::discover::untyped,
+    error_schema: None,
     idempotent: true,
     takes_stream: false,
     returns_stream: false,
