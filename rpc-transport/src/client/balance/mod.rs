@@ -3,10 +3,11 @@
 //! at-most-once retry rules; what [`crate::connect`] returns for every
 //! codec but Python's.
 //!
-//! The room: the balancer and a call's attempts here; `endpoint` (one
-//! address, its connection, counters and the task that keeps it up),
-//! `pick` (the policy's choice), `retry` (whether an outcome may be sent
-//! again) and `resolve` (names to addresses). It uses the client's
+//! The room: the balancer and a call's first attempt here; `attempt`
+//! (waiting for an endpoint, retries), `endpoint` (one address, its
+//! connection, counters and the task that keeps it up), `pick` (the
+//! policy's choice), `retry` (whether an outcome may be sent again) and
+//! `resolve` (names to addresses). It uses the client's
 //! `connection` and the [`config`](crate::config), nothing else.
 //!
 //! # Endpoints
@@ -41,6 +42,7 @@
 //! A call whose arguments carry a stream is never sent again: its stream
 //! was taken by the first attempt.
 
+mod attempt;
 mod endpoint;
 mod pick;
 mod resolve;
@@ -59,11 +61,11 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use self::endpoint::{Endpoint, InFlight, Keeper, Link};
-use self::pick::{Choice, key, pick};
+use self::pick::{Choice, pick};
 use self::resolve::{Target, resolve};
 use crate::client::connection::Connection;
 use crate::client::connection::deadline_after;
-use crate::config::{ClientConfig, Policy, Reconnect};
+use crate::config::{ClientConfig, Policy};
 
 /// A [`Transport`] over one or more endpoints; see the [module docs](self).
 /// Clones share the endpoints; the last one dropped closes them.
@@ -306,149 +308,6 @@ impl Inner {
             reply: send(&connection),
         })
     }
-
-    /// A call with no endpoint up when it was made: waits for one as the
-    /// policy says, then goes on as any call.
-    async fn later<'a>(&self, call: Outgoing<'a>, deadline: Instant) -> Result<Response, Error> {
-        let choice = self
-            .wait_for_endpoint(call.method, deadline, self.wait)
-            .await?;
-        let attempt = self.send(choice, &call, deadline);
-        let outcome = attempt.reply.await;
-        self.settle(call, deadline, attempt.on, outcome).await
-    }
-
-    /// Whether `outcome` is the call's answer: no retry to consider.
-    fn is_final(&self, call: &Outgoing<'_>, outcome: &Result<Response, Error>) -> bool {
-        match outcome {
-            Ok(response) => !response.not_run(),
-            Err(_) => self.max_retries == 0 || !retry::may_retry(outcome, call.idempotent()),
-        }
-    }
-
-    /// Retries the call after the attempt `on` ended with `outcome`, while
-    /// the rules and its deadline allow, and returns its final outcome.
-    async fn settle<'a>(
-        &self,
-        call: Outgoing<'a>,
-        deadline: Instant,
-        on: Option<InFlight>,
-        mut outcome: Result<Response, Error>,
-    ) -> Result<Response, Error> {
-        let repeatable = !call.info.is_some_and(|info| info.takes_stream);
-        let mut tried = Vec::new();
-        let mut on = on;
-        loop {
-            let endpoint = match on.take() {
-                Some(on) => on.0.clone(),
-                None => match &self.single {
-                    Some(only) => only.clone(),
-                    None => return outcome,
-                },
-            };
-            if tried.len() as u32 >= self.max_retries
-                || !repeatable
-                || !retry::may_retry(&outcome, call.idempotent())
-            {
-                return outcome;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return outcome;
-            }
-            endpoint.retried();
-            tried.push(key(&endpoint));
-            let choice = match self.pick(&tried) {
-                Some(choice) => choice,
-                None if self.keeper.is_none() => return outcome,
-                None => match self.wait_for_endpoint(call.method, deadline, true).await {
-                    Ok(choice) => choice,
-                    Err(_) => return outcome,
-                },
-            };
-            if tried.contains(&key(&choice.0)) {
-                // The same server again: give it a moment.
-                let pause = self.backoff().backoff(tried.len() as u32 - 1).min(left / 2);
-                tokio::time::sleep(pause).await;
-            }
-            let attempt = self.send(choice, &call, deadline);
-            on = attempt.on;
-            outcome = attempt.reply.await;
-        }
-    }
-
-    fn backoff(&self) -> Reconnect {
-        self.keeper
-            .as_ref()
-            .map(|k| k.backoff.clone())
-            .unwrap_or_default()
-    }
-
-    /// An endpoint that is up, waiting for one until `deadline` while a
-    /// reconnection is under way; with `wait`, for as long as the deadline
-    /// allows. The error says why the call was not sent (it did not run).
-    async fn wait_for_endpoint(
-        &self,
-        method: &str,
-        deadline: Instant,
-        wait: bool,
-    ) -> Result<Choice, Error> {
-        let mut changed = self.changed.subscribe();
-        loop {
-            changed.borrow_and_update();
-            if let Some(choice) = self.pick(&[]) {
-                return Ok(choice);
-            }
-            let endpoints = self.endpoints();
-            let reconnecting = endpoints
-                .iter()
-                .any(|e| matches!(e.current(), Link::Down { attempt: 0, .. }));
-            if self.keeper.is_none() || !(wait || reconnecting) {
-                return Err(not_sent(method, &endpoints));
-            }
-            match tokio::time::timeout_at(deadline, changed.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(not_sent(method, &endpoints)),
-                Err(_) => {
-                    let why = not_sent(method, &endpoints);
-                    return Err(
-                        Error::new(ErrorKind::Timeout, why.message().to_owned()).did_not_run()
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// Why a call found no endpoint up: the call was not sent.
-fn not_sent(method: &str, endpoints: &[Arc<Endpoint>]) -> Error {
-    let downs: Vec<_> = endpoints
-        .iter()
-        .map(|e| match e.current() {
-            Link::Down { attempt, error } => (e.address.as_str(), attempt, error),
-            Link::Up(c) => (e.address.as_str(), 0, c.why_closed().into()),
-        })
-        .collect();
-    let why = match downs.as_slice() {
-        [(_, 0, error)] if &**error == "the server is going away" => {
-            format!(
-                "`{method}` was not sent: the server is going away and a new connection is being made"
-            )
-        }
-        [(_, attempt, error)] => format!(
-            "`{method}` was not sent: the connection is down and reconnecting \
-             (attempt {attempt}; last error: {error})"
-        ),
-        all => {
-            let each: Vec<_> = all.iter().map(|(a, _, e)| format!("{a}: {e}")).collect();
-            format!(
-                "`{method}` was not sent: none of the {} endpoints is up, all reconnecting ({})",
-                all.len(),
-                each.join("; ")
-            )
-        }
-    };
-    Error::new(ErrorKind::ConnectionLost, why).did_not_run()
 }
 
 impl Transport for Balancer {
