@@ -336,3 +336,95 @@ async fn a_refusal_that_did_not_run_is_retried_elsewhere_whatever_the_method() {
     assert_eq!((stats[0].calls, stats[0].retries), (2, 1), "{stats:?}");
     assert_eq!(stats[1].calls, 1, "{stats:?}");
 }
+
+#[tokio::test]
+async fn a_lone_server_going_away_costs_a_client_that_does_not_wait_no_error() {
+    let nodes = nodes(&["a"]);
+    let mut a = serve_draining(&nodes[0]).await;
+    let address = a.address.clone();
+    // One address, `[client.reconnect]` with `wait = false` (the default):
+    // as behind HAProxy, the calls made while the connection is handed over
+    // wait for the new one instead of failing.
+    let text = format!(
+        "[client]\nconnect = \"{address}\"\nauthkey = \"{KEY}\"\ncall_timeout_ms = 10000\n\
+         [client.reconnect]\ninitial_backoff_ms = 20\nmax_backoff_ms = 100\n"
+    );
+    let config = ClientConfig::builder()
+        .no_env()
+        .load_toml(&text)
+        .unwrap()
+        .build()
+        .unwrap();
+    let client = TallyClient::new(
+        within("connect", rpc_transport::connect(&config))
+            .await
+            .unwrap(),
+    );
+    let load: Vec<_> = (0..8)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                for _ in 0..60 {
+                    outcomes.push(client.who().await);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                outcomes
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _ = a.stop.take().unwrap().send(());
+    within("a to stop", &mut a.task.0).await.unwrap();
+    // Its successor on the same address.
+    let config = server_builder().listen(&address).build().unwrap();
+    let _b = within("the successor to bind", async {
+        loop {
+            match Server::new(config.clone(), registry(&nodes[0]))
+                .bind()
+                .await
+            {
+                Ok(listening) => break TaskGuard(tokio::spawn(listening.serve())),
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await;
+    for task in load {
+        for outcome in within("the load", task).await.unwrap() {
+            outcome.unwrap_or_else(|e| panic!("a caller saw the handover: {e}"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_frozen_endpoint_is_ejected_even_while_its_calls_keep_timing_out() {
+    let nodes = nodes(&["a", "b"]);
+    let config = server_builder().build().unwrap();
+    let a = serve_with(config.clone(), registry(&nodes[0])).await;
+    let b = serve_with(config, registry(&nodes[1])).await;
+    let (proxy, frozen, _proxy_task) = freezable_proxy(&a.address).await;
+    let balancer = balancer(
+        &[&proxy, &b.address],
+        "policy = \"round_robin\"\nhealth_interval_ms = 200\nmax_retries = 0",
+    )
+    .await;
+    // Calls give up sooner than the health interval: a timed-out call is
+    // no sign of life.
+    let client = TallyClient::new(balancer.client().with_timeout(Duration::from_millis(50)));
+    frozen.store(true, Ordering::SeqCst);
+    within("the frozen endpoint to be ejected", async {
+        loop {
+            let _ = client.who().await;
+            if balancer.endpoints()[0].ejections > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // Every call now goes to `b`.
+    for _ in 0..4 {
+        assert_eq!(within("who", client.who()).await.unwrap(), "b");
+    }
+}

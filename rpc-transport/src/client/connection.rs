@@ -56,13 +56,24 @@ impl Connection {
         address: &str,
         name: &str,
     ) -> Result<Connection, Error> {
-        let stream = net::connect(address).await.map_err(|e| {
-            Error::new(ErrorKind::Io, format!("cannot connect to {address}: {e}")).with_source(e)
-        })?;
-        let Some(tls) = config.tls() else {
-            return Connection::over(stream, config).await;
-        };
+        // An address that drops the SYN would hold the dial for the OS's
+        // connect timeout (minutes): the handshake's limit bounds it too.
         let limit = config.handshake_timeout();
+        let stream = match tokio::time::timeout(limit, net::connect(address)).await {
+            Ok(stream) => stream.map_err(|e| {
+                Error::new(ErrorKind::Io, format!("cannot connect to {address}: {e}"))
+                    .with_source(e)
+            })?,
+            Err(_) => {
+                let why = format!(
+                    "cannot connect to {address}: no answer within {limit:?} (handshake_timeout_ms)"
+                );
+                return Err(Error::new(ErrorKind::Io, why));
+            }
+        };
+        let Some(tls) = config.tls() else {
+            return Connection::open(stream, config, &[], name).await;
+        };
         let (stream, session) = tokio::time::timeout(limit, tls::connect(stream, tls, name))
             .await
             .map_err(|_| {
@@ -75,20 +86,22 @@ impl Connection {
             true => &session.binding[..],
             false => &[],
         };
-        Connection::open(stream, config, binding).await
+        Connection::open(stream, config, binding, name).await
     }
 
     /// Opens a session over an already connected stream (no TLS: wrap the
     /// stream first for that).
     pub async fn over<S: Io>(io: S, config: &ClientConfig) -> Result<Connection, Error> {
-        Connection::open(io, config, &[]).await
+        Connection::open(io, config, &[], config.connect()).await
     }
 
-    /// Opens a session over `io`, the handshake's answers bound to `binding`.
+    /// Opens a session over `io` to the server `name` (for errors), the
+    /// handshake's answers bound to `binding`.
     async fn open<S: Io>(
         io: S,
         config: &ClientConfig,
         binding: &[u8],
+        name: &str,
     ) -> Result<Connection, Error> {
         if crate::config::PYTHON_CODECS.contains(&config.codec()) {
             let why = format!(
@@ -105,7 +118,7 @@ impl Connection {
         let key = config.authkey().as_bytes();
         session::connect_bound(&mut framed, key, &opts, binding)
             .await
-            .map_err(|e| tls::auth_failed(e, config.connect()))?;
+            .map_err(|e| tls::auth_failed(e, name))?;
         let hello = Hello {
             protocol: PROTOCOL_VERSION,
             codec: config.codec().to_owned(),
@@ -145,6 +158,7 @@ impl Connection {
             stopping: watch::Sender::new(false),
             went_away: AtomicBool::new(false),
             open: AtomicBool::new(true),
+            heard: AtomicU64::new(0),
             pings: AtomicU64::new(0),
             pong: watch::Sender::new(0),
             streams: (server.protocol >= STREAMS).then(|| {
@@ -217,6 +231,12 @@ impl Connection {
                 format!("no answer to a ping within {timeout:?}"),
             )),
         }
+    }
+
+    /// How many reads have returned something: it moves while the server
+    /// sends anything at all.
+    pub(crate) fn heard(&self) -> u64 {
+        self.shared.heard.load(Ordering::Relaxed)
     }
 
     /// Calls sent on this connection so far, and those not answered yet.

@@ -62,6 +62,11 @@ pub async fn connect(config: &ClientConfig) -> Result<Client, Error> {
                        to call one (on a loopback or trusted network only)";
             return Err(Error::new(rpc_core::ErrorKind::Config, why));
         }
+        if config.endpoints().len() > 1 || config.balance().is_some() {
+            let why = "a Python multiprocessing client calls one server: give `connect` one \
+                       address and no [client.balance]";
+            return Err(Error::new(rpc_core::ErrorKind::Config, why));
+        }
         return Ok(Client::new(
             crate::python::PythonConnection::connect(config).await?,
         ));

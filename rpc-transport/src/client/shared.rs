@@ -57,6 +57,9 @@ pub(super) struct Shared {
     /// New calls may go on the connection: it has not ended, and the
     /// server has not said it is going away (`stopping`, as one load).
     pub(super) open: AtomicBool,
+    /// Reads that returned bytes (or the end): a health check reads it to
+    /// tell a silent connection from a busy one.
+    pub(super) heard: std::sync::atomic::AtomicU64,
     /// The nonce of the last ping sent.
     pub(super) pings: std::sync::atomic::AtomicU64,
     /// The highest nonce the server's pongs have answered.
@@ -437,9 +440,10 @@ impl Shared {
             (std::mem::take(&mut waiters.by_id), first)
         };
         for (waiter, _) in pending.into_values() {
-            // Sent and not answered: the server may have run it, or not.
+            // Sent and not answered: the server may have run it, or not
+            // (after a going-away too: the server's notice came after it).
             let why = match kind {
-                ErrorKind::ConnectionLost => {
+                ErrorKind::ConnectionLost | ErrorKind::ShuttingDown => {
                     format!("{why}; the call was sent, and may or may not have run")
                 }
                 _ => why.clone(),

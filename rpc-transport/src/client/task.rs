@@ -132,6 +132,10 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 .read_buf(&mut self.input)
                 .await
                 .map_err(|e| frame_error(FrameError::Io(e)))?;
+            // Proof of life for the health check (only this task writes it).
+            shared
+                .heard
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if n == 0 {
                 // A frame cut short is an error of its own.
                 self.codec

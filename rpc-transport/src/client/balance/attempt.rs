@@ -8,10 +8,13 @@ use rpc_core::client::{Outgoing, Response};
 use rpc_core::{Error, ErrorKind};
 use tokio::time::Instant;
 
-use super::endpoint::{Endpoint, InFlight, Link};
+use super::endpoint::{Endpoint, GOING_AWAY, InFlight, Link};
 use super::pick::{Choice, key};
 use super::{Inner, retry};
 use crate::config::Reconnect;
+
+/// The least time left for which a call is sent again.
+const MIN_ATTEMPT: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl Inner {
     /// A call with no endpoint up when it was made: waits for one as the
@@ -46,7 +49,9 @@ impl Inner {
         on: Option<InFlight>,
         mut outcome: Result<Response, Error>,
     ) -> Result<Response, Error> {
-        let repeatable = !call.info.is_some_and(|info| info.takes_stream);
+        // A call without its method's description may carry a stream,
+        // which its first attempt consumed: only described calls repeat.
+        let repeatable = call.info.is_some_and(|info| !info.takes_stream);
         let mut tried = Vec::new();
         let mut on = on;
         loop {
@@ -63,11 +68,11 @@ impl Inner {
             {
                 return outcome;
             }
+            // An attempt needs some time left to be worth sending.
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if left < MIN_ATTEMPT {
                 return outcome;
             }
-            endpoint.retried();
             tried.push(key(&endpoint));
             let choice = match self.pick(&tried) {
                 Some(choice) => choice,
@@ -82,9 +87,21 @@ impl Inner {
                 let pause = self.backoff().backoff(tried.len() as u32 - 1).min(left / 2);
                 tokio::time::sleep(pause).await;
             }
+            if deadline.saturating_duration_since(Instant::now()) < MIN_ATTEMPT {
+                return outcome;
+            }
+            endpoint.retried();
             let attempt = self.send(choice, &call, deadline);
             on = attempt.on;
             outcome = attempt.reply.await;
+            // A retry that ran out of time reports the caller's timeout,
+            // not what was left of it.
+            if let Err(e) = &outcome {
+                if e.kind() == ErrorKind::Timeout {
+                    let timeout = call.timeout.unwrap_or(self.call_timeout);
+                    outcome = Err(Error::timed_out(call.method, timeout));
+                }
+            }
         }
     }
 
@@ -111,9 +128,12 @@ impl Inner {
                 return Ok(choice);
             }
             let endpoints = self.endpoints();
-            let reconnecting = endpoints
-                .iter()
-                .any(|e| matches!(e.current(), Link::Down { attempt: 0, .. }));
+            // Under way: a connection that just stopped taking calls (its
+            // keeper is about to replace it), or a first attempt not yet failed.
+            let reconnecting = endpoints.iter().any(|e| match e.current() {
+                Link::Up(_) => true,
+                Link::Down { attempt, .. } => attempt == 0,
+            });
             if self.keeper.is_none() || !(wait || reconnecting) {
                 return Err(not_sent(method, &endpoints));
             }
@@ -137,11 +157,12 @@ fn not_sent(method: &str, endpoints: &[Arc<Endpoint>]) -> Error {
         .iter()
         .map(|e| match e.current() {
             Link::Down { attempt, error } => (e.address.as_str(), attempt, error),
+            Link::Up(c) if c.went_away() => (e.address.as_str(), 0, GOING_AWAY.into()),
             Link::Up(c) => (e.address.as_str(), 0, c.why_closed().into()),
         })
         .collect();
     let why = match downs.as_slice() {
-        [(_, 0, error)] if &**error == "the server is going away" => {
+        [(_, 0, error)] if &**error == GOING_AWAY => {
             format!(
                 "`{method}` was not sent: the server is going away and a new connection is being made"
             )

@@ -13,6 +13,9 @@ use tracing::{info, warn};
 use crate::client::connection::Connection;
 use crate::config::{ClientConfig, Reconnect};
 
+/// Why an endpoint is down while it redials a server that went away.
+pub(super) const GOING_AWAY: &str = "the server is going away";
+
 /// What a caller can reach through an endpoint right now.
 #[derive(Clone, Debug)]
 pub(super) enum Link {
@@ -104,6 +107,11 @@ impl Endpoint {
         Connection::dial(config, &self.address, &self.name).await
     }
 
+    /// The entry of `connect` this endpoint came from.
+    pub(super) fn name(&self) -> &String {
+        &self.name
+    }
+
     /// The connection a new call may take, if it is up and not going away.
     pub(super) fn usable(&self) -> Option<Arc<Connection>> {
         match &*self.link.borrow() {
@@ -129,15 +137,6 @@ impl Endpoint {
         if let Some(task) = self.task.lock().expect("endpoint task lock").take() {
             task.abort();
         }
-    }
-
-    /// Calls answered (however) so far: the health check's sign of an idle
-    /// connection is that this has not moved.
-    fn answered(&self) -> u64 {
-        // A call starting between the two loads may read as answered for a
-        // moment: the health check then waits one more interval, no worse.
-        let (calls, in_flight) = self.counts();
-        calls.saturating_sub(in_flight as u64)
     }
 
     /// Calls sent here so far, and those in flight.
@@ -234,12 +233,13 @@ async fn keep_up(endpoint: Arc<Endpoint>, keeper: Keeper) {
     let mut attempt = 0u32;
     loop {
         if let Link::Up(connection) = endpoint.current() {
-            let ended = watch_over(&endpoint, &connection, keeper.health).await;
+            let opened = tokio::time::Instant::now();
+            let ended = watch_over(&connection, keeper.health).await;
             let going_away = matches!(ended, Ended::GoingAway);
             let error: Arc<str> = match ended {
                 Ended::GoingAway => {
                     info!(endpoint = %endpoint.address, "the server is going away; reconnecting");
-                    "the server is going away".into()
+                    GOING_AWAY.into()
                 }
                 Ended::Failed(why) => {
                     endpoint.ejections.fetch_add(1, Ordering::Relaxed);
@@ -252,12 +252,18 @@ async fn keep_up(endpoint: Arc<Endpoint>, keeper: Keeper) {
                 endpoint.past_calls.fetch_add(calls, Ordering::Relaxed);
             }
             endpoint.set(Link::Down { attempt: 0, error });
-            // Its calls in flight still get their answers.
-            tokio::spawn(async move { connection.closed().await });
+            // Its calls in flight still get their answers (for as long as a
+            // call may wait).
+            let grace = keeper.config.call_timeout();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(grace, connection.closed()).await;
+            });
             attempt = 0;
             // A server going away may have a replacement (or a peer behind
-            // the same address): try again at once; a failure backs off.
-            if going_away {
+            // the same address): try again at once, unless the connection
+            // was young (a server that goes away at once would be redialed
+            // in a tight loop); a failure backs off.
+            if going_away && opened.elapsed() >= keeper.health.max(Duration::from_secs(1)) {
                 if let Ok(connection) = endpoint.dial(&keeper.config).await {
                     endpoint.set(Link::Up(Arc::new(connection)));
                     continue;
@@ -282,24 +288,34 @@ async fn keep_up(endpoint: Arc<Endpoint>, keeper: Keeper) {
 }
 
 /// Returns when `connection` stops taking calls, pinging it whenever a
-/// health interval passes with no call answered on it.
-async fn watch_over(endpoint: &Endpoint, connection: &Connection, every: Duration) -> Ended {
-    let mut heard = endpoint.answered();
+/// health interval passes with nothing read from it.
+///
+/// The server's reader answers a ping whatever its handlers are doing, so
+/// a busy server passes; the ping gets two intervals, and anything read
+/// meanwhile (a large reply ahead of the pong) counts as an answer.
+async fn watch_over(connection: &Connection, every: Duration) -> Ended {
+    let mut heard = connection.heard();
     loop {
         tokio::select! {
             () = connection.stopping() => break,
             () = tokio::time::sleep(every) => {}
         }
-        let now = endpoint.answered();
-        if now != heard {
-            heard = now;
+        if connection.heard() != heard {
+            heard = connection.heard();
             continue;
         }
-        if let Err(e) = connection.ping(every).await {
-            let why = format!("no answer to a health ping: {e}");
-            connection.abort(why.clone());
-            return Ended::Failed(why);
+        let pinged = tokio::select! {
+            () = connection.stopping() => break,
+            pinged = connection.ping(every * 2) => pinged,
+        };
+        if let Err(e) = pinged {
+            if connection.heard() == heard {
+                let why = format!("no answer to a health ping: {e}");
+                connection.abort(why.clone());
+                return Ended::Failed(why);
+            }
         }
+        heard = connection.heard();
     }
     match connection.went_away() {
         true => Ended::GoingAway,

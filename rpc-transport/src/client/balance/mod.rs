@@ -19,10 +19,12 @@
 //!   resolves to an endpoint (names are looked up again every
 //!   `resolve_interval_ms`: new addresses are added, vanished ones drained).
 //!   Each endpoint is kept up with `[client.reconnect]`'s backoff (its
-//!   defaults without the table); an idle connection is pinged every
-//!   `health_interval_ms`, and one that fails (or does not answer the
-//!   ping in that time) is ejected until it connects again. A server going
-//!   away is left for a fresh connection at once, without ejection.
+//!   defaults without the table); a connection from which nothing was read
+//!   for a `health_interval_ms` is pinged, and one that fails (or reads
+//!   nothing for two more intervals) is aborted and its endpoint ejected
+//!   until it connects again. A server going away is left for a fresh
+//!   connection, at once unless it was younger than a second, without
+//!   ejection.
 //! - A call goes to the endpoint the policy picks among those up. With none
 //!   up it waits (up to its timeout) while a reconnection is under way,
 //!   and with `wait = true` for as long as its timeout allows; else it
@@ -39,8 +41,9 @@
 //!   method marked `#[rpc(idempotent)]`. A non-idempotent call that may
 //!   have run fails with `ConnectionLost`, saying so.
 //!
-//! A call whose arguments carry a stream is never sent again: its stream
-//! was taken by the first attempt.
+//! A call whose arguments carry a stream is never sent again (its stream
+//! was taken by the first attempt), nor one without its method's
+//! description, which cannot say.
 
 mod attempt;
 mod endpoint;
@@ -62,7 +65,7 @@ use tokio::time::Instant;
 
 use self::endpoint::{Endpoint, InFlight, Keeper, Link};
 use self::pick::{Choice, pick};
-use self::resolve::{Target, resolve};
+use self::resolve::{Resolved, Target, resolve};
 use crate::client::connection::Connection;
 use crate::client::connection::deadline_after;
 use crate::config::{ClientConfig, Policy};
@@ -134,7 +137,7 @@ impl Balancer {
         let balanced = entries.len() > 1 || config.balance().is_some();
         let balance = config.balance().cloned().unwrap_or_default();
         let targets = match balanced {
-            true => resolve(entries).await.map_err(|why| {
+            true => resolve(entries).await.map(|r| r.targets).map_err(|why| {
                 Error::new(
                     ErrorKind::Io,
                     format!("no address in `connect` resolves: {why}"),
@@ -356,44 +359,44 @@ impl Transport for Balancer {
 async fn refresh(inner: Weak<Inner>, entries: Vec<String>, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
-        let Ok(targets) = resolve(&entries).await else {
+        let Ok(resolved) = resolve(&entries).await else {
             continue;
         };
         let Some(inner) = inner.upgrade() else { return };
-        inner.replace(&targets);
+        inner.replace(&resolved);
     }
 }
 
 impl Inner {
-    fn replace(&self, targets: &[Target]) {
+    /// Makes the endpoints those `resolved` found, keeping the order and
+    /// state of those that stay (records come back in any order) and the
+    /// endpoints of an entry that failed this time (a lookup that fails
+    /// once is no sign its servers are gone); the others are drained.
+    fn replace(&self, resolved: &Resolved) {
         let Some(keeper) = &self.keeper else { return };
         let old = self.endpoints();
-        let same = old.len() == targets.len()
-            && old.iter().zip(targets).all(|(e, t)| e.address == t.address);
-        if same {
+        let stays = |e: &Arc<Endpoint>| {
+            resolved.targets.iter().any(|t| t.address == e.address)
+                || resolved.failed.contains(e.name())
+        };
+        let mut list: Vec<_> = old.iter().filter(|e| stays(e)).cloned().collect();
+        for t in &resolved.targets {
+            if !list.iter().any(|e| e.address == t.address) {
+                let added = Endpoint::new(
+                    t.address.clone(),
+                    t.name.clone(),
+                    not_yet(),
+                    self.changed.clone(),
+                    true,
+                );
+                added.spawn_keeper(keeper.clone());
+                list.push(added);
+            }
+        }
+        if list.len() == old.len() && list.iter().zip(old.iter()).all(|(a, b)| Arc::ptr_eq(a, b)) {
             return;
         }
-        let list: Vec<_> = targets
-            .iter()
-            .map(|t| match old.iter().find(|e| e.address == t.address) {
-                Some(kept) => kept.clone(),
-                None => {
-                    let added = Endpoint::new(
-                        t.address.clone(),
-                        t.name.clone(),
-                        not_yet(),
-                        self.changed.clone(),
-                        true,
-                    );
-                    added.spawn_keeper(keeper.clone());
-                    added
-                }
-            })
-            .collect();
-        for gone in old
-            .iter()
-            .filter(|e| !targets.iter().any(|t| t.address == e.address))
-        {
+        for gone in old.iter().filter(|e| !stays(e)) {
             gone.retire(self.call_timeout);
         }
         *self.endpoints.write().expect("endpoints lock") = list.into();

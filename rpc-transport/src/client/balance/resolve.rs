@@ -13,8 +13,16 @@ pub(super) struct Target {
     pub(super) name: String,
 }
 
+/// What a lookup of every entry found.
+#[derive(Debug, Default)]
+pub(super) struct Resolved {
+    pub(super) targets: Vec<Target>,
+    /// The entries that did not resolve, this time.
+    pub(super) failed: Vec<String>,
+}
+
 /// Resolves every entry; `Err` names each entry that failed when none resolved.
-pub(super) async fn resolve(entries: &[String]) -> Result<Vec<Target>, String> {
+pub(super) async fn resolve(entries: &[String]) -> Result<Resolved, String> {
     let mut targets: Vec<Target> = Vec::new();
     let mut failures = Vec::new();
     for entry in entries {
@@ -29,19 +37,26 @@ pub(super) async fn resolve(entries: &[String]) -> Result<Vec<Target>, String> {
                     push(&mut targets, address.to_string(), entry);
                 }
                 if targets.len() == before {
-                    failures.push(format!("{entry}: no address"));
+                    failures.push((entry.clone(), "no address".to_owned()));
                 }
             }
             Err(e) => {
                 warn!(entry = %entry, error = %e, "cannot resolve");
-                failures.push(format!("{entry}: {e}"));
+                failures.push((entry.clone(), e.to_string()));
             }
         }
     }
-    match targets.is_empty() {
-        true => Err(failures.join("; ")),
-        false => Ok(targets),
+    if targets.is_empty() {
+        let each: Vec<_> = failures
+            .iter()
+            .map(|(e, why)| format!("{e}: {why}"))
+            .collect();
+        return Err(each.join("; "));
     }
+    Ok(Resolved {
+        targets,
+        failed: failures.into_iter().map(|(entry, _)| entry).collect(),
+    })
 }
 
 /// Whether some entry is a name, to be looked up again later.
@@ -71,7 +86,7 @@ mod tests {
             "127.0.0.1:1".into(),
             "127.0.0.1:2".into(),
         ];
-        let targets = resolve(&entries).await.unwrap();
+        let targets = resolve(&entries).await.unwrap().targets;
         let addresses: Vec<_> = targets.iter().map(|t| t.address.as_str()).collect();
         assert_eq!(addresses, ["127.0.0.1:2", "127.0.0.1:1"]);
         assert!(!has_names(&entries));
@@ -80,13 +95,24 @@ mod tests {
 
     #[tokio::test]
     async fn a_name_is_every_address_it_resolves_to_and_keeps_its_name() {
-        let targets = resolve(&["localhost:7".to_owned()]).await.unwrap();
+        let targets = resolve(&["localhost:7".to_owned()]).await.unwrap().targets;
         assert!(!targets.is_empty());
         assert!(
             targets
                 .iter()
                 .all(|t| t.name == "localhost:7" && t.address.ends_with(":7"))
         );
+    }
+
+    #[tokio::test]
+    async fn an_entry_that_fails_is_named_beside_those_that_resolved() {
+        let entries = [
+            "127.0.0.1:1".to_owned(),
+            "no-such-host.invalid:1".to_owned(),
+        ];
+        let resolved = resolve(&entries).await.unwrap();
+        assert_eq!(resolved.targets.len(), 1);
+        assert_eq!(resolved.failed, ["no-such-host.invalid:1"]);
     }
 
     #[tokio::test]
