@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use common::{KEY, TaskGuard, serve_with, server_builder, within};
+use common::{KEY, ServerGuard, TaskGuard, serve_with, server_builder, within};
 
 /// What each server remembers.
 #[rpc_core::rpc_service]
@@ -83,6 +83,15 @@ async fn balancer(addresses: &[&str], balance: &str) -> Balancer {
         .unwrap()
 }
 
+/// Servers `a` and `b`, sharing one ledger.
+async fn two_servers() -> (Vec<Node>, ServerGuard, ServerGuard) {
+    let nodes = nodes(&["a", "b"]);
+    let config = server_builder().build().unwrap();
+    let a = serve_with(config.clone(), registry(&nodes[0])).await;
+    let b = serve_with(config, registry(&nodes[1])).await;
+    (nodes, a, b)
+}
+
 fn nodes(names: &[&'static str]) -> Vec<Node> {
     let ledger = Arc::default();
     names
@@ -96,10 +105,7 @@ fn nodes(names: &[&'static str]) -> Vec<Node> {
 
 #[tokio::test]
 async fn round_robin_takes_each_endpoint_in_turn_and_counts_its_calls() {
-    let nodes = nodes(&["a", "b"]);
-    let config = server_builder().build().unwrap();
-    let a = serve_with(config.clone(), registry(&nodes[0])).await;
-    let b = serve_with(config, registry(&nodes[1])).await;
+    let (_nodes, a, b) = two_servers().await;
     let balancer = balancer(&[&a.address, &b.address], "policy = \"round_robin\"").await;
     let client = TallyClient::new(balancer.client());
     let mut names = Vec::new();
@@ -204,10 +210,7 @@ async fn a_server_going_away_hands_new_calls_to_the_others_and_no_caller_sees_an
 
 #[tokio::test]
 async fn a_lost_connection_retries_an_idempotent_call_elsewhere_and_never_a_non_idempotent_one() {
-    let nodes = nodes(&["a", "b"]);
-    let config = server_builder().build().unwrap();
-    let mut a = serve_with(config.clone(), registry(&nodes[0])).await;
-    let b = serve_with(config, registry(&nodes[1])).await;
+    let (nodes, mut a, b) = two_servers().await;
     // pick_first: every call goes to `a` while it is up.
     let balancer = balancer(&[&a.address, &b.address], "policy = \"pick_first\"").await;
     let client = TallyClient::new(balancer.client());
@@ -242,10 +245,7 @@ async fn a_lost_connection_retries_an_idempotent_call_elsewhere_and_never_a_non_
 
 #[tokio::test]
 async fn an_endpoint_that_stops_answering_pings_is_ejected_and_its_calls_go_elsewhere() {
-    let nodes = nodes(&["a", "b"]);
-    let config = server_builder().build().unwrap();
-    let a = serve_with(config.clone(), registry(&nodes[0])).await;
-    let b = serve_with(config, registry(&nodes[1])).await;
+    let (_nodes, a, b) = two_servers().await;
     let (proxy, frozen, _proxy_task) = freezable_proxy(&a.address).await;
     let balancer = balancer(
         &[&proxy, &b.address],
@@ -399,10 +399,7 @@ async fn a_lone_server_going_away_costs_a_client_that_does_not_wait_no_error() {
 
 #[tokio::test]
 async fn a_frozen_endpoint_is_ejected_even_while_its_calls_keep_timing_out() {
-    let nodes = nodes(&["a", "b"]);
-    let config = server_builder().build().unwrap();
-    let a = serve_with(config.clone(), registry(&nodes[0])).await;
-    let b = serve_with(config, registry(&nodes[1])).await;
+    let (_nodes, a, b) = two_servers().await;
     let (proxy, frozen, _proxy_task) = freezable_proxy(&a.address).await;
     let balancer = balancer(
         &[&proxy, &b.address],
