@@ -126,9 +126,17 @@ pub async fn serve_layered(
     let mut config = ServerConfig::builder()
         // With `http`, the gateway listens on `addr` and this listener,
         // which the gateway's server needs, on a port of its own.
-        .listen(if http { "127.0.0.1:0".to_owned() } else { addr.clone() })
+        .listen(if http {
+            "127.0.0.1:0".to_owned()
+        } else {
+            addr.clone()
+        })
         .authkey(AUTHKEY)
-        .codecs([if http { "json" } else { tls::wire_codec(&codec) }])
+        .codecs([if http {
+            "json"
+        } else {
+            tls::wire_codec(&codec)
+        }])
         .max_frame_bytes(MAX_FRAME_BYTES)
         .limits(limits())
         .no_env();

@@ -73,7 +73,8 @@ impl HttpCaller {
     /// `Bench.add(x, y)` over `POST /rpc`.
     pub async fn add(&mut self, x: i64, y: i64) -> Result<i64, Error> {
         let id = self.id();
-        let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"Bench.add","params":[{x},{y}]}}"#);
+        let body =
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"Bench.add","params":[{x},{y}]}}"#);
         let bytes = self.post_rpc(body).await?;
         answer::<i64>(&bytes, id)
     }
@@ -83,7 +84,8 @@ impl HttpCaller {
     /// string that came back after checking it is the same.
     pub async fn echo(&mut self, data: &str) -> Result<usize, Error> {
         let id = self.id();
-        let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"Bench.echo","params":[{data}]}}"#);
+        let body =
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"Bench.echo","params":[{data}]}}"#);
         let bytes = self.post_rpc(body).await?;
         let back = answer::<&str>(&bytes, id)?;
         if back.len() + 2 != data.len() || data[1..data.len() - 1] != *back {
@@ -217,7 +219,10 @@ fn answer<'a, T: Deserialize<'a>>(bytes: &'a [u8], id: u64) -> Result<T, Error> 
     let answer: Answer<'a, T> = serde_json::from_slice(bytes)
         .map_err(|e| internal(format!("not a JSON-RPC response ({e})")))?;
     if answer.id != id {
-        return Err(internal(format!("response to id {}, expected {id}", answer.id)));
+        return Err(internal(format!(
+            "response to id {}, expected {id}",
+            answer.id
+        )));
     }
     match (answer.result, answer.error) {
         (Some(result), None) => Ok(result),

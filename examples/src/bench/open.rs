@@ -58,7 +58,10 @@ pub fn check_fd_limit(sockets: usize) -> Result<(), String> {
 fn soft_nofile() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    let soft = line.trim_start_matches("Max open files").split_whitespace().next()?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
     // "unlimited" parses as nothing: no limit to check.
     soft.parse().ok()
 }
