@@ -1,14 +1,20 @@
 //! The benchmark service of `rpc-bench`: the workload of `peerbench`
 //! (`add`, `sub`, `echo` of a byte payload, and `stream` of u64 items),
-//! the TLS of its `-tls` codecs ([`tls`]), and the no-op server layers
-//! that price the middleware stack ([`layer`]).
+//! the TLS of its `-tls` codecs ([`tls`]), the no-op server layers
+//! that price the middleware stack ([`layer`]), codec `http` through the
+//! HTTP gateway ([`gateway`] serves it, [`http`] calls it), and opening
+//! the many connections of scenario `many` ([`open`]).
 
+pub mod gateway;
+pub mod http;
 pub mod layer;
+pub mod open;
 pub mod tls;
 
 use std::io::Write;
 
 use rpc_core::{Bytes, Registry, Stream, rpc_service};
+use rpc_transport::config::Limits;
 use rpc_transport::{Server, ServerConfig};
 
 /// The authkey of the benchmark's server and clients.
@@ -66,9 +72,35 @@ impl Bench for BenchImpl {
     }
 }
 
+/// The server's limits: the defaults, but for the connection counts,
+/// which scenario `many` (2,000 connections, more with `--conns`) must not
+/// reach.
+///
+/// - `max_connections` (10,000 by default, the TCP listener's and the
+///   gateway's each) is raised so that `--conns` beyond it still measures
+///   the server rather than its refusals.
+/// - `max_pending_handshakes` (4096) and `max_pending_per_ip` (2048) count
+///   connections not yet authenticated, every one of them from 127.0.0.1
+///   here. The client opens TCP connections [`open::AT_ONCE`] at a time, so
+///   few are ever pending; but an HTTP connection stays pending until its
+///   first request head has arrived, and the client opens all of its
+///   connections before it sends the first request: with the default
+///   per-address cap, more than 2048 HTTP connections would shed the
+///   oldest. Both are raised to the connection cap.
+pub fn limits() -> Limits {
+    const CONNECTIONS: usize = 1 << 20;
+    Limits {
+        max_connections: CONNECTIONS,
+        max_pending_handshakes: CONNECTIONS,
+        max_pending_per_ip: CONNECTIONS,
+        ..Limits::default()
+    }
+}
+
 /// Serves the benchmark service on `addr`, accepting only `codec` (a
 /// `-tls` codec, or `tls`, serves TLS with a fresh certificate written to
-/// [`tls::ca_path`] first); prints `listening HOST:PORT` as the first line
+/// [`tls::ca_path`] first; `http` serves the HTTP gateway, see
+/// [`gateway`]); prints `listening HOST:PORT` as the first line
 /// of stdout, then serves until the task is dropped.
 pub async fn serve(
     addr: String,
@@ -87,11 +119,26 @@ pub async fn serve_layered(
     layers: &[layer::BenchLayer],
 ) -> Result<(), Box<dyn std::error::Error>> {
     let use_tls = tls || codec.ends_with("-tls");
+    let http = tls::wire_codec(&codec) == "http";
+    if http && use_tls {
+        return Err("codec http is served over plain HTTP only".into());
+    }
     let mut config = ServerConfig::builder()
-        .listen(addr)
+        // With `http`, the gateway listens on `addr` and this listener,
+        // which the gateway's server needs, on a port of its own.
+        .listen(if http {
+            "127.0.0.1:0".to_owned()
+        } else {
+            addr.clone()
+        })
         .authkey(AUTHKEY)
-        .codecs([tls::wire_codec(&codec)])
+        .codecs([if http {
+            "json"
+        } else {
+            tls::wire_codec(&codec)
+        }])
         .max_frame_bytes(MAX_FRAME_BYTES)
+        .limits(limits())
         .no_env();
     let cert = use_tls.then(tls::ServerCert::new).transpose()?;
     if let Some(cert) = &cert {
@@ -100,6 +147,9 @@ pub async fn serve_layered(
     let mut registry = Registry::new().with(BenchServer::new(BenchImpl))?;
     for layer in layers {
         layer.install(&mut registry);
+    }
+    if http {
+        return gateway::serve(addr, config.build()?, registry).await;
     }
     let listening = Server::new(config.build()?, registry).bind().await?;
     // The certificate and key are loaded: only the CA file must stay.

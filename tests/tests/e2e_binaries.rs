@@ -255,12 +255,13 @@ async fn the_demo_runs_every_step_and_exits_zero() {
 async fn rpc_bench_runs_every_scenario_and_prints_one_json_line() {
     // The -tls codec's server writes its certificate here; the client trusts only it.
     let ca = std::env::temp_dir().join(format!("rpc-bench-ca-{}.pem", std::process::id()));
-    for codec in ["bincode", "json", "bincode-tls"] {
+    // `http`: the gateway's POST /rpc through a hyper connection per caller.
+    for codec in ["bincode", "json", "bincode-tls", "http"] {
         let mut serve = command("rpc-bench");
         serve.args(["server", "--addr", "127.0.0.1:0", "--codec", codec]);
         serve.env("PEERBENCH_TLS_CA", &ca);
         let server = ServerProcess::spawn("rpc-bench server", serve).await;
-        for scenario in ["seq", "pipe", "fanin", "payload", "stream"] {
+        for scenario in ["seq", "pipe", "fanin", "payload", "stream", "many"] {
             let mut client = command("rpc-bench");
             client.args([
                 "client",
@@ -280,6 +281,10 @@ async fn rpc_bench_runs_every_scenario_and_prints_one_json_line() {
                 "--payload-bytes",
                 "65536",
             ]);
+            if scenario == "many" {
+                // 2,000 by default: 20 show that they are opened and used.
+                client.args(["--conns", "20"]);
+            }
             let out = run(client, "rpc-bench client").await;
             assert!(
                 out.status.success(),
@@ -296,6 +301,9 @@ async fn rpc_bench_runs_every_scenario_and_prints_one_json_line() {
             assert_eq!(line["scenario"], scenario);
             assert_eq!(line["codec"], codec);
             assert!(line["calls"].as_u64().unwrap() > 0, "{line}");
+            if scenario == "many" {
+                assert_eq!(line["conns"], 20, "{line}");
+            }
             assert_eq!(line["mb_per_s"].is_null(), scenario != "payload", "{line}");
             // A stream's items come in batches: no per-item latency.
             assert_eq!(line["p50_us"].is_null(), scenario == "stream", "{line}");

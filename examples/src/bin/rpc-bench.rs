@@ -14,7 +14,20 @@
 //! `$TMPDIR/peerbench-tls-ca.pem`) before it prints its address, and the
 //! client trusts exactly that file (`examples::bench::tls`).
 //!
-//! Every connection runs the authkey handshake (key `peerbench`) and the
+//! Codec `http` serves the benchmark service through the HTTP gateway
+//! (`examples::bench::gateway`: JSON-RPC 2.0 at `POST /rpc`, Basic password
+//! `peerbench-http`), and the client calls it with hyper over one
+//! keep-alive HTTP/1.1 connection per caller (connections × calls in
+//! flight), `stream` over Server-Sent Events (`examples::bench::http`).
+//!
+//! Scenario `many` opens 2,000 connections (`--conns` overrides) before
+//! the window, 64 at a time (`examples::bench::open`), each with one call
+//! in flight. The process must be allowed that many descriptors (`ulimit
+//! -n`, checked at start; both ends need it): the client says so and
+//! stops otherwise. `examples/bench/many-rss.sh` measures the server's
+//! resident memory per connection under that load.
+//!
+//! Every TCP connection runs the authkey handshake (key `peerbench`) and the
 //! calls go through the generated `BenchClient`. The client prints one JSON
 //! line: calls completed inside the measured window, calls per second,
 //! latency percentiles, and MB/s (payload bytes both ways) for `payload`.
@@ -35,8 +48,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use examples::bench::http::{self, HttpCaller};
 use examples::bench::layer::BenchLayer;
-use examples::bench::{AUTHKEY, BenchClient, MAX_FRAME_BYTES, tls};
+use examples::bench::{AUTHKEY, BenchClient, MAX_FRAME_BYTES, open, tls};
 use rpc_core::Bytes;
 use rpc_transport::ClientConfig;
 
@@ -106,6 +120,7 @@ enum Scenario {
     Fanin,
     Payload,
     Stream,
+    Many,
 }
 
 impl Scenario {
@@ -114,6 +129,7 @@ impl Scenario {
         match self {
             Scenario::Pipe => (1, 64),
             Scenario::Fanin => (32, 1),
+            Scenario::Many => (2000, 1),
             Scenario::Seq | Scenario::Payload | Scenario::Stream => (1, 1),
         }
     }
@@ -125,6 +141,7 @@ impl Scenario {
             Scenario::Fanin => "fanin",
             Scenario::Payload => "payload",
             Scenario::Stream => "stream",
+            Scenario::Many => "many",
         }
     }
 }
@@ -156,9 +173,27 @@ struct Window {
     end: Instant,
 }
 
-async fn run_client(a: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let (conns, inflight) = a.scenario.shape();
-    let (conns, inflight) = (a.conns.unwrap_or(conns), a.inflight.unwrap_or(inflight));
+/// One caller's way to the server: a clone of its connection's client
+/// (TCP, calls multiplexed), or a keep-alive HTTP connection of its own.
+enum Caller {
+    Tcp(BenchClient),
+    Http(HttpCaller),
+}
+
+/// Opens the callers' connections before the window, [`open::AT_ONCE`]
+/// at a time: `conns` TCP connections shared by `inflight` callers each,
+/// or one HTTP connection per caller.
+async fn open_callers(
+    a: &ClientArgs,
+    conns: usize,
+    inflight: usize,
+) -> Result<Vec<Caller>, Box<dyn std::error::Error>> {
+    if a.codec == "http" {
+        open::check_fd_limit(conns * inflight)?;
+        let callers = open::all(conns * inflight, |_| HttpCaller::connect(&a.addr)).await?;
+        return Ok(callers.into_iter().map(Caller::Http).collect());
+    }
+    open::check_fd_limit(conns)?;
     let mut config = ClientConfig::builder()
         .connect(&a.addr)
         .authkey(AUTHKEY)
@@ -170,17 +205,23 @@ async fn run_client(a: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
         config = config.tls(tls::client_tls());
     }
     let config = config.build()?;
-    let mut clients = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        clients.push(BenchClient::new(rpc_transport::connect(&config).await?));
-    }
+    let clients = open::all(conns, |_| rpc_transport::connect(&config)).await?;
+    Ok((0..conns * inflight)
+        .map(|i| Caller::Tcp(BenchClient::new(clients[i / inflight].clone())))
+        .collect())
+}
+
+async fn run_client(a: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let (conns, inflight) = a.scenario.shape();
+    let (conns, inflight) = (a.conns.unwrap_or(conns), a.inflight.unwrap_or(inflight));
+    let mut callers = open_callers(&a, conns, inflight).await?;
     let start = Instant::now() + Duration::from_secs_f64(a.warmup_s);
     let mut window = Window {
         start,
         end: start + Duration::from_secs_f64(a.duration_s),
     };
     if a.scenario == Scenario::Stream {
-        let items = tokio::spawn(stream(clients.swap_remove(0), window)).await??;
+        let items = tokio::spawn(stream(callers.swap_remove(0), window)).await??;
         report(&a, conns, inflight, items as usize, None, window);
         return Ok(());
     }
@@ -194,10 +235,9 @@ async fn run_client(a: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
     ]);
     let budget = a.calls.map(|n| Arc::new(AtomicUsize::new(n)));
     let mut workers = tokio::task::JoinSet::new();
-    for i in 0..conns * inflight {
-        let client = clients[i / inflight].clone();
+    for (i, caller) in callers.into_iter().enumerate() {
         workers.spawn(worker(
-            client,
+            caller,
             window,
             a.scenario,
             payload.clone(),
@@ -222,8 +262,27 @@ async fn run_client(a: ClientArgs) -> Result<(), Box<dyn std::error::Error>> {
 /// Reads one endless stream until the window closes, checking that item i
 /// is i; returns the items that arrived inside the window, counted 64 at a
 /// time (one clock read each).
-async fn stream(client: BenchClient, window: Window) -> Result<u64, rpc_core::Error> {
+async fn stream(caller: Caller, window: Window) -> Result<u64, rpc_core::Error> {
     use futures::StreamExt;
+    let client = match caller {
+        Caller::Tcp(client) => client,
+        Caller::Http(mut caller) => {
+            let mut counted = 0u64;
+            caller
+                .stream(|i| {
+                    if (i + 1) % 64 != 0 {
+                        return true;
+                    }
+                    let now = Instant::now();
+                    if now >= window.start && now < window.end {
+                        counted += 64;
+                    }
+                    now < window.end
+                })
+                .await?;
+            return Ok(counted);
+        }
+    };
     let mut items = client.stream(u64::MAX).await?;
     let (mut next, mut counted) = (0u64, 0u64);
     while let Some(item) = items.next().await {
@@ -252,7 +311,7 @@ async fn stream(client: BenchClient, window: Window) -> Result<u64, rpc_core::Er
 /// every worker in `budget` run out); returns the latencies (ns) of the
 /// calls that completed inside the window.
 async fn worker(
-    client: BenchClient,
+    mut caller: Caller,
     window: Window,
     scenario: Scenario,
     payload: Bytes,
@@ -265,15 +324,29 @@ async fn worker(
                 .is_ok()
         })
     };
+    // The payload as JSON (a base64 string), encoded once, for `http`.
+    let json_payload = match (&caller, scenario) {
+        (Caller::Http(_), Scenario::Payload) => http::encoded(&payload),
+        _ => String::new(),
+    };
     let mut latencies = Vec::with_capacity(1 << 16);
     while Instant::now() < window.end && take_one() {
         let t0 = Instant::now();
-        if scenario == Scenario::Payload {
-            let back = client.echo(payload.clone()).await?;
-            assert_eq!(back.len(), payload.len(), "echo returned another payload");
-        } else {
-            let sum = client.add(i, 3).await?;
-            assert_eq!(sum, i + 3, "add returned a wrong sum");
+        match (&mut caller, scenario) {
+            (Caller::Tcp(client), Scenario::Payload) => {
+                let back = client.echo(payload.clone()).await?;
+                assert_eq!(back.len(), payload.len(), "echo returned another payload");
+            }
+            (Caller::Tcp(client), _) => {
+                let sum = client.add(i, 3).await?;
+                assert_eq!(sum, i + 3, "add returned a wrong sum");
+            }
+            // Checks that the same string came back.
+            (Caller::Http(caller), Scenario::Payload) => drop(caller.echo(&json_payload).await?),
+            (Caller::Http(caller), _) => {
+                let sum = caller.add(i, 3).await?;
+                assert_eq!(sum, i + 3, "add returned a wrong sum");
+            }
         }
         let t1 = Instant::now();
         if t1 >= window.start && t1 < window.end {
