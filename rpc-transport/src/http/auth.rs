@@ -39,7 +39,9 @@ use super::reply::error_json;
 
 /// Checks the password of a request; built once per listener.
 pub(crate) struct Guard {
-    key: [u8; 32],
+    /// HMAC-SHA256 keyed once with the start-up key: a check clones it, so
+    /// each request hashes its password only, not the key's two pads.
+    keyed: Hmac<Sha256>,
     tag: Vec<u8>,
     challenge: HeaderValue,
 }
@@ -69,12 +71,12 @@ impl Guard {
             "Basic realm=\"{realm}\", charset=\"UTF-8\""
         ))
         .map_err(|_| Error::new(ErrorKind::Config, "the realm is not a valid header value"))?;
+        let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("HMAC takes any key");
+        let mut tag = keyed.clone();
+        tag.update(password.as_bytes());
         Ok(Guard {
-            tag: mac(&key, password.as_bytes())
-                .finalize()
-                .into_bytes()
-                .to_vec(),
-            key,
+            tag: tag.finalize().into_bytes().to_vec(),
+            keyed,
             challenge,
         })
     }
@@ -83,16 +85,10 @@ impl Guard {
     pub(crate) fn check(&self, header: Option<&HeaderValue>) -> Result<(), Refusal> {
         let header = header.ok_or(Refusal::Missing)?;
         let password = basic_password(header.as_bytes()).ok_or(Refusal::Malformed)?;
-        mac(&self.key, &password)
-            .verify_slice(&self.tag)
-            .map_err(|_| Refusal::Wrong)
+        let mut mac = self.keyed.clone();
+        mac.update(&password);
+        mac.verify_slice(&self.tag).map_err(|_| Refusal::Wrong)
     }
-}
-
-fn mac(key: &[u8; 32], password: &[u8]) -> Hmac<Sha256> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
-    mac.update(password);
-    mac
 }
 
 /// The password of a `Basic` credential: what follows the first `:` of the
