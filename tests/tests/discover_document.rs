@@ -5,49 +5,15 @@
 //! as draft-07 and offline), and every method, parameter, result, error
 //! and mark is where a client generator looks for it.
 
-use std::sync::LazyLock;
+#[path = "common/openrpc.rs"]
+mod openrpc;
 
 use examples::calculator::{Calc, CalculatorServer};
 use examples::kv::{KeyValueServer, MemoryStore};
-use jsonschema::{Draft, Registry as Schemas, Resource, Validator};
 use rpc_core::Registry;
 use serde_json::{Value, json};
 
-const OPENRPC: &str = include_str!("../data/openrpc/openrpc-meta-schema.json");
-const JSON_SCHEMA_TOOLS: &str = include_str!("../data/openrpc/json-schema-tools-meta-schema.json");
-
-/// The OpenRPC meta-schema, its `https://meta.json-schema.tools` refs
-/// answered from the vendored copy (never fetched).
-static META: LazyLock<Validator> = LazyLock::new(|| {
-    let tools: Value = serde_json::from_str(JSON_SCHEMA_TOOLS).expect("vendored JSON");
-    let openrpc: Value = serde_json::from_str(OPENRPC).expect("vendored JSON");
-    let registry = Schemas::new()
-        .add(
-            "https://meta.json-schema.tools/",
-            Draft::Draft7.create_resource(tools.clone()),
-        )
-        .and_then(|r| {
-            r.add(
-                "https://meta.json-schema.tools",
-                Resource::from_contents(tools),
-            )
-        })
-        .and_then(|r| r.prepare())
-        .expect("the vendored meta-schemas register");
-    jsonschema::options()
-        .with_draft(Draft::Draft7)
-        .with_registry(Box::leak(Box::new(registry)))
-        .build(&openrpc)
-        .expect("the OpenRPC meta-schema compiles")
-});
-
-/// Every way `document` breaks the meta-schema, one per line.
-fn violations(document: &Value) -> String {
-    META.iter_errors(document)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use openrpc::violations;
 
 fn registry() -> Registry {
     let mut registry = Registry::new();

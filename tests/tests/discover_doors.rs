@@ -5,6 +5,8 @@
 //! driven by hand (`common::http`, raw JSON frames) and by real clients.
 
 mod common;
+#[path = "common/openrpc.rs"]
+mod openrpc;
 
 use std::time::Duration;
 
@@ -166,7 +168,7 @@ async fn openrpc_json_is_the_same_document_behind_the_password() {
 }
 
 #[tokio::test]
-async fn a_curl_of_openrpc_json_reads_the_document() {
+async fn a_curl_of_openrpc_json_validates_against_the_openrpc_meta_schema() {
     let doors = start().await;
     let url = format!("http://{}/openrpc.json", doors.http);
     let user = format!("rpc:{PASSWORD}");
@@ -177,6 +179,8 @@ async fn a_curl_of_openrpc_json_reads_the_document() {
     assert!(output.status.success(), "{output:?}");
     let document: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(document["methods"][0]["name"], "Calculator.add");
+    // What a user fetches is what the issue asks to validate.
+    assert_eq!(openrpc::violations(&document), "", "{document}");
 }
 
 fn get_html(path: &str, password: &str) -> Vec<u8> {
