@@ -46,6 +46,28 @@ pub(crate) struct Guard {
     challenge: HeaderValue,
 }
 
+/// The `Authorization` value one connection's last request passed with:
+/// a client on a kept-alive connection sends the same one every time, and
+/// an identical value (compared in constant time, as it may come from
+/// another client behind a proxy that shares the connection) needs no new
+/// hash. Held per connection, so no lock is shared between connections.
+#[derive(Debug, Default)]
+pub(crate) struct Accepted(std::sync::Mutex<Option<HeaderValue>>);
+
+impl Accepted {
+    fn matches(&self, header: &HeaderValue) -> bool {
+        use subtle::ConstantTimeEq as _;
+        let last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref().is_some_and(|last| {
+            last.len() == header.len() && bool::from(last.as_bytes().ct_eq(header.as_bytes()))
+        })
+    }
+
+    fn remember(&self, header: &HeaderValue) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(header.clone());
+    }
+}
+
 /// Why a request was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -112,7 +134,17 @@ pub(crate) async fn require_password(
     request: Request,
     next: Next,
 ) -> Response {
-    let refusal = match gateway.guard.check(request.headers().get(AUTHORIZATION)) {
+    let header = request.headers().get(AUTHORIZATION);
+    let accepted = request.extensions().get::<Arc<Accepted>>();
+    let known = header.zip(accepted).is_some_and(|(h, a)| a.matches(h));
+    let checked = match known {
+        true => Ok(()),
+        false => gateway.guard.check(header),
+    };
+    if let (Ok(()), false, Some(header), Some(accepted)) = (&checked, known, header, accepted) {
+        accepted.remember(header);
+    }
+    let refusal = match checked {
         Ok(()) => {
             // The gateway's own credential: not for the handler's metadata
             // (a token for the handler travels as `x-rpc-authorization`).
@@ -171,6 +203,24 @@ mod tests {
 
     fn guard() -> Guard {
         Guard::new(&Password::new("s3cret:with:colons"), "rpc").unwrap()
+    }
+
+    #[test]
+    fn a_connection_remembers_only_the_exact_credential_it_passed_with() {
+        let accepted = Accepted::default();
+        let right = basic("me:s3cret:with:colons");
+        assert!(!accepted.matches(&right), "nothing is known before a check");
+        accepted.remember(&right);
+        assert!(accepted.matches(&right));
+        // Another user name, a longer or shorter value, one byte off: hashed again.
+        for other in [
+            basic("you:s3cret:with:colons"),
+            basic("me:s3cret:with:colonsX"),
+            basic("me:s3cret:with:colon"),
+            HeaderValue::from_static("Basic bWU6czNjcmV0OndpdGg6Y29sb25x"),
+        ] {
+            assert!(!accepted.matches(&other), "{other:?}");
+        }
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! the arrival of each request's head.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::service::TowerToHyperService;
 
+use super::auth::Accepted;
 use super::caller;
 
 /// The service of one connection from `peer`: `router`, with the peer's
@@ -18,6 +20,7 @@ pub(super) fn service_for(router: &Router, peer: SocketAddr) -> WithPeer {
     WithPeer {
         inner: TowerToHyperService::new(router.clone()),
         peer,
+        accepted: Arc::default(),
     }
 }
 
@@ -25,6 +28,9 @@ pub(super) fn service_for(router: &Router, peer: SocketAddr) -> WithPeer {
 pub(super) struct WithPeer {
     inner: TowerToHyperService<Router>,
     peer: SocketAddr,
+    /// The credential this connection's last request passed with (see
+    /// [`super::auth::Accepted`]), in every request's extensions.
+    accepted: Arc<Accepted>,
 }
 
 impl<B> hyper::service::Service<axum::http::Request<B>> for WithPeer
@@ -43,6 +49,7 @@ where
         request
             .extensions_mut()
             .insert(caller::Arrived(Instant::now()));
+        request.extensions_mut().insert(self.accepted.clone());
         self.inner.call(request)
     }
 }
