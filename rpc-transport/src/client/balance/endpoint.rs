@@ -108,7 +108,7 @@ impl Endpoint {
     }
 
     /// The entry of `connect` this endpoint came from.
-    pub(super) fn name(&self) -> &String {
+    pub(super) fn name(&self) -> &str {
         &self.name
     }
 

@@ -298,6 +298,9 @@ impl Inner {
             });
         }
         if let Some(only) = &self.single {
+            // Sent under the link's read lock, without cloning the
+            // connection: the keeper's next change waits for this queueing
+            // (and at most one write), which is short.
             let reply = only.with_link(|link| match link {
                 Link::Up(connection) if connection.takes_calls() => Some(send(connection)),
                 _ => None,
@@ -377,7 +380,7 @@ impl Inner {
         let old = self.endpoints();
         let stays = |e: &Arc<Endpoint>| {
             resolved.targets.iter().any(|t| t.address == e.address)
-                || resolved.failed.contains(e.name())
+                || resolved.failed.iter().any(|f| f == e.name())
         };
         let mut list: Vec<_> = old.iter().filter(|e| stays(e)).cloned().collect();
         for t in &resolved.targets {
