@@ -156,9 +156,13 @@ mod tests {
             seen: false,
         };
         assert!(sniffed.is_write_vectored());
-        let bufs = [io::IoSlice::new(b"record one, "), io::IoSlice::new(b"record two")];
+        let bufs = [
+            io::IoSlice::new(b"record one, "),
+            io::IoSlice::new(b"record two"),
+        ];
         let waker = std::task::Waker::noop();
-        let wrote = Pin::new(&mut sniffed).poll_write_vectored(&mut Context::from_waker(waker), &bufs);
+        let wrote =
+            Pin::new(&mut sniffed).poll_write_vectored(&mut Context::from_waker(waker), &bufs);
         assert!(matches!(wrote, Poll::Ready(Ok(22))));
         assert_eq!(sniffed.io, b"record one, record two");
     }
