@@ -23,7 +23,8 @@
 //! the codec's writer takes it when the format hands it that very slice to
 //! write, as bincode does after the length, so the bytes on the wire are
 //! exactly what a copy would have put there. A payload whose address would
-//! make the kernel's own copy slow is copied instead (see [`splicing`]).
+//! make the kernel's own copy slow is copied instead (see [`splicing`]),
+//! except over TLS, where no kernel copies from it ([`splicing_anywhere`]).
 //! (JSON writes base64: nothing to splice.)
 
 use std::cell::{Cell, RefCell};
