@@ -23,7 +23,8 @@
 //! the codec's writer takes it when the format hands it that very slice to
 //! write, as bincode does after the length, so the bytes on the wire are
 //! exactly what a copy would have put there. A payload whose address would
-//! make the kernel's own copy slow is copied instead (see [`splicing`]).
+//! make the kernel's own copy slow is copied instead (see [`splicing`]),
+//! except over TLS, where no kernel copies from it ([`splicing_anywhere`]).
 //! (JSON writes base64: nothing to splice.)
 
 use std::cell::{Cell, RefCell};
@@ -63,8 +64,9 @@ struct Scope {
     /// its own gets copies).
     buf: *const BytesMut,
     /// Bytes of the write before the buffer's first byte that are not in
-    /// the buffer (payloads spliced before this encoding).
-    outside: usize,
+    /// the buffer (payloads spliced before this encoding); `None` when the
+    /// kernel does not copy from the payload (see [`splicing_anywhere`]).
+    outside: Option<usize>,
     /// Where this encoding's payloads start in [`Splices::spliced`].
     first: usize,
 }
@@ -103,6 +105,25 @@ pub struct Spliced {
 pub fn splicing<R>(
     buf: &mut BytesMut,
     outside: usize,
+    encode: impl FnOnce(&mut BytesMut) -> R,
+) -> (R, Vec<Spliced>) {
+    splice_in(buf, Some(outside), encode)
+}
+
+/// [`splicing`] for a write the kernel does not copy from the payload:
+/// every large payload is spliced wherever it lies. Over TLS, rustls copies
+/// each payload into its records in user space (alignment costs nothing
+/// there), so a copy into the buffer would only add one.
+pub fn splicing_anywhere<R>(
+    buf: &mut BytesMut,
+    encode: impl FnOnce(&mut BytesMut) -> R,
+) -> (R, Vec<Spliced>) {
+    splice_in(buf, None, encode)
+}
+
+fn splice_in<R>(
+    buf: &mut BytesMut,
+    outside: Option<usize>,
     encode: impl FnOnce(&mut BytesMut) -> R,
 ) -> (R, Vec<Spliced>) {
     /// Closes the scope however `encode` ends, a panic included.
@@ -158,9 +179,11 @@ fn splice_large(dst: &BytesMut, buf: &[u8]) -> bool {
         if !s.offered.as_ref().is_some_and(same) {
             return false;
         }
-        let before: usize = s.spliced[scope.first..].iter().map(|p| p.bytes.len()).sum();
-        if !splices_fast(scope.outside + before + at, buf.as_ptr()) {
-            return false;
+        if let Some(outside) = scope.outside {
+            let before: usize = s.spliced[scope.first..].iter().map(|p| p.bytes.len()).sum();
+            if !splices_fast(outside + before + at, buf.as_ptr()) {
+                return false;
+            }
         }
         let bytes = s.offered.take().expect("checked above");
         s.spliced.push(Spliced { at, bytes });
@@ -442,6 +465,22 @@ mod tests {
         for ahead in [0, 16, 40, 63] {
             let payload = placed(len, payload_at(len), ahead);
             assert_eq!(spliced(&Bincode, &payload, 0).1.len(), 1, "{ahead} ahead");
+        }
+    }
+
+    #[test]
+    fn splicing_anywhere_splices_a_payload_the_kernel_would_copy_slowly() {
+        let len = SPLICE_MIN;
+        for ahead in [0, 1, 9, 15, 40] {
+            let payload = placed(len, payload_at(len), ahead);
+            let reply: crate::service::Reply = Ok(Box::new(payload.clone()));
+            let mut buf = bytes::BytesMut::new();
+            let (done, spliced) = splicing_anywhere(&mut buf, |buf| {
+                Bincode.encode_response(buf, &codec::Id::Num(7), &reply)
+            });
+            done.unwrap();
+            assert_eq!(spliced.len(), 1, "copied at {ahead} bytes ahead");
+            assert_eq!(spliced[0].bytes.as_ptr(), payload.as_ptr());
         }
     }
 

@@ -106,6 +106,19 @@ pub async fn connect(address: &str) -> io::Result<Stream> {
     Ok(Stream::Tcp(s))
 }
 
+/// Whether the kernel copies what is written to `io` straight from the
+/// writer's buffers (a TCP or Unix socket), rather than a layer in user
+/// space (TLS) copying it first: only then does where a payload lies
+/// matter to the write (see [`rpc_core::blob::splicing`]).
+pub(crate) fn kernel_copies<S: Io>(io: &S) -> bool {
+    let any: &dyn std::any::Any = io;
+    #[cfg(unix)]
+    if any.is::<UnixStream>() {
+        return true;
+    }
+    any.is::<Stream>() || any.is::<TcpStream>()
+}
+
 /// The read half of a stream split by [`split`].
 pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
 /// The write half of a stream split by [`split`].

@@ -10,7 +10,9 @@
 //! Large byte payloads ([`rpc_core::Bytes`]) are not copied in: the codec
 //! leaves them out of the buffer ([`rpc_core::blob::splicing`]) and the
 //! outbox keeps them beside it, as [`Chunks`], to be written in their
-//! places with `write_vectored`.
+//! places with `write_vectored`. Over a socket, a payload whose place would
+//! slow the kernel's copy is copied in instead; over TLS, which copies every
+//! payload into its records in user space anyway, none is.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -21,11 +23,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
-use rpc_core::blob::{Spliced, splicing};
+use rpc_core::blob::{Spliced, splicing, splicing_anywhere};
 use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
+use crate::net::{Io, kernel_copies};
 use crate::wire::frame::{FrameError, begin_frame, finish_spliced_frame};
 
 /// Frames waiting to be written.
@@ -38,6 +41,9 @@ pub(crate) struct Outbox {
     /// The queued bytes, as of the last push or take: read without the
     /// lock by a loop that checks it per frame.
     queued: AtomicUsize,
+    /// The stream copies what it is given in user space (TLS) before the
+    /// kernel sees it: payloads are spliced wherever they lie.
+    user_space_copy: bool,
 }
 
 #[derive(Debug, Default)]
@@ -165,6 +171,14 @@ impl Chunks {
 }
 
 impl Outbox {
+    /// An outbox for frames written to `io`.
+    pub(crate) fn for_stream<S: Io>(io: &S) -> Outbox {
+        Outbox {
+            user_space_copy: !kernel_copies(io),
+            ..Outbox::default()
+        }
+    }
+
     /// Appends one frame whose payload `encode` writes, unless the outbox is
     /// closed; the frame is refused (and nothing appended) if it exceeds
     /// `max_frame_bytes`. The writer is not woken: see [`Outbox::wake`].
@@ -181,8 +195,9 @@ impl Outbox {
         let start = begin_frame(&mut chunks.buf);
         let outside = chunks.outside;
         // A panicking `Serialize` must not leave half a frame behind.
-        let encoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            splicing(&mut chunks.buf, outside, encode)
+        let encoded = std::panic::catch_unwind(AssertUnwindSafe(|| match self.user_space_copy {
+            true => splicing_anywhere(&mut chunks.buf, encode),
+            false => splicing(&mut chunks.buf, outside, encode),
         }));
         let (out, spliced) = match encoded {
             Ok((Ok(out), spliced)) => (out, spliced),
@@ -382,6 +397,20 @@ mod tests {
         let spliced = chunks.spliced.len();
         assert!((1..64).contains(&spliced), "{spliced} of 64 spliced");
         assert_eq!(chunks.buf.len(), chunks.len() - spliced * 64 * 1024);
+    }
+
+    #[test]
+    fn over_a_stream_that_copies_in_user_space_every_large_payload_is_spliced() {
+        // TLS copies each payload into its records; an in-memory pipe, as here, copies too.
+        let (tls_like, _peer) = tokio::io::duplex(64);
+        let outbox = Outbox::for_stream(&tls_like);
+        for skip in 0..64 {
+            let big = payload(64 * 1024, skip, 3);
+            outbox.push(usize::MAX, |buf| encode(buf, 3, &big)).unwrap();
+        }
+        let mut chunks = Chunks::default();
+        outbox.take(&mut chunks);
+        assert_eq!(chunks.spliced.len(), 64);
     }
 
     #[test]

@@ -140,9 +140,10 @@ impl Connection {
             )
         })?;
         let parts = framed.into_parts();
+        let outbox = Outbox::for_stream(&parts.io);
         let (read, write) = net::split(parts.io);
         let shared = Arc::new(Shared {
-            outbox: Outbox::default(),
+            outbox,
             sink: Mutex::new(Sink {
                 io: write,
                 pending: Chunks::default(),

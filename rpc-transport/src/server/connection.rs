@@ -138,7 +138,7 @@ impl ServerConnection<'_> {
         // However the loop ends, its streams end: a lost connection.
         let _streams_end = EndStreams(streams.clone());
         let replies = Replies {
-            outbox: Arc::new(Outbox::default()),
+            outbox: Arc::new(Outbox::for_stream(&io)),
             codec: self.codec,
             max_frame: self.peer_max_frame.min(codec.max_frame_bytes()),
             max_queued: limits.max_queued_reply_bytes,

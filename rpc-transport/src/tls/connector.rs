@@ -110,6 +110,20 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Sniffed<S> {
         Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }
 
+    // rustls hands each batch of records to one vectored write: without
+    // these, the default would send one record (16 KiB) a syscall.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_flush(cx)
     }
@@ -134,6 +148,24 @@ impl std::error::Error for NotTls {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vectored_write_passes_through_whole() {
+        let mut sniffed = Sniffed {
+            io: Vec::new(),
+            seen: false,
+        };
+        assert!(sniffed.is_write_vectored());
+        let bufs = [
+            io::IoSlice::new(b"record one, "),
+            io::IoSlice::new(b"record two"),
+        ];
+        let waker = std::task::Waker::noop();
+        let wrote =
+            Pin::new(&mut sniffed).poll_write_vectored(&mut Context::from_waker(waker), &bufs);
+        assert!(matches!(wrote, Poll::Ready(Ok(22))));
+        assert_eq!(sniffed.io, b"record one, record two");
+    }
 
     #[test]
     fn the_host_of_an_address_is_the_name_expected() {
