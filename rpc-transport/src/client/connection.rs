@@ -157,6 +157,7 @@ impl Connection {
             ended: watch::Sender::new(false),
             stopping: watch::Sender::new(false),
             went_away: AtomicBool::new(false),
+            uploaded: AtomicBool::new(false),
             open: AtomicBool::new(true),
             heard: AtomicU64::new(0),
             pings: AtomicU64::new(0),

@@ -19,6 +19,7 @@ use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
 use tracing::debug;
 
+use super::task::Scratch;
 use crate::net::{self};
 use crate::outbox::{Chunks, Outbox, Pushed};
 use crate::stream::Streams;
@@ -50,6 +51,10 @@ pub(super) struct Shared {
     pub(super) ended: watch::Sender<bool>,
     /// Turns `true` when it takes no new calls: ended, or the server is going away.
     pub(super) stopping: watch::Sender<bool>,
+    /// A call on this connection has sent a stream (set before its pump
+    /// starts, never cleared): only then must an answer look for a stream
+    /// to stop ([`Shared::call_ended`]).
+    pub(super) uploaded: AtomicBool,
     /// The connection's streams; `None` when the server speaks protocol 1.
     pub(super) streams: Option<Arc<Streams>>,
     /// The server said it is going away.
@@ -316,13 +321,13 @@ impl Shared {
     /// outside the lock, then one lock for the whole read rather than one
     /// per reply (callers registering new calls contend for it).
     ///
-    /// `decoded` and `answered` are the reader's scratch space, left empty.
-    pub(super) fn deliver(
-        self: &Arc<Self>,
-        frames: &mut Vec<bytes::Bytes>,
-        decoded: &mut Vec<(u64, Response)>,
-        answered: &mut Vec<(Waiter, Response)>,
-    ) -> Result<(), Error> {
+    /// `scratch` holds the frames; its vectors are left empty.
+    pub(super) fn deliver(self: &Arc<Self>, scratch: &mut Scratch) -> Result<(), Error> {
+        let Scratch {
+            frames,
+            decoded,
+            answered,
+        } = scratch;
         let mut failed = None;
         let mut going_away = None;
         let drained;
@@ -333,7 +338,13 @@ impl Shared {
                     outcome,
                     stream,
                 }) => {
-                    let refused = outcome.as_ref().err().cloned().map(WireFault::into_error);
+                    // Most connections never send a stream: they need not
+                    // look for one to stop (in a table of its own, a cache
+                    // miss when thousands of connections take turns).
+                    if !stream && self.uploaded.load(Ordering::SeqCst) {
+                        let refused = outcome.as_ref().err().cloned().map(WireFault::into_error);
+                        self.call_ended(id, refused);
+                    }
                     let response = Response::new(self.codec, frame, outcome);
                     let response = match stream {
                         // Opened before any of its items is read.
@@ -344,10 +355,7 @@ impl Shared {
                                 break;
                             }
                         },
-                        false => {
-                            self.call_ended(id, refused);
-                            response
-                        }
+                        false => response,
                     };
                     decoded.push((id, response));
                 }
