@@ -158,6 +158,8 @@ impl Connection {
             stopping: watch::Sender::new(false),
             went_away: AtomicBool::new(false),
             uploaded: AtomicBool::new(false),
+            writer_due: AtomicBool::new(false),
+            writer: futures::task::AtomicWaker::new(),
             open: AtomicBool::new(true),
             heard: AtomicU64::new(0),
             pings: AtomicU64::new(0),

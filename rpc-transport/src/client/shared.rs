@@ -47,6 +47,11 @@ pub(super) struct Shared {
     /// been woken to write it once they have had their turn (see
     /// `task::write_loop`): set at most once per batch, so one wake covers it.
     pub(super) write_owed: AtomicBool,
+    /// The writer has something to do: set by [`Shared::wake_writer`],
+    /// taken by the writer when it wakes.
+    pub(super) writer_due: AtomicBool,
+    /// The writer's waker, while it waits for `writer_due`.
+    pub(super) writer: futures::task::AtomicWaker,
     /// Turns `true` when the connection has ended.
     pub(super) ended: watch::Sender<bool>,
     /// Turns `true` when it takes no new calls: ended, or the server is going away.
@@ -210,13 +215,20 @@ impl Shared {
     pub(super) fn send_queued(&self) {
         if self.woken.load(Ordering::SeqCst) > 0 {
             if !self.write_owed.swap(true, Ordering::AcqRel) {
-                self.outbox.wake();
+                self.wake_writer();
             }
             return;
         }
         if !self.write_now() {
-            self.outbox.wake();
+            self.wake_writer();
         }
+    }
+
+    /// Wakes the writer (`task::write_loop`): the flag is set first, so a
+    /// wake while it runs is not lost, and it looks at the outbox again.
+    pub(super) fn wake_writer(&self) {
+        self.writer_due.store(true, Ordering::Release);
+        self.writer.wake();
     }
 
     /// Writes the queue without waiting; true if all of it went out, or if
@@ -462,6 +474,7 @@ impl Shared {
             streams.close_all(&Error::new(kind, why.clone()));
         }
         self.outbox.close();
+        self.wake_writer();
         self.open.store(false, Ordering::Release);
         self.stopping.send_replace(true);
         self.ended.send_replace(true);

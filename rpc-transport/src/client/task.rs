@@ -33,7 +33,7 @@ use crate::wire::session::frame_error;
 /// not they all did (one may never be polled again).
 pub(super) async fn write_loop(shared: &Shared) -> std::io::Result<()> {
     loop {
-        shared.outbox.ready().await;
+        due(shared).await;
         let mut left = shared.woken.load(Ordering::SeqCst);
         for _ in 0..MAX_WRITER_YIELDS {
             if left == 0 {
@@ -76,6 +76,37 @@ pub(super) async fn write_loop(shared: &Shared) -> std::io::Result<()> {
             }
         }
     }
+}
+
+/// Waits until the writer has something to do ([`Shared::wake_writer`]).
+///
+/// The connection's task polls it each time it wakes, for every reply the
+/// reader hands over: once its waker is registered, that poll reads one
+/// flag. A `Notify` would take its lock each time, on memory that has
+/// gone cold when thousands of connections take turns.
+async fn due(shared: &Shared) {
+    let mut registered: Option<std::task::Waker> = None;
+    poll_fn(|cx| {
+        // Read before it is taken: most polls find it unset.
+        if shared.writer_due.load(Ordering::Relaxed)
+            && shared.writer_due.swap(false, Ordering::AcqRel)
+        {
+            return Poll::Ready(());
+        }
+        // A wake takes the waker out, but sets the flag first: the flag
+        // not set, the waker registered by this wait is still there.
+        if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            return Poll::Pending;
+        }
+        shared.writer.register(cx.waker());
+        registered = Some(cx.waker().clone());
+        // Set between the first look and the registration: seen now.
+        match shared.writer_due.swap(false, Ordering::AcqRel) {
+            true => Poll::Ready(()),
+            false => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// How many turns the writer leaves callers to take their replies before
