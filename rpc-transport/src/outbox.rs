@@ -38,6 +38,9 @@ pub(crate) struct Outbox {
     ready: Notify,
     /// Woken when the writer takes what is queued: room for more.
     room: Notify,
+    /// Tasks waiting in [`Outbox::room_below`]: a take wakes them only
+    /// when there are any (a `Notify` takes its lock even to wake none).
+    room_waiters: AtomicUsize,
     /// The queued bytes, as of the last push or take: read without the
     /// lock by a loop that checks it per frame.
     queued: AtomicUsize,
@@ -253,7 +256,9 @@ impl Outbox {
         self.queued.store(0, Ordering::Relaxed);
         let closed = state.closed;
         drop(state);
-        if !out.is_empty() {
+        // After the lock is let go of: a waiter counted later checks the
+        // queue under the lock, and finds it emptied.
+        if !out.is_empty() && self.room_waiters.load(Ordering::SeqCst) > 0 {
             self.room.notify_waiters();
         }
         closed
@@ -267,6 +272,8 @@ impl Outbox {
     /// Completes once fewer than `cap` bytes are queued (at once if they
     /// are), or the outbox is closed.
     pub(crate) async fn room_below(&self, cap: usize) {
+        self.room_waiters.fetch_add(1, Ordering::SeqCst);
+        let _counted = Uncount(&self.room_waiters);
         loop {
             let taken = self.room.notified();
             tokio::pin!(taken);
@@ -291,6 +298,15 @@ impl Outbox {
     /// since the last wait.
     pub(crate) fn ready(&self) -> Notified<'_> {
         self.ready.notified()
+    }
+}
+
+/// Counts a waiter out when its wait ends, however it ends.
+struct Uncount<'a>(&'a AtomicUsize);
+
+impl Drop for Uncount<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

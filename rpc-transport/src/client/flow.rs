@@ -120,6 +120,8 @@ impl Shared {
         {
             *deadline = far;
         }
+        self.uploaded
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         if let Err(e) = self.open_upload(id, source) {
             let waiter = self.waiters.lock().expect("waiters lock").by_id.remove(&id);
             if let Some((waiter, _)) = waiter {

@@ -26,7 +26,7 @@
 //! call fails at once with the reason.
 //!
 //! Timeouts cost no timer per call: each waiter carries its deadline, and
-//! the connection's task sleeps until the earliest one, then fails the
+//! a task of the connection sleeps until the earliest one, then fails the
 //! calls past theirs.
 
 pub mod balance;

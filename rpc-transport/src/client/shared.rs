@@ -19,6 +19,7 @@ use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
 use tracing::debug;
 
+use super::task::Scratch;
 use crate::net::{self};
 use crate::outbox::{Chunks, Outbox, Pushed};
 use crate::stream::Streams;
@@ -46,10 +47,19 @@ pub(super) struct Shared {
     /// been woken to write it once they have had their turn (see
     /// `task::write_loop`): set at most once per batch, so one wake covers it.
     pub(super) write_owed: AtomicBool,
+    /// The writer has something to do: set by [`Shared::wake_writer`],
+    /// taken by the writer when it wakes.
+    pub(super) writer_due: AtomicBool,
+    /// The writer's waker, while it waits for `writer_due`.
+    pub(super) writer: futures::task::AtomicWaker,
     /// Turns `true` when the connection has ended.
     pub(super) ended: watch::Sender<bool>,
     /// Turns `true` when it takes no new calls: ended, or the server is going away.
     pub(super) stopping: watch::Sender<bool>,
+    /// A call on this connection has sent a stream (set before its pump
+    /// starts, never cleared): only then must an answer look for a stream
+    /// to stop ([`Shared::call_ended`]).
+    pub(super) uploaded: AtomicBool,
     /// The connection's streams; `None` when the server speaks protocol 1.
     pub(super) streams: Option<Arc<Streams>>,
     /// The server said it is going away.
@@ -205,13 +215,20 @@ impl Shared {
     pub(super) fn send_queued(&self) {
         if self.woken.load(Ordering::SeqCst) > 0 {
             if !self.write_owed.swap(true, Ordering::AcqRel) {
-                self.outbox.wake();
+                self.wake_writer();
             }
             return;
         }
         if !self.write_now() {
-            self.outbox.wake();
+            self.wake_writer();
         }
+    }
+
+    /// Wakes the writer (`task::write_loop`): the flag is set first, so a
+    /// wake while it runs is not lost, and it looks at the outbox again.
+    pub(super) fn wake_writer(&self) {
+        self.writer_due.store(true, Ordering::Release);
+        self.writer.wake();
     }
 
     /// Writes the queue without waiting; true if all of it went out, or if
@@ -316,13 +333,13 @@ impl Shared {
     /// outside the lock, then one lock for the whole read rather than one
     /// per reply (callers registering new calls contend for it).
     ///
-    /// `decoded` and `answered` are the reader's scratch space, left empty.
-    pub(super) fn deliver(
-        self: &Arc<Self>,
-        frames: &mut Vec<bytes::Bytes>,
-        decoded: &mut Vec<(u64, Response)>,
-        answered: &mut Vec<(Waiter, Response)>,
-    ) -> Result<(), Error> {
+    /// `scratch` holds the frames; its vectors are left empty.
+    pub(super) fn deliver(self: &Arc<Self>, scratch: &mut Scratch) -> Result<(), Error> {
+        let Scratch {
+            frames,
+            decoded,
+            answered,
+        } = scratch;
         let mut failed = None;
         let mut going_away = None;
         let drained;
@@ -333,7 +350,13 @@ impl Shared {
                     outcome,
                     stream,
                 }) => {
-                    let refused = outcome.as_ref().err().cloned().map(WireFault::into_error);
+                    // Most connections never send a stream: they need not
+                    // look for one to stop (in a table of its own, a cache
+                    // miss when thousands of connections take turns).
+                    if !stream && self.uploaded.load(Ordering::SeqCst) {
+                        let refused = outcome.as_ref().err().cloned().map(WireFault::into_error);
+                        self.call_ended(id, refused);
+                    }
                     let response = Response::new(self.codec, frame, outcome);
                     let response = match stream {
                         // Opened before any of its items is read.
@@ -344,10 +367,7 @@ impl Shared {
                                 break;
                             }
                         },
-                        false => {
-                            self.call_ended(id, refused);
-                            response
-                        }
+                        false => response,
                     };
                     decoded.push((id, response));
                 }
@@ -454,6 +474,7 @@ impl Shared {
             streams.close_all(&Error::new(kind, why.clone()));
         }
         self.outbox.close();
+        self.wake_writer();
         self.open.store(false, Ordering::Release);
         self.stopping.send_replace(true);
         self.ended.send_replace(true);

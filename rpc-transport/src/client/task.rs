@@ -1,6 +1,7 @@
-//! The connection's task: the reader that hands each reply to its waiter,
-//! the writer that sends what callers left queued, and the expiry of calls
-//! past their deadline, until the connection ends.
+//! The connection's task: the reader that hands each reply to its waiter
+//! and the writer that sends what callers left queued, until the
+//! connection ends; and the expiry of calls past their deadline, a task of
+//! its own that ends with it.
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -32,7 +33,7 @@ use crate::wire::session::frame_error;
 /// not they all did (one may never be polled again).
 pub(super) async fn write_loop(shared: &Shared) -> std::io::Result<()> {
     loop {
-        shared.outbox.ready().await;
+        due(shared).await;
         let mut left = shared.woken.load(Ordering::SeqCst);
         for _ in 0..MAX_WRITER_YIELDS {
             if left == 0 {
@@ -77,13 +78,51 @@ pub(super) async fn write_loop(shared: &Shared) -> std::io::Result<()> {
     }
 }
 
+/// Waits until the writer has something to do ([`Shared::wake_writer`]).
+///
+/// The connection's task polls it each time it wakes, for every reply the
+/// reader hands over: once its waker is registered, that poll reads one
+/// flag. A `Notify` would take its lock each time, on memory that has
+/// gone cold when thousands of connections take turns.
+async fn due(shared: &Shared) {
+    let mut registered: Option<std::task::Waker> = None;
+    poll_fn(|cx| {
+        // Read before it is taken: most polls find it unset.
+        if shared.writer_due.load(Ordering::Relaxed)
+            && shared.writer_due.swap(false, Ordering::AcqRel)
+        {
+            return Poll::Ready(());
+        }
+        // A wake takes the waker out, but sets the flag first: the flag
+        // not set, the waker registered by this wait is still there.
+        if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            return Poll::Pending;
+        }
+        shared.writer.register(cx.waker());
+        registered = Some(cx.waker().clone());
+        // Set between the first look and the registration: seen now.
+        match shared.writer_due.swap(false, Ordering::AcqRel) {
+            true => Poll::Ready(()),
+            false => Poll::Pending,
+        }
+    })
+    .await
+}
+
 /// How many turns the writer leaves callers to take their replies before
 /// it writes what the others queued.
 pub(super) const MAX_WRITER_YIELDS: usize = 16;
 
 /// Fails calls past their deadline: sleeps until the earliest one, or
 /// until a call brings an earlier one.
-pub(super) async fn expire_loop(shared: &Shared) -> std::convert::Infallible {
+///
+/// It runs as a task of its own, which [`run`] ends with the connection:
+/// it wakes about once per call timeout, while the reader and the writer
+/// wake for every reply and request, and a task polls all it awaits each
+/// time it wakes. Here, its timer and notification are not polled (each
+/// a lock, and cold memory when thousands of connections take turns) for
+/// every reply.
+async fn expire_loop(shared: Arc<Shared>) {
     loop {
         let next = shared.waiters.lock().expect("waiters lock").next_check;
         match next {
@@ -91,6 +130,7 @@ pub(super) async fn expire_loop(shared: &Shared) -> std::convert::Infallible {
             // set between the lock above and this wait is not missed.
             None => shared.deadline_moved.notified().await,
             Some(at) => tokio::select! {
+                biased;
                 () = shared.deadline_moved.notified() => {}
                 () = tokio::time::sleep_until(at) => {
                     shared.expire(Instant::now());
@@ -116,14 +156,16 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     /// arrived together as one batch, until the connection fails or the
     /// server closes it.
     pub(super) async fn run(mut self, shared: &Arc<Shared>) -> Result<(), Error> {
-        let (mut frames, mut decoded, mut answered) = (Vec::new(), Vec::new(), Vec::new());
         loop {
-            while let Some(frame) = self.codec.decode(&mut self.input).map_err(frame_error)? {
-                frames.push(frame.freeze());
-            }
-            if !frames.is_empty() {
-                shared.deliver(&mut frames, &mut decoded, &mut answered)?;
-            }
+            Scratch::with(|scratch| {
+                while let Some(frame) = self.codec.decode(&mut self.input).map_err(frame_error)? {
+                    scratch.frames.push(frame.freeze());
+                }
+                if scratch.frames.is_empty() {
+                    return Ok(());
+                }
+                shared.deliver(scratch)
+            })?;
             if self.input.capacity() - self.input.len() < READ_ROOM / 2 {
                 self.input.reserve(READ_ROOM);
             }
@@ -150,14 +192,61 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     }
 }
 
+/// Where the reader gathers the replies of one read before handing them
+/// over (see [`Shared::deliver`]): one per thread, not one per
+/// connection. With thousands of connections taking turns, a connection's
+/// own vectors have left the cache by the time its next reply comes, and
+/// each reply written into them would cost a few cache misses; the
+/// thread's set stays warm. It holds nothing between two reads.
+#[derive(Default)]
+pub(super) struct Scratch {
+    /// The frames of one read.
+    pub(super) frames: Vec<bytes::Bytes>,
+    /// Their replies, decoded, by request id.
+    pub(super) decoded: Vec<(u64, rpc_core::client::Response)>,
+    /// The replies whose caller still waits, with its waiter.
+    pub(super) answered: Vec<(super::shared::Waiter, rpc_core::client::Response)>,
+}
+
+impl Scratch {
+    /// Runs `f` with this thread's scratch space (a fresh one if it is in
+    /// use, which nothing does today), and leaves it empty however `f` ended.
+    fn with<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Scratch> = const {
+                std::cell::RefCell::new(Scratch {
+                    frames: Vec::new(),
+                    decoded: Vec::new(),
+                    answered: Vec::new(),
+                })
+            };
+        }
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let out = f(&mut scratch);
+                scratch.clear();
+                out
+            }
+            Err(_) => f(&mut Scratch::default()),
+        })
+    }
+
+    fn clear(&mut self) {
+        self.frames.clear();
+        self.decoded.clear();
+        self.answered.clear();
+    }
+}
+
 /// The connection's task: writes queued requests and reads replies until
 /// either side fails, then fails every pending call with the reason.
 pub(super) async fn run<R: AsyncRead + Unpin>(shared: Arc<Shared>, reader: Reader<R>) {
     // However this task ends (even by a panic), pending calls fail at once.
     let _closing = CloseOnDrop(shared.clone());
+    // Dropped (the expiry ended) when this task ends, or is aborted.
+    let _expiring = AbortOnDrop(tokio::spawn(expire_loop(shared.clone())).abort_handle());
     let reading = reader.run(&shared);
     let writing = write_loop(&shared);
-    let expiring = expire_loop(&shared);
     let error = tokio::select! {
         // Each branch loops inside and returns only when the connection
         // ends, so a fixed order starves none of them.
@@ -167,7 +256,6 @@ pub(super) async fn run<R: AsyncRead + Unpin>(shared: Arc<Shared>, reader: Reade
             Ok(()) => Error::new(ErrorKind::ConnectionLost, "the connection was closed"),
             Err(e) => Error::new(ErrorKind::ConnectionLost, format!("writing to the server failed: {e}")),
         },
-        never = expiring => match never {},
     };
     debug!(error = %error, "client connection ended");
     let message = match error.kind() {
@@ -182,4 +270,13 @@ pub(super) async fn run<R: AsyncRead + Unpin>(shared: Arc<Shared>, reader: Reade
         Err(_) => Poll::Ready(Ok(())),
     });
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), shutdown).await;
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
