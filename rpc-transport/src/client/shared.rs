@@ -339,6 +339,7 @@ impl Shared {
             frames,
             decoded,
             answered,
+            ended,
         } = scratch;
         let mut failed = None;
         let mut going_away = None;
@@ -350,12 +351,19 @@ impl Shared {
                     outcome,
                     stream,
                 }) => {
-                    // Most connections never send a stream: they need not
-                    // look for one to stop (in a table of its own, a cache
-                    // miss when thousands of connections take turns).
-                    if !stream && self.uploaded.load(Ordering::SeqCst) {
-                        let refused = outcome.as_ref().err().cloned().map(WireFault::into_error);
-                        self.call_ended(id, refused);
+                    // An answer ends the call's upload, if it has one: its
+                    // pump is stopped now, before a later message of this
+                    // read (a cancel) gives another reason, and looked for
+                    // again once the waiter is gone (below).
+                    if !stream {
+                        let refused = outcome.as_ref().err().cloned();
+                        // Most connections never send a stream: they need
+                        // not look for one to stop (in a table of its own, a
+                        // cache miss when thousands of connections take turns).
+                        if self.uploaded.load(Ordering::SeqCst) {
+                            self.call_ended(id, refused.clone().map(WireFault::into_error));
+                        }
+                        ended.push((id, refused));
                     }
                     let response = Response::new(self.codec, frame, outcome);
                     let response = match stream {
@@ -421,6 +429,16 @@ impl Shared {
                 && matches!(waiters.closed, Some((ErrorKind::ShuttingDown, _)))
                 && self.streams.as_ref().is_none_or(|s| s.open() == 0);
         }
+        // An upload whose pump was registered after the look above but
+        // before its waiter was removed saw the waiter and did not stop
+        // itself ([`Shared::upload`]): read after the removal, the flag and
+        // the pump are seen here. Stopping one already stopped does nothing.
+        if self.uploaded.load(Ordering::SeqCst) {
+            for (id, refused) in ended.drain(..) {
+                self.call_ended(id, refused.map(WireFault::into_error));
+            }
+        }
+        ended.clear();
         // Counted before any caller can take its reply (and count it down).
         self.woken.fetch_add(answered.len(), Ordering::SeqCst);
         for (waiter, response) in answered.drain(..) {

@@ -206,6 +206,9 @@ pub(super) struct Scratch {
     pub(super) decoded: Vec<(u64, rpc_core::client::Response)>,
     /// The replies whose caller still waits, with its waiter.
     pub(super) answered: Vec<(super::shared::Waiter, rpc_core::client::Response)>,
+    /// The calls those replies end (not those opening a stream), with the
+    /// server's refusal if it refused: an upload they sent is stopped.
+    pub(super) ended: Vec<(u64, Option<rpc_core::client::WireFault>)>,
 }
 
 impl Scratch {
@@ -218,6 +221,7 @@ impl Scratch {
                     frames: Vec::new(),
                     decoded: Vec::new(),
                     answered: Vec::new(),
+                    ended: Vec::new(),
                 })
             };
         }
@@ -235,6 +239,7 @@ impl Scratch {
         self.frames.clear();
         self.decoded.clear();
         self.answered.clear();
+        self.ended.clear();
     }
 }
 
