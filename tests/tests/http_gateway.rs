@@ -361,6 +361,37 @@ async fn healthz_needs_no_password_and_the_metrics_do() {
     );
 }
 
+/// `POST /rpc` is answered past the router (`rpc_transport/src/http/post_rpc.rs`),
+/// with the headers the router gave it: its type and length, and none on a 204.
+#[tokio::test]
+async fn json_rpc_answers_carry_their_length_and_type() {
+    let gateways = start().await;
+    let call = br#"{"jsonrpc":"2.0","id":1,"method":"Calculator.add","params":[2,3]}"#;
+    let (status, head, body) =
+        raw_http(&gateways.http, &post("/rpc", "application/json", call)).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"jsonrpc":"2.0","id":1,"result":5}"#)
+    );
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("\r\ncontent-type: application/json\r\n"),
+        "{head}"
+    );
+    let length = format!("\r\ncontent-length: {}\r\n", body.len());
+    assert!(head.contains(&length), "{head}");
+
+    let notification = br#"{"jsonrpc":"2.0","method":"Calculator.add","params":[2,3]}"#;
+    let (status, head, body) = raw_http(
+        &gateways.http,
+        &post("/rpc", "application/json", notification),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (204, ""));
+    let head = head.to_ascii_lowercase();
+    assert!(!head.contains("content-"), "{head}");
+}
+
 #[tokio::test]
 async fn while_draining_healthz_is_503_new_calls_are_refused_and_running_ones_finish() {
     let gateways = start().await;
@@ -376,6 +407,14 @@ async fn while_draining_healthz_is_503_new_calls_are_refused_and_running_ones_fi
     let (status, _, body) = raw_http(&gateways.http, &get("/Calculator/add?x=1&y=1")).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("shutting down"), "{body}");
+    // `POST /rpc`, answered on its own path, is refused as a JSON-RPC error.
+    let call = br#"{"jsonrpc":"2.0","id":7,"method":"Calculator.add","params":[1,1]}"#;
+    let (status, _, body) = raw_http(&gateways.http, &post("/rpc", "application/json", call)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.starts_with(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32003"#),
+        "{body}"
+    );
 
     let (status, _, body) = within("the running call", running).await.expect("no panic");
     assert_eq!((status, body.as_str()), (200, "400"));

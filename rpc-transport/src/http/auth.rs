@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -134,8 +134,29 @@ pub(crate) async fn require_password(
     request: Request,
     next: Next,
 ) -> Response {
-    let header = request.headers().get(AUTHORIZATION);
-    let accepted = request.extensions().get::<Arc<Accepted>>();
+    let (mut parts, body) = request.into_parts();
+    let accepted = parts.extensions.get::<Arc<Accepted>>().map(Arc::as_ref);
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| *peer);
+    match admit(&gateway, &mut parts.headers, accepted, peer).await {
+        Ok(()) => next.run(Request::from_parts(parts, body)).await,
+        Err(refusal) => refusal,
+    }
+}
+
+/// The password check of one request with `headers`, on a connection that
+/// remembers its last accepted credential in `accepted`, from `peer`: on
+/// success the `Authorization` header is taken out of `headers`; otherwise
+/// the 401 to answer, after a wrong password's delay.
+pub(crate) async fn admit(
+    gateway: &Gateway,
+    headers: &mut HeaderMap,
+    accepted: Option<&Accepted>,
+    peer: Option<SocketAddr>,
+) -> Result<(), Response> {
+    let header = headers.get(AUTHORIZATION);
     let known = header.zip(accepted).is_some_and(|(h, a)| a.matches(h));
     let checked = match known {
         true => Ok(()),
@@ -148,18 +169,13 @@ pub(crate) async fn require_password(
         Ok(()) => {
             // The gateway's own credential: not for the handler's metadata
             // (a token for the handler travels as `x-rpc-authorization`).
-            let mut request = request;
-            request.headers_mut().remove(AUTHORIZATION);
-            return next.run(request).await;
+            headers.remove(AUTHORIZATION);
+            return Ok(());
         }
         Err(refusal) => refusal,
     };
     if refusal == Refusal::Wrong {
-        let peer = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| *peer);
-        wrong_password(&gateway, peer).await;
+        wrong_password(gateway, peer).await;
     }
     let message = match refusal {
         Refusal::Missing => {
@@ -173,7 +189,7 @@ pub(crate) async fn require_password(
     response
         .headers_mut()
         .insert(WWW_AUTHENTICATE, gateway.guard.challenge.clone());
-    response
+    Err(response)
 }
 
 /// Logs a wrong password (rate-limited) and waits out its delay.

@@ -20,10 +20,11 @@
 //! A client that sent `Expect: 100-continue` has sent no body yet and is
 //! told 413 instead of `100 Continue`; nothing is read.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::{Body, BodyDataStream, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::header::{CONNECTION, CONTENT_LENGTH, EXPECT};
 use axum::http::request::Parts;
@@ -31,7 +32,6 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::BytesMut;
-use futures::StreamExt;
 use rpc_core::{Error, ErrorKind};
 
 use super::Gateway;
@@ -55,18 +55,41 @@ pub(crate) async fn read_within(
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
+    let arrived = parts.extensions.get::<Arrived>().map(|Arrived(at)| *at);
+    match read(&gateway, &parts, body, arrived).await {
+        Ok(body) => next.run(Request::from_parts(parts, Body::from(body))).await,
+        Err(refusal) => refusal,
+    }
+}
+
+/// The body of the request whose head is `parts` (which `arrived` then,
+/// if known), read whole if it is at most `max_body_bytes`; otherwise the
+/// answer that refuses it, as the [module](self) describes.
+pub(crate) async fn read<B>(
+    gateway: &Gateway,
+    parts: &Parts,
+    body: B,
+    arrived: Option<Instant>,
+) -> Result<Bytes, Response>
+where
+    B: HttpBody<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     let limit = gateway.max_body_bytes;
-    let mut chunks = body.into_data_stream();
+    let mut chunks = body;
     let read = match declared_length(&parts.headers) {
         Some(length) if length > limit => Err(Unread::Over(0)),
         _ => collect(&mut chunks, limit).await,
     };
     match read {
-        Ok(body) => next.run(Request::from_parts(parts, Body::from(body))).await,
-        Err(Unread::Over(read)) => over_limit(&gateway, &parts, chunks, read),
+        Ok(body) => Ok(body),
+        Err(Unread::Over(read)) => Err(over_limit(gateway, parts, chunks, read, arrived)),
         Err(Unread::Failed(e)) => {
             let message = format!("the request body could not be read: {e}");
-            refused(parts.uri.path(), Error::new(ErrorKind::Parse, message))
+            Err(refused(
+                parts.uri.path(),
+                Error::new(ErrorKind::Parse, message),
+            ))
         }
     }
 }
@@ -78,13 +101,35 @@ fn declared_length(headers: &HeaderMap) -> Option<usize> {
     Some(value.parse::<u64>().ok()?.try_into().unwrap_or(usize::MAX))
 }
 
+/// The next chunk of data of `body`, skipping trailers; `None` at its end.
+async fn next_chunk<B>(body: &mut B) -> Option<Result<Bytes, axum::Error>>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
+    loop {
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await?;
+        match frame {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => return Some(Ok(data)),
+                Err(_trailers) => continue,
+            },
+            Err(e) => return Some(Err(axum::Error::new(e))),
+        }
+    }
+}
+
 /// The whole body, if it is at most `limit` bytes; a body that arrives in
 /// one piece is not copied.
-async fn collect(chunks: &mut BodyDataStream, limit: usize) -> Result<Bytes, Unread> {
+async fn collect<B>(chunks: &mut B, limit: usize) -> Result<Bytes, Unread>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
     let mut first = None;
     let mut joined = BytesMut::new();
     let mut read = 0usize;
-    while let Some(chunk) = chunks.next().await {
+    while let Some(chunk) = next_chunk(chunks).await {
         let chunk = chunk.map_err(Unread::Failed)?;
         read = read.saturating_add(chunk.len());
         if read > limit {
@@ -108,7 +153,17 @@ async fn collect(chunks: &mut BodyDataStream, limit: usize) -> Result<Bytes, Unr
 
 /// The 413 for a body over the limit, of which `read` bytes have been
 /// read; what is left is read and dropped while the answer goes out.
-fn over_limit(gateway: &Gateway, parts: &Parts, rest: BodyDataStream, read: usize) -> Response {
+fn over_limit<B>(
+    gateway: &Gateway,
+    parts: &Parts,
+    rest: B,
+    read: usize,
+    arrived: Option<Instant>,
+) -> Response
+where
+    B: HttpBody<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     let mut response = refused(parts.uri.path(), too_large());
     response
         .headers_mut()
@@ -122,11 +177,7 @@ fn over_limit(gateway: &Gateway, parts: &Parts, rest: BodyDataStream, read: usiz
             .max_body_bytes
             .saturating_mul(2)
             .saturating_sub(read);
-        let arrived = parts
-            .extensions
-            .get::<Arrived>()
-            .map_or_else(Instant::now, |Arrived(at)| *at);
-        let until = arrived + gateway.request_timeout;
+        let until = arrived.unwrap_or_else(Instant::now) + gateway.request_timeout;
         // The connection stays open until this ends: hyper reads the body
         // for as long as someone holds it.
         tokio::spawn(discard(rest, budget, until));
@@ -136,9 +187,13 @@ fn over_limit(gateway: &Gateway, parts: &Parts, rest: BodyDataStream, read: usiz
 
 /// Reads `rest` and drops it, until it ends, `budget` bytes have been
 /// read, or `until` has passed.
-async fn discard(mut rest: BodyDataStream, mut budget: usize, until: Instant) {
+async fn discard<B>(mut rest: B, mut budget: usize, until: Instant)
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
     let drain = async {
-        while let Some(Ok(chunk)) = rest.next().await {
+        while let Some(Ok(chunk)) = next_chunk(&mut rest).await {
             budget = budget.saturating_sub(chunk.len());
             if budget == 0 {
                 return;

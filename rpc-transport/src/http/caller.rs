@@ -155,16 +155,30 @@ impl Caller {
 
     fn of(request: &Request) -> Result<Caller, Error> {
         let extensions = request.extensions();
-        let timeout = request.headers().get(TIMEOUT_HEADER).map(timeout_ms);
-        Ok(Caller {
-            peer: extensions
+        Caller::from_head(
+            extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|ConnectInfo(peer)| *peer),
-            arrived: extensions
+            extensions
                 .get::<Arrived>()
                 .map_or_else(Instant::now, |Arrived(at)| *at),
+            request.headers(),
+        )
+    }
+
+    /// The caller of a request from `peer` whose head, `headers`, arrived
+    /// at `arrived`; fails on a timeout or metadata header that is not valid.
+    pub(crate) fn from_head(
+        peer: Option<SocketAddr>,
+        arrived: Instant,
+        headers: &HeaderMap,
+    ) -> Result<Caller, Error> {
+        let timeout = headers.get(TIMEOUT_HEADER).map(timeout_ms);
+        Ok(Caller {
+            peer,
+            arrived,
             timeout: timeout.transpose()?,
-            metadata: metadata_of(request.headers())?.map(Arc::new),
+            metadata: metadata_of(headers)?.map(Arc::new),
             transport: "http",
         })
     }

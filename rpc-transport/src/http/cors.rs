@@ -55,30 +55,63 @@ pub(crate) async fn check_origin(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(origin) = request.headers().get(ORIGIN).cloned() else {
-        return next.run(request).await;
+    let allowance = match judge(&gateway, request.headers(), request.uri().path()) {
+        Verdict::Foreign(refusal) => return refusal,
+        Verdict::Pass => return next.run(request).await,
+        Verdict::Listed(allowance) => allowance,
     };
-    if same_origin(request.headers(), &origin) {
-        return next.run(request).await;
+    let mut response = if is_preflight(&request) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).await
+    };
+    allowance.mark(&mut response);
+    response
+}
+
+/// A request from a listed origin: its answer gets the allow headers.
+pub(crate) struct Allowance {
+    origin: HeaderValue,
+    /// The preflight's `Access-Control-Request-Headers`, if sent.
+    asked: Option<HeaderValue>,
+}
+
+impl Allowance {
+    /// Adds the `Access-Control-Allow-*` headers to `response`.
+    pub(crate) fn mark(self, response: &mut Response) {
+        allow(response.headers_mut(), self.origin, self.asked.as_ref());
+    }
+}
+
+/// What the origin check decides for a request.
+pub(crate) enum Verdict {
+    /// No `Origin`, or the gateway's own: the request passes as it is.
+    Pass,
+    /// A listed origin: the request passes, its answer gets the headers.
+    Listed(Allowance),
+    /// A foreign origin: the 403 to answer.
+    Foreign(Response),
+}
+
+/// The origin check of a request to `path` with `headers`.
+pub(crate) fn judge(gateway: &Gateway, headers: &HeaderMap, path: &str) -> Verdict {
+    let Some(origin) = headers.get(ORIGIN) else {
+        return Verdict::Pass;
+    };
+    if same_origin(headers, origin) {
+        return Verdict::Pass;
     }
     if !gateway
         .cors_origins
         .iter()
         .any(|o| o.as_bytes() == origin.as_bytes())
     {
-        return foreign(request.uri().path(), &origin);
+        return Verdict::Foreign(foreign(path, origin));
     }
-    let asked = request
-        .headers()
-        .get(ACCESS_CONTROL_REQUEST_HEADERS)
-        .cloned();
-    let mut response = if is_preflight(&request) {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        next.run(request).await
-    };
-    allow(response.headers_mut(), origin, asked.as_ref());
-    response
+    Verdict::Listed(Allowance {
+        origin: origin.clone(),
+        asked: headers.get(ACCESS_CONTROL_REQUEST_HEADERS).cloned(),
+    })
 }
 
 /// The headers a page may send: [`HEADERS`], and those of `asked` (a

@@ -31,20 +31,33 @@ pub(crate) async fn refuse_while_draining(
     request: Request,
     next: Next,
 ) -> Response {
-    let mut response = if !gateway.server.is_draining() {
-        next.run(request).await
-    } else {
-        match request.uri().path() {
-            "/healthz" | "/metrics" => next.run(request).await,
-            path => refused(path, refusal()),
-        }
+    let mut response = match refusal_of(&gateway, request.uri().path()) {
+        Some(refusal) => refusal,
+        None => next.run(request).await,
     };
+    close_if_draining(&gateway, &mut response);
+    response
+}
+
+/// The 503 for a request to `path` while the server drains; `None` if it
+/// may run.
+pub(crate) fn refusal_of(gateway: &Gateway, path: &str) -> Option<Response> {
+    if !gateway.server.is_draining() {
+        return None;
+    }
+    match path {
+        "/healthz" | "/metrics" => None,
+        path => Some(refused(path, refusal())),
+    }
+}
+
+/// Marks `response` to close its connection if the server is draining.
+pub(crate) fn close_if_draining(gateway: &Gateway, response: &mut Response) {
     if gateway.server.is_draining() {
         response
             .headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));
     }
-    response
 }
 
 fn refusal() -> Error {

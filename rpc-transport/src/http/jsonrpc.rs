@@ -50,21 +50,25 @@ pub(crate) async fn handle(
     State(gateway): State<Arc<Gateway>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let read = match body_or_error(body) {
-        Ok(body) => read(body, gateway.max_batch).await,
-        Err(e) => Err(e),
-    };
-    let answer = match read {
+    match body_or_error(body) {
+        Ok(body) => answer(&gateway, body).await,
+        Err(e) => refuse(e),
+    }
+}
+
+/// Answers the `POST /rpc` whose body is `body`, read whole.
+pub(crate) async fn answer(gateway: &Gateway, body: Bytes) -> Response {
+    let answer = match read(body, gateway.max_batch).await {
         Err(e) => return refuse(e),
         Ok(Read::One(Member::Invalid { id, error })) => {
             return json(StatusCode::BAD_REQUEST, encode(&id, &Err(error.into())));
         }
         Ok(Read::One(member)) => {
             let limit = gateway.max_reply_bytes;
-            let (id, reply) = run(&gateway, member).await;
+            let (id, reply) = run(gateway, member).await;
             id.map(|id| encode_within(&id, &reply, limit).unwrap_or_else(|| too_large(&id, limit)))
         }
-        Ok(Read::Batch(members)) => super::batch::answer(&gateway, members).await,
+        Ok(Read::Batch(members)) => super::batch::answer(gateway, members).await,
     };
     match answer {
         Some(answer) => json(StatusCode::OK, answer),

@@ -180,6 +180,7 @@ mod member;
 mod opened;
 mod ops;
 mod peer;
+mod post_rpc;
 mod query;
 mod refuse;
 mod reply;
@@ -436,7 +437,7 @@ impl HttpListening {
                     };
                     // Pending, with the TCP listener's, until a request head is whole.
                     let (pending, notice) = gateway.server.admission().admit(Some(peer.ip()));
-                    let service = listener::FirstHead::new(peer::service_for(&router, peer), pending);
+                    let service = listener::FirstHead::new(peer::service_for(&gateway, &router, peer), pending);
                     let (closed, limits) = (closed.clone(), limits.clone());
                     let Some(tls) = &tls else {
                         let connection = http.serve_connection(TokioIo::new(io), service).with_upgrades();

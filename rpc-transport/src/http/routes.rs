@@ -1,4 +1,6 @@
-//! The gateway's routes and the layers around them, in the order they run.
+//! The gateway's routes and the layers around them, in the order they run:
+//! [`outer`] first (around the router and `POST /rpc`'s own path alike),
+//! then the router's.
 
 use std::sync::Arc;
 
@@ -7,16 +9,22 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, post};
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower::Layer;
+use tower_http::catch_panic::{CatchPanic, CatchPanicLayer, DefaultResponseForPanic};
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
+use tower_http::timeout::{Timeout, TimeoutLayer};
+use tower_http::trace::{Trace, TraceLayer};
 
 use super::{
     ANSWER_MARGIN, Gateway, auth, body, caller, cors, drain, explorer, jsonrpc, ops, rest, ws,
     xmlrpc,
 };
 
-/// Every endpoint of `gateway`.
+/// Every endpoint of `gateway`; the connection's service puts it inside
+/// [`outer`] (see [`super::peer`]). A connection answers `POST /rpc` on its
+/// own path, [`super::post_rpc`], with these layers' checks in this order;
+/// its route stays here so that the router alone still serves every
+/// endpoint.
 pub(super) fn router(gateway: &Arc<Gateway>) -> Router {
     let limit = gateway.max_body_bytes;
     // Layers added later run first: the password is checked before the
@@ -52,10 +60,22 @@ pub(super) fn router(gateway: &Arc<Gateway>) -> Router {
             cors::check_origin,
         ))
         .with_state(gateway.clone())
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            gateway.request_timeout + ANSWER_MARGIN,
-        ))
-        .layer(CatchPanicLayer::new())
-        .layer(TraceLayer::new_for_http())
+}
+
+/// The layers around every request, routed or not (see [`super::peer`]):
+/// the trace, the panic catcher, then the request timeout.
+pub(super) type Outer<S> = Trace<
+    CatchPanic<Timeout<S>, DefaultResponseForPanic>,
+    SharedClassifier<ServerErrorsAsFailures>,
+>;
+
+/// `service` inside the [`Outer`] layers.
+pub(super) fn outer<S>(gateway: &Gateway, service: S) -> Outer<S> {
+    let service = TimeoutLayer::with_status_code(
+        StatusCode::GATEWAY_TIMEOUT,
+        gateway.request_timeout + ANSWER_MARGIN,
+    )
+    .layer(service);
+    let service = CatchPanicLayer::new().layer(service);
+    TraceLayer::new_for_http().layer(service)
 }
