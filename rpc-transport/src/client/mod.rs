@@ -3,7 +3,8 @@
 //!
 //! The room: [`connect`] here, which picks the transport; `connection`
 //! ([`Connection`] and its session), `shared` (what callers and the
-//! connection's task share), `task` (reader, writer, expiry) and
+//! connection's task share), `deliver` (a read's replies to their
+//! callers), `task` (reader, writer, expiry) and
 //! [`balance`] (endpoints, reconnection, health and retries), which uses
 //! `connection`, never this module. It uses the
 //! wire, [`net`](crate::net), [`config`](crate::config), the outbox and,
@@ -31,6 +32,7 @@
 
 pub mod balance;
 mod connection;
+mod deliver;
 mod flow;
 mod metadata;
 mod shared;

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use tracing::debug;
 
+use super::deliver::Scratch;
 use super::shared::{CloseOnDrop, Shared};
 use crate::wire::frame::{FrameCodec, FrameError};
 use crate::wire::session::frame_error;
@@ -189,57 +190,6 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 ));
             }
         }
-    }
-}
-
-/// Where the reader gathers the replies of one read before handing them
-/// over (see [`Shared::deliver`]): one per thread, not one per
-/// connection. With thousands of connections taking turns, a connection's
-/// own vectors have left the cache by the time its next reply comes, and
-/// each reply written into them would cost a few cache misses; the
-/// thread's set stays warm. It holds nothing between two reads.
-#[derive(Default)]
-pub(super) struct Scratch {
-    /// The frames of one read.
-    pub(super) frames: Vec<bytes::Bytes>,
-    /// Their replies, decoded, by request id.
-    pub(super) decoded: Vec<(u64, rpc_core::client::Response)>,
-    /// The replies whose caller still waits, with its waiter.
-    pub(super) answered: Vec<(super::shared::Waiter, rpc_core::client::Response)>,
-    /// The calls those replies end (not those opening a stream), with the
-    /// server's refusal if it refused: an upload they sent is stopped.
-    pub(super) ended: Vec<(u64, Option<rpc_core::client::WireFault>)>,
-}
-
-impl Scratch {
-    /// Runs `f` with this thread's scratch space (a fresh one if it is in
-    /// use, which nothing does today), and leaves it empty however `f` ended.
-    fn with<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<Scratch> = const {
-                std::cell::RefCell::new(Scratch {
-                    frames: Vec::new(),
-                    decoded: Vec::new(),
-                    answered: Vec::new(),
-                    ended: Vec::new(),
-                })
-            };
-        }
-        SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut scratch) => {
-                let out = f(&mut scratch);
-                scratch.clear();
-                out
-            }
-            Err(_) => f(&mut Scratch::default()),
-        })
-    }
-
-    fn clear(&mut self) {
-        self.frames.clear();
-        self.decoded.clear();
-        self.answered.clear();
-        self.ended.clear();
     }
 }
 
