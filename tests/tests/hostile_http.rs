@@ -369,6 +369,53 @@ async fn a_trusted_proxy_is_not_delayed_while_another_address_is() {
     assert!(took >= Duration::from_millis(100), "{took:?}");
 }
 
+/// Sends a wrong password to `POST /rpc` on `connection`: how long its 401 took.
+async fn guess_rpc(connection: &mut Connection, n: usize) -> Duration {
+    let body = call(0, "KeyValue.get", json!(["big"])).to_string();
+    let began = Instant::now();
+    let request = post_json("/rpc", &format!("guess-{n}"), body.as_bytes());
+    let answer = connection
+        .exchange(&request, ANSWER)
+        .await
+        .expect("an answer to a wrong password");
+    assert_eq!(answer.status, 401, "{}", answer.text());
+    began.elapsed()
+}
+
+/// `POST /rpc` is answered past the router (`http::post_rpc`): its
+/// password check must throttle like the router's.
+#[tokio::test]
+async fn failed_passwords_on_post_rpc_are_delayed_after_five() {
+    let gateway = start(Limits::default(), MAX_FRAME).await;
+    let mut guesser = Connection::open_from(&gateway.http, "127.0.0.6").await;
+    for n in 0..5 {
+        guess_rpc(&mut guesser, n).await;
+    }
+    for (n, at_least) in [(5, 100), (6, 200)] {
+        let took = guess_rpc(&mut guesser, n).await;
+        assert!(
+            took >= Duration::from_millis(at_least),
+            "failure {n}: {took:?}"
+        );
+    }
+}
+
+/// A caller without the password learns nothing, not even that its body
+/// would be read: no `100 Continue` comes before the 401 on `POST /rpc`.
+#[tokio::test]
+async fn post_rpc_expecting_100_continue_without_a_password_gets_401_first() {
+    let gateway = start(Limits::default(), MAX_FRAME).await;
+    let mut connection = Connection::open_from(&gateway.http, "127.0.0.7").await;
+    let request = "POST /rpc HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+                   Expect: 100-continue\r\nContent-Length: 1000000\r\n\r\n";
+    let answer = connection
+        .exchange(request.as_bytes(), ANSWER)
+        .await
+        .expect("an answer before the body");
+    assert_eq!(answer.status, 401, "{}", answer.text());
+    assert!(answer.header("www-authenticate").is_some());
+}
+
 // ---------------------------------------------------------------------------
 // Drain.
 // ---------------------------------------------------------------------------

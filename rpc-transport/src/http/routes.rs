@@ -25,6 +25,11 @@ use super::{
 /// own path, [`super::post_rpc`], with these layers' checks in this order;
 /// its route stays here so that the router alone still serves every
 /// endpoint.
+///
+/// So a connection never sends `POST /rpc` through this router: a layer or
+/// check added here does not run for the gateway's busiest door. Add it to
+/// [`super::post_rpc::answer`] as well (in the same order), or to [`outer`],
+/// which wraps both paths.
 pub(super) fn router(gateway: &Arc<Gateway>) -> Router {
     let limit = gateway.max_body_bytes;
     // Layers added later run first: the password is checked before the
@@ -64,6 +69,13 @@ pub(super) fn router(gateway: &Arc<Gateway>) -> Router {
 
 /// The layers around every request, routed or not (see [`super::peer`]):
 /// the trace, the panic catcher, then the request timeout.
+///
+/// Every layer here must be always ready: a connection calls a clone of
+/// the stack for each request without polling it ready first (see
+/// [`super::peer::WithPeer`]). A layer that pushes back through
+/// `poll_ready` (a concurrency limit, a rate limit, a buffer) would be
+/// called while not ready, which such layers refuse or panic on; limits
+/// like those belong on the handler's path.
 pub(super) type Outer<S> = Trace<
     CatchPanic<Timeout<S>, DefaultResponseForPanic>,
     SharedClassifier<ServerErrorsAsFailures>,
