@@ -1,5 +1,6 @@
 //! What a stream makes a side hold, and an item too large to send: a
-//! message must fit its stream's credit (a lone item may overshoot it),
+//! message must fit its stream's credit (a lone item may overshoot it, and
+//! arrives whole and in its place),
 //! held items do not pin the buffers they were read into, and an item over
 //! the receiver's frame limit ends its stream with a reason.
 
@@ -153,5 +154,65 @@ async fn an_item_larger_than_the_clients_frame_ends_the_stream() {
         .expect_err("not finished");
     assert_eq!(end.kind(), rpc_core::ErrorKind::FrameTooLarge, "{end}");
     assert!(end.message().contains("frame limit"), "{end}");
+    task.abort();
+}
+
+/// Items of many sizes, each filled with its index.
+#[rpc_core::rpc_service]
+pub(crate) trait Sizes {
+    /// `n` items; item `i` has `len(i)` bytes, each `i as u8`.
+    async fn sizes(&self, n: u64) -> rpc_core::Stream<Vec<u8>>;
+}
+
+struct SizesImpl;
+
+/// From 1 byte to 60 KB, in no order: a batch often ends on an item that
+/// takes it past what credit is left.
+fn len(i: u64) -> usize {
+    (i * 7919 % 60_000 + 1) as usize
+}
+
+impl Sizes for SizesImpl {
+    async fn sizes(&self, n: u64) -> rpc_core::Stream<Vec<u8>> {
+        rpc_core::Stream::iter((0..n).map(|i| vec![i as u8; len(i)]))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_sent_alone_past_the_credit_arrive_whole_and_in_order() {
+    use futures::StreamExt;
+    const N: u64 = 400;
+    let registry = rpc_core::Registry::new()
+        .with(SizesServer::new(SizesImpl))
+        .expect("registers");
+    let listening = rpc_transport::Server::new(config(Limits::default()), registry)
+        .bind()
+        .await
+        .expect("binds");
+    let address = listening.local_addr().to_owned();
+    let task = tokio::spawn(listening.serve());
+    for name in ["bincode", "json"] {
+        let client = SizesClient::new(common::connect(&address, name).await);
+        let mut stream = common::within("the stream to open", client.sizes(N))
+            .await
+            .expect("opens");
+        // Not read yet: the server runs out of credit, so batches end on
+        // an item that goes alone once more is granted.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        for i in 0..N {
+            let item = common::within("an item", stream.next())
+                .await
+                .unwrap_or_else(|| panic!("{name}: ended at {i}: {:?}", stream.end()));
+            assert_eq!(item.len(), len(i), "{name}: item {i}");
+            assert!(item.iter().all(|&b| b == i as u8), "{name}: item {i}");
+        }
+        let next = common::within("the end", stream.next()).await;
+        assert!(next.is_none(), "{name}: more than {N} items");
+        assert!(
+            matches!(stream.end(), Some(Ok(()))),
+            "{name}: {:?}",
+            stream.end()
+        );
+    }
     task.abort();
 }

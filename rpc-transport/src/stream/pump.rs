@@ -137,16 +137,18 @@ pub(crate) async fn pump(id: u64, source: Box<dyn Source>, credit: Arc<Credit>, 
         let mut count = filled.items;
         let cost = buf.len() - head;
         let over = i64::try_from(cost).map_or(true, |c| c > bytes) || buf.len() + 64 > max_frame;
+        // `buf` keeps its room from batch to batch: items are copied out of
+        // it (splitting it would leave it none, and every item after would
+        // grow it by its own few bytes).
         if count > 1 && over {
             // The last item goes alone, without the separator before it.
-            let mut last = buf.split_off(filled.last);
-            let _ = last.split_to(separator.min(last.len()));
-            carried = Some(last);
+            let last = &buf[filled.last..];
+            carried = Some(BytesMut::from(&last[separator.min(last.len())..]));
+            buf.truncate(filled.last);
             count -= 1;
         }
         if count > 0 {
-            let items = buf.split_off(head);
-            if let Err(end) = send_items(&*out, &credit, id, &items, count) {
+            if let Err(end) = send_items(&*out, &credit, id, &buf[head..], count) {
                 break end;
             }
         }
