@@ -307,12 +307,17 @@ async fn a_junk_batch_is_refused_at_max_batch_and_an_honest_call_is_answered_mea
 
 /// Sends a wrong password on `connection`: how long its 401 took.
 async fn guess(connection: &mut Connection, n: usize) -> Duration {
+    refused(connection, &get("/", &format!("guess-{n}"))).await
+}
+
+/// Sends `request`, with a wrong password: how long its 401 took.
+async fn refused(connection: &mut Connection, request: &[u8]) -> Duration {
     let began = Instant::now();
     let answer = connection
-        .exchange(&get("/", &format!("guess-{n}")), ANSWER)
+        .exchange(request, ANSWER)
         .await
         .expect("an answer to a wrong password");
-    assert_eq!(answer.status, 401);
+    assert_eq!(answer.status, 401, "{}", answer.text());
     began.elapsed()
 }
 
@@ -372,14 +377,8 @@ async fn a_trusted_proxy_is_not_delayed_while_another_address_is() {
 /// Sends a wrong password to `POST /rpc` on `connection`: how long its 401 took.
 async fn guess_rpc(connection: &mut Connection, n: usize) -> Duration {
     let body = call(0, "KeyValue.get", json!(["big"])).to_string();
-    let began = Instant::now();
     let request = post_json("/rpc", &format!("guess-{n}"), body.as_bytes());
-    let answer = connection
-        .exchange(&request, ANSWER)
-        .await
-        .expect("an answer to a wrong password");
-    assert_eq!(answer.status, 401, "{}", answer.text());
-    began.elapsed()
+    refused(connection, &request).await
 }
 
 /// `POST /rpc` is answered past the router (`http::post_rpc`): its

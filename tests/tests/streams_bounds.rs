@@ -27,6 +27,17 @@ fn config(limits: Limits) -> ServerConfig {
         .expect("a valid server config")
 }
 
+/// Serves `service` with the default limits until the guard is dropped.
+async fn serve<S: rpc_core::Service>(service: S) -> (String, common::TaskGuard<()>) {
+    let registry = rpc_core::Registry::new().with(service).expect("registers");
+    let listening = rpc_transport::Server::new(config(Limits::default()), registry)
+        .bind()
+        .await
+        .expect("binds");
+    let address = listening.local_addr().to_owned();
+    (address, common::TaskGuard(tokio::spawn(listening.serve())))
+}
+
 fn rss_mib() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -132,15 +143,7 @@ impl Big for BigImpl {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_item_larger_than_the_clients_frame_ends_the_stream() {
     use futures::StreamExt;
-    let registry = rpc_core::Registry::new()
-        .with(BigServer::new(BigImpl))
-        .expect("registers");
-    let listening = rpc_transport::Server::new(config(Limits::default()), registry)
-        .bind()
-        .await
-        .expect("binds");
-    let address = listening.local_addr().to_owned();
-    let task = tokio::spawn(listening.serve());
+    let (address, _serving) = serve(BigServer::new(BigImpl)).await;
     let client = BigClient::new(common::connect(&address, "bincode").await);
     let mut stream = common::within("the stream to open", client.big(BIG))
         .await
@@ -154,7 +157,6 @@ async fn an_item_larger_than_the_clients_frame_ends_the_stream() {
         .expect_err("not finished");
     assert_eq!(end.kind(), rpc_core::ErrorKind::FrameTooLarge, "{end}");
     assert!(end.message().contains("frame limit"), "{end}");
-    task.abort();
 }
 
 /// Items of many sizes, each filled with its index.
@@ -182,15 +184,7 @@ impl Sizes for SizesImpl {
 async fn items_sent_alone_past_the_credit_arrive_whole_and_in_order() {
     use futures::StreamExt;
     const N: u64 = 400;
-    let registry = rpc_core::Registry::new()
-        .with(SizesServer::new(SizesImpl))
-        .expect("registers");
-    let listening = rpc_transport::Server::new(config(Limits::default()), registry)
-        .bind()
-        .await
-        .expect("binds");
-    let address = listening.local_addr().to_owned();
-    let task = tokio::spawn(listening.serve());
+    let (address, _serving) = serve(SizesServer::new(SizesImpl)).await;
     for name in ["bincode", "json"] {
         let client = SizesClient::new(common::connect(&address, name).await);
         let mut stream = common::within("the stream to open", client.sizes(N))
@@ -214,5 +208,4 @@ async fn items_sent_alone_past_the_credit_arrive_whole_and_in_order() {
             stream.end()
         );
     }
-    task.abort();
 }
