@@ -109,16 +109,16 @@ pub fn splicing<R>(
     outside: usize,
     encode: impl FnOnce(&mut BytesMut) -> R,
 ) -> (R, Vec<Spliced>) {
-    splice_in(buf, slow_off_alignment().then_some(outside), encode)
+    splice_in(buf, minds_alignment().then_some(outside), encode)
 }
 
 /// Whether the kernel's copy from a socket writer's memory runs at half
-/// speed for some alignments on this CPU, so that [`splicing`] must mind
+/// speed for some alignments on this CPU, so that [`splicing`] minds
 /// where a payload lands: AMD's (and Hygon's, the same cores) do. On an
 /// Intel Xeon, splicing every payload regardless took 12% less client CPU
 /// a call in `rpc-bench`'s 1 MiB echo (whose requests fall in the window),
 /// and no more on the server. Read once.
-fn slow_off_alignment() -> bool {
+pub fn minds_alignment() -> bool {
     static SLOW: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *SLOW.get_or_init(|| cpu_vendor().is_some_and(|vendor| slow_vendor(&vendor)))
 }
@@ -227,7 +227,7 @@ fn splice_large(dst: &BytesMut, buf: &[u8]) -> bool {
 
 /// Whether the kernel copies a payload at `src` quickly when it is
 /// written `position` bytes into a write, on a CPU where that depends on
-/// alignment ([`slow_off_alignment`]).
+/// alignment ([`minds_alignment`]).
 ///
 /// The kernel copies what a socket is given into its own pages with
 /// `rep movsb`. On AMD Zen CPUs (with FSRM) that copy runs at about half
@@ -518,7 +518,7 @@ mod tests {
             Bincode.encode_response(buf, &codec::Id::Num(7), &reply)
         });
         done.unwrap();
-        assert_eq!(spliced.len(), usize::from(!slow_off_alignment()));
+        assert_eq!(spliced.len(), usize::from(!minds_alignment()));
     }
 
     #[test]

@@ -408,10 +408,15 @@ mod tests {
         }
         let mut chunks = Chunks::default();
         outbox.take(&mut chunks);
-        // About 15 in 64 land 1 to 15 bytes ahead of their source and are
-        // copied (how many exactly depends on where the allocator put them).
+        // On a CPU that minds alignment (AMD), about 15 in 64 land 1 to 15
+        // bytes ahead of their source and are copied (how many exactly
+        // depends on where the allocator put them); elsewhere none is.
         let spliced = chunks.spliced.len();
-        assert!((1..64).contains(&spliced), "{spliced} of 64 spliced");
+        if rpc_core::blob::minds_alignment() {
+            assert!((1..64).contains(&spliced), "{spliced} of 64 spliced");
+        } else {
+            assert_eq!(spliced, 64);
+        }
         assert_eq!(chunks.buf.len(), chunks.len() - spliced * 64 * 1024);
     }
 

@@ -58,9 +58,10 @@ async fn small_calls_interleave_with_a_large_one() {
     assert!(back == payload(7, 8 << 20));
 }
 
-/// Payloads at every alignment, in flight together: the sides splice some
-/// by reference and copy others (see `rpc_core::blob::splicing`), and
-/// frames of both kinds share the same writes.
+/// Payloads at every alignment, in flight together: the sides splice them
+/// by reference (on AMD CPUs, some are copied instead: see
+/// `rpc_core::blob::splicing`), and frames of both kinds share the same
+/// writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payloads_at_every_alignment_come_back_intact() {
     let server = serve(Registry::new().with(BenchServer::new(BenchImpl)).unwrap()).await;
