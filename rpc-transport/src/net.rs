@@ -211,3 +211,22 @@ impl AsyncWrite for Stream {
         delegate!(self, s => Pin::new(s).poll_shutdown(cx))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The streams a server and a client are given over plain TCP count as
+    /// copied by the kernel; a stream that copies in user space does not.
+    #[tokio::test]
+    async fn plain_sockets_are_copied_by_the_kernel_and_a_pipe_is_not() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let stream = connect(&address).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(kernel_copies(&stream));
+        assert!(kernel_copies(&accepted));
+        let (pipe, _far) = tokio::io::duplex(64);
+        assert!(!kernel_copies(&pipe));
+    }
+}

@@ -68,6 +68,19 @@ pub(crate) fn sent<E>(pushed: Result<Option<()>, Pushed<E>>) -> Sent {
 /// How large an items message grows before it is sent.
 const BATCH_BYTES: usize = 64 * 1024;
 
+/// The most room a stream's batch buffer keeps between batches: a whole
+/// batch of small items fits (grown by doubling past [`BATCH_BYTES`]),
+/// and a stalled stream whose last batch was large (one item may take it
+/// to the peer's frame limit) holds no more than this while it waits.
+const KEPT_ROOM: usize = 2 * BATCH_BYTES;
+
+/// Lets go of `buf`'s room after a batch if it is over [`KEPT_ROOM`].
+fn keep_little(buf: &mut BytesMut) {
+    if buf.capacity() > KEPT_ROOM {
+        *buf = BytesMut::new();
+    }
+}
+
 /// Sends `source`'s items as stream `id` until it ends, then its end. If
 /// the task is dropped first (the receiver cancelled, the connection
 /// ended), the source is closed with the reason recorded in `credit`.
@@ -137,9 +150,9 @@ pub(crate) async fn pump(id: u64, source: Box<dyn Source>, credit: Arc<Credit>, 
         let mut count = filled.items;
         let cost = buf.len() - head;
         let over = i64::try_from(cost).map_or(true, |c| c > bytes) || buf.len() + 64 > max_frame;
-        // `buf` keeps its room from batch to batch: items are copied out of
-        // it (splitting it would leave it none, and every item after would
-        // grow it by its own few bytes).
+        // `buf` keeps its room from batch to batch, up to `KEPT_ROOM`:
+        // items are copied out of it (splitting it would leave it none, and
+        // every item after would grow it by its own few bytes).
         if count > 1 && over {
             // The last item goes alone, without the separator before it.
             let last = &buf[filled.last..];
@@ -152,6 +165,7 @@ pub(crate) async fn pump(id: u64, source: Box<dyn Source>, credit: Arc<Credit>, 
                 break end;
             }
         }
+        keep_little(&mut buf);
     };
     // Ended by itself, or by a message that could not be sent: the
     // producer is told the latter.
@@ -226,5 +240,26 @@ impl Drop for Closing {
                 .unwrap_or_else(|| Error::new(ErrorKind::ConnectionLost, "the connection ended"));
             source.close(why);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_buffer_keeps_small_room_and_lets_go_of_large() {
+        let mut small = BytesMut::with_capacity(10 * 1024);
+        small.extend_from_slice(&[1; 9000]);
+        small.clear();
+        keep_little(&mut small);
+        assert!(
+            small.capacity() >= 10 * 1024,
+            "a small batch's room is kept"
+        );
+        let mut large = BytesMut::with_capacity(1 << 20);
+        large.extend_from_slice(&[1; 1 << 20]);
+        keep_little(&mut large);
+        assert!(large.capacity() <= KEPT_ROOM, "{} kept", large.capacity());
     }
 }
