@@ -19,9 +19,10 @@
 //! | malformed messages | `max_invalid_messages`, then closed |
 //! | an idle connection | `idle_timeout` |
 //!
-//! A frame of 1 MiB or more is handled with `block_in_place`, so a long
-//! decode moves this worker's other connections to another thread instead
-//! of holding them up. At shutdown it tells the client it is going away,
+//! A frame of 1 MiB or more may take long to decode: unless the
+//! connection's last one was quick, it is handled with `block_in_place`,
+//! which moves this worker's other connections to another thread instead
+//! of holding them up (`long_turn`). At shutdown it tells the client it is going away,
 //! answers requests with a "shutting down" error, gives running calls
 //! `shutdown_grace` to finish, and closes once none is running and the
 //! client has closed (our clients close on the notice) or the grace ended.
@@ -46,6 +47,7 @@ use tracing::debug;
 
 use super::calls::Calls;
 use super::calls::record;
+use super::long_turn::LargeFrames;
 use super::replies::Replies;
 use crate::config::limits::Limits;
 use crate::metrics::{Metrics, Transport};
@@ -164,6 +166,7 @@ impl ServerConnection<'_> {
         let mut last_active = tokio::time::Instant::now();
         // Room for the next read: small until a read fills it.
         let mut room = IDLE_ROOM;
+        let mut large = LargeFrames::default();
         let mut batch = Batch {
             read_at: Instant::now(),
             done: Vec::new(),
@@ -189,13 +192,11 @@ impl ServerConnection<'_> {
                     }
                 };
                 let frame = frame.freeze();
-                let handled = if frame.len() >= BLOCKING_FRAME {
-                    // A large message takes long to decode: let the
-                    // worker's other connections move to another thread.
-                    blocking(|| self.handle(&frame, &replies, &mut calls, &mut batch, draining))
-                } else {
+                // A large message may take long to decode: the worker's
+                // other connections may move to another thread meanwhile.
+                let handled = large.run(frame.len(), || {
                     self.handle(&frame, &replies, &mut calls, &mut batch, draining)
-                };
+                });
                 match handled {
                     Ok(()) => {}
                     Err(e) => {
@@ -452,20 +453,6 @@ fn make_room(input: &mut BytesMut, room: usize) {
 
 /// What a peer must read of its replies in each `write_timeout` window.
 const MIN_PROGRESS: usize = 64 * 1024;
-
-/// Frames this large are handled where a long decode cannot hold up other
-/// connections ([`blocking`]).
-const BLOCKING_FRAME: usize = 1024 * 1024;
-
-/// Runs `f`, which may take a while, telling a multi-threaded runtime to
-/// hand this worker's other tasks to another thread meanwhile.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
 
 /// How much more room a read asks for once a read has filled the buffer.
 const READ_CHUNK: usize = 16 * 1024;

@@ -3,7 +3,8 @@
 //!
 //! The room: the accept loop and [`Listening`] here; `admission` (who gets
 //! in before credentials), `connection` (one connection's loop), `request`
-//! (one frame and its call), `calls` (calls in flight, cancel), `batch` (a
+//! (one frame and its call), `long_turn` (whether a large frame's work
+//! leaves the worker), `calls` (calls in flight, cancel), `batch` (a
 //! JSON-RPC batch and its reply) and `replies` (where replies queue). It uses
 //! the wire ([`frame`](crate::frame), [`handshake`](crate::handshake),
 //! [`hello`](crate::hello)), [`net`](crate::net), [`config`](crate::config),
@@ -58,6 +59,7 @@ mod calls;
 mod connection;
 mod flow;
 mod listening;
+mod long_turn;
 mod replies;
 mod request;
 pub(crate) mod trace;
