@@ -27,8 +27,9 @@
 //! `shutdown_grace` to finish, and closes once none is running and the
 //! client has closed (our clients close on the notice) or the grace ended.
 //!
-//! An idle connection holds little: reads go into a 2 KiB buffer until one
-//! fills it, and buffers a large message grew are released once empty.
+//! An idle connection holds little: its read buffer is small until a read
+//! fills it, and one a large message grew is released once no large
+//! message has come for a second (`read_room`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,6 +49,7 @@ use tracing::debug;
 use super::calls::Calls;
 use super::calls::record;
 use super::long_turn::LargeFrames;
+use super::read_room::{KEEP_GROWN, READ_CHUNK, ReadRoom};
 use super::replies::Replies;
 use crate::config::limits::Limits;
 use crate::metrics::{Metrics, Transport};
@@ -162,10 +164,12 @@ impl ServerConnection<'_> {
         // each turn would take the watch's lock, which every connection
         // shares, to register and again to unregister.
         let drain = crate::shutdown::drain_signal(self.drain_started, &mut shutdown);
-        tokio::pin!(grace, idle, trickle, drain);
+        // Armed while the read buffer is one a large message grew: it is
+        // let go once no large message has come for `KEEP_GROWN`.
+        let shrink = tokio::time::sleep(KEEP_GROWN);
+        tokio::pin!(grace, idle, trickle, drain, shrink);
         let mut last_active = tokio::time::Instant::now();
-        // Room for the next read: small until a read fills it.
-        let mut room = IDLE_ROOM;
+        let mut room = ReadRoom::new(last_active);
         let mut large = LargeFrames::default();
         let mut batch = Batch {
             read_at: Instant::now(),
@@ -192,6 +196,7 @@ impl ServerConnection<'_> {
                     }
                 };
                 let frame = frame.freeze();
+                room.framed(frame.len(), batch.read_at.into());
                 // A large message may take long to decode: the worker's
                 // other connections may move to another thread meanwhile.
                 let handled = large.run(frame.len(), || {
@@ -245,7 +250,10 @@ impl ServerConnection<'_> {
                 debug!("connection drained");
                 return Ok(());
             }
-            make_room(&mut input, room);
+            if let Some(due) = room.make_room(&mut input) {
+                shrink.as_mut().reset(due);
+            }
+            let grown = ReadRoom::grown(&input);
             let spare = input.capacity() - input.len();
             let reading = self.has_room(&calls, &replies);
             let streaming = replies.streams.as_ref().is_some_and(|s| s.open() > 0);
@@ -294,6 +302,11 @@ impl ServerConnection<'_> {
                 },
                 // Only spawned calls and streams queue replies from elsewhere (and wake).
                 () = replies.outbox.ready(), if !calls.tasks.is_empty() || streaming => {}
+                () = &mut shrink, if grown => {
+                    if let Some(later) = room.release(&mut input, tokio::time::Instant::now()) {
+                        shrink.as_mut().reset(later);
+                    }
+                }
                 () = &mut idle, if idling => {
                     let until = last_active + limits.idle_timeout.unwrap_or_default();
                     if tokio::time::Instant::now() >= until {
@@ -326,7 +339,7 @@ impl ServerConnection<'_> {
         read: std::io::Result<usize>,
         input: &BytesMut,
         spare: usize,
-        room: &mut usize,
+        room: &mut ReadRoom,
         running: usize,
     ) -> Option<Stop> {
         let n = match read {
@@ -345,9 +358,7 @@ impl ServerConnection<'_> {
             }
         };
         self.metrics.add_bytes(Transport::Tcp, n as u64, 0);
-        if n == spare && *room < READ_CHUNK {
-            *room = READ_CHUNK;
-        }
+        room.read(n, spare);
         match n {
             0 if input.is_empty() => {
                 debug!(cancelled = running, "client closed the connection");
@@ -440,22 +451,5 @@ async fn write_out<W: tokio::io::AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// Leaves at least half of `room` free in `input` for the next read, and
-/// lets go of a buffer a large request grew once it is empty.
-fn make_room(input: &mut BytesMut, room: usize) {
-    if input.is_empty() && input.capacity() > 2 * room {
-        *input = BytesMut::new();
-    }
-    if input.capacity() - input.len() < room / 2 {
-        input.reserve(room);
-    }
-}
-
 /// What a peer must read of its replies in each `write_timeout` window.
 const MIN_PROGRESS: usize = 64 * 1024;
-
-/// How much more room a read asks for once a read has filled the buffer.
-const READ_CHUNK: usize = 16 * 1024;
-
-/// The read room of a connection that has never filled it.
-const IDLE_ROOM: usize = 2 * 1024;

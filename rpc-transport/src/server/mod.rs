@@ -4,8 +4,9 @@
 //! The room: the accept loop and [`Listening`] here; `admission` (who gets
 //! in before credentials), `connection` (one connection's loop), `request`
 //! (one frame and its call), `long_turn` (whether a large frame's work
-//! leaves the worker), `calls` (calls in flight, cancel), `batch` (a
-//! JSON-RPC batch and its reply) and `replies` (where replies queue). It uses
+//! leaves the worker), `read_room` (a connection's read buffer), `calls`
+//! (calls in flight, cancel), `batch` (a JSON-RPC batch and its reply) and
+//! `replies` (where replies queue). It uses
 //! the wire ([`frame`](crate::frame), [`handshake`](crate::handshake),
 //! [`hello`](crate::hello)), [`net`](crate::net), [`config`](crate::config),
 //! [`metrics`](crate::metrics), [`quiet`](crate::quiet), the outbox, the
@@ -60,6 +61,7 @@ mod connection;
 mod flow;
 mod listening;
 mod long_turn;
+mod read_room;
 mod replies;
 mod request;
 pub(crate) mod trace;

