@@ -174,9 +174,14 @@ impl Decoder for FrameCodec {
         if src.len() < header.frame_len {
             // Room grows with what has arrived, not with what the header
             // announces: a peer that announces 16 MiB and sends 4 bytes
-            // holds 4 bytes' worth, not 16 MiB of address space.
+            // holds 4 bytes' worth, not 16 MiB of address space. Room the
+            // buffer holds already (one an earlier large frame grew, kept
+            // for the next) costs nothing more, and is taken at once: the
+            // frame then lands in place, not copied as the buffer grows.
             let announced = header.frame_len - src.len();
-            src.reserve(announced.min(src.len().max(MIN_RESERVE)));
+            if !src.try_reclaim(announced) {
+                src.reserve(announced.min(src.len().max(MIN_RESERVE)));
+            }
             return Ok(None);
         }
         src.advance(header.len);
@@ -427,6 +432,28 @@ mod tests {
             "{}",
             buf.capacity()
         );
+    }
+
+    #[test]
+    fn room_the_buffer_already_holds_is_taken_at_once_for_a_large_frame() {
+        const BIG: usize = 1 << 20;
+        let mut codec = FrameCodec::new(usize::MAX);
+        let mut buf = BytesMut::with_capacity(BIG);
+        let start = buf.as_ptr();
+        // A frame of 600,000 bytes arrived, was handed over and is done with.
+        buf.extend_from_slice(&600_000u32.to_be_bytes());
+        buf.resize(4 + 600_000, 7);
+        drop(codec.decode(&mut buf).unwrap().expect("a whole frame"));
+        // The next announces 512 KiB, more than is left behind the first.
+        buf.extend_from_slice(&(512u32 << 10).to_be_bytes());
+        buf.extend_from_slice(b"abc");
+        assert!(buf.capacity() < 512 << 10);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        // Its room is the buffer's own, moved to the front: no allocation,
+        // and the frame will not be copied again as it arrives.
+        assert!(buf.capacity() >= 4 + (512 << 10), "{}", buf.capacity());
+        assert_eq!(buf.as_ptr(), start);
+        assert_eq!(&buf[4..], b"abc");
     }
 
     #[test]
