@@ -253,7 +253,7 @@ impl ServerConnection<'_> {
             if let Some(due) = room.make_room(&mut input) {
                 shrink.as_mut().reset(due);
             }
-            let grown = ReadRoom::grown(&input);
+            let grown = room.holding();
             let spare = input.capacity() - input.len();
             let reading = self.has_room(&calls, &replies);
             let streaming = replies.streams.as_ref().is_some_and(|s| s.open() > 0);

@@ -10,12 +10,16 @@
 //! microseconds.
 //!
 //! So a connection's first large frame leaves the worker, as any large
-//! frame did before, and each one is timed. The next runs in place when the
-//! last one's time per byte, scaled to its length, comes under
-//! [`LONG_TURN`]; a frame that then takes long sends the next one back off
-//! the worker. A peer that mixes cheap and costly large frames gets at most
-//! one costly frame in place per cheap one it sends, and the frame limit
-//! bounds what one costs.
+//! frame did before, and each one is timed. The next runs in place when
+//! the connection's time per byte, scaled to its length, comes under
+//! [`LONG_TURN`], and only if it is at most [`MOST_IN_PLACE`] long: a frame
+//! that then takes long sends the next ones back off the worker, and its
+//! time per byte counts until quick frames have halved it down again, one
+//! halving each. A peer that mixes cheap and costly large frames (a cheap
+//! one can be a frame of an unknown kind) gets one costly frame in place
+//! for as many cheap ones as halvings its cost needs, and a costly frame in
+//! place holds the worker no longer than a 4 MiB one takes: four times what
+//! a frame just under 1 MiB, always handled in place, could already take.
 
 use std::time::{Duration, Instant};
 
@@ -27,10 +31,15 @@ pub(super) const LARGE_FRAME: usize = 1024 * 1024;
 /// connections too long.
 pub(super) const LONG_TURN: Duration = Duration::from_micros(250);
 
-/// What a connection learned from its last large frame.
+/// Frames longer than this always leave the worker.
+pub(super) const MOST_IN_PLACE: usize = 4 * LARGE_FRAME;
+
+/// What a connection learned from its large frames.
 #[derive(Debug, Default)]
 pub(super) struct LargeFrames {
-    /// Its time per KiB, in nanoseconds; `None` before the first.
+    /// Their time per KiB, in nanoseconds: the last one's, or half the one
+    /// before if that was more (slowness fades by halves); `None` before
+    /// the first.
     nanos_per_kib: Option<u64>,
 }
 
@@ -57,17 +66,20 @@ impl LargeFrames {
 
     /// Whether a large frame of `len` bytes is predicted to be quick.
     fn in_place(&self, len: usize) -> bool {
-        self.nanos_per_kib.is_some_and(|rate| {
-            let kib = (len as u64).div_ceil(1024);
-            kib.saturating_mul(rate) < LONG_TURN.as_nanos() as u64
-        })
+        len <= MOST_IN_PLACE
+            && self.nanos_per_kib.is_some_and(|rate| {
+                let kib = (len as u64).div_ceil(1024);
+                kib.saturating_mul(rate) < LONG_TURN.as_nanos() as u64
+            })
     }
 
     /// Notes that a large frame of `len` bytes took `took`.
     fn learn(&mut self, len: usize, took: Duration) {
         let kib = (len as u64).div_ceil(1024).max(1);
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        self.nanos_per_kib = Some(nanos.div_ceil(kib));
+        let rate = nanos.div_ceil(kib);
+        let before = self.nanos_per_kib.map_or(0, |r| r / 2);
+        self.nanos_per_kib = Some(rate.max(before));
     }
 }
 
@@ -89,20 +101,32 @@ mod tests {
     fn a_first_large_frame_leaves_the_worker_and_quick_ones_then_stay() {
         let mut frames = LargeFrames::default();
         assert!(!frames.in_place(LARGE_FRAME), "nothing learned yet");
-        frames.learn(LARGE_FRAME, Duration::from_micros(20));
+        frames.learn(LARGE_FRAME, Duration::from_micros(100));
         assert!(frames.in_place(LARGE_FRAME));
-        // Scaled to the length: sixteen times as long is 320 µs.
-        assert!(!frames.in_place(16 * LARGE_FRAME));
+        // Scaled to the length: four times as long is 400 µs.
+        assert!(!frames.in_place(4 * LARGE_FRAME));
     }
 
     #[test]
-    fn a_large_frame_that_took_long_sends_the_next_off_the_worker() {
+    fn a_large_frame_that_took_long_sends_the_next_ones_off_the_worker() {
         let mut frames = LargeFrames::default();
         frames.learn(LARGE_FRAME, Duration::from_micros(20));
         frames.learn(LARGE_FRAME, Duration::from_millis(3));
-        assert!(!frames.in_place(LARGE_FRAME));
-        frames.learn(2 * LARGE_FRAME, Duration::from_micros(30));
+        // 3 ms is twelve times the 250 µs a turn may take: four quick
+        // frames halve it under.
+        for quick in 0..4 {
+            assert!(!frames.in_place(LARGE_FRAME), "after {quick} quick ones");
+            frames.learn(LARGE_FRAME, Duration::from_micros(20));
+        }
         assert!(frames.in_place(LARGE_FRAME));
+    }
+
+    #[test]
+    fn frames_past_four_mib_always_leave_the_worker() {
+        let mut frames = LargeFrames::default();
+        frames.learn(LARGE_FRAME, Duration::from_nanos(1));
+        assert!(frames.in_place(MOST_IN_PLACE));
+        assert!(!frames.in_place(MOST_IN_PLACE + 1));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

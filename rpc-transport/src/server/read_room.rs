@@ -2,12 +2,16 @@
 //! long a buffer that a large message grew is kept.
 //!
 //! An idle connection holds little: reads go into a 2 KiB buffer until one
-//! fills it, then 16 KiB. While a frame is partly read, its room grows only
-//! with the bytes that arrived (the frame decoder's rule). A buffer that a
-//! large message grew is kept for the next one, which then reads into it
-//! with no new pages to fault in and no copies as it grows (a JSON
-//! megabyte echo: 23% more calls a second); once no large message has come
-//! for [`KEEP_GROWN`], it is released as soon as it is empty.
+//! fills it, then 16 KiB. While a frame is partly read, its room grows with
+//! the bytes that arrived (the frame decoder's rule; it also takes room the
+//! buffer already holds). A buffer that a large message grew is kept for
+//! the next one, which then reads into it with no new pages to fault in and
+//! no copies as it grows (a JSON megabyte echo: 23% more calls a second).
+//! Only messages of at least a quarter of the largest one keep it: once
+//! none has come for [`KEEP_GROWN`], it is released, and the few bytes of
+//! a message that may have begun (up to 16 KiB) move to a buffer of their
+//! own size; a larger part of a message is on its way, and its frame must
+//! be whole within `frame_timeout`.
 
 use bytes::BytesMut;
 use tokio::time::{Duration, Instant};
@@ -29,9 +33,14 @@ const GROWN: usize = 2 * READ_CHUNK;
 pub(super) struct ReadRoom {
     /// Room for the next read: small until a read fills it.
     room: usize,
-    /// When the last large frame was read.
+    /// The buffer is one a large message grew (whatever is left of it in
+    /// view: frames split off take the rest).
+    holding: bool,
+    /// The largest frame read since the buffer was last released.
+    largest: usize,
+    /// When the last frame that keeps the buffer was read.
     last_large: Instant,
-    /// A release of the grown buffer is due, and its timer armed.
+    /// The release is armed (its timer set).
     armed: bool,
 }
 
@@ -39,6 +48,8 @@ impl ReadRoom {
     pub(super) fn new(now: Instant) -> ReadRoom {
         ReadRoom {
             room: IDLE_ROOM,
+            holding: false,
+            largest: 0,
             last_large: now,
             armed: false,
         }
@@ -46,7 +57,12 @@ impl ReadRoom {
 
     /// Notes a frame of `len` bytes, read at `at`.
     pub(super) fn framed(&mut self, len: usize, at: Instant) {
-        if len > GROWN {
+        if len <= GROWN {
+            return;
+        }
+        self.holding = true;
+        self.largest = self.largest.max(len);
+        if len >= self.largest / 4 {
             self.last_large = at;
         }
     }
@@ -66,32 +82,38 @@ impl ReadRoom {
         if input.capacity() - input.len() < self.room / 2 {
             input.reserve(self.room);
         }
-        if !Self::grown(input) || self.armed {
+        if input.capacity() > GROWN {
+            self.holding = true;
+        }
+        if !self.holding || self.armed {
             return None;
         }
         self.armed = true;
         Some(self.last_large + KEEP_GROWN)
     }
 
-    /// Whether `input` is a buffer a large message grew.
-    pub(super) fn grown(input: &BytesMut) -> bool {
-        input.capacity() > GROWN
+    /// Whether the buffer is one a large message grew, to be released.
+    pub(super) fn holding(&self) -> bool {
+        self.holding
     }
 
     /// The release came due at `now`: lets go of the grown buffer if no
-    /// large message came for [`KEEP_GROWN`] and it is empty; else says
-    /// when to look again.
+    /// message that keeps it came for [`KEEP_GROWN`] and it holds no more
+    /// than [`READ_CHUNK`] bytes (moved to a buffer of their own); else
+    /// says when to look again.
     pub(super) fn release(&mut self, input: &mut BytesMut, now: Instant) -> Option<Instant> {
         let until = self.last_large + KEEP_GROWN;
         if now < until {
             return Some(until);
         }
-        if !input.is_empty() {
-            // A message is on its way, and its room grows as it arrives.
+        if input.len() > READ_CHUNK {
+            // A large message is on its way.
             return Some(now + KEEP_GROWN);
         }
-        *input = BytesMut::new();
+        *input = BytesMut::from(&input[..]);
+        self.holding = false;
         self.armed = false;
+        self.largest = 0;
         None
     }
 }
@@ -134,31 +156,69 @@ mod tests {
             room.release(&mut input, due),
             Some(start + Duration::from_millis(2200))
         );
-        assert!(ReadRoom::grown(&input));
+        assert!(room.holding());
         // Small messages do not keep it.
         room.framed(100, start + Duration::from_millis(2100));
         assert_eq!(
             room.release(&mut input, start + Duration::from_millis(2200)),
             None
         );
-        assert!(!ReadRoom::grown(&input), "released");
+        assert!(!room.holding(), "released");
         assert_eq!(input.capacity(), 0);
     }
 
     #[test]
-    fn a_grown_buffer_holding_part_of_a_message_is_looked_at_again_later() {
+    fn only_messages_of_a_quarter_of_the_largest_keep_its_buffer() {
         let start = Instant::now();
+        let mut room = ReadRoom::new(start);
+        let mut input = grown_buffer();
+        room.framed(16 << 20, start);
+        room.make_room(&mut input).expect("armed");
+        // Medium messages (over the usual room, under a quarter) keep
+        // coming: they do not keep 16 MiB.
+        room.framed(40 << 10, start + Duration::from_millis(900));
+        assert_eq!(room.release(&mut input, start + KEEP_GROWN), None);
+        // A quarter of the largest does.
+        let mut input = grown_buffer();
+        room.framed(16 << 20, start);
+        room.make_room(&mut input).expect("armed");
+        room.framed(4 << 20, start + Duration::from_millis(900));
+        assert!(room.release(&mut input, start + KEEP_GROWN).is_some());
+    }
+
+    #[test]
+    fn a_released_buffer_keeps_the_start_of_a_message_and_a_large_part_waits() {
+        let start = Instant::now();
+        let late = start + Duration::from_secs(5);
         let mut room = ReadRoom::new(start);
         let mut input = grown_buffer();
         input.extend_from_slice(b"part of a frame");
         room.make_room(&mut input).expect("armed");
-        let late = start + Duration::from_secs(5);
-        assert_eq!(room.release(&mut input, late), Some(late + KEEP_GROWN));
+        assert_eq!(room.release(&mut input, late), None);
         assert_eq!(&input[..], b"part of a frame");
-        input.clear();
-        assert_eq!(room.release(&mut input, late + KEEP_GROWN), None);
-        // Grown again later: armed again.
+        assert!(input.capacity() < GROWN, "{}", input.capacity());
+        // Grown again, holding more than a read's room of a message.
         let mut input = grown_buffer();
-        assert!(room.make_room(&mut input).is_some());
+        input.extend_from_slice(&[7; READ_CHUNK + 1]);
+        room.make_room(&mut input).expect("armed again");
+        assert_eq!(room.release(&mut input, late), Some(late + KEEP_GROWN));
+        assert_eq!(input.len(), READ_CHUNK + 1);
+        assert!(room.holding());
+    }
+
+    #[test]
+    fn a_grown_buffer_seen_only_through_its_last_frame_is_released_too() {
+        // Frames split off took all but a little of the buffer's room: what
+        // is left in view is small, and the allocation is still held.
+        let start = Instant::now();
+        let mut room = ReadRoom::new(start);
+        let mut input = BytesMut::with_capacity(1 << 20);
+        input.resize((1 << 20) - 20_000, 0);
+        let frame = input.split();
+        assert!(input.capacity() <= GROWN);
+        room.framed(frame.len(), start);
+        assert!(room.make_room(&mut input).is_some(), "armed");
+        assert_eq!(room.release(&mut input, start + KEEP_GROWN), None);
+        assert_eq!(input.capacity(), 0);
     }
 }

@@ -21,11 +21,12 @@
 //!
 //! Any negative length other than `-1` is an error. [`FrameCodec`] refuses
 //! frames longer than its maximum in both directions; an incoming length is
-//! checked as soon as the header has arrived, and room for the payload grows
-//! with the bytes that arrive (at most doubling), never with what the
-//! header announces, so a peer that is not speaking this protocol
-//! (an HTTP client sending `GET `, which reads as 1,195,725,856 bytes) is
-//! refused from its first four bytes.
+//! checked as soon as the header has arrived, so a peer that is not
+//! speaking this protocol (an HTTP client sending `GET `, which reads as
+//! 1,195,725,856 bytes) is refused from its first four bytes. Room for the
+//! payload grows with the bytes that arrive (at most doubling), never with
+//! what the header announces: a header alone takes at most room the buffer
+//! holds already, which costs nothing more.
 //!
 //! # Example
 //!
