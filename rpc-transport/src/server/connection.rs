@@ -19,17 +19,18 @@
 //! | malformed messages | `max_invalid_messages`, then closed |
 //! | an idle connection | `idle_timeout` |
 //!
-//! A frame of 1 MiB or more may take long to decode: unless the
-//! connection's last one was quick, it is handled with `block_in_place`,
-//! which moves this worker's other connections to another thread instead
-//! of holding them up (`long_turn`). At shutdown it tells the client it is going away,
-//! answers requests with a "shutting down" error, gives running calls
-//! `shutdown_grace` to finish, and closes once none is running and the
-//! client has closed (our clients close on the notice) or the grace ended.
+//! A frame of 1 MiB or more may take long to decode: unless it is at most
+//! 4 MiB and the connection's large frames have been quick, it is handled
+//! with `block_in_place`, which moves this worker's other connections to
+//! another thread instead of holding them up (`long_turn`). At shutdown it
+//! tells the client it is going away, answers requests with a "shutting
+//! down" error, gives running calls `shutdown_grace` to finish, and closes
+//! once none is running and the client has closed (our clients close on
+//! the notice) or the grace ended.
 //!
 //! An idle connection holds little: its read buffer is small until a read
-//! fills it, and one a large message grew is released once no large
-//! message has come for a second (`read_room`).
+//! fills it, and one a large message grew is released once no message of
+//! a quarter of its largest has come for a second (`read_room`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -165,7 +166,7 @@ impl ServerConnection<'_> {
         // shares, to register and again to unregister.
         let drain = crate::shutdown::drain_signal(self.drain_started, &mut shutdown);
         // Armed while the read buffer is one a large message grew: it is
-        // let go once no large message has come for `KEEP_GROWN`.
+        // let go once no message that keeps it has come for `KEEP_GROWN`.
         let shrink = tokio::time::sleep(KEEP_GROWN);
         tokio::pin!(grace, idle, trickle, drain, shrink);
         let mut last_active = tokio::time::Instant::now();
