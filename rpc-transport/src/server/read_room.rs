@@ -6,7 +6,7 @@
 //! the bytes that arrived (the frame decoder's rule; it also takes room the
 //! buffer already holds). A buffer that a large message grew is kept for
 //! the next one, which then reads into it with no new pages to fault in and
-//! no copies as it grows (a JSON megabyte echo: 23% more calls a second).
+//! no copies as it grows (a JSON megabyte echo: 22% more calls a second).
 //! Only messages of at least a quarter of the largest one keep it: once
 //! none has come for [`KEEP_GROWN`], it is released, and the few bytes of
 //! a message that may have begun (up to 16 KiB) move to a buffer of their
