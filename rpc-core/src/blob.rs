@@ -26,7 +26,8 @@
 //! address would make the kernel's own copy slow is copied instead (see
 //! [`splicing`]), except over TLS, where no kernel copies from it
 //! ([`splicing_anywhere`]).
-//! (JSON writes base64: nothing to splice.)
+//! (JSON writes base64: nothing to splice. The crate's JSON writer writes
+//! it in place instead, without the escaping scan: see [`json_text`].)
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -37,6 +38,8 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::BytesMut;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub(crate) mod json_text;
 
 thread_local! {
     /// The frame being decoded on this thread, which borrowed byte slices
@@ -336,6 +339,10 @@ struct Payload<'a>(&'a bytes::Bytes);
 impl Serialize for Payload<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
+            let s = match json_text::serialize(s, self.0) {
+                Ok(written) => return written,
+                Err(s) => s,
+            };
             s.serialize_str(&STANDARD.encode(self.0))
         } else {
             let _offer = Offer::new(self.0);

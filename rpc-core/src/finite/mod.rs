@@ -32,10 +32,11 @@ where
     T: Serialize + ?Sized,
 {
     let mut wrote_null = false;
-    let formatter = NullSpy(&mut wrote_null);
-    value.serialize(&mut serde_json::Serializer::with_formatter(
-        writer, formatter,
-    ))?;
+    let mut serializer = serde_json::Serializer::with_formatter(writer, NullSpy(&mut wrote_null));
+    let serializer = &mut serializer;
+    crate::blob::json_text::writing(std::any::type_name_of_val(&serializer), || {
+        value.serialize(serializer)
+    })?;
     Ok(Written { wrote_null })
 }
 
@@ -47,10 +48,19 @@ pub fn to_string<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<(String
     Ok((text, written))
 }
 
-/// Serde_json's compact formatter, noting each `null`.
+/// Serde_json's compact formatter, noting each `null`, and writing a
+/// [`crate::Bytes`]'s base64 where the payload asks for it.
 struct NullSpy<'a>(&'a mut bool);
 
 impl serde_json::ser::Formatter for NullSpy<'_> {
+    fn write_string_fragment<W: io::Write + ?Sized>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        crate::blob::json_text::write_fragment(writer, fragment)
+    }
+
     fn write_null<W: io::Write + ?Sized>(&mut self, writer: &mut W) -> io::Result<()> {
         *self.0 = true;
         writer.write_all(b"null")
