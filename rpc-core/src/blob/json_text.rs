@@ -7,123 +7,72 @@
 //! encoding itself (588 µs against 432 µs, on an Intel Xeon), and the
 //! encoding first filled a `String` of its own. Base64 has nothing to escape.
 //!
-//! So the JSON writer of this crate ([`crate::finite::to_writer`]) opens a
-//! scope naming the type of its serializer. A payload serialized by exactly
-//! that serializer, or by erased_serde's on its behalf (arguments and
-//! results reach the codecs as `dyn erased_serde::Serialize`), offers itself
-//! and asks it to write the string [`MARK`]; the writer's formatter, handed
-//! that very slice to write, writes the offered payload's base64 in its
-//! place, a few KiB at a time, straight into the output. Any other
-//! serializer (one a `Serialize` impl makes of its own, a map key's, a
-//! wrapper's) gets the base64 string as before.
-//!
-//! erased_serde's serializer has one type whatever it wraps, so a value
-//! whose `Serialize` impl writes a `dyn erased_serde::Serialize` holding a
-//! payload with a serializer of its own, inside the crate's JSON writer,
-//! sends that serializer the mark too. Its formatter does not take the
-//! offer, and the serialization fails, saying so, rather than write the
-//! mark.
+//! So the crate's JSON writer ([`crate::finite::to_writer`]) serializes
+//! through [`JsonOut`], which passes everything on to serde_json's
+//! serializer and wraps every value it passes on, so that it also sees the
+//! values inside (erased_serde passes a newtype struct's name on, so it sees
+//! them behind `dyn erased_serde::Serialize` too). For the newtype struct
+//! [`Bytes::SERDE_NAME`](super::Bytes::SERDE_NAME) it asks the value for
+//! its bytes, lends them to the formatter, and asks serde_json to write the
+//! string [`MARK`]; the formatter, handed that very slice to write, writes
+//! the lent payload's base64 in its place, a few KiB at a time, straight
+//! into the output. Only `JsonOut` lends, and only to the serializer it
+//! wraps, so no other serializer ever sees the mark: a `Serialize` impl
+//! that writes a payload with a serializer of its own gets the base64
+//! string as before, and so does a value serde buffered first (a flattened
+//! or internally tagged enum's).
 
-use std::any::type_name;
 use std::cell::Cell;
+use std::fmt;
 use std::io;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::Serializer;
-use serde::ser::Error as _;
+use serde::Serialize;
+use serde::ser::{self, Error as _, Impossible, Serializer};
 
 thread_local! {
-    /// While [`writing`] runs: the type name of the serializer that takes
-    /// offers.
-    static WRITER: Cell<Option<&'static str>> = const { Cell::new(None) };
-
     /// The payload the [`MARK`] being written stands for.
-    static OFFERED: Cell<Option<bytes::Bytes>> = const { Cell::new(None) };
+    static LENT: Cell<Option<bytes::Bytes>> = const { Cell::new(None) };
+
+    /// While [`JsonOut`] asks a value for its bytes: a payload's own
+    /// `Bytes`, handed over with them so that they need not be copied.
+    static HANDED: Cell<Option<bytes::Bytes>> = const { Cell::new(None) };
+
+    /// Whether [`JsonOut`] is asking a value for its bytes.
+    static ASKING: Cell<bool> = const { Cell::new(false) };
 
     /// Payloads written in place on this thread, for the tests to see.
     #[cfg(test)]
     static IN_PLACE: Cell<usize> = const { Cell::new(0) };
 }
 
-/// The string a payload asks the serializer to write, recognised by its
-/// address: a static, so that every use is the same slice.
-static MARK: &str = "$rpc_core::Bytes";
+/// The string [`JsonOut`] asks serde_json to write for a payload,
+/// recognised by its address (a static: every use is the same slice) while
+/// a payload is lent.
+static MARK: &str = "rpc_core::blob::json_text::MARK";
 
 /// Input bytes encoded at a time: a multiple of 3, so only the last piece
 /// may end in padding; its base64 (16 KiB) is built on the stack.
 const PIECE: usize = 3 * 4096;
 
-/// Runs `write` as the JSON writing of the serializer whose type is
-/// `serializer`, which writes through a formatter calling
-/// [`write_fragment`] for every string fragment.
-pub(crate) fn writing<R>(serializer: &'static str, write: impl FnOnce() -> R) -> R {
-    struct Close(Option<&'static str>);
-    impl Drop for Close {
-        fn drop(&mut self) {
-            WRITER.set(self.0);
-        }
+/// Called by a payload being serialized by a serializer that is not
+/// human-readable: hands its `Bytes` over if [`JsonOut`] is asking.
+pub(super) fn hand_over(payload: &bytes::Bytes) {
+    if ASKING.get() {
+        HANDED.set(Some(payload.clone()));
     }
-    let _close = Close(WRITER.replace(Some(serializer)));
-    write()
 }
 
-/// Serializes `payload` as its base64 string through `s` if `s` is the
-/// serializer of the open [`writing`] scope; gives `s` back otherwise.
-pub(super) fn serialize<S: Serializer>(
-    s: S,
-    payload: &bytes::Bytes,
-) -> Result<Result<S::Ok, S::Error>, S> {
-    let Some(writer) = WRITER.get() else {
-        return Err(s);
-    };
-    let name = type_name::<S>();
-    let same = |other: &str| std::ptr::eq(name, other) || name == other;
-    if !(same(writer) || same(erased())) {
-        return Err(s);
-    }
-    OFFERED.set(Some(payload.clone()));
-    let written = s.serialize_str(MARK);
-    Ok(match OFFERED.take() {
-        None => written,
-        Some(_) if written.is_err() => written,
-        Some(_) => Err(S::Error::custom(
-            "the JSON writer did not take a payload's base64 in place",
-        )),
-    })
-}
-
-/// The type a `Serialize` impl is handed when its value is serialized as
-/// a `dyn erased_serde::Serialize`: learnt once, from a probe serialized
-/// that way, since erased_serde does not name it.
-fn erased() -> &'static str {
-    struct Probe;
-    impl serde::Serialize for Probe {
-        fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
-            SEEN.set(type_name::<S>());
-            Err(S::Error::custom("a probe"))
-        }
-    }
-    thread_local! {
-        static SEEN: Cell<&'static str> = const { Cell::new("") };
-    }
-    static NAME: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
-    NAME.get_or_init(|| {
-        let probe: &dyn erased_serde::Serialize = &Probe;
-        let _ = serde::Serialize::serialize(probe, serde_json::value::Serializer);
-        SEEN.get()
-    })
-}
-
-/// Writes a string `fragment` as the formatter of a [`writing`] scope's
-/// serializer does: the offered payload's base64 in place of the [`MARK`],
-/// anything else as it is.
+/// Writes a string `fragment` as the formatter of the crate's JSON writer
+/// does: the lent payload's base64 in place of the [`MARK`], anything else
+/// as it is.
 pub(crate) fn write_fragment<W: io::Write + ?Sized>(
     writer: &mut W,
     fragment: &str,
 ) -> io::Result<()> {
     if std::ptr::eq(fragment, MARK)
-        && let Some(payload) = OFFERED.take()
+        && let Some(payload) = LENT.take()
     {
         return write_base64(writer, &payload);
     }
@@ -143,109 +92,618 @@ fn write_base64<W: io::Write + ?Sized>(writer: &mut W, payload: &[u8]) -> io::Re
     Ok(())
 }
 
+/// The serializer the crate's JSON writer hands a value: serde_json's
+/// (whose formatter calls [`write_fragment`]) wrapped, so that a payload
+/// anywhere in the value is written in place.
+pub(crate) struct JsonOut<S>(pub(crate) S);
+
+/// A value passed on to serde_json's serializer: serialized by it through
+/// [`JsonOut`] again.
+struct Rewrap<'a, T: ?Sized>(&'a T);
+
+impl<T: Serialize + ?Sized> Serialize for Rewrap<'_, T> {
+    #[inline]
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(JsonOut(s))
+    }
+}
+
+/// Serializes `value`, a newtype struct's inside, the way a payload is
+/// serialized by a serializer that is not human-readable: its bytes, when
+/// it gives only bytes.
+fn bytes_of<T: Serialize + ?Sized>(value: &T) -> Option<bytes::Bytes> {
+    struct Done(bool);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            ASKING.set(self.0);
+            HANDED.set(None);
+        }
+    }
+    let _done = Done(ASKING.replace(true));
+    value.serialize(Ask).ok()
+}
+
+impl<S: Serializer> JsonOut<S> {
+    /// Writes `payload` as its base64 string, in place.
+    fn write_payload(self, payload: bytes::Bytes) -> Result<S::Ok, S::Error> {
+        LENT.set(Some(payload));
+        let written = self.0.serialize_str(MARK);
+        match LENT.take() {
+            None => written,
+            Some(_) if written.is_err() => written,
+            Some(_) => Err(S::Error::custom(
+                "the JSON writer did not take a payload's base64 in place",
+            )),
+        }
+    }
+}
+
+macro_rules! pass_on {
+    ($($method:ident($ty:ty)),* $(,)?) => {
+        $(#[inline] fn $method(self, v: $ty) -> Result<S::Ok, S::Error> { self.0.$method(v) })*
+    };
+}
+
+impl<S: Serializer> Serializer for JsonOut<S> {
+    type Ok = S::Ok;
+    type Error = S::Error;
+    type SerializeSeq = JsonOut<S::SerializeSeq>;
+    type SerializeTuple = JsonOut<S::SerializeTuple>;
+    type SerializeTupleStruct = JsonOut<S::SerializeTupleStruct>;
+    type SerializeTupleVariant = JsonOut<S::SerializeTupleVariant>;
+    type SerializeMap = JsonOut<S::SerializeMap>;
+    type SerializeStruct = JsonOut<S::SerializeStruct>;
+    type SerializeStructVariant = JsonOut<S::SerializeStructVariant>;
+
+    pass_on!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_i128(i128),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_u128(u128),
+        serialize_f32(f32),
+        serialize_f64(f64),
+        serialize_char(char),
+        serialize_str(&str),
+        serialize_bytes(&[u8]),
+        serialize_unit_struct(&'static str),
+    );
+
+    #[inline]
+    fn serialize_none(self) -> Result<S::Ok, S::Error> {
+        self.0.serialize_none()
+    }
+
+    #[inline]
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
+        self.0.serialize_some(&Rewrap(value))
+    }
+
+    #[inline]
+    fn serialize_unit(self) -> Result<S::Ok, S::Error> {
+        self.0.serialize_unit()
+    }
+
+    #[inline]
+    fn serialize_unit_variant(
+        self,
+        name: &'static str,
+        index: u32,
+        variant: &'static str,
+    ) -> Result<S::Ok, S::Error> {
+        self.0.serialize_unit_variant(name, index, variant)
+    }
+
+    #[inline]
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<S::Ok, S::Error> {
+        if name == super::Bytes::SERDE_NAME
+            && let Some(payload) = bytes_of(value)
+        {
+            return self.write_payload(payload);
+        }
+        self.0.serialize_newtype_struct(name, &Rewrap(value))
+    }
+
+    #[inline]
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<S::Ok, S::Error> {
+        self.0
+            .serialize_newtype_variant(name, index, variant, &Rewrap(value))
+    }
+
+    #[inline]
+    fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
+        self.0.serialize_seq(len).map(JsonOut)
+    }
+
+    #[inline]
+    fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, S::Error> {
+        self.0.serialize_tuple(len).map(JsonOut)
+    }
+
+    #[inline]
+    fn serialize_tuple_struct(
+        self,
+        name: &'static str,
+        len: usize,
+    ) -> Result<Self::SerializeTupleStruct, S::Error> {
+        self.0.serialize_tuple_struct(name, len).map(JsonOut)
+    }
+
+    #[inline]
+    fn serialize_tuple_variant(
+        self,
+        name: &'static str,
+        index: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Self::SerializeTupleVariant, S::Error> {
+        self.0
+            .serialize_tuple_variant(name, index, variant, len)
+            .map(JsonOut)
+    }
+
+    #[inline]
+    fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
+        self.0.serialize_map(len).map(JsonOut)
+    }
+
+    #[inline]
+    fn serialize_struct(
+        self,
+        name: &'static str,
+        len: usize,
+    ) -> Result<Self::SerializeStruct, S::Error> {
+        self.0.serialize_struct(name, len).map(JsonOut)
+    }
+
+    #[inline]
+    fn serialize_struct_variant(
+        self,
+        name: &'static str,
+        index: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Self::SerializeStructVariant, S::Error> {
+        self.0
+            .serialize_struct_variant(name, index, variant, len)
+            .map(JsonOut)
+    }
+
+    #[inline]
+    fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
+        self.0.collect_str(value)
+    }
+
+    #[inline]
+    fn is_human_readable(&self) -> bool {
+        self.0.is_human_readable()
+    }
+}
+
+macro_rules! compound {
+    ($trait:ident, $method:ident) => {
+        impl<C: ser::$trait> ser::$trait for JsonOut<C> {
+            type Ok = C::Ok;
+            type Error = C::Error;
+            #[inline]
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
+                self.0.$method(&Rewrap(value))
+            }
+            #[inline]
+            fn end(self) -> Result<C::Ok, C::Error> {
+                self.0.end()
+            }
+        }
+    };
+}
+
+compound!(SerializeSeq, serialize_element);
+compound!(SerializeTuple, serialize_element);
+compound!(SerializeTupleStruct, serialize_field);
+compound!(SerializeTupleVariant, serialize_field);
+
+/// A map's keys go to serde_json as they are: it writes them with a
+/// serializer of its own, which gives a payload its base64 string.
+impl<C: ser::SerializeMap> ser::SerializeMap for JsonOut<C> {
+    type Ok = C::Ok;
+    type Error = C::Error;
+    #[inline]
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), C::Error> {
+        self.0.serialize_key(key)
+    }
+    #[inline]
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
+        self.0.serialize_value(&Rewrap(value))
+    }
+    #[inline]
+    fn end(self) -> Result<C::Ok, C::Error> {
+        self.0.end()
+    }
+}
+
+macro_rules! fields {
+    ($trait:ident) => {
+        impl<C: ser::$trait> ser::$trait for JsonOut<C> {
+            type Ok = C::Ok;
+            type Error = C::Error;
+            #[inline]
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), C::Error> {
+                self.0.serialize_field(key, &Rewrap(value))
+            }
+            #[inline]
+            fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
+                self.0.skip_field(key)
+            }
+            #[inline]
+            fn end(self) -> Result<C::Ok, C::Error> {
+                self.0.end()
+            }
+        }
+    };
+}
+
+fields!(SerializeStruct);
+fields!(SerializeStructVariant);
+
+/// What [`bytes_of`] serializes a payload with: bytes are all it takes.
+struct Ask;
+
+/// Why [`Ask`] stopped: the value was not bare bytes.
+#[derive(Debug)]
+struct NotBytes;
+
+impl fmt::Display for NotBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not bytes")
+    }
+}
+
+impl std::error::Error for NotBytes {}
+
+impl ser::Error for NotBytes {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        NotBytes
+    }
+}
+
+macro_rules! not_bytes {
+    ($($method:ident($($ty:ty),*)),* $(,)?) => {
+        $(fn $method(self, $(_: $ty),*) -> Result<bytes::Bytes, NotBytes> { Err(NotBytes) })*
+    };
+}
+
+impl Serializer for Ask {
+    type Ok = bytes::Bytes;
+    type Error = NotBytes;
+    type SerializeSeq = Impossible<bytes::Bytes, NotBytes>;
+    type SerializeTuple = Impossible<bytes::Bytes, NotBytes>;
+    type SerializeTupleStruct = Impossible<bytes::Bytes, NotBytes>;
+    type SerializeTupleVariant = Impossible<bytes::Bytes, NotBytes>;
+    type SerializeMap = Impossible<bytes::Bytes, NotBytes>;
+    type SerializeStruct = Impossible<bytes::Bytes, NotBytes>;
+    type SerializeStructVariant = Impossible<bytes::Bytes, NotBytes>;
+
+    /// The payload's own `Bytes` when it handed them over (see
+    /// [`hand_over`]), a copy of any other bytes.
+    fn serialize_bytes(self, v: &[u8]) -> Result<bytes::Bytes, NotBytes> {
+        Ok(match HANDED.take() {
+            Some(own) if own.as_ptr() == v.as_ptr() && own.len() == v.len() => own,
+            _ => bytes::Bytes::copy_from_slice(v),
+        })
+    }
+
+    not_bytes!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_f32(f32),
+        serialize_f64(f64),
+        serialize_char(char),
+        serialize_str(&str),
+        serialize_none(),
+        serialize_unit(),
+        serialize_unit_struct(&'static str),
+        serialize_unit_variant(&'static str, u32, &'static str),
+    );
+
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<bytes::Bytes, NotBytes> {
+        Err(NotBytes)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: &T,
+    ) -> Result<bytes::Bytes, NotBytes> {
+        Err(NotBytes)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<bytes::Bytes, NotBytes> {
+        Err(NotBytes)
+    }
+
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, NotBytes> {
+        Err(NotBytes)
+    }
+
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, NotBytes> {
+        Err(NotBytes)
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, NotBytes> {
+        Err(NotBytes)
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, NotBytes> {
+        Err(NotBytes)
+    }
+
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, NotBytes> {
+        Err(NotBytes)
+    }
+
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStruct, NotBytes> {
+        Err(NotBytes)
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, NotBytes> {
+        Err(NotBytes)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use serde::Serialize;
+
     use super::*;
     use crate::Bytes;
 
-    fn standard(payload: &Bytes) -> String {
-        serde_json::to_string(&STANDARD.encode(&payload[..])).unwrap()
-    }
-
-    fn written(value: &impl serde::Serialize) -> String {
+    /// What the crate's writer writes, and how many payloads it wrote in place.
+    fn written(value: &(impl Serialize + ?Sized)) -> (String, usize) {
+        let before = IN_PLACE.get();
         let mut out = Vec::new();
         let _ = crate::finite::to_writer(&mut out, value).unwrap();
-        String::from_utf8(out).unwrap()
+        (String::from_utf8(out).unwrap(), IN_PLACE.get() - before)
+    }
+
+    /// Asserts the crate's writer writes what serde_json writes, `in_place`
+    /// payloads of it in place.
+    fn same(value: &(impl Serialize + ?Sized), in_place: usize) -> String {
+        let (text, counted) = written(value);
+        assert_eq!(text, serde_json::to_string(value).unwrap());
+        assert_eq!(counted, in_place, "written in place: {text:.80}");
+        assert!(LENT.take().is_none() && HANDED.take().is_none() && !ASKING.get());
+        text
+    }
+
+    fn payload(len: usize) -> Bytes {
+        Bytes::from((0..len).map(|i| (i * 7 + i / 5) as u8).collect::<Vec<_>>())
+    }
+
+    fn erased(value: impl erased_serde::Serialize + 'static) -> Box<dyn erased_serde::Serialize> {
+        Box::new(value)
     }
 
     #[test]
-    fn the_writer_puts_the_same_base64_in_place_at_every_length() {
+    fn a_payload_is_written_in_place_at_every_length() {
         for len in [0, 1, 2, 3, 4, PIECE - 1, PIECE, PIECE + 1, 3 * PIECE + 2] {
-            let payload = Bytes::from((0..len).map(|i| (i * 7 + i / 5) as u8).collect::<Vec<_>>());
-            let before = IN_PLACE.get();
-            assert_eq!(written(&payload), standard(&payload), "length {len}");
-            let nested = (1u8, vec![payload.clone(), payload.clone()]);
-            assert_eq!(
-                written(&nested),
-                format!("[1,[{},{}]]", standard(&payload), standard(&payload))
-            );
-            assert_eq!(IN_PLACE.get() - before, 3, "written in place");
+            let p = payload(len);
+            let text = same(&p, 1);
+            assert_eq!(text, format!("\"{}\"", STANDARD.encode(&p[..])));
+            same(&(1u8, vec![p.clone(), p.clone()]), 2);
+            same(&Some(p.clone()), 1);
         }
     }
 
     #[test]
-    fn a_mark_the_formatter_does_not_take_fails_the_serialization() {
-        let payload = Bytes::from(vec![0xfe; 5000]);
-        let _ = written(&payload);
-        assert!(
-            OFFERED.take().is_none(),
-            "the crate's writer took the offer"
-        );
-        // serde_json's own formatter in the scope writes the mark as it is.
-        let name = type_name::<&mut serde_json::Serializer<&mut Vec<u8>>>();
-        let mut out = Vec::new();
-        let result = writing(name, || {
-            super::serialize(&mut serde_json::Serializer::new(&mut out), &payload.0)
-                .ok()
-                .expect("the scope's serializer")
-        });
-        let error = result.unwrap_err().to_string();
-        assert!(error.contains("did not take"), "{error}");
-        assert!(OFFERED.take().is_none());
+    fn a_payload_behind_erased_serde_is_written_in_place() {
+        #[derive(Serialize)]
+        struct Reply {
+            name: &'static str,
+            data: Bytes,
+            more: Vec<Option<Bytes>>,
+        }
+        let reply = || Reply {
+            name: "r",
+            data: payload(5000),
+            more: vec![None, Some(payload(3))],
+        };
+        same(&erased(reply()), 2);
+        same(&erased((erased(reply()), 7u8)), 2);
+        #[derive(Serialize)]
+        enum Kind {
+            Tuple(u8, Bytes),
+            Struct { data: Bytes },
+            Newtype(Bytes),
+        }
+        same(&erased(Kind::Tuple(1, payload(10))), 1);
+        same(&erased(Kind::Struct { data: payload(10) }), 1);
+        same(&erased(Kind::Newtype(payload(10))), 1);
+    }
+
+    /// serde buffers a flattened field's and an internally tagged enum's
+    /// value before writing it: those payloads are written as strings,
+    /// still exactly as serde_json writes them.
+    #[test]
+    fn values_serde_buffers_are_written_as_serde_json_writes_them() {
+        #[derive(Serialize)]
+        enum Inner {
+            V {
+                data: Box<dyn erased_serde::Serialize>,
+            },
+        }
+        #[derive(Serialize)]
+        #[serde(tag = "t")]
+        enum Tagged {
+            A(Inner),
+            B { data: Bytes },
+        }
+        #[derive(Serialize)]
+        struct Flat {
+            x: u8,
+            #[serde(flatten)]
+            e: Inner,
+            #[serde(flatten)]
+            m: std::collections::BTreeMap<String, Bytes>,
+        }
+        let inner = || Inner::V {
+            data: erased(payload(100)),
+        };
+        same(&erased(Tagged::A(inner())), 0);
+        same(&erased(Tagged::B { data: payload(9) }), 1);
+        let flat = Flat {
+            x: 1,
+            e: inner(),
+            m: [("k".to_owned(), payload(4))].into(),
+        };
+        same(&erased(flat), 1);
     }
 
     /// A `Serialize` impl that writes a payload with a serializer of its
-    /// own, inside the crate's JSON writer, gets the base64 string.
+    /// own, or wraps the serializer it is given, gets what serde_json gives.
     #[test]
-    fn a_serializer_of_its_own_gets_the_string() {
-        struct Inner(Bytes);
-        impl serde::Serialize for Inner {
+    fn serializers_of_a_values_own_get_the_string() {
+        struct Own(Box<dyn erased_serde::Serialize>);
+        impl Serialize for Own {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 let text = serde_json::to_string(&self.0).map_err(S::Error::custom)?;
                 let value = serde_json::to_value(&self.0).map_err(S::Error::custom)?;
-                s.collect_str(&format_args!("{text}|{}", value.as_str().unwrap()))
+                s.collect_str(&format_args!("{text}|{value}"))
             }
         }
-        let payload = Bytes::from(vec![1, 2, 3, 250]);
-        let b64 = STANDARD.encode(&payload[..]);
-        let before = IN_PLACE.get();
-        assert_eq!(written(&Inner(payload)), format!("\"\\\"{b64}\\\"|{b64}\""));
-        assert_eq!(IN_PLACE.get(), before);
-    }
+        same(&erased(Own(erased(payload(20)))), 0);
 
-    #[test]
-    fn an_erased_value_is_written_in_place() {
-        let payload = Bytes::from(vec![0x80; 3 * PIECE + 1]);
-        let value: Box<dyn erased_serde::Serialize> = Box::new((payload.clone(), 2u8));
-        let before = IN_PLACE.get();
-        assert_eq!(written(&value), format!("[{},2]", standard(&payload)));
-        assert_eq!(IN_PLACE.get() - before, 1);
-        assert!(erased().contains("erased_serde"), "{}", erased());
-    }
-
-    /// The case the mark cannot tell: an erased value written by a
-    /// serializer of its own inside the crate's writer. It fails, naming why.
-    #[test]
-    fn an_erased_payload_a_serializer_of_its_own_writes_fails_clearly() {
-        struct Inner(Box<dyn erased_serde::Serialize>);
-        impl serde::Serialize for Inner {
+        /// Writes every string twice, as a pair.
+        struct Twice<S>(S);
+        impl<S: Serializer> Twice<S> {
+            fn pair(self, v: &str) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeTuple;
+                let mut t = self.0.serialize_tuple(2)?;
+                t.serialize_element(v)?;
+                t.serialize_element(v)?;
+                t.end()
+            }
+        }
+        struct Doubled(Box<dyn erased_serde::Serialize>);
+        impl Serialize for Doubled {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let text = serde_json::to_string(&self.0).map_err(S::Error::custom)?;
-                s.serialize_str(&text)
+                // A wrapper that passes a newtype struct on as it is, and
+                // doubles the string serde_json would be asked to write.
+                struct Text(String);
+                impl Serialize for Text {
+                    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                        Twice(s).pair(&self.0)
+                    }
+                }
+                let text = serde_json::to_value(&self.0).map_err(S::Error::custom)?;
+                Text(text.as_str().unwrap_or_default().to_owned()).serialize(s)
             }
         }
-        let inner = Inner(Box::new(Bytes::from(vec![1, 2, 3])));
-        let error = crate::finite::to_writer(&mut Vec::new(), &inner).unwrap_err();
-        assert!(error.to_string().contains("did not take"), "{error}");
-        assert!(OFFERED.take().is_none());
+        same(&erased(Doubled(erased(payload(30)))), 0);
     }
 
     #[test]
     fn a_map_key_gets_the_string() {
-        let payload = Bytes::from(vec![9u8; 10]);
-        let map = std::collections::BTreeMap::from([(payload.clone(), 1)]);
-        let before = IN_PLACE.get();
-        assert_eq!(written(&map), format!("{{{}:1}}", standard(&payload)));
-        assert_eq!(IN_PLACE.get(), before);
+        let p = payload(10);
+        same(&std::collections::BTreeMap::from([(p.clone(), 1)]), 0);
+        same(
+            &erased(std::collections::BTreeMap::from([(p.clone(), p)])),
+            1,
+        );
+    }
+
+    /// Other newtype structs, and a value of the payload's name that is not
+    /// bare bytes, are passed on as they are.
+    #[test]
+    fn only_bare_bytes_under_the_payloads_name_are_written_in_place() {
+        struct Named<T>(T);
+        impl<T: Serialize> Serialize for Named<T> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_newtype_struct(Bytes::SERDE_NAME, &self.0)
+            }
+        }
+        same(&erased(Named("text")), 0);
+        same(&erased(Named(vec![1u8, 2])), 0);
+        assert_eq!(same(&erased(Named(serde_bytes_like())), 1), "\"AQID\"");
+    }
+
+    /// Bytes given by a value that does not hand its own over (copied).
+    fn serde_bytes_like() -> impl Serialize {
+        struct Raw;
+        impl Serialize for Raw {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    s.serialize_str("AQID")
+                } else {
+                    s.serialize_bytes(&[1, 2, 3])
+                }
+            }
+        }
+        Raw
+    }
+
+    #[test]
+    fn a_non_finite_float_beside_a_payload_is_still_found() {
+        let value = erased((payload(100), f64::NAN));
+        let mut out = Vec::new();
+        let written = crate::finite::to_writer(&mut out, &value).unwrap();
+        let e = written.result(&value, "json").unwrap_err();
+        assert!(e.message().contains("NaN"), "{}", e.message());
     }
 }

@@ -25,7 +25,9 @@ mod walk;
 use walk::{Stop, Walker};
 
 /// Writes `value` as compact JSON, as `serde_json::to_writer` does, and
-/// says whether it wrote a `null`: check the value with [`Written`].
+/// says whether it wrote a `null`: check the value with [`Written`]. A
+/// [`crate::Bytes`]'s base64 is written in place, without serde_json's
+/// escaping scan (see `blob/json_text.rs`).
 pub fn to_writer<W, T>(writer: W, value: &T) -> serde_json::Result<Written>
 where
     W: io::Write,
@@ -33,10 +35,7 @@ where
 {
     let mut wrote_null = false;
     let mut serializer = serde_json::Serializer::with_formatter(writer, NullSpy(&mut wrote_null));
-    let serializer = &mut serializer;
-    crate::blob::json_text::writing(std::any::type_name_of_val(&serializer), || {
-        value.serialize(serializer)
-    })?;
+    value.serialize(crate::blob::json_text::JsonOut(&mut serializer))?;
     Ok(Written { wrote_null })
 }
 
