@@ -6,6 +6,7 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use rpc_core::{ErrorKind, Registry};
 use serde::{Deserialize, Serialize};
@@ -157,4 +158,50 @@ async fn bincode_carries_nan_and_infinities() {
     assert!(floats.nan().await.unwrap().is_nan());
     assert!(floats.maybe_nan().await.unwrap().unwrap().is_nan());
     assert_eq!(floats.lines().await.unwrap()[1].ratio, f64::NEG_INFINITY);
+}
+
+/// The HTTP gateway writes results with the same check: an error, not `null`.
+#[tokio::test]
+async fn the_http_gateway_answers_an_error_for_a_non_finite_result_not_null() {
+    use common::http::{Connection, post_json};
+    use rpc_transport::http::{HttpConfig, HttpGateway};
+
+    const PASSWORD: &str = "json-floats-password";
+    let registry = Registry::new()
+        .with(FloatsServer::new(Counted::default()))
+        .unwrap();
+    let config = common::server_builder().build().expect("a server config");
+    let server = rpc_transport::Server::new(config, registry);
+    let http = HttpConfig::builder()
+        .listen("127.0.0.1:0")
+        .password(PASSWORD)
+        .build()
+        .expect("an [http] config");
+    let gateway = HttpGateway::new(http, &server).expect("the gateway builds");
+    let listening = common::within("the gateway to bind", gateway.bind())
+        .await
+        .expect("binds");
+    let address = listening.local_addr().to_owned();
+    let task = tokio::spawn(listening.serve());
+
+    let mut connection = Connection::open(&address).await;
+    for (path, body) in [
+        (
+            "/rpc",
+            br#"{"jsonrpc":"2.0","id":1,"method":"Floats.maybe_nan","params":[]}"#.as_slice(),
+        ),
+        ("/Floats/lines", b"[]"),
+    ] {
+        let answer = connection
+            .exchange(&post_json(path, PASSWORD, body), Duration::from_secs(10))
+            .await
+            .expect("an answer");
+        let text = answer.text();
+        assert!(!text.contains("null"), "{path}: {text}");
+        assert!(
+            text.contains("could not be encoded") && text.contains("cannot carry NaN"),
+            "{path}: {text}"
+        );
+    }
+    task.abort();
 }

@@ -39,6 +39,8 @@ pub(crate) fn to_json(value: &dyn erased_serde::Serialize) -> Result<Vec<u8>, Er
 /// Appends `value` as JSON to `out` unless that would make `out` longer
 /// than `limit` bytes: then `out` is left as it was and this fails with
 /// [`Encoded::TooLarge`], having written (and held) at most `limit` bytes.
+/// A value holding NaN or ±infinity, which JSON cannot carry, fails as the
+/// JSON codec fails it over TCP, rather than going out as `null`.
 pub(crate) fn write_json_within(
     out: &mut BytesMut,
     value: &dyn erased_serde::Serialize,
@@ -51,11 +53,14 @@ pub(crate) fn write_json_within(
         over: false,
     };
     let encoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        serde_json::to_writer(&mut writer, value)
+        rpc_core::finite::to_writer(&mut writer, value)
     }));
     let over = writer.over;
     let failed = match encoded {
-        Ok(Ok(())) => return Ok(()),
+        Ok(Ok(written)) => match written.result(value, "json") {
+            Ok(()) => return Ok(()),
+            Err(non_finite) => Encoded::Failed(non_finite),
+        },
         Ok(Err(_)) if over => Encoded::TooLarge,
         Ok(Err(e)) => Encoded::Failed(Error::new(
             ErrorKind::Internal,
@@ -169,21 +174,12 @@ pub(crate) fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes
 /// run before parsing, so no parser recurses on a hostile body or reads a
 /// batch of a million junk items. The scan stops at the first excess.
 pub(crate) fn check_json(json: &[u8], max_members: usize) -> Result<(), Error> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    let mut batch = false;
-    let mut separators = 0usize;
-    for &b in json {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let (mut depth, mut batch, mut separators) = (0usize, false, 0usize);
+    let mut at = 0;
+    while let Some(&b) = json.get(at) {
+        at += 1;
         match b {
-            b'"' => in_string = true,
+            b'"' => at = string_end(json, at),
             b'[' | b'{' => {
                 batch |= depth == 0 && b == b'[';
                 depth += 1;
@@ -205,6 +201,23 @@ pub(crate) fn check_json(json: &[u8], max_members: usize) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Just past the closing quote of the string whose contents start at `at`
+/// (or the end of `json`, if it never closes). Strings are most of a large
+/// body (a payload's base64), so they are skipped with `memchr`, a quote or
+/// backslash at a time, rather than a byte at a time.
+fn string_end(json: &[u8], mut at: usize) -> usize {
+    while let Some(rest) = json.get(at..) {
+        let Some(found) = memchr::memchr2(b'"', b'\\', rest) else {
+            break;
+        };
+        if rest[found] == b'"' {
+            return at + found + 1;
+        }
+        at += found + 2;
+    }
+    json.len()
 }
 
 /// The error of a batch of more than `max_batch` calls, worded as the JSON
@@ -252,6 +265,35 @@ mod tests {
         assert!(check_json(object, 1).is_ok());
         let escaped = br#"["\",\",\",", 1]"#;
         assert!(check_json(escaped, 2).is_ok());
+        // A backslash escaping a backslash does not escape the quote after it.
+        let backslashes = br#"["a\\\\", 1, 2]"#;
+        assert!(check_json(backslashes, 2).is_err());
+        assert!(check_json(backslashes, 3).is_ok());
+        // Brackets inside strings, a body ending inside a string or an escape.
+        assert!(check_json(br#"["[[[", "]]", 1]"#, 3).is_ok());
+        for open in [&br#"["abc"#[..], br#"["abc\"#, br#"["\"#] {
+            assert!(check_json(open, 1).is_ok(), "{open:?}");
+        }
+        let deep = format!("[\"{}\"]", "[".repeat(1000));
+        assert!(check_json(deep.as_bytes(), 1).is_ok());
+        let deep = format!("\"\\\"{}", "[".repeat(MAX_DEPTH + 1));
+        assert!(
+            check_json(deep.as_bytes(), 1).is_ok(),
+            "still inside the string"
+        );
+    }
+
+    #[test]
+    fn a_non_finite_float_is_refused_not_written_as_null() {
+        let mut out = BytesMut::from(&b"prefix"[..]);
+        let Err(Encoded::Failed(e)) = write_json_within(&mut out, &(1.0, f64::NAN), 1000) else {
+            panic!("NaN went out")
+        };
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert!(e.message().contains("NaN"), "{}", e.message());
+        assert_eq!(&out[..], b"prefix", "left as it was");
+        write_json_within(&mut out, &Some(()), 1000).unwrap();
+        assert_eq!(&out[..], b"prefixnull", "a null of its own is fine");
     }
 
     #[test]
