@@ -21,6 +21,12 @@
 //! that writes a payload with a serializer of its own gets the base64
 //! string as before, and so does a value serde buffered first (a flattened
 //! or internally tagged enum's).
+//!
+//! As with the formats that have a bytes type of their own (pickle,
+//! XML-RPC), a serializer a `Serialize` impl wraps around the one it is
+//! given, passing the newtype struct's name on, sees the payload's bytes
+//! rather than its base64 string: one that rewrites the strings it is
+//! given does not rewrite a payload's.
 
 use std::cell::Cell;
 use std::fmt;
@@ -124,16 +130,26 @@ fn bytes_of<T: Serialize + ?Sized>(value: &T) -> Option<bytes::Bytes> {
 }
 
 impl<S: Serializer> JsonOut<S> {
-    /// Writes `payload` as its base64 string, in place.
+    /// Writes `payload` as its base64 string, in place. A payload lent
+    /// before (by a writer that writes JSON itself while this one writes)
+    /// is lent again afterwards, and one left untaken (the writer panicked)
+    /// is not kept.
     fn write_payload(self, payload: bytes::Bytes) -> Result<S::Ok, S::Error> {
-        LENT.set(Some(payload));
+        struct Restore(Option<bytes::Bytes>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                LENT.set(self.0.take());
+            }
+        }
+        let restore = Restore(LENT.replace(Some(payload)));
         let written = self.0.serialize_str(MARK);
-        match LENT.take() {
-            None => written,
-            Some(_) if written.is_err() => written,
-            Some(_) => Err(S::Error::custom(
+        let untaken = LENT.take().is_some();
+        drop(restore);
+        match written {
+            Ok(_) if untaken => Err(S::Error::custom(
                 "the JSON writer did not take a payload's base64 in place",
             )),
+            written => written,
         }
     }
 }
@@ -696,6 +712,51 @@ mod tests {
             }
         }
         Raw
+    }
+
+    /// A writer that writes JSON with the crate's writer itself, while
+    /// the crate's writer writes to it.
+    #[test]
+    fn a_writer_that_writes_json_itself_gets_each_payload_in_its_place() {
+        struct Copying(Vec<u8>, Vec<u8>);
+        impl io::Write for Copying {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                let mut inner = Vec::new();
+                let _ = crate::finite::to_writer(&mut inner, &payload(7)).unwrap();
+                self.1.extend(inner);
+                self.0.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let outer = erased((payload(20), 1u8));
+        let mut out = Copying(Vec::new(), Vec::new());
+        let _ = crate::finite::to_writer(&mut out, &outer).unwrap();
+        assert_eq!(out.0, serde_json::to_vec(&outer).unwrap());
+        assert!(out.1.starts_with(&serde_json::to_vec(&payload(7)).unwrap()));
+        assert!(LENT.take().is_none());
+    }
+
+    #[test]
+    fn a_writer_that_panics_leaves_no_payload_lent() {
+        struct Panicking;
+        impl io::Write for Panicking {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                panic!("a writer that panics")
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let value = erased(payload(1 << 20));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::finite::to_writer(Panicking, &value)
+        }));
+        assert!(panicked.is_err());
+        assert!(LENT.take().is_none(), "a payload stayed lent");
+        assert!(HANDED.take().is_none() && !ASKING.get());
     }
 
     #[test]

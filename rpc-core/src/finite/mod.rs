@@ -124,10 +124,29 @@ impl Written {
 
 /// The first non-finite float in `value`, in serialization order.
 pub fn find<T: Serialize + ?Sized>(value: &T) -> Option<NonFinite> {
+    struct Done(bool);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            WALKING.set(self.0);
+        }
+    }
+    let _done = Done(WALKING.replace(true));
     match value.serialize(Walker) {
         Err(Stop::Found(found)) => Some(found),
         Ok(()) | Err(Stop::Failed) => None,
     }
+}
+
+thread_local! {
+    /// Whether [`find`] is walking a value on this thread.
+    static WALKING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the value being serialized is only being looked through for a
+/// non-finite float, by [`find`]: a [`crate::Stream`] already handed to
+/// its call then writes its placeholder again rather than fail the walk.
+pub(crate) fn walking() -> bool {
+    WALKING.get()
 }
 
 /// A non-finite float and where it lies.

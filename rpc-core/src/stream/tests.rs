@@ -233,3 +233,26 @@ fn a_kind_this_side_does_not_know_is_unknown_not_invalid() {
         Inbound::Unknown { .. }
     ));
 }
+
+/// The check for NaN and ±infinity walks a written value again; a stream
+/// handed over by the writing does not stop the walk before a float
+/// after it.
+#[test]
+fn a_non_finite_float_after_a_stream_is_found() {
+    #[derive(serde::Serialize)]
+    struct Reply {
+        items: Stream<u8>,
+        ratio: f64,
+    }
+    let reply = Reply {
+        items: Stream::iter([1u8, 2]),
+        ratio: f64::NAN,
+    };
+    let (written, source) = capturing(|| crate::finite::to_writer(Vec::new(), &reply));
+    assert!(source.is_some(), "the stream was handed over");
+    let e = written.unwrap().result(&reply, "json").unwrap_err();
+    assert!(
+        e.message().contains("`ratio`") && e.message().contains("NaN"),
+        "{e}"
+    );
+}
