@@ -27,7 +27,7 @@
 //! [`splicing`]), except over TLS, where no kernel copies from it
 //! ([`splicing_anywhere`]).
 //! (JSON writes base64: nothing to splice. The crate's JSON writer writes
-//! it in place instead, without the escaping scan: see [`json_text`].)
+//! it in place instead, without the escaping scan: see `blob/json_text.rs`.)
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -39,6 +39,7 @@ use bytes::BytesMut;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod ask_bytes;
 pub(crate) mod json_text;
 
 thread_local! {
@@ -341,7 +342,7 @@ impl Serialize for Payload<'_> {
         if s.is_human_readable() {
             s.serialize_str(&STANDARD.encode(self.0))
         } else {
-            json_text::hand_over(self.0);
+            ask_bytes::hand_over(self.0);
             let _offer = Offer::new(self.0);
             s.serialize_bytes(self.0)
         }

@@ -35,18 +35,13 @@ use std::io;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
-use serde::ser::{self, Error as _, Impossible, Serializer};
+use serde::ser::{self, Error as _, Serializer};
+
+use super::ask_bytes::bytes_of;
 
 thread_local! {
     /// The payload the [`MARK`] being written stands for.
     static LENT: Cell<Option<bytes::Bytes>> = const { Cell::new(None) };
-
-    /// While [`JsonOut`] asks a value for its bytes: a payload's own
-    /// `Bytes`, handed over with them so that they need not be copied.
-    static HANDED: Cell<Option<bytes::Bytes>> = const { Cell::new(None) };
-
-    /// Whether [`JsonOut`] is asking a value for its bytes.
-    static ASKING: Cell<bool> = const { Cell::new(false) };
 
     /// Payloads written in place on this thread, for the tests to see.
     #[cfg(test)]
@@ -61,14 +56,6 @@ static MARK: &str = "rpc_core::blob::json_text::MARK";
 /// Input bytes encoded at a time: a multiple of 3, so only the last piece
 /// may end in padding; its base64 (16 KiB) is built on the stack.
 const PIECE: usize = 3 * 4096;
-
-/// Called by a payload being serialized by a serializer that is not
-/// human-readable: hands its `Bytes` over if [`JsonOut`] is asking.
-pub(super) fn hand_over(payload: &bytes::Bytes) {
-    if ASKING.get() {
-        HANDED.set(Some(payload.clone()));
-    }
-}
 
 /// Writes a string `fragment` as the formatter of the crate's JSON writer
 /// does: the lent payload's base64 in place of the [`MARK`], anything else
@@ -112,21 +99,6 @@ impl<T: Serialize + ?Sized> Serialize for Rewrap<'_, T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.0.serialize(JsonOut(s))
     }
-}
-
-/// Serializes `value`, a newtype struct's inside, the way a payload is
-/// serialized by a serializer that is not human-readable: its bytes, when
-/// it gives only bytes.
-fn bytes_of<T: Serialize + ?Sized>(value: &T) -> Option<bytes::Bytes> {
-    struct Done(bool);
-    impl Drop for Done {
-        fn drop(&mut self) {
-            ASKING.set(self.0);
-            HANDED.set(None);
-        }
-    }
-    let _done = Done(ASKING.replace(true));
-    value.serialize(Ask).ok()
 }
 
 impl<S: Serializer> JsonOut<S> {
@@ -381,148 +353,6 @@ macro_rules! fields {
 fields!(SerializeStruct);
 fields!(SerializeStructVariant);
 
-/// What [`bytes_of`] serializes a payload with: bytes are all it takes.
-struct Ask;
-
-/// Why [`Ask`] stopped: the value was not bare bytes.
-#[derive(Debug)]
-struct NotBytes;
-
-impl fmt::Display for NotBytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("not bytes")
-    }
-}
-
-impl std::error::Error for NotBytes {}
-
-impl ser::Error for NotBytes {
-    fn custom<T: fmt::Display>(_: T) -> Self {
-        NotBytes
-    }
-}
-
-macro_rules! not_bytes {
-    ($($method:ident($($ty:ty),*)),* $(,)?) => {
-        $(fn $method(self, $(_: $ty),*) -> Result<bytes::Bytes, NotBytes> { Err(NotBytes) })*
-    };
-}
-
-impl Serializer for Ask {
-    type Ok = bytes::Bytes;
-    type Error = NotBytes;
-    type SerializeSeq = Impossible<bytes::Bytes, NotBytes>;
-    type SerializeTuple = Impossible<bytes::Bytes, NotBytes>;
-    type SerializeTupleStruct = Impossible<bytes::Bytes, NotBytes>;
-    type SerializeTupleVariant = Impossible<bytes::Bytes, NotBytes>;
-    type SerializeMap = Impossible<bytes::Bytes, NotBytes>;
-    type SerializeStruct = Impossible<bytes::Bytes, NotBytes>;
-    type SerializeStructVariant = Impossible<bytes::Bytes, NotBytes>;
-
-    /// The payload's own `Bytes` when it handed them over (see
-    /// [`hand_over`]), a copy of any other bytes.
-    fn serialize_bytes(self, v: &[u8]) -> Result<bytes::Bytes, NotBytes> {
-        Ok(match HANDED.take() {
-            Some(own) if own.as_ptr() == v.as_ptr() && own.len() == v.len() => own,
-            _ => bytes::Bytes::copy_from_slice(v),
-        })
-    }
-
-    not_bytes!(
-        serialize_bool(bool),
-        serialize_i8(i8),
-        serialize_i16(i16),
-        serialize_i32(i32),
-        serialize_i64(i64),
-        serialize_u8(u8),
-        serialize_u16(u16),
-        serialize_u32(u32),
-        serialize_u64(u64),
-        serialize_f32(f32),
-        serialize_f64(f64),
-        serialize_char(char),
-        serialize_str(&str),
-        serialize_none(),
-        serialize_unit(),
-        serialize_unit_struct(&'static str),
-        serialize_unit_variant(&'static str, u32, &'static str),
-    );
-
-    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<bytes::Bytes, NotBytes> {
-        Err(NotBytes)
-    }
-
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: &T,
-    ) -> Result<bytes::Bytes, NotBytes> {
-        Err(NotBytes)
-    }
-
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<bytes::Bytes, NotBytes> {
-        Err(NotBytes)
-    }
-
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, NotBytes> {
-        Err(NotBytes)
-    }
-
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, NotBytes> {
-        Err(NotBytes)
-    }
-
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, NotBytes> {
-        Err(NotBytes)
-    }
-
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, NotBytes> {
-        Err(NotBytes)
-    }
-
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, NotBytes> {
-        Err(NotBytes)
-    }
-
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, NotBytes> {
-        Err(NotBytes)
-    }
-
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, NotBytes> {
-        Err(NotBytes)
-    }
-
-    fn is_human_readable(&self) -> bool {
-        false
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde::Serialize;
@@ -544,7 +374,7 @@ mod tests {
         let (text, counted) = written(value);
         assert_eq!(text, serde_json::to_string(value).unwrap());
         assert_eq!(counted, in_place, "written in place: {text:.80}");
-        assert!(LENT.take().is_none() && HANDED.take().is_none() && !ASKING.get());
+        assert!(LENT.take().is_none() && super::super::ask_bytes::idle());
         text
     }
 
@@ -756,7 +586,7 @@ mod tests {
         }));
         assert!(panicked.is_err());
         assert!(LENT.take().is_none(), "a payload stayed lent");
-        assert!(HANDED.take().is_none() && !ASKING.get());
+        assert!(super::super::ask_bytes::idle());
     }
 
     #[test]
