@@ -2,7 +2,9 @@
 //! round-trip in both codecs, `Value`s round-trip, the handshake verifies
 //! what it answers, and no byte string makes the frame decoder, the
 //! handshake, the hello, either envelope decoder or `Value` panic — what they
-//! return points only inside the bytes they were given.
+//! return points only inside the bytes they were given; and the JSON codec,
+//! which writes a `Bytes` payload's base64 in place, writes what serde_json
+//! writes.
 //!
 //! Case counts are kept small so the whole file runs in a few seconds; the
 //! fuzz targets in `fuzz/` search the same functions for much longer.
@@ -335,5 +337,113 @@ proptest! {
             total += frame.len();
         }
         prop_assert!(total <= headers.iter().map(Vec::len).sum::<usize>() + bodies.iter().map(Vec::len).sum::<usize>());
+    }
+}
+
+/// A value with `rpc_core::Bytes` anywhere serde can put one: plain,
+/// nested, in a map's keys and values, in an internally tagged enum and a
+/// flattened struct (which serde buffers before writing), beside any JSON.
+#[derive(Clone, Debug, Serialize)]
+enum Tree {
+    Bytes(rpc_core::Bytes),
+    Text(String),
+    Num(i64),
+    Float(f64),
+    Maybe(Option<Box<Tree>>),
+    List(Vec<Tree>),
+    Map(std::collections::BTreeMap<String, Tree>),
+    Keys(std::collections::BTreeMap<rpc_core::Bytes, u8>),
+    Pair(rpc_core::Bytes, Box<Tree>),
+    Record {
+        data: rpc_core::Bytes,
+        rest: Box<Tree>,
+    },
+    Tagged(Tagged),
+    Flat(Flat),
+    Json(serde_json::Value),
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "t")]
+enum Tagged {
+    A { data: rpc_core::Bytes },
+    B(Inner),
+}
+
+#[derive(Clone, Debug, Serialize)]
+enum Inner {
+    V { data: rpc_core::Bytes, n: u8 },
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Flat {
+    x: u8,
+    #[serde(flatten)]
+    inner: Inner,
+    #[serde(flatten)]
+    more: std::collections::BTreeMap<String, rpc_core::Bytes>,
+}
+
+/// Payloads short and long: past the 12 KiB pieces the JSON writer encodes
+/// a payload's base64 in, now and then.
+fn payload() -> impl Strategy<Value = rpc_core::Bytes> {
+    prop_oneof![
+        8 => proptest::collection::vec(any::<u8>(), 0..40),
+        1 => proptest::collection::vec(any::<u8>(), 12_000..30_000),
+    ]
+    .prop_map(rpc_core::Bytes::from)
+}
+
+fn tree() -> impl Strategy<Value = Tree> {
+    let inner = || (payload(), any::<u8>()).prop_map(|(data, n)| Inner::V { data, n });
+    let leaf = prop_oneof![
+        payload().prop_map(Tree::Bytes),
+        any::<String>().prop_map(Tree::Text),
+        any::<i64>().prop_map(Tree::Num),
+        any::<f64>()
+            .prop_filter("JSON numbers are finite", |x| x.is_finite())
+            .prop_map(Tree::Float),
+        proptest::collection::btree_map(payload(), any::<u8>(), 0..3).prop_map(Tree::Keys),
+        payload().prop_map(|data| Tree::Tagged(Tagged::A { data })),
+        inner().prop_map(|i| Tree::Tagged(Tagged::B(i))),
+        (
+            any::<u8>(),
+            inner(),
+            proptest::collection::btree_map("[a-z]{1,3}", payload(), 0..3)
+        )
+            .prop_map(|(x, inner, more)| Tree::Flat(Flat { x, inner, more })),
+        json_value().prop_map(Tree::Json),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::option::of(inner.clone().prop_map(Box::new)).prop_map(Tree::Maybe),
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Tree::List),
+            proptest::collection::btree_map(any::<String>(), inner.clone(), 0..4)
+                .prop_map(Tree::Map),
+            (payload(), inner.clone()).prop_map(|(p, t)| Tree::Pair(p, Box::new(t))),
+            (payload(), inner).prop_map(|(data, rest)| Tree::Record {
+                data,
+                rest: Box::new(rest)
+            }),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The JSON codec writes a payload's base64 in place, skipping
+    /// serde_json's escaping; what it writes is still, byte for byte, what
+    /// serde_json writes, directly and behind `dyn erased_serde::Serialize`.
+    #[test]
+    fn the_json_writer_writes_what_serde_json_writes(tree in tree()) {
+        let expected = serde_json::to_string(&tree).expect("serde_json writes it");
+        let mut direct = Vec::new();
+        let _ = rpc_core::finite::to_writer(&mut direct, &tree).expect("the crate's writer writes it");
+        prop_assert_eq!(String::from_utf8(direct).unwrap(), expected.clone());
+        let reply: Reply = Ok(Box::new(tree));
+        let frame = encode_reply(&codec::Json, 7, &reply);
+        let expected = format!(r#"{{"jsonrpc":"2.0","id":7,"result":{expected}}}"#);
+        prop_assert_eq!(std::str::from_utf8(&frame).unwrap(), expected);
     }
 }
