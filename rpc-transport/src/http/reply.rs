@@ -296,6 +296,26 @@ mod tests {
         assert_eq!(&out[..], b"prefixnull", "a null of its own is fine");
     }
 
+    /// A payload's base64 is written in pieces straight into the reply
+    /// (no base64 string is made first): a result over the limit is refused
+    /// having grown the reply to about the limit, and one within it is
+    /// written whole.
+    #[test]
+    fn a_payload_past_the_limit_is_refused_within_it() {
+        let payload = rpc_core::Bytes::from(vec![7u8; 1 << 20]);
+        let value: Box<dyn erased_serde::Serialize> = Box::new((1u8, payload));
+        let mut out = BytesMut::from(&b"prefix"[..]);
+        let limit = 64 * 1024;
+        assert!(matches!(
+            write_json_within(&mut out, &*value, limit),
+            Err(Encoded::TooLarge)
+        ));
+        assert_eq!(&out[..], b"prefix", "left as it was");
+        assert!(out.capacity() <= 2 * limit, "held {} bytes", out.capacity());
+        write_json_within(&mut out, &*value, 2 << 20).unwrap();
+        assert_eq!(out.len(), 6 + serde_json::to_vec(&*value).unwrap().len());
+    }
+
     #[test]
     fn json_is_written_up_to_the_limit_and_no_further() {
         let mut out = BytesMut::from(&b"prefix"[..]);
