@@ -57,6 +57,10 @@ static MARK: &str = "rpc_core::blob::json_text::MARK";
 /// may end in padding; its base64 (16 KiB) is built on the stack.
 const PIECE: usize = 3 * 4096;
 
+/// A payload this small is encoded in a buffer of its own size's order, so
+/// that a few bytes do not zero 16 KiB of stack first.
+const SMALL: usize = 3 * 64;
+
 /// Writes a string `fragment` as the formatter of the crate's JSON writer
 /// does: the lent payload's base64 in place of the [`MARK`], anything else
 /// as it is.
@@ -75,8 +79,21 @@ pub(crate) fn write_fragment<W: io::Write + ?Sized>(
 fn write_base64<W: io::Write + ?Sized>(writer: &mut W, payload: &[u8]) -> io::Result<()> {
     #[cfg(test)]
     IN_PLACE.set(IN_PLACE.get() + 1);
-    let mut text = [0u8; PIECE / 3 * 4];
-    for piece in payload.chunks(PIECE) {
+    if payload.len() <= SMALL {
+        write_pieces::<{ SMALL / 3 * 4 }, W>(writer, payload)
+    } else {
+        write_pieces::<{ PIECE / 3 * 4 }, W>(writer, payload)
+    }
+}
+
+/// Writes `payload`'s base64 through a stack buffer of `TEXT` bytes, the
+/// base64 of `TEXT / 4 * 3` input bytes at a time.
+fn write_pieces<const TEXT: usize, W: io::Write + ?Sized>(
+    writer: &mut W,
+    payload: &[u8],
+) -> io::Result<()> {
+    let mut text = [0u8; TEXT];
+    for piece in payload.chunks(TEXT / 4 * 3) {
         let n = STANDARD
             .encode_slice(piece, &mut text)
             .expect("a piece's base64 fits the buffer");
@@ -388,7 +405,19 @@ mod tests {
 
     #[test]
     fn a_payload_is_written_in_place_at_every_length() {
-        for len in [0, 1, 2, 3, 4, PIECE - 1, PIECE, PIECE + 1, 3 * PIECE + 2] {
+        for len in [
+            0,
+            1,
+            2,
+            3,
+            4,
+            SMALL,
+            SMALL + 1,
+            PIECE - 1,
+            PIECE,
+            PIECE + 1,
+            3 * PIECE + 2,
+        ] {
             let p = payload(len);
             let text = same(&p, 1);
             assert_eq!(text, format!("\"{}\"", STANDARD.encode(&p[..])));

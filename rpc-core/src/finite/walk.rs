@@ -133,11 +133,16 @@ impl ser::Serializer for Walker {
         Ok(())
     }
 
+    /// A [`crate::Bytes`] holds no float: passed over, not encoded as the
+    /// base64 string a human-readable serializer is given.
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
-        _: &'static str,
+        name: &'static str,
         value: &T,
     ) -> Result<(), Stop> {
+        if name == crate::Bytes::SERDE_NAME {
+            return Ok(());
+        }
         value.serialize(Walker)
     }
 

@@ -205,20 +205,32 @@ pub(crate) fn check_json(json: &[u8], max_members: usize) -> Result<(), Error> {
 
 /// Just past the closing quote of the string whose contents start at `at`
 /// (or the end of `json`, if it never closes). Strings are most of a large
-/// body (a payload's base64), so they are skipped with `memchr`, a quote or
-/// backslash at a time, rather than a byte at a time.
+/// body (a payload's base64), so a long run of plain bytes is skipped with
+/// `memchr`; it is called only after [`NEAR`] plain bytes in a row, so a
+/// body dense with escapes or short strings costs no more than a byte loop.
 fn string_end(json: &[u8], mut at: usize) -> usize {
-    while let Some(rest) = json.get(at..) {
-        let Some(found) = memchr::memchr2(b'"', b'\\', rest) else {
-            break;
-        };
-        if rest[found] == b'"' {
-            return at + found + 1;
+    loop {
+        let near = json.len().min(at + NEAR);
+        while at < near {
+            match json[at] {
+                b'"' => return at + 1,
+                b'\\' => at += 2,
+                _ => at += 1,
+            }
         }
-        at += found + 2;
+        let Some(rest) = json.get(at..).filter(|rest| !rest.is_empty()) else {
+            return json.len();
+        };
+        match memchr::memchr2(b'"', b'\\', rest) {
+            Some(found) => at += found,
+            None => return json.len(),
+        }
     }
-    json.len()
 }
+
+/// Plain bytes of a string read one at a time before [`string_end`] looks
+/// for its end with `memchr`.
+const NEAR: usize = 16;
 
 /// The error of a batch of more than `max_batch` calls, worded as the JSON
 /// codec words it over TCP.
@@ -281,6 +293,78 @@ mod tests {
             check_json(deep.as_bytes(), 1).is_ok(),
             "still inside the string"
         );
+    }
+
+    /// What `check_json` must answer, a byte at a time, as it once read.
+    fn byte_by_byte(json: &[u8], max_members: usize) -> bool {
+        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        let (mut batch, mut separators) = (false, 0usize);
+        for &b in json {
+            if in_string {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    batch |= depth == 0 && b == b'[';
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return false;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                b',' if batch && depth == 1 => {
+                    separators += 1;
+                    if separators >= max_members {
+                        return false;
+                    }
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// Every body of up to 6 bytes of quotes, backslashes, brackets, commas
+    /// and letters, inside a string whose plain run before it is just under,
+    /// at, and past the run `string_end` reads a byte at a time.
+    #[test]
+    fn the_scan_answers_as_a_byte_at_a_time_would() {
+        let alphabet = b"\"\\[,a";
+        let mut bodies = vec![Vec::new()];
+        for _ in 0..6 {
+            let longer: Vec<Vec<u8>> = bodies
+                .iter()
+                .filter(|b| b.len() == bodies.last().map_or(0, Vec::len))
+                .flat_map(|b| alphabet.iter().map(move |&c| [b.as_slice(), &[c]].concat()))
+                .collect();
+            bodies.extend(longer);
+        }
+        for run in [0, NEAR - 1, NEAR, NEAR + 1] {
+            for body in &bodies {
+                let json = [
+                    b"[\"".as_slice(),
+                    &vec![b'a'; run],
+                    body,
+                    b",1,[,2".as_slice(),
+                ]
+                .concat();
+                for limit in [1, 2, 3] {
+                    assert_eq!(
+                        check_json(&json, limit).is_ok(),
+                        byte_by_byte(&json, limit),
+                        "{:?} with {limit}",
+                        String::from_utf8_lossy(&json)
+                    );
+                }
+            }
+        }
     }
 
     #[test]
