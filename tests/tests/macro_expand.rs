@@ -282,12 +282,12 @@ fn the_name_option_renames_the_service() {
 /// `rpc-macros` keeps its own copy of `rpc_core::registry::RESERVED` (a
 /// proc-macro crate cannot depend on `rpc-core`), and only trybuild can run
 /// the macro: so every reserved name must have a UI case,
-/// `tests/ui/fail/reserved_service_name*.rs`, whose `.stderr` shows the macro
+/// `rpc-macros/tests/ui/fail/reserved_service_name*.rs`, whose `.stderr` shows the macro
 /// refusing it, and every such case must name a reserved name. A name added
-/// to one list and not the other fails here or in `macro_ui`.
+/// to one list and not the other fails here or in `rpc-macros`' UI test.
 #[test]
 fn every_reserved_service_name_is_refused_by_the_macro() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/fail");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rpc-macros/tests/ui/fail");
     let mut refused = Vec::new();
     for entry in fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

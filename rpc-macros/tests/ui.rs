@@ -3,7 +3,7 @@
 //! and services that must compile under `tests/ui/pass/`.
 //!
 //! The `.stderr` files follow the compiler: after a toolchain update, run
-//! `TRYBUILD=overwrite cargo test -p tests --test macro_ui` and review the diff.
+//! `TRYBUILD=overwrite cargo test -p rpc-macros --test ui` and review the diff.
 
 #[test]
 fn ui() {
