@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rpc_core::{Error, ErrorKind};
-use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::version::{TLS12, TLS13};
+use rustls::{CipherSuite, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -17,11 +17,31 @@ use crate::config::{ClientTls, ServerTls, TlsVersion};
 
 /// The only provider: ring, passed to every builder, so no process-wide
 /// default is needed (nor another provider built in).
+///
+/// Its suites are all offered, AES-128-GCM first where rustls puts AES-256-GCM
+/// (as Go, BoringSSL and Chrome order them; TLS 1.3's mandatory suite): 10
+/// AES rounds to 14, for 128-bit security. A client's order decides, and a
+/// server follows the client's (rustls' default), so a peer that prefers
+/// AES-256 gets it.
 // rustls 0.23.48 deprecates it for lacking post-quantum key exchange, which
 // only the aws-lc-rs provider has (a C and CMake build we do not want).
 #[allow(deprecated)]
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    // A stable sort: each version's suites keep rustls' order otherwise.
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| !is_aes_128_gcm(suite.suite()));
+    Arc::new(provider)
+}
+
+fn is_aes_128_gcm(suite: CipherSuite) -> bool {
+    matches!(
+        suite,
+        CipherSuite::TLS13_AES_128_GCM_SHA256
+            | CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+            | CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+    )
 }
 
 fn config_error(message: String) -> Error {
@@ -154,4 +174,89 @@ pub(crate) fn client_config(tls: &ClientTls) -> Result<rustls::ClientConfig, Err
     };
     config.require_ems = true;
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::{ClientConnection, ServerConnection};
+
+    use super::*;
+
+    /// A self-signed certificate for `localhost`, as PEM files in a fresh
+    /// directory (`done` removes it).
+    fn certificate(test: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("rpc-tls-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+        (cert, key)
+    }
+
+    fn done(cert: &Path) {
+        std::fs::remove_dir_all(cert.parent().unwrap()).unwrap();
+    }
+
+    /// Runs the handshake between the two in memory; the suite the client got.
+    fn negotiate(client: rustls::ClientConfig, server: rustls::ServerConfig) -> CipherSuite {
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut client = ClientConnection::new(Arc::new(client), name).unwrap();
+        let mut server = ServerConnection::new(Arc::new(server)).unwrap();
+        for _ in 0..10 {
+            let mut flight = Vec::new();
+            client.write_tls(&mut flight).unwrap();
+            server.read_tls(&mut &flight[..]).unwrap();
+            server.process_new_packets().unwrap();
+            flight.clear();
+            server.write_tls(&mut flight).unwrap();
+            client.read_tls(&mut &flight[..]).unwrap();
+            client.process_new_packets().unwrap();
+            if !client.is_handshaking() && !server.is_handshaking() {
+                return client.negotiated_cipher_suite().unwrap().suite();
+            }
+        }
+        panic!("no handshake in 10 flights");
+    }
+
+    #[test]
+    fn our_client_and_server_agree_on_aes_128_gcm() {
+        let (cert, key) = certificate("aes128");
+        let server = server_config(&ServerTls::new(&cert, &key), "server.tls").unwrap();
+        let client = client_config(&ClientTls::new().ca_file(&cert)).unwrap();
+        done(&cert);
+        assert_eq!(
+            negotiate(client, server),
+            CipherSuite::TLS13_AES_128_GCM_SHA256
+        );
+    }
+
+    #[test]
+    fn a_client_that_prefers_aes_256_gets_it() {
+        let (cert, key) = certificate("aes256");
+        let server = server_config(&ServerTls::new(&cert, &key), "server.tls").unwrap();
+        #[allow(deprecated)]
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&TLS13])
+        .unwrap()
+        .with_root_certificates(roots(&cert, "ca").unwrap())
+        .with_no_client_auth();
+        done(&cert);
+        assert_eq!(
+            negotiate(client, server),
+            CipherSuite::TLS13_AES_256_GCM_SHA384
+        );
+    }
+
+    #[test]
+    fn every_suite_is_still_offered() {
+        #[allow(deprecated)]
+        let all = rustls::crypto::ring::default_provider().cipher_suites;
+        let ours = provider().cipher_suites.clone();
+        assert_eq!(ours.len(), all.len());
+        assert!(all.iter().all(|suite| ours.contains(suite)));
+        assert_eq!(ours[0].suite(), CipherSuite::TLS13_AES_128_GCM_SHA256);
+    }
 }
