@@ -18,9 +18,10 @@ use crate::ast::{Method, Output, Service, type_string};
 mod streams;
 
 /// Service names the framework keeps for its own services; the same list as
-/// `rpc_core::registry::RESERVED`, which refuses them at registration (a
-/// proc-macro crate cannot depend on `rpc-core`). `tests/tests/macro_expand.rs`
-/// checks that each of those has a UI case this list refuses.
+/// `rpc_core::registry::RESERVED`, which refuses them at registration
+/// (`rpc-core` depends on this crate; only its tests use `rpc-core`).
+/// `tests/tests/macro_expand.rs` checks that each of those has a UI case
+/// (`rpc-macros/tests/ui/fail/`) this list refuses.
 const RESERVED_SERVICES: &[&str] = &["rpc", "system"];
 
 /// Method names the generated client already uses, and what for.

@@ -279,8 +279,8 @@ fn the_name_option_renames_the_service() {
     assert!(registry().resolve("Echoer.echo").is_err());
 }
 
-/// `rpc-macros` keeps its own copy of `rpc_core::registry::RESERVED` (a
-/// proc-macro crate cannot depend on `rpc-core`), and only trybuild can run
+/// `rpc-macros` keeps its own copy of `rpc_core::registry::RESERVED`
+/// (`rpc-core` depends on it; only its tests use `rpc-core`), and only trybuild can run
 /// the macro: so every reserved name must have a UI case,
 /// `rpc-macros/tests/ui/fail/reserved_service_name*.rs`, whose `.stderr` shows the macro
 /// refusing it, and every such case must name a reserved name. A name added
