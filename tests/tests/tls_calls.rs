@@ -102,6 +102,7 @@ async fn the_tls_tables_are_read_from_a_file_relative_to_it() {
         key_file = "server.key"
         client_ca_file = "ca.pem"
         min_version = "1.2"
+        cipher_suites = ["TLS13_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"]
         [client]
         authkey = "k"
         connect = "127.0.0.1:1"
@@ -110,6 +111,7 @@ async fn the_tls_tables_are_read_from_a_file_relative_to_it() {
         server_name = "localhost"
         cert_file = "client.pem"
         key_file = "client.key"
+        cipher_suites = ["TLS13_CHACHA20_POLY1305_SHA256"]
     "#;
     std::fs::write(&file, text).unwrap();
     let server = rpc_transport::ServerConfig::builder()
@@ -120,6 +122,13 @@ async fn the_tls_tables_are_read_from_a_file_relative_to_it() {
     let tls = server.tls().expect("[server.tls] read");
     assert_eq!(tls.cert_file(), setup.server.0);
     assert_eq!(tls.min_version(), rpc_transport::config::TlsVersion::V1_2);
+    assert_eq!(
+        tls.suites(),
+        [
+            "TLS13_AES_256_GCM_SHA384",
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+        ]
+    );
     let listeners: Vec<_> = server.listeners().collect();
     assert_eq!(listeners, [("127.0.0.1:0", true), ("127.0.0.1:0", false)]);
     let client = rpc_transport::ClientConfig::builder()
@@ -130,6 +139,7 @@ async fn the_tls_tables_are_read_from_a_file_relative_to_it() {
     let tls = client.tls().expect("[client.tls] read");
     assert_eq!(tls.expected_name(), Some("localhost"));
     assert_eq!(tls.client_identity().unwrap().1, setup.client.1);
+    assert_eq!(tls.suites(), ["TLS13_CHACHA20_POLY1305_SHA256"]);
 }
 
 #[tokio::test]

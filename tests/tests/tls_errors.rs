@@ -1,7 +1,7 @@
 //! Every TLS failure reaches the caller as an error naming its cause: an
 //! unknown CA, an expired certificate, a name that does not match, a client
-//! certificate from a CA the server does not trust, a TLS client on a
-//! plaintext port, a plaintext client on a TLS port.
+//! certificate from a CA the server does not trust, no cipher suite in
+//! common, a TLS client on a plaintext port, a plaintext client on a TLS port.
 
 mod common;
 #[path = "common/tls.rs"]
@@ -103,6 +103,30 @@ async fn a_client_certificate_from_a_ca_the_server_does_not_trust_is_named() {
             &e,
             &["refused our client certificate", "CA it does not trust"],
         );
+    }
+}
+
+#[tokio::test]
+async fn cipher_suites_in_common_with_none_are_named() {
+    let setup = Setup::new();
+    let only_aes_256 = setup
+        .server_tls()
+        .cipher_suites(["TLS13_AES_256_GCM_SHA384"]);
+    let server = serve_with(
+        setup.server().tls(only_aes_256).build().unwrap(),
+        registry(),
+    )
+    .await;
+    for codec in CODECS {
+        let tls = setup
+            .client_tls()
+            .cipher_suites(["TLS13_CHACHA20_POLY1305_SHA256"]);
+        let config = client_builder(&server.address, codec)
+            .tls(tls)
+            .build()
+            .unwrap();
+        let e = refused(config).await;
+        assert_names(&e, &["HandshakeFailure", "cipher suites", "[client.tls]"]);
     }
 }
 

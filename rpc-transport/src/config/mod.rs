@@ -62,8 +62,8 @@
 //! | `[server.limits]` | server | see [`Limits`] | connections, handshakes, calls in flight, batch size, invalid messages, idle timeout, shutdown grace |
 //! | `[client.reconnect]` | client | absent (no reconnect, unless balancing) | backoff and whether calls wait while disconnected; see [`Reconnect`] |
 //! | `[client.balance]` | client | absent (one endpoint, dialed by name; `max_retries = 2`) | `policy`, `health_interval_ms`, `resolve_interval_ms`, `max_retries`; see [`Balance`] |
-//! | `[server.tls]` | server | absent (plaintext) | `cert_file`, `key_file` (PEM: PKCS#8, PKCS#1 or SEC1), optional `client_ca_file` (require client certificates signed by these: mTLS), `min_version` (`"1.3"`, or `"1.2"` with extended master secret required); see [`ServerTls`] |
-//! | `[client.tls]` | client | absent (plaintext) | `ca_file` (absent: the platform's roots), `server_name` (absent: the host of `connect`), `cert_file` and `key_file` (mTLS); see [`ClientTls`] |
+//! | `[server.tls]` | server | absent (plaintext) | `cert_file`, `key_file` (PEM: PKCS#8, PKCS#1 or SEC1), optional `client_ca_file` (require client certificates signed by these: mTLS), `min_version` (`"1.3"`, or `"1.2"` with extended master secret required), `cipher_suites` (only these; absent: all, AES-128-GCM first); see [`ServerTls`] |
+//! | `[client.tls]` | client | absent (plaintext) | `ca_file` (absent: the platform's roots), `server_name` (absent: the host of `connect`), `cert_file` and `key_file` (mTLS), `cipher_suites` (only these, most preferred first; absent: all, AES-128-GCM first); see [`ClientTls`] |
 //!
 //! The TLS files are read when the server binds (and on
 //! [`Listening::reload_tls`](crate::Listening::reload_tls)) or the client

@@ -13,13 +13,18 @@
 //! key_file = "server.key"           # PEM: PKCS#8, PKCS#1 or SEC1
 //! client_ca_file = "clients.pem"    # optional: require client certificates signed by these (mTLS)
 //! min_version = "1.3"               # or "1.2" (then extended master secret is required)
+//! # cipher_suites = ["TLS13_AES_256_GCM_SHA384"]  # optional: only these, most preferred first
 //!
 //! [client.tls]
 //! ca_file = "ca.pem"                # the roots to trust; absent: the platform's roots
 //! server_name = "rpc.internal"      # optional: otherwise the host part of `connect`
 //! cert_file = "client.pem"          # optional, for mTLS, with key_file
 //! key_file = "client.key"
+//! # cipher_suites = ["TLS13_AES_256_GCM_SHA384"]  # optional: only these, most preferred first
 //! ```
+//!
+//! Without `cipher_suites`, every suite of rustls' ring provider is offered,
+//! AES-128-GCM first (see [`crate::tls`]); the names are rustls' (IANA's).
 //!
 //! Relative paths are relative to the config file.
 
@@ -54,6 +59,7 @@ pub struct ServerTls {
     key_file: PathBuf,
     client_ca_file: Option<PathBuf>,
     min_version: TlsVersion,
+    cipher_suites: Vec<String>,
 }
 
 impl ServerTls {
@@ -64,6 +70,7 @@ impl ServerTls {
             key_file: key_file.into(),
             client_ca_file: None,
             min_version: TlsVersion::default(),
+            cipher_suites: Vec::new(),
         }
     }
 
@@ -76,6 +83,14 @@ impl ServerTls {
     /// Sets the oldest version accepted.
     pub fn with_min_version(mut self, version: TlsVersion) -> ServerTls {
         self.min_version = version;
+        self
+    }
+
+    /// Accepts only these cipher suites (rustls' names, such as
+    /// `TLS13_AES_256_GCM_SHA384`); a name this build does not offer fails
+    /// when the listener starts, listing the ones it does.
+    pub fn cipher_suites<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+        self.cipher_suites = names.into_iter().map(Into::into).collect();
         self
     }
 
@@ -98,6 +113,11 @@ impl ServerTls {
     pub fn min_version(&self) -> TlsVersion {
         self.min_version
     }
+
+    /// The cipher suites allowed; empty: every suite, AES-128-GCM first.
+    pub fn suites(&self) -> &[String] {
+        &self.cipher_suites
+    }
 }
 
 /// What a client trusts, the name it expects, and its own certificate for mTLS.
@@ -112,6 +132,7 @@ pub struct ClientTls {
     ca_file: Option<PathBuf>,
     server_name: Option<String>,
     identity: Option<(PathBuf, PathBuf)>,
+    cipher_suites: Vec<String>,
 }
 
 impl ClientTls {
@@ -138,6 +159,14 @@ impl ClientTls {
         self
     }
 
+    /// Offers only these cipher suites, most preferred first (rustls' names,
+    /// such as `TLS13_AES_256_GCM_SHA384`); a name this build does not offer
+    /// fails when the client connects, listing the ones it does.
+    pub fn cipher_suites<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+        self.cipher_suites = names.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// The CAs trusted; `None`: the platform's roots.
     pub fn trusted(&self) -> Option<&Path> {
         self.ca_file.as_deref()
@@ -154,6 +183,12 @@ impl ClientTls {
             .as_ref()
             .map(|(c, k)| (c.as_path(), k.as_path()))
     }
+
+    /// The cipher suites offered, most preferred first; empty: every suite,
+    /// AES-128-GCM first.
+    pub fn suites(&self) -> &[String] {
+        &self.cipher_suites
+    }
 }
 
 /// `[server.tls]` as written.
@@ -164,6 +199,7 @@ pub(super) struct ServerTlsTable {
     key_file: PathBuf,
     client_ca_file: Option<PathBuf>,
     min_version: Option<String>,
+    cipher_suites: Option<Vec<String>>,
 }
 
 impl ServerTlsTable {
@@ -184,6 +220,7 @@ impl ServerTlsTable {
             key_file: base.join(self.key_file),
             client_ca_file: self.client_ca_file.map(|p| base.join(p)),
             min_version,
+            cipher_suites: self.cipher_suites.unwrap_or_default(),
         })
     }
 }
@@ -196,6 +233,7 @@ pub(super) struct ClientTlsTable {
     server_name: Option<String>,
     cert_file: Option<PathBuf>,
     key_file: Option<PathBuf>,
+    cipher_suites: Option<Vec<String>>,
 }
 
 impl ClientTlsTable {
@@ -216,6 +254,7 @@ impl ClientTlsTable {
             ca_file: self.ca_file.map(|p| base.join(p)),
             server_name: self.server_name,
             identity,
+            cipher_suites: self.cipher_suites.unwrap_or_default(),
         })
     }
 }

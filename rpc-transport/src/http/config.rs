@@ -30,7 +30,7 @@
 //! | `realm` | `"rpc"` | the realm named in `WWW-Authenticate` |
 //! | `cors_origins` | `[]` | origins whose web pages may call, such as `["https://app.example"]`; a request with any other `Origin` header gets 403 |
 //! | `allow_plaintext_password` | `false` | serve plain HTTP on a non-loopback address (the Basic password crosses the network in clear): only behind a proxy that terminates TLS |
-//! | `[http.tls]` | absent (plain HTTP) | HTTPS: the keys of `[server.tls]`: `cert_file`, `key_file`, optional `client_ca_file` (mTLS), `min_version` (`"1.3"` or `"1.2"`); ALPN `http/1.1` |
+//! | `[http.tls]` | absent (plain HTTP) | HTTPS: the keys of `[server.tls]`: `cert_file`, `key_file`, optional `client_ca_file` (mTLS), `min_version` (`"1.3"` or `"1.2"`), `cipher_suites`; ALPN `http/1.1` |
 //!
 //! Unknown keys are errors, worded as for the other tables.
 
@@ -437,7 +437,8 @@ mod tests {
     #[test]
     fn http_tls_takes_the_keys_of_server_tls_relative_to_the_config_file() {
         let text = "[http]\npassword = \"x\"\nallow_plaintext_password = true\n\
-                    [http.tls]\ncert_file = \"s.pem\"\nkey_file = \"s.key\"\nmin_version = \"1.2\"\n";
+                    [http.tls]\ncert_file = \"s.pem\"\nkey_file = \"s.key\"\nmin_version = \"1.2\"\n\
+                    cipher_suites = [\"TLS13_AES_256_GCM_SHA384\"]\n";
         let c = HttpConfig::builder()
             .load(text, Path::new("/etc/rpc"))
             .unwrap()
@@ -446,6 +447,7 @@ mod tests {
         let tls = c.tls().unwrap();
         assert_eq!(tls.cert_file(), Path::new("/etc/rpc/s.pem"));
         assert_eq!(tls.min_version(), crate::config::TlsVersion::V1_2);
+        assert_eq!(tls.suites(), ["TLS13_AES_256_GCM_SHA384"]);
         assert!(c.allows_plaintext_password());
         let e = build("[http]\npassword = \"x\"\n[http.tls]\ncert_file = \"a\"\nkey_file = \"b\"\nmin_version = \"1.1\"\n")
             .unwrap_err();

@@ -46,6 +46,7 @@ pub(super) struct HttpTlsTable {
     key_file: PathBuf,
     client_ca_file: Option<PathBuf>,
     min_version: Option<String>,
+    cipher_suites: Option<Vec<String>>,
 }
 
 impl HttpTlsTable {
@@ -68,7 +69,8 @@ impl HttpTlsTable {
             Some(path) => tls.client_ca_file(base.join(path)),
             None => tls,
         };
-        Ok(tls.with_min_version(min_version))
+        let tls = tls.with_min_version(min_version);
+        Ok(tls.cipher_suites(self.cipher_suites.unwrap_or_default()))
     }
 }
 

@@ -94,6 +94,10 @@ fn describe(e: &rustls::Error, side: Side) -> String {
         ) => {
             format!("{peer} offers TLS 1.2 without extended master secret, which is required")
         }
+        rustls::Error::PeerIncompatible(PeerIncompatible::NoCipherSuitesInCommon) => format!(
+            "{peer} offers no cipher suite we accept (`cipher_suites` in [{}])",
+            side.table()
+        ),
         rustls::Error::PeerIncompatible(why) => format!("{peer} speaks no TLS we accept ({why:?})"),
         other => format!("{other}"),
     }
@@ -148,6 +152,12 @@ fn alert_received(alert: AlertDescription, side: Side) -> String {
         AlertDescription::ProtocolVersion => {
             format!("{peer} accepts none of the TLS versions offered")
         }
+        // What rustls answers when no cipher suite is shared, among other causes.
+        AlertDescription::HandshakeFailure => format!(
+            "{peer} refused the TLS handshake (alert HandshakeFailure): it may accept none of \
+             the cipher suites offered (`cipher_suites` in [{}])",
+            side.table()
+        ),
         other => format!("{peer} refused the TLS handshake (alert {other:?})"),
     }
 }
@@ -170,5 +180,10 @@ mod tests {
         );
         let client = certificate(&CertificateError::UnknownIssuer, Side::Client);
         assert!(client.contains("[client.tls]"), "{client}");
+        let suites = describe(
+            &rustls::Error::PeerIncompatible(PeerIncompatible::NoCipherSuitesInCommon),
+            Side::Server("http.tls"),
+        );
+        assert!(suites.contains("`cipher_suites` in [http.tls]"), "{suites}");
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rpc_core::{Error, ErrorKind};
+use rustls::SupportedCipherSuite;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::version::{TLS12, TLS13};
@@ -22,17 +23,41 @@ use crate::config::{ClientTls, ServerTls, TlsVersion};
 /// (as Go, BoringSSL and Chrome order them; TLS 1.3's mandatory suite): 10
 /// AES rounds to 14, for 128-bit security. A client's order decides, and a
 /// server follows the client's (rustls' default), so a peer that prefers
-/// AES-256 gets it.
+/// AES-256 gets it. `suites`, when not empty, are the only ones offered, in
+/// its order; `key` names that setting in errors.
+fn provider(suites: &[String], key: &str) -> Result<Arc<CryptoProvider>, Error> {
+    let mut provider = ring();
+    if suites.is_empty() {
+        // TLS 1.3's suites first, as rustls lists them; within each version,
+        // AES-128-GCM first and the rest in rustls' order (a stable sort).
+        provider.cipher_suites.sort_by_key(|suite| {
+            let tls13 = matches!(suite, SupportedCipherSuite::Tls13(_));
+            (!tls13, !is_aes_128_gcm(suite.suite()))
+        });
+        return Ok(Arc::new(provider));
+    }
+    let known = std::mem::take(&mut provider.cipher_suites);
+    for name in suites {
+        let suite = known
+            .iter()
+            .find(|suite| format!("{:?}", suite.suite()) == *name);
+        let Some(suite) = suite else {
+            let names: Vec<String> = known.iter().map(|s| format!("{:?}", s.suite())).collect();
+            return Err(config_error(format!(
+                "`{key}` names `{name}`, a cipher suite this build does not offer; it offers {}",
+                names.join(", ")
+            )));
+        };
+        provider.cipher_suites.push(*suite);
+    }
+    Ok(Arc::new(provider))
+}
+
 // rustls 0.23.48 deprecates it for lacking post-quantum key exchange, which
 // only the aws-lc-rs provider has (a C and CMake build we do not want).
 #[allow(deprecated)]
-fn provider() -> Arc<CryptoProvider> {
-    let mut provider = rustls::crypto::ring::default_provider();
-    // A stable sort: each version's suites keep rustls' order otherwise.
-    provider
-        .cipher_suites
-        .sort_by_key(|suite| !is_aes_128_gcm(suite.suite()));
-    Arc::new(provider)
+fn ring() -> CryptoProvider {
+    rustls::crypto::ring::default_provider()
 }
 
 fn is_aes_128_gcm(suite: CipherSuite) -> bool {
@@ -46,6 +71,14 @@ fn is_aes_128_gcm(suite: CipherSuite) -> bool {
 
 fn config_error(message: String) -> Error {
     Error::new(ErrorKind::Config, message)
+}
+
+/// rustls refused the versions with the suites (say, TLS 1.2 suites alone
+/// where only 1.3 is allowed).
+fn unusable(table: &str, e: rustls::Error) -> Error {
+    config_error(format!(
+        "`{table}`: the TLS versions allowed and the cipher suites listed have nothing in common: {e}"
+    ))
 }
 
 /// The certificates in a PEM file, at least one.
@@ -122,14 +155,15 @@ fn versions(min: TlsVersion) -> &'static [&'static rustls::SupportedProtocolVers
 pub(crate) fn server_config(tls: &ServerTls, table: &str) -> Result<rustls::ServerConfig, Error> {
     let chain = certificates(tls.cert_file(), &format!("{table}.cert_file"))?;
     let key = private_key(tls.key_file(), &format!("{table}.key_file"))?;
-    let builder = rustls::ServerConfig::builder_with_provider(provider())
+    let provider = provider(tls.suites(), &format!("{table}.cipher_suites"))?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions(tls.min_version()))
-        .map_err(|e| config_error(format!("the TLS versions are not usable: {e}")))?;
+        .map_err(|e| unusable(table, e))?;
     let builder = match tls.client_cas() {
         None => builder.with_no_client_auth(),
         Some(path) => {
             let roots = roots(path, &format!("{table}.client_ca_file"))?;
-            let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider())
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
                 .build()
                 .map_err(|e| config_error(format!("cannot verify client certificates: {e}")))?;
             builder.with_client_cert_verifier(verifier)
@@ -154,9 +188,10 @@ pub(crate) fn client_config(tls: &ClientTls) -> Result<rustls::ClientConfig, Err
         Some(path) => roots(path, "client.tls.ca_file")?,
         None => platform_roots()?,
     };
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
+    let provider = provider(tls.suites(), "client.tls.cipher_suites")?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions(TlsVersion::V1_2))
-        .map_err(|e| config_error(format!("the TLS versions are not usable: {e}")))?
+        .map_err(|e| unusable("client.tls", e))?
         .with_root_certificates(roots);
     let mut config = match tls.client_identity() {
         None => builder.with_no_client_auth(),
@@ -178,24 +213,44 @@ pub(crate) fn client_config(tls: &ClientTls) -> Result<rustls::ClientConfig, Err
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use rustls::{ClientConnection, ServerConnection};
 
     use super::*;
 
-    /// A self-signed certificate for `localhost`, as PEM files in a fresh
-    /// directory (`done` removes it).
-    fn certificate(test: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("rpc-tls-{test}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-        std::fs::write(&cert, made.cert.pem()).unwrap();
-        std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
-        (cert, key)
+    /// A self-signed certificate for `localhost`, as PEM files in a
+    /// directory of its own, removed on drop.
+    struct Pem {
+        dir: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
     }
 
-    fn done(cert: &Path) {
-        std::fs::remove_dir_all(cert.parent().unwrap()).unwrap();
+    impl Pem {
+        fn new(test: &str) -> Pem {
+            let dir = std::env::temp_dir().join(format!("rpc-tls-{test}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+            let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+            std::fs::write(&cert, made.cert.pem()).unwrap();
+            std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+            Pem { dir, cert, key }
+        }
+
+        fn server(&self) -> ServerTls {
+            ServerTls::new(&self.cert, &self.key)
+        }
+
+        fn client(&self) -> ClientTls {
+            ClientTls::new().ca_file(&self.cert)
+        }
+    }
+
+    impl Drop for Pem {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 
     /// Runs the handshake between the two in memory; the suite the client got.
@@ -221,10 +276,9 @@ mod tests {
 
     #[test]
     fn our_client_and_server_agree_on_aes_128_gcm() {
-        let (cert, key) = certificate("aes128");
-        let server = server_config(&ServerTls::new(&cert, &key), "server.tls").unwrap();
-        let client = client_config(&ClientTls::new().ca_file(&cert)).unwrap();
-        done(&cert);
+        let pem = Pem::new("aes128");
+        let server = server_config(&pem.server(), "server.tls").unwrap();
+        let client = client_config(&pem.client()).unwrap();
         assert_eq!(
             negotiate(client, server),
             CipherSuite::TLS13_AES_128_GCM_SHA256
@@ -232,18 +286,31 @@ mod tests {
     }
 
     #[test]
+    fn over_tls_1_2_aes_128_gcm_comes_first_too() {
+        let pem = Pem::new("tls12");
+        let server = pem.server().with_min_version(TlsVersion::V1_2);
+        let server = server_config(&server, "server.tls").unwrap();
+        // Our client's suites, with TLS 1.2 alone allowed.
+        let client = rustls::ClientConfig::builder_with_provider(provider(&[], "k").unwrap())
+            .with_protocol_versions(&[&TLS12])
+            .unwrap()
+            .with_root_certificates(roots(&pem.cert, "ca").unwrap())
+            .with_no_client_auth();
+        assert_eq!(
+            negotiate(client, server),
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        );
+    }
+
+    #[test]
     fn a_client_that_prefers_aes_256_gets_it() {
-        let (cert, key) = certificate("aes256");
-        let server = server_config(&ServerTls::new(&cert, &key), "server.tls").unwrap();
-        #[allow(deprecated)]
-        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_protocol_versions(&[&TLS13])
-        .unwrap()
-        .with_root_certificates(roots(&cert, "ca").unwrap())
-        .with_no_client_auth();
-        done(&cert);
+        let pem = Pem::new("aes256");
+        let server = server_config(&pem.server(), "server.tls").unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(ring()))
+            .with_protocol_versions(&[&TLS13])
+            .unwrap()
+            .with_root_certificates(roots(&pem.cert, "ca").unwrap())
+            .with_no_client_auth();
         assert_eq!(
             negotiate(client, server),
             CipherSuite::TLS13_AES_256_GCM_SHA384
@@ -251,12 +318,75 @@ mod tests {
     }
 
     #[test]
-    fn every_suite_is_still_offered() {
-        #[allow(deprecated)]
-        let all = rustls::crypto::ring::default_provider().cipher_suites;
-        let ours = provider().cipher_suites.clone();
+    fn every_suite_is_still_offered_tls_1_3_first() {
+        let all = ring().cipher_suites;
+        let ours = provider(&[], "k").unwrap().cipher_suites.clone();
         assert_eq!(ours.len(), all.len());
         assert!(all.iter().all(|suite| ours.contains(suite)));
-        assert_eq!(ours[0].suite(), CipherSuite::TLS13_AES_128_GCM_SHA256);
+        let names: Vec<String> = ours.iter().map(|s| format!("{:?}", s.suite())).collect();
+        assert_eq!(
+            names[..4],
+            [
+                "TLS13_AES_128_GCM_SHA256",
+                "TLS13_AES_256_GCM_SHA384",
+                "TLS13_CHACHA20_POLY1305_SHA256",
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_server_that_lists_suites_accepts_only_those() {
+        let pem = Pem::new("only256");
+        let only = pem.server().cipher_suites(["TLS13_AES_256_GCM_SHA384"]);
+        let server = server_config(&only, "server.tls").unwrap();
+        let client = client_config(&pem.client()).unwrap();
+        assert_eq!(
+            negotiate(client, server),
+            CipherSuite::TLS13_AES_256_GCM_SHA384
+        );
+    }
+
+    #[test]
+    fn a_client_that_lists_suites_offers_those_in_its_order() {
+        let pem = Pem::new("chacha");
+        let server = server_config(&pem.server(), "server.tls").unwrap();
+        let chacha = pem
+            .client()
+            .cipher_suites(["TLS13_CHACHA20_POLY1305_SHA256", "TLS13_AES_128_GCM_SHA256"]);
+        let client = client_config(&chacha).unwrap();
+        assert_eq!(
+            negotiate(client, server),
+            CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+        );
+    }
+
+    #[test]
+    fn an_unknown_suite_is_refused_naming_the_setting_and_the_suites() {
+        let e = provider(
+            &["TLS13_AES_128_CCM_SHA256".to_owned()],
+            "server.tls.cipher_suites",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`server.tls.cipher_suites` names `TLS13_AES_128_CCM_SHA256`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("TLS13_AES_256_GCM_SHA384, TLS13_AES_128_GCM_SHA256"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn suites_no_allowed_version_can_use_are_refused() {
+        let pem = Pem::new("tls12only");
+        let tls = pem
+            .server()
+            .cipher_suites(["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]);
+        let e = server_config(&tls, "server.tls").unwrap_err().to_string();
+        assert!(e.contains("`server.tls`"), "{e}");
+        assert!(e.contains("nothing in common"), "{e}");
     }
 }
