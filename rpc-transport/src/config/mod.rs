@@ -105,6 +105,8 @@ pub(crate) use self::check::{address, invalid, positive, read_error};
 pub(crate) use self::layer::read_key_file;
 #[cfg(feature = "http")]
 pub(crate) use self::table::read_table;
+#[cfg(feature = "http")]
+pub(crate) use self::tls::suite_list;
 
 use self::check::quoted;
 
@@ -818,5 +820,22 @@ mod tests {
             .build()
             .unwrap();
         assert!(!format!("{s:?}").contains("peekaboo"));
+    }
+
+    #[test]
+    fn an_empty_cipher_suite_list_is_refused_not_read_as_all() {
+        let e = server_error(
+            "[server]\n[server.tls]\ncert_file = \"c\"\nkey_file = \"k\"\ncipher_suites = []\n",
+        );
+        assert!(e.contains("server.tls.cipher_suites"), "{e}");
+        assert!(e.contains("at least one suite"), "{e}");
+        let e = client("[client]\n[client.tls]\ncipher_suites = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("client.tls.cipher_suites"), "{e}");
+        let listed = "[server]\nauthkey = \"k\"\n[server.tls]\ncert_file = \"c\"\nkey_file = \"k\"\n\
+                      cipher_suites = [\"TLS13_AES_256_GCM_SHA384\"]\n";
+        let tls = server(listed).unwrap().tls().unwrap().clone();
+        assert_eq!(tls.suites(), ["TLS13_AES_256_GCM_SHA384"]);
     }
 }

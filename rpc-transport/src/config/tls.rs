@@ -220,7 +220,7 @@ impl ServerTlsTable {
             key_file: base.join(self.key_file),
             client_ca_file: self.client_ca_file.map(|p| base.join(p)),
             min_version,
-            cipher_suites: self.cipher_suites.unwrap_or_default(),
+            cipher_suites: suite_list(self.cipher_suites, "server.tls")?,
         })
     }
 }
@@ -254,8 +254,24 @@ impl ClientTlsTable {
             ca_file: self.ca_file.map(|p| base.join(p)),
             server_name: self.server_name,
             identity,
-            cipher_suites: self.cipher_suites.unwrap_or_default(),
+            cipher_suites: suite_list(self.cipher_suites, "client.tls")?,
         })
+    }
+}
+
+/// `cipher_suites` as written under `table`: absent is every suite, and an
+/// empty list is refused rather than read as that.
+pub(crate) fn suite_list(
+    list: Option<Vec<String>>,
+    table: &str,
+) -> Result<Vec<String>, ConfigError> {
+    match list {
+        Some(list) if list.is_empty() => Err(invalid(
+            format!("{table}.cipher_suites"),
+            "[]",
+            "at least one suite, such as \"TLS13_AES_256_GCM_SHA384\" (leave the key out for all of them)",
+        )),
+        list => Ok(list.unwrap_or_default()),
     }
 }
 

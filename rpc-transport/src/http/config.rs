@@ -449,6 +449,9 @@ mod tests {
         assert_eq!(tls.min_version(), crate::config::TlsVersion::V1_2);
         assert_eq!(tls.suites(), ["TLS13_AES_256_GCM_SHA384"]);
         assert!(c.allows_plaintext_password());
+        let e = build("[http]\npassword = \"x\"\n[http.tls]\ncert_file = \"a\"\nkey_file = \"b\"\ncipher_suites = []\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("http.tls.cipher_suites"), "{e}");
         let e = build("[http]\npassword = \"x\"\n[http.tls]\ncert_file = \"a\"\nkey_file = \"b\"\nmin_version = \"1.1\"\n")
             .unwrap_err();
         assert!(e.to_string().contains("http.tls.min_version"), "{e}");

@@ -25,7 +25,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_rustls::server::TlsStream;
 
 use super::listener::Counted;
-use crate::config::{ConfigError, ServerTls, TlsVersion, invalid};
+use crate::config::{ConfigError, ServerTls, TlsVersion, invalid, suite_list};
 use crate::metrics::{Metrics, Refused};
 use crate::server::admission::Notice;
 use crate::tls::Acceptor;
@@ -70,7 +70,7 @@ impl HttpTlsTable {
             None => tls,
         };
         let tls = tls.with_min_version(min_version);
-        Ok(tls.cipher_suites(self.cipher_suites.unwrap_or_default()))
+        Ok(tls.cipher_suites(suite_list(self.cipher_suites, "http.tls")?))
     }
 }
 

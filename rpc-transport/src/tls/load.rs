@@ -245,6 +245,19 @@ mod tests {
         fn client(&self) -> ClientTls {
             ClientTls::new().ca_file(&self.cert)
         }
+
+        /// A client built by hand: `provider`'s suites, `version` alone.
+        fn rustls_client(
+            &self,
+            provider: Arc<CryptoProvider>,
+            version: &'static rustls::SupportedProtocolVersion,
+        ) -> rustls::ClientConfig {
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_protocol_versions(&[version])
+                .unwrap()
+                .with_root_certificates(roots(&self.cert, "ca").unwrap())
+                .with_no_client_auth()
+        }
     }
 
     impl Drop for Pem {
@@ -291,11 +304,7 @@ mod tests {
         let server = pem.server().with_min_version(TlsVersion::V1_2);
         let server = server_config(&server, "server.tls").unwrap();
         // Our client's suites, with TLS 1.2 alone allowed.
-        let client = rustls::ClientConfig::builder_with_provider(provider(&[], "k").unwrap())
-            .with_protocol_versions(&[&TLS12])
-            .unwrap()
-            .with_root_certificates(roots(&pem.cert, "ca").unwrap())
-            .with_no_client_auth();
+        let client = pem.rustls_client(provider(&[], "k").unwrap(), &TLS12);
         assert_eq!(
             negotiate(client, server),
             CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
@@ -306,11 +315,7 @@ mod tests {
     fn a_client_that_prefers_aes_256_gets_it() {
         let pem = Pem::new("aes256");
         let server = server_config(&pem.server(), "server.tls").unwrap();
-        let client = rustls::ClientConfig::builder_with_provider(Arc::new(ring()))
-            .with_protocol_versions(&[&TLS13])
-            .unwrap()
-            .with_root_certificates(roots(&pem.cert, "ca").unwrap())
-            .with_no_client_auth();
+        let client = pem.rustls_client(Arc::new(ring()), &TLS13);
         assert_eq!(
             negotiate(client, server),
             CipherSuite::TLS13_AES_256_GCM_SHA384
