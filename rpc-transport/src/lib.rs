@@ -34,6 +34,7 @@
 //! | `local` | [`local()`]: a client and a registry in one process, over an in-memory pipe | server, client, config |
 //! | `shutdown` | the drain signal every listener shares | — |
 //! | `outbox` | a connection's outgoing frames and the writer that drains them | wire |
+//! | `pipelining` | when a batch of frames is cut into several writes: a connection with many calls in flight, while the process has a spare worker | — |
 //! | `stream` | streams on a connection (protocol 2): the table by call id, each stream's credit, the pump that sends one | metrics |
 //! | [`metrics`], [`quiet`] | what every listener counts; log-safe peer text and rate-limited warnings | — |
 //! | [`python`] | Python peers: serving stock `multiprocessing` clients, calling Python servers | wire, net, config, metrics, the shutdown signal |
@@ -125,9 +126,9 @@
 //! | side | task | does |
 //! |---|---|---|
 //! | server | accept loop ([`Listening::serve_until`]) | spawns a task per connection; never stops on a bad peer |
-//! | server | connection task | handshake, hello, then one loop: handle every complete frame (a call is polled once inline and spawned only if not done), write the replies in one go, wait for bytes or a spawned call's reply |
+//! | server | connection task | handshake, hello, then one loop: handle every complete frame (a call is polled once inline and spawned only if not done), write the replies in one go (a dozen at a time on a deep pipeline: `pipelining`), wait for bytes or a spawned call's reply |
 //! | server | call tasks | calls not done at their first poll, bounded by the caller's deadline; dropped with the connection |
-//! | client | callers | encode the request into the connection's outbox and write it themselves, unless callers woken by the same read are still running: then they leave it queued, and the connection task, woken once for the batch, writes it after they have run, so one write carries what a whole read answered |
+//! | client | callers | encode the request into the connection's outbox and write it themselves, unless callers woken by the same read are still running: then they leave it queued, and the connection task, woken once for the batch, writes it after they have run, so one write carries what a whole read answered (on a deep pipeline, the caller whose request makes a dozen queued writes them: `pipelining`) |
 //! | client | connection task | reads replies, waking each caller's one-shot by id; writes what callers left queued (and what a full socket did not take); fails calls past their deadline, sleeping until the earliest one (no timer per call) |
 //! | either | stream pump | one per stream this side sends: polls the producer while the receiver's credit lasts, many items to a message, into the connection's outbox; dropped when the receiver cancels or the connection ends |
 //! | client | endpoint task ([`client::balance`]) | one per endpoint, with a `connect` list, `[client.balance]` or `[client.reconnect]`: pings the connection when idle, ejects it when it fails, reconnects with backoff and jitter (at once after a going-away) |
@@ -163,6 +164,7 @@ mod local;
 pub mod metrics;
 pub mod net;
 mod outbox;
+mod pipelining;
 pub mod python;
 pub mod quiet;
 pub mod server;

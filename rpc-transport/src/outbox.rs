@@ -44,6 +44,8 @@ pub(crate) struct Outbox {
     /// The queued bytes, as of the last push or take: read without the
     /// lock by a loop that checks it per frame.
     queued: AtomicUsize,
+    /// The frames queued, as of the last push or take (see `queued`).
+    frames: AtomicUsize,
     /// The stream copies what it is given in user space (TLS) before the
     /// kernel sees it: payloads are spliced wherever they lie.
     user_space_copy: bool,
@@ -222,6 +224,9 @@ impl Outbox {
             chunks.splice(at + moved, bytes);
         }
         self.queued.store(chunks.len(), Ordering::Relaxed);
+        // Under the lock, as every change is: a store, not a read-modify-write.
+        let frames = self.frames.load(Ordering::Relaxed);
+        self.frames.store(frames + 1, Ordering::Relaxed);
         Ok(Some(out))
     }
 
@@ -254,6 +259,7 @@ impl Outbox {
         let mut state = self.lock();
         std::mem::swap(&mut state.chunks, out);
         self.queued.store(0, Ordering::Relaxed);
+        self.frames.store(0, Ordering::Relaxed);
         let closed = state.closed;
         drop(state);
         // After the lock is let go of: a waiter counted later checks the
@@ -262,6 +268,11 @@ impl Outbox {
             self.room.notify_waiters();
         }
         closed
+    }
+
+    /// How many frames are queued (read without the lock, as `queued`).
+    pub(crate) fn frames(&self) -> usize {
+        self.frames.load(Ordering::Relaxed)
     }
 
     /// How many bytes are queued.

@@ -153,6 +153,7 @@ impl Connection {
             codec,
             server_max_frame: server.max_frame_bytes,
             call_timeout: config.call_timeout(),
+            workers: crate::pipelining::workers(),
             woken: AtomicUsize::new(0),
             write_owed: AtomicBool::new(false),
             ended: watch::Sender::new(false),

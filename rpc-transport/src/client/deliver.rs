@@ -150,6 +150,7 @@ impl Shared {
                     None => debug!(id, "a reply for a call no longer waiting"),
                 }
             }
+            waiters.recount();
             if let Some(reason) = going_away {
                 // Calls in flight still get their answers; new ones fail.
                 let why = format!("the server is going away ({reason}); no new calls are sent");

@@ -123,7 +123,12 @@ impl Shared {
         self.uploaded
             .store(true, std::sync::atomic::Ordering::SeqCst);
         if let Err(e) = self.open_upload(id, source) {
-            let waiter = self.waiters.lock().expect("waiters lock").by_id.remove(&id);
+            let waiter = {
+                let mut waiters = self.waiters.lock().expect("waiters lock");
+                let waiter = waiters.by_id.remove(&id);
+                waiters.recount();
+                waiter
+            };
             if let Some((waiter, _)) = waiter {
                 let _ = waiter.send(Err(e));
             }

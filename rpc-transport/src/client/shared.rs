@@ -20,6 +20,8 @@ use tokio::time::Instant;
 
 use crate::net::{self};
 use crate::outbox::{Chunks, Outbox, Pushed};
+use crate::pipelining;
+use crate::pipelining::{CUT, Deep};
 use crate::stream::Streams;
 use crate::wire::frame::FrameError;
 
@@ -36,6 +38,8 @@ pub(super) struct Shared {
     /// The largest frame the server accepts.
     pub(super) server_max_frame: usize,
     pub(super) call_timeout: Duration,
+    /// The worker threads of the runtime it was opened on (`pipelining`).
+    pub(super) workers: usize,
     /// Replies handed to callers that have not taken them yet: while some
     /// have not, the request just queued waits for what those callers
     /// queue next (see [`Shared::send_queued`]). Each is counted down
@@ -101,6 +105,17 @@ pub(super) struct Waiters {
     pub(super) next_check: Option<Instant>,
     /// Why the connection ended, once it has.
     pub(super) closed: Option<(ErrorKind, String)>,
+    /// Counted among the connections that pipeline deeply while `CUT`
+    /// calls or more are pending.
+    pub(super) deep: Deep,
+}
+
+impl Waiters {
+    /// Counts the connection in or out of those that pipeline deeply, after
+    /// calls were added or removed.
+    pub(super) fn recount(&mut self) {
+        self.deep.set(self.by_id.len() >= CUT);
+    }
 }
 
 /// Hashes the request ids this side hands out (sequential, never chosen by
@@ -150,6 +165,7 @@ impl Shared {
             waiters.next_id += 1;
             let id = waiters.next_id;
             waiters.by_id.insert(id, (tx, deadline));
+            waiters.recount();
             let earliest = waiters.next_check.is_none_or(|at| deadline < at);
             if earliest {
                 waiters.next_check = Some(deadline);
@@ -209,9 +225,10 @@ impl Shared {
     /// task, unless callers woken with a reply are about to queue more.
     /// Then the writer, woken once per batch, writes it after them, and
     /// the last of them, finding none left to come, writes what is queued
-    /// with its own request. By the writer, too, if the socket is full.
+    /// with its own request; on a deep pipeline, so does every caller whose
+    /// request makes `CUT` queued. By the writer, too, if the socket is full.
     pub(super) fn send_queued(&self) {
-        if self.woken.load(Ordering::SeqCst) > 0 {
+        if self.woken.load(Ordering::SeqCst) > 0 && !self.cut_now() {
             if !self.write_owed.swap(true, Ordering::AcqRel) {
                 self.wake_writer();
             }
@@ -220,6 +237,13 @@ impl Shared {
         if !self.write_now() {
             self.wake_writer();
         }
+    }
+
+    /// Whether what is queued goes out now although woken callers are
+    /// still to queue theirs: the batch is cut every `CUT` requests while
+    /// few connections pipeline deeply (`pipelining`).
+    fn cut_now(&self) -> bool {
+        self.outbox.frames() >= CUT && pipelining::may_cut(self.workers)
     }
 
     /// Wakes the writer (`task::write_loop`): the flag is set first, so a
@@ -282,7 +306,12 @@ impl Shared {
     /// Removes call `id`'s waiter; if the call was still waiting, asks the
     /// server to stop it.
     pub(super) fn forget(&self, id: u64) {
-        let waiting = self.waiters.lock().expect("waiters lock").by_id.remove(&id);
+        let waiting = {
+            let mut waiters = self.waiters.lock().expect("waiters lock");
+            let waiting = waiters.by_id.remove(&id);
+            waiters.recount();
+            waiting
+        };
         if waiting.is_some() {
             self.cancel(id);
         }
@@ -319,6 +348,7 @@ impl Shared {
                 .filter_map(|id| Some((id, waiters.by_id.remove(&id)?.0)))
                 .collect();
             waiters.next_check = waiters.by_id.values().map(|(_, deadline)| *deadline).min();
+            waiters.recount();
             expired
         };
         for (id, waiter) in expired {
@@ -348,7 +378,9 @@ impl Shared {
                 let lost = format!("the connection is closed: {why}");
                 waiters.closed = Some((ErrorKind::ConnectionLost, lost));
             }
-            (std::mem::take(&mut waiters.by_id), first)
+            let pending = std::mem::take(&mut waiters.by_id);
+            waiters.recount();
+            (pending, first)
         };
         for (waiter, _) in pending.into_values() {
             // Sent and not answered: the server may have run it, or not

@@ -56,6 +56,7 @@ use crate::config::limits::Limits;
 use crate::metrics::{Metrics, Transport};
 use crate::net::Io;
 use crate::outbox::{Chunks, Outbox};
+use crate::pipelining::{self, CUT, Deep};
 use crate::stream::Streams;
 use crate::wire::frame::FrameCodec;
 use crate::wire::session::frame_error;
@@ -121,8 +122,9 @@ impl ServerConnection<'_> {
     /// server has shut it down.
     ///
     /// One loop reads and writes: it handles every complete frame it has,
-    /// writes the replies they produced in one go, then waits for more bytes,
-    /// or for a spawned call to queue its reply. Nothing wakes this task for
+    /// writes the replies they produced in one go (or every few, on a deep
+    /// pipeline: `pipelining`), then waits for more bytes, or for a
+    /// spawned call to queue its reply. Nothing wakes this task for
     /// the replies it queues itself, and the socket is not split.
     pub(crate) async fn run<S: Io>(self, framed: Framed<S, FrameCodec>) -> Result<(), Error> {
         let FramedParts {
@@ -176,9 +178,17 @@ impl ServerConnection<'_> {
             read_at: Instant::now(),
             done: Vec::new(),
         };
+        // Replies go out every `CUT` requests while this connection is one
+        // of the few that pipeline deeply (`pipelining`).
+        let workers = pipelining::workers();
+        let mut deep = Deep::default();
+        let mut this_read = 0;
         let ended = async {
         loop {
-            while closing.is_none() && self.has_room(&calls, &replies) {
+            while closing.is_none()
+                && self.has_room(&calls, &replies)
+                && !(replies.outbox.frames() >= CUT && pipelining::may_cut(workers))
+            {
                 let frame = match codec.decode(&mut input) {
                     Ok(Some(frame)) => {
                         partial_since = None;
@@ -197,6 +207,7 @@ impl ServerConnection<'_> {
                     }
                 };
                 let frame = frame.freeze();
+                this_read += 1;
                 room.framed(frame.len(), batch.read_at.into());
                 // A large message may take long to decode: the worker's
                 // other connections may move to another thread meanwhile.
@@ -295,6 +306,8 @@ impl ServerConnection<'_> {
                     // (at `max_in_flight`).
                     batch.read_at = Instant::now();
                     last_active = batch.read_at.into();
+                    deep.set(this_read >= CUT);
+                    this_read = 0;
                     match self.after_read(read, &input, spare, &mut room, calls.tasks.len()) {
                         None => {}
                         Some(Stop::Quiet) => return Ok(()),

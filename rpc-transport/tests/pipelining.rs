@@ -1,0 +1,335 @@
+//! A deep pipeline's batches are cut: a connection with many calls in
+//! flight writes a batch a dozen frames at a time, so that its peer starts
+//! on the first ones, on the server's side (replies) and the client's
+//! (requests).
+//!
+//! Each test runs on one thread, where the order of the tasks is fixed,
+//! and watches the frames each `write` of one end carries through a stream
+//! wrapper that can also hold that end's reads back, so that a whole batch
+//! arrives in one read.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use rpc_core::{Client, Registry, rpc_service};
+use rpc_transport::{ClientConfig, Connection, Server, ServerConfig};
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
+
+/// The service the calls go to.
+#[rpc_service]
+pub trait Adder {
+    /// `x + y`.
+    async fn add(&self, x: i64, y: i64) -> i64;
+}
+
+struct Sums;
+
+impl Adder for Sums {
+    async fn add(&self, x: i64, y: i64) -> i64 {
+        x + y
+    }
+}
+
+/// Calls in flight at once: over the dozen a cut is made at.
+const CALLS: i64 = 40;
+
+/// How long any wait here may take before the test fails.
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// The connections a cut is made for are counted process-wide: the tests
+/// of this file take turns, so that one's connections do not stop the
+/// other's cuts.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Frames written, per `write` call.
+#[derive(Default)]
+struct Log {
+    header: Vec<u8>,
+    left: usize,
+    writes: Vec<usize>,
+}
+
+impl Log {
+    /// Counts the frames that end in `bytes`, one `write`'s worth.
+    fn record(&mut self, mut bytes: &[u8]) {
+        let mut ended = 0;
+        while !bytes.is_empty() {
+            if self.left == 0 {
+                let take = (4 - self.header.len()).min(bytes.len());
+                self.header.extend_from_slice(&bytes[..take]);
+                bytes = &bytes[take..];
+                if self.header.len() == 4 {
+                    let len = i32::from_be_bytes(self.header[..].try_into().unwrap());
+                    self.left = usize::try_from(len).expect("no 8-byte lengths here");
+                    self.header.clear();
+                    ended += usize::from(self.left == 0);
+                }
+            } else {
+                let take = self.left.min(bytes.len());
+                self.left -= take;
+                bytes = &bytes[take..];
+                ended += usize::from(self.left == 0);
+            }
+        }
+        self.writes.push(ended);
+    }
+}
+
+/// Holds reads back while closed.
+#[derive(Default)]
+struct Gate {
+    closed: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Gate {
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    fn open(&self) {
+        self.closed.store(false, Ordering::SeqCst);
+        if let Some(waker) = self.waker.lock().unwrap().take() {
+            waker.wake();
+        }
+    }
+}
+
+/// One end of the pipe, its writes logged, its reads gated and at most
+/// `max_read` bytes each.
+struct Tap {
+    inner: DuplexStream,
+    gate: Arc<Gate>,
+    log: Arc<Mutex<Log>>,
+    max_read: usize,
+}
+
+impl Tap {
+    fn new(inner: DuplexStream, max_read: usize) -> Tap {
+        Tap {
+            inner,
+            gate: Arc::default(),
+            log: Arc::default(),
+            max_read,
+        }
+    }
+}
+
+impl AsyncRead for Tap {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.gate.closed.load(Ordering::SeqCst) {
+            *self.gate.waker.lock().unwrap() = Some(cx.waker().clone());
+            // Opened between the look and the registration: read now.
+            if self.gate.closed.load(Ordering::SeqCst) {
+                return Poll::Pending;
+            }
+        }
+        let mut room = vec![0; self.max_read.min(buf.remaining())];
+        let mut limited = ReadBuf::new(&mut room);
+        let read = Pin::new(&mut self.inner).poll_read(cx, &mut limited);
+        buf.put_slice(limited.filled());
+        read
+    }
+}
+
+impl AsyncWrite for Tap {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let wrote = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = wrote {
+            self.log.lock().unwrap().record(&buf[..n]);
+        }
+        wrote
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A client and a server joined by a pipe whose two ends are the taps given.
+async fn pair(server_end: Tap, client_end: Tap) -> AdderClient {
+    let config = ServerConfig::builder()
+        .authkey("k")
+        .no_env()
+        .build()
+        .unwrap();
+    let server = Server::new(
+        config,
+        Registry::new().with(AdderServer::new(Sums)).unwrap(),
+    );
+    tokio::spawn(async move { server.serve_stream(server_end, None).await });
+    let config = ClientConfig::builder()
+        .authkey("k")
+        .no_env()
+        .build()
+        .unwrap();
+    let connection = Connection::over(client_end, &config).await.unwrap();
+    AdderClient::new(Client::new(connection))
+}
+
+/// Waits until `log` holds `frames` frames written since its write `mark`.
+async fn written(log: &Mutex<Log>, mark: usize, frames: usize) {
+    let count = || log.lock().unwrap().writes[mark..].iter().sum::<usize>();
+    tokio::time::timeout(LIMIT, async {
+        while count() < frames {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} of {frames} frames written", count()));
+}
+
+/// The frames of each write since `mark`, the writes that carried none left out.
+fn since(log: &Mutex<Log>, mark: usize) -> Vec<usize> {
+    let log = log.lock().unwrap();
+    log.writes[mark..]
+        .iter()
+        .copied()
+        .filter(|&n| n > 0)
+        .collect()
+}
+
+/// The writes that carried the replies to `CALLS` requests the server read
+/// at once.
+async fn server_batch() -> Vec<usize> {
+    let (near, far) = tokio::io::duplex(1 << 16);
+    let (server_end, client_end) = (Tap::new(far, 1 << 16), Tap::new(near, 1 << 16));
+    let (gate, replies, requests) = (
+        server_end.gate.clone(),
+        server_end.log.clone(),
+        client_end.log.clone(),
+    );
+    let adder = pair(server_end, client_end).await;
+    assert_eq!(adder.add(1, 2).await.unwrap(), 3);
+
+    // The server reads the whole batch at once, once it has all come.
+    gate.close();
+    let asked = requests.lock().unwrap().writes.len();
+    let answered = replies.lock().unwrap().writes.len();
+    let calls: Vec<_> = (0..CALLS)
+        .map(|i| {
+            let adder = adder.clone();
+            tokio::spawn(async move { adder.add(i, 1).await })
+        })
+        .collect();
+    written(&requests, asked, CALLS as usize).await;
+    gate.open();
+    for (i, call) in (0..CALLS).zip(calls) {
+        let sum = tokio::time::timeout(LIMIT, call).await.unwrap().unwrap();
+        assert_eq!(sum.unwrap(), i + 1);
+    }
+    let writes = since(&replies, answered);
+    assert_eq!(writes.iter().sum::<usize>(), CALLS as usize, "{writes:?}");
+    writes
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_server_writes_a_deep_pipeline_s_replies_a_dozen_at_a_time() {
+    let _serial = SERIAL.lock().await;
+    let writes = server_batch().await;
+    // Without the cut: one write of all 40.
+    assert!(writes.len() >= 4, "the replies went out in {writes:?}");
+    assert!(
+        writes.iter().all(|&n| n <= 12),
+        "the replies went out in {writes:?}"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn batches_stay_whole_while_more_connections_pipeline_deeply_than_there_are_workers() {
+    let _serial = SERIAL.lock().await;
+    // Another connection with a dozen calls in flight (its server reads
+    // none of them): with the batch's own client, two such connections on
+    // a runtime of one worker.
+    let (near, far) = tokio::io::duplex(1 << 16);
+    let (server_end, client_end) = (Tap::new(far, 1 << 16), Tap::new(near, 1 << 16));
+    let (gate, requests) = (server_end.gate.clone(), client_end.log.clone());
+    let busy = pair(server_end, client_end).await;
+    gate.close();
+    let asked = requests.lock().unwrap().writes.len();
+    let stuck: Vec<_> = (0..12)
+        .map(|i| {
+            let busy = busy.clone();
+            tokio::spawn(async move { busy.add(i, 1).await })
+        })
+        .collect();
+    written(&requests, asked, 12).await;
+
+    let writes = server_batch().await;
+    assert_eq!(
+        writes,
+        [CALLS as usize],
+        "the replies went out in {writes:?}"
+    );
+
+    gate.open();
+    for call in stuck {
+        tokio::time::timeout(LIMIT, call)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_client_writes_a_deep_pipeline_s_requests_a_dozen_at_a_time() {
+    let _serial = SERIAL.lock().await;
+    let (near, far) = tokio::io::duplex(1 << 16);
+    // The server reads a frame or two at a time: it is never one of the
+    // connections that pipeline deeply, and the client alone decides.
+    let (server_end, client_end) = (Tap::new(far, 40), Tap::new(near, 1 << 16));
+    let (gate, replies, requests) = (
+        client_end.gate.clone(),
+        server_end.log.clone(),
+        client_end.log.clone(),
+    );
+    let adder = pair(server_end, client_end).await;
+    assert_eq!(adder.add(1, 2).await.unwrap(), 3);
+
+    // Every caller makes two calls: the first ones' replies reach the
+    // client in one read, and wake all the callers to make their second.
+    gate.close();
+    let answered = replies.lock().unwrap().writes.len();
+    let calls: Vec<_> = (0..CALLS)
+        .map(|i| {
+            let adder = adder.clone();
+            tokio::spawn(async move {
+                let first = adder.add(i, 1).await?;
+                let second = adder.add(i, 2).await?;
+                Ok::<_, rpc_core::Error>((first, second))
+            })
+        })
+        .collect();
+    written(&replies, answered, CALLS as usize).await;
+    let asked = requests.lock().unwrap().writes.len();
+    gate.open();
+    for (i, call) in (0..CALLS).zip(calls) {
+        let sums = tokio::time::timeout(LIMIT, call).await.unwrap().unwrap();
+        assert_eq!(sums.unwrap(), (i + 1, i + 2));
+    }
+
+    let writes = since(&requests, asked);
+    assert_eq!(writes.iter().sum::<usize>(), CALLS as usize, "{writes:?}");
+    // Without the cut: one write of all 40, by the last caller woken.
+    assert!(writes.len() >= 4, "the requests went out in {writes:?}");
+    assert!(
+        writes.iter().all(|&n| n <= 12),
+        "the requests went out in {writes:?}"
+    );
+}
