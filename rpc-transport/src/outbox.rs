@@ -5,7 +5,8 @@
 //! on the server) encodes it straight into the shared buffer under a short
 //! lock and wakes the writer. The writer swaps the whole buffer out and
 //! writes it in one go, so frames that became ready together share one
-//! syscall, and it flushes as soon as nothing more is ready.
+//! syscall (but for a deep pipeline's, a dozen to a write: `pipelining`),
+//! and it flushes as soon as nothing more is ready.
 //!
 //! Large byte payloads ([`rpc_core::Bytes`]) are not copied in: the codec
 //! leaves them out of the buffer ([`rpc_core::blob::splicing`]) and the

@@ -16,40 +16,77 @@
 //! connections of 64 calls in flight each: three quarters of the calls a
 //! second, had their batches been cut). So batches are cut only while no
 //! more connections than the runtime has worker threads pipeline deeply,
-//! each connection counting itself in while it does ([`Deep`]).
+//! each connection counting itself in while it does ([`Deep`]); any
+//! connection cuts then, counted or not. The count is a guess at how busy
+//! the process is: wrong, it costs speed, never a frame.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// A batch is cut once this many of its frames are queued.
 pub(crate) const CUT: usize = 12;
 
+/// A client's connection counted in stays in down to this many calls in
+/// flight: one that hovers about [`CUT`] does not move the count each call.
+const CUT_OUT: usize = CUT / 2;
+
+/// A server's connection counted in leaves the count when no read has
+/// brought [`CUT`] requests for this long.
+pub(crate) const QUIET: Duration = Duration::from_millis(100);
+
 /// The connections of this process that pipeline deeply: a client's with
-/// [`CUT`] calls in flight or more, a server's whose last read brought
-/// that many requests (it stays counted until its next read or its end:
-/// batches are then cut less often, which costs speed, never a frame).
-/// Read by every cut, written only when a connection comes or goes.
+/// [`CUT`] calls in flight or more (until fewer than [`CUT_OUT`]), a
+/// server's from the read after one that brought that many requests
+/// until a read brings fewer, [`QUIET`] passes without one, or it ends.
+/// Read by every cut; written when a connection starts or stops
+/// pipelining deeply.
+///
+/// A client and a server in one process count apart: a deep pipeline from
+/// a process to itself counts twice.
 static DEEP: AtomicUsize = AtomicUsize::new(0);
 
 /// A connection's place in the count of those that pipeline deeply; it
 /// leaves the count when dropped.
-#[derive(Debug, Default)]
-pub(crate) struct Deep(bool);
+#[derive(Debug)]
+pub(crate) struct Deep {
+    counted: bool,
+    count: &'static AtomicUsize,
+}
+
+impl Default for Deep {
+    fn default() -> Deep {
+        Deep {
+            counted: false,
+            count: &DEEP,
+        }
+    }
+}
 
 impl Deep {
-    /// Counts the connection in or out.
-    pub(crate) fn set(&mut self, deep: bool) {
-        self.set_in(&DEEP, deep);
+    /// Whether the connection is counted in.
+    pub(crate) fn is_counted(&self) -> bool {
+        self.counted
     }
 
-    fn set_in(&mut self, count: &AtomicUsize, deep: bool) {
-        if deep == self.0 {
+    /// Counts the connection in or out.
+    pub(crate) fn set(&mut self, deep: bool) {
+        if deep == self.counted {
             return;
         }
-        self.0 = deep;
+        self.counted = deep;
         match deep {
-            true => count.fetch_add(1, Ordering::Relaxed),
-            false => count.fetch_sub(1, Ordering::Relaxed),
+            true => self.count.fetch_add(1, Ordering::Relaxed),
+            false => self.count.fetch_sub(1, Ordering::Relaxed),
         };
+    }
+
+    /// Counts a client's connection in or out by its calls in flight.
+    pub(crate) fn in_flight(&mut self, calls: usize) {
+        let deep = match self.counted {
+            true => calls >= CUT_OUT,
+            false => calls >= CUT,
+        };
+        self.set(deep);
     }
 }
 
@@ -76,16 +113,44 @@ mod tests {
 
     #[test]
     fn a_connection_counts_in_and_out_once() {
-        let count = AtomicUsize::new(0);
-        let (mut a, mut b) = (Deep::default(), Deep::default());
-        a.set_in(&count, true);
-        a.set_in(&count, true);
-        assert_eq!(count.load(Ordering::Relaxed), 1);
-        b.set_in(&count, true);
-        assert_eq!(count.load(Ordering::Relaxed), 2);
-        b.set_in(&count, false);
-        b.set_in(&count, false);
-        a.set_in(&count, false);
-        assert_eq!(count.load(Ordering::Relaxed), 0);
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let mut a = Deep {
+            counted: false,
+            count: &COUNT,
+        };
+        let mut b = Deep {
+            counted: false,
+            count: &COUNT,
+        };
+        a.set(true);
+        a.set(true);
+        assert_eq!(COUNT.load(Ordering::Relaxed), 1);
+        b.set(true);
+        assert_eq!(COUNT.load(Ordering::Relaxed), 2);
+        b.set(false);
+        b.set(false);
+        assert_eq!(COUNT.load(Ordering::Relaxed), 1);
+        drop(a);
+        drop(b);
+        assert_eq!(COUNT.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_client_counts_in_at_a_dozen_calls_and_out_below_half_that() {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let mut deep = Deep {
+            counted: false,
+            count: &COUNT,
+        };
+        let counted = |deep: &mut Deep, calls| {
+            deep.in_flight(calls);
+            COUNT.load(Ordering::Relaxed)
+        };
+        assert_eq!(counted(&mut deep, CUT - 1), 0);
+        assert_eq!(counted(&mut deep, CUT), 1);
+        assert_eq!(counted(&mut deep, CUT_OUT), 1);
+        assert_eq!(counted(&mut deep, CUT - 1), 1);
+        assert_eq!(counted(&mut deep, CUT_OUT - 1), 0);
+        assert_eq!(counted(&mut deep, CUT - 1), 0);
     }
 }

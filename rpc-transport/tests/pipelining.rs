@@ -42,7 +42,23 @@ const LIMIT: Duration = Duration::from_secs(10);
 /// The connections a cut is made for are counted process-wide: the tests
 /// of this file take turns, so that one's connections do not stop the
 /// other's cuts.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs `test` on a runtime of one thread, the other tests waiting until
+/// that runtime and every connection on it are gone.
+fn serially<F: Future<Output = ()>>(test: impl FnOnce() -> F) {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        // Time moves only when every task waits: a slow machine cannot
+        // make a connection seem quiet.
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(test());
+}
 
 /// Frames written, per `write` call.
 #[derive(Default)]
@@ -238,98 +254,144 @@ async fn server_batch() -> Vec<usize> {
     writes
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn a_server_writes_a_deep_pipeline_s_replies_a_dozen_at_a_time() {
-    let _serial = SERIAL.lock().await;
-    let writes = server_batch().await;
-    // Without the cut: one write of all 40.
-    assert!(writes.len() >= 4, "the replies went out in {writes:?}");
-    assert!(
-        writes.iter().all(|&n| n <= 12),
-        "the replies went out in {writes:?}"
-    );
+#[test]
+fn a_server_writes_a_deep_pipeline_s_replies_a_dozen_at_a_time() {
+    serially(|| async {
+        let writes = server_batch().await;
+        // Without the cut: one write of all 40.
+        assert!(writes.len() >= 4, "the replies went out in {writes:?}");
+        assert!(
+            writes.iter().all(|&n| n <= 12),
+            "the replies went out in {writes:?}"
+        );
+    });
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn batches_stay_whole_while_more_connections_pipeline_deeply_than_there_are_workers() {
-    let _serial = SERIAL.lock().await;
-    // Another connection with a dozen calls in flight (its server reads
-    // none of them): with the batch's own client, two such connections on
-    // a runtime of one worker.
-    let (near, far) = tokio::io::duplex(1 << 16);
-    let (server_end, client_end) = (Tap::new(far, 1 << 16), Tap::new(near, 1 << 16));
-    let (gate, requests) = (server_end.gate.clone(), client_end.log.clone());
-    let busy = pair(server_end, client_end).await;
-    gate.close();
-    let asked = requests.lock().unwrap().writes.len();
-    let stuck: Vec<_> = (0..12)
-        .map(|i| {
-            let busy = busy.clone();
-            tokio::spawn(async move { busy.add(i, 1).await })
-        })
-        .collect();
-    written(&requests, asked, 12).await;
-
-    let writes = server_batch().await;
-    assert_eq!(
-        writes,
-        [CALLS as usize],
-        "the replies went out in {writes:?}"
-    );
-
-    gate.open();
-    for call in stuck {
-        tokio::time::timeout(LIMIT, call)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-    }
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn a_client_writes_a_deep_pipeline_s_requests_a_dozen_at_a_time() {
-    let _serial = SERIAL.lock().await;
-    let (near, far) = tokio::io::duplex(1 << 16);
-    // The server reads a frame or two at a time: it is never one of the
-    // connections that pipeline deeply, and the client alone decides.
-    let (server_end, client_end) = (Tap::new(far, 40), Tap::new(near, 1 << 16));
-    let (gate, replies, requests) = (
-        client_end.gate.clone(),
-        server_end.log.clone(),
-        client_end.log.clone(),
-    );
-    let adder = pair(server_end, client_end).await;
-    assert_eq!(adder.add(1, 2).await.unwrap(), 3);
-
-    // Every caller makes two calls: the first ones' replies reach the
-    // client in one read, and wake all the callers to make their second.
-    gate.close();
-    let answered = replies.lock().unwrap().writes.len();
-    let calls: Vec<_> = (0..CALLS)
-        .map(|i| {
-            let adder = adder.clone();
-            tokio::spawn(async move {
-                let first = adder.add(i, 1).await?;
-                let second = adder.add(i, 2).await?;
-                Ok::<_, rpc_core::Error>((first, second))
+#[test]
+fn batches_stay_whole_while_more_connections_pipeline_deeply_than_there_are_workers() {
+    serially(|| async {
+        // Another connection with a dozen calls in flight (its server reads
+        // none of them): with the batch's own client, two such connections on
+        // a runtime of one worker.
+        let (near, far) = tokio::io::duplex(1 << 16);
+        let (server_end, client_end) = (Tap::new(far, 1 << 16), Tap::new(near, 1 << 16));
+        let (gate, requests) = (server_end.gate.clone(), client_end.log.clone());
+        let busy = pair(server_end, client_end).await;
+        gate.close();
+        let asked = requests.lock().unwrap().writes.len();
+        let stuck: Vec<_> = (0..12)
+            .map(|i| {
+                let busy = busy.clone();
+                tokio::spawn(async move { busy.add(i, 1).await })
             })
-        })
-        .collect();
-    written(&replies, answered, CALLS as usize).await;
-    let asked = requests.lock().unwrap().writes.len();
-    gate.open();
-    for (i, call) in (0..CALLS).zip(calls) {
-        let sums = tokio::time::timeout(LIMIT, call).await.unwrap().unwrap();
-        assert_eq!(sums.unwrap(), (i + 1, i + 2));
-    }
+            .collect();
+        written(&requests, asked, 12).await;
 
-    let writes = since(&requests, asked);
-    assert_eq!(writes.iter().sum::<usize>(), CALLS as usize, "{writes:?}");
-    // Without the cut: one write of all 40, by the last caller woken.
-    assert!(writes.len() >= 4, "the requests went out in {writes:?}");
-    assert!(
-        writes.iter().all(|&n| n <= 12),
-        "the requests went out in {writes:?}"
-    );
+        let writes = server_batch().await;
+        assert_eq!(
+            writes,
+            [CALLS as usize],
+            "the replies went out in {writes:?}"
+        );
+
+        gate.open();
+        for call in stuck {
+            tokio::time::timeout(LIMIT, call)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+        }
+    });
+}
+
+#[test]
+fn a_client_writes_a_deep_pipeline_s_requests_a_dozen_at_a_time() {
+    serially(|| async {
+        let (near, far) = tokio::io::duplex(1 << 16);
+        // The server reads a frame or two at a time: it is never one of the
+        // connections that pipeline deeply, and the client alone decides.
+        let (server_end, client_end) = (Tap::new(far, 40), Tap::new(near, 1 << 16));
+        let (gate, replies, requests) = (
+            client_end.gate.clone(),
+            server_end.log.clone(),
+            client_end.log.clone(),
+        );
+        let adder = pair(server_end, client_end).await;
+        assert_eq!(adder.add(1, 2).await.unwrap(), 3);
+
+        // Every caller makes two calls: the first ones' replies reach the
+        // client in one read, and wake all the callers to make their second.
+        gate.close();
+        let answered = replies.lock().unwrap().writes.len();
+        let calls: Vec<_> = (0..CALLS)
+            .map(|i| {
+                let adder = adder.clone();
+                tokio::spawn(async move {
+                    let first = adder.add(i, 1).await?;
+                    let second = adder.add(i, 2).await?;
+                    Ok::<_, rpc_core::Error>((first, second))
+                })
+            })
+            .collect();
+        written(&replies, answered, CALLS as usize).await;
+        let asked = requests.lock().unwrap().writes.len();
+        gate.open();
+        for (i, call) in (0..CALLS).zip(calls) {
+            let sums = tokio::time::timeout(LIMIT, call).await.unwrap().unwrap();
+            assert_eq!(sums.unwrap(), (i + 1, i + 2));
+        }
+
+        let writes = since(&requests, asked);
+        assert_eq!(writes.iter().sum::<usize>(), CALLS as usize, "{writes:?}");
+        // Without the cut: one write of all 40, by the last caller woken.
+        assert!(writes.len() >= 4, "the requests went out in {writes:?}");
+        assert!(
+            writes.iter().all(|&n| n <= 12),
+            "the requests went out in {writes:?}"
+        );
+    });
+}
+
+#[test]
+fn a_server_connection_that_pipelined_deeply_counts_until_it_has_been_quiet() {
+    serially(|| async {
+        let (near, far) = tokio::io::duplex(1 << 16);
+        let (server_end, client_end) = (Tap::new(far, 1 << 16), Tap::new(near, 1 << 16));
+        let (gate, requests) = (server_end.gate.clone(), client_end.log.clone());
+        let adder = pair(server_end, client_end).await;
+        // A read of 40 requests, then a read of one: the server's connection
+        // counts itself in at the second, and its client has none in flight.
+        gate.close();
+        let asked = requests.lock().unwrap().writes.len();
+        let calls: Vec<_> = (0..CALLS)
+            .map(|i| {
+                let adder = adder.clone();
+                tokio::spawn(async move { adder.add(i, 1).await })
+            })
+            .collect();
+        written(&requests, asked, CALLS as usize).await;
+        gate.open();
+        for call in calls {
+            tokio::time::timeout(LIMIT, call)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+        }
+        assert_eq!(adder.add(1, 2).await.unwrap(), 3);
+
+        // With another connection's deep client: two, on one worker.
+        let writes = server_batch().await;
+        assert_eq!(
+            writes,
+            [CALLS as usize],
+            "the replies went out in {writes:?}"
+        );
+
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let writes = server_batch().await;
+        assert!(writes.len() >= 4, "the replies went out in {writes:?}");
+        drop(adder);
+    });
 }

@@ -42,7 +42,8 @@ pub(super) struct Shared {
     pub(super) workers: usize,
     /// Replies handed to callers that have not taken them yet: while some
     /// have not, the request just queued waits for what those callers
-    /// queue next (see [`Shared::send_queued`]). Each is counted down
+    /// queue next, unless it cuts a deep pipeline's batch (see
+    /// [`Shared::send_queued`]). Each is counted down
     /// exactly once, when its caller takes it or drops the call.
     pub(super) woken: AtomicUsize,
     /// A request was left queued for the woken callers and the writer has
@@ -105,8 +106,8 @@ pub(super) struct Waiters {
     pub(super) next_check: Option<Instant>,
     /// Why the connection ended, once it has.
     pub(super) closed: Option<(ErrorKind, String)>,
-    /// Counted among the connections that pipeline deeply while `CUT`
-    /// calls or more are pending.
+    /// Counted among the connections that pipeline deeply while many
+    /// calls are pending (`pipelining`).
     pub(super) deep: Deep,
 }
 
@@ -114,7 +115,7 @@ impl Waiters {
     /// Counts the connection in or out of those that pipeline deeply, after
     /// calls were added or removed.
     pub(super) fn recount(&mut self) {
-        self.deep.set(self.by_id.len() >= CUT);
+        self.deep.in_flight(self.by_id.len());
     }
 }
 

@@ -56,7 +56,7 @@ use crate::config::limits::Limits;
 use crate::metrics::{Metrics, Transport};
 use crate::net::Io;
 use crate::outbox::{Chunks, Outbox};
-use crate::pipelining::{self, CUT, Deep};
+use crate::pipelining::{self, CUT, Deep, QUIET};
 use crate::stream::Streams;
 use crate::wire::frame::FrameCodec;
 use crate::wire::session::frame_error;
@@ -178,11 +178,15 @@ impl ServerConnection<'_> {
             read_at: Instant::now(),
             done: Vec::new(),
         };
-        // Replies go out every `CUT` requests while this connection is one
-        // of the few that pipeline deeply (`pipelining`).
+        // Replies go out every `CUT` of them while the process has few
+        // connections that pipeline deeply (`pipelining`); this one counts
+        // itself in from the read after one that brought `CUT` requests.
         let workers = pipelining::workers();
         let mut deep = Deep::default();
         let mut this_read = 0;
+        let mut deep_at = last_active;
+        let quiet = tokio::time::sleep(QUIET);
+        tokio::pin!(quiet);
         let ended = async {
         loop {
             while closing.is_none()
@@ -306,6 +310,12 @@ impl ServerConnection<'_> {
                     // (at `max_in_flight`).
                     batch.read_at = Instant::now();
                     last_active = batch.read_at.into();
+                    if this_read >= CUT {
+                        deep_at = last_active;
+                        if !deep.is_counted() {
+                            quiet.as_mut().reset(deep_at + QUIET);
+                        }
+                    }
                     deep.set(this_read >= CUT);
                     this_read = 0;
                     match self.after_read(read, &input, spare, &mut room, calls.tasks.len()) {
@@ -319,6 +329,13 @@ impl ServerConnection<'_> {
                 () = &mut shrink, if grown => {
                     if let Some(later) = room.release(&mut input, tokio::time::Instant::now()) {
                         shrink.as_mut().reset(later);
+                    }
+                }
+                () = &mut quiet, if deep.is_counted() => {
+                    let until = deep_at + QUIET;
+                    match tokio::time::Instant::now() >= until {
+                        true => deep.set(false),
+                        false => quiet.as_mut().reset(until),
                     }
                 }
                 () = &mut idle, if idling => {
