@@ -10,6 +10,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::explain::{Side, handshake_failed};
+use super::pace::SEND_BUFFER;
 use super::{Session, load};
 use crate::config::ServerTls;
 use crate::net::Io;
@@ -71,6 +72,8 @@ impl Acceptor {
             .await
             .map_err(|e| handshake_failed(e, Side::Server(self.table), peer))?;
         let session = Session::of(stream.get_ref().1)?;
+        let mut stream = stream;
+        stream.get_mut().1.set_buffer_limit(Some(SEND_BUFFER));
         Ok((stream, session))
     }
 }

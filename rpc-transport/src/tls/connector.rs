@@ -15,6 +15,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::explain::{Side, handshake_failed};
+use super::pace::SEND_BUFFER;
 use super::{Session, load};
 use crate::config::ClientTls;
 use crate::net::Io;
@@ -47,6 +48,8 @@ pub(crate) async fn connect<S: Io>(
         Err(e) => return Err(handshake_failed(e, Side::Client, address)),
     };
     let session = Session::of(stream.get_ref().1)?;
+    let mut stream = stream;
+    stream.get_mut().1.set_buffer_limit(Some(SEND_BUFFER));
     Ok((stream, session))
 }
 

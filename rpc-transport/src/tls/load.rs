@@ -213,57 +213,22 @@ pub(crate) fn client_config(tls: &ClientTls) -> Result<rustls::ClientConfig, Err
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use rustls::{ClientConnection, ServerConnection};
 
     use super::*;
+    use crate::tls::test_pem::Pem;
 
-    /// A self-signed certificate for `localhost`, as PEM files in a
-    /// directory of its own, removed on drop.
-    struct Pem {
-        dir: PathBuf,
-        cert: PathBuf,
-        key: PathBuf,
-    }
-
-    impl Pem {
-        fn new(test: &str) -> Pem {
-            let dir = std::env::temp_dir().join(format!("rpc-tls-{test}-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-            let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-            std::fs::write(&cert, made.cert.pem()).unwrap();
-            std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
-            Pem { dir, cert, key }
-        }
-
-        fn server(&self) -> ServerTls {
-            ServerTls::new(&self.cert, &self.key)
-        }
-
-        fn client(&self) -> ClientTls {
-            ClientTls::new().ca_file(&self.cert)
-        }
-
-        /// A client built by hand: `provider`'s suites, `version` alone.
-        fn rustls_client(
-            &self,
-            provider: Arc<CryptoProvider>,
-            version: &'static rustls::SupportedProtocolVersion,
-        ) -> rustls::ClientConfig {
-            rustls::ClientConfig::builder_with_provider(provider)
-                .with_protocol_versions(&[version])
-                .unwrap()
-                .with_root_certificates(roots(&self.cert, "ca").unwrap())
-                .with_no_client_auth()
-        }
-    }
-
-    impl Drop for Pem {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+    /// A client built by hand: `provider`'s suites, `version` alone.
+    fn rustls_client(
+        pem: &Pem,
+        provider: Arc<CryptoProvider>,
+        version: &'static rustls::SupportedProtocolVersion,
+    ) -> rustls::ClientConfig {
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_root_certificates(roots(&pem.cert, "ca").unwrap())
+            .with_no_client_auth()
     }
 
     /// Runs the handshake between the two in memory; the suite the client got.
@@ -304,7 +269,7 @@ mod tests {
         let server = pem.server().with_min_version(TlsVersion::V1_2);
         let server = server_config(&server, "server.tls").unwrap();
         // Our client's suites, with TLS 1.2 alone allowed.
-        let client = pem.rustls_client(provider(&[], "k").unwrap(), &TLS12);
+        let client = rustls_client(&pem, provider(&[], "k").unwrap(), &TLS12);
         assert_eq!(
             negotiate(client, server),
             CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
@@ -315,7 +280,7 @@ mod tests {
     fn a_client_that_prefers_aes_256_gets_it() {
         let pem = Pem::new("aes256");
         let server = server_config(&pem.server(), "server.tls").unwrap();
-        let client = pem.rustls_client(Arc::new(ring()), &TLS13);
+        let client = rustls_client(&pem, Arc::new(ring()), &TLS13);
         assert_eq!(
             negotiate(client, server),
             CipherSuite::TLS13_AES_256_GCM_SHA384

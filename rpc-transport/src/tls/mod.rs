@@ -1,7 +1,8 @@
 //! TLS on the TCP transport (rustls, ring provider only): loading the
 //! `[server.tls]` and `[client.tls]` files, the server's reloadable
 //! `acceptor`, the client's `connector`, the channel binding each session
-//! yields, and TLS failures as errors that name their cause (`explain`).
+//! yields, TLS failures as errors that name their cause (`explain`), and
+//! how much a connection encrypts before it writes (`pace`).
 //!
 //! The room uses [`config`](crate::config) (the settings),
 //! [`net`](crate::net) (the stream) and the wire's handshake errors (to
@@ -22,7 +23,10 @@ mod acceptor;
 mod connector;
 mod explain;
 mod load;
+mod pace;
 mod subject;
+#[cfg(test)]
+mod test_pem;
 
 use std::sync::Arc;
 
