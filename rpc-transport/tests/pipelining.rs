@@ -220,6 +220,35 @@ fn since(log: &Mutex<Log>, mark: usize) -> Vec<usize> {
         .collect()
 }
 
+/// Closes `gate` (the server's reads) and starts `n` calls `add(i, 1)`,
+/// returning once all their requests are written (`requests` logs the
+/// client's writes): the server reads them at once when the gate opens.
+async fn held_back(
+    adder: &AdderClient,
+    gate: &Gate,
+    requests: &Mutex<Log>,
+    n: i64,
+) -> Vec<tokio::task::JoinHandle<Result<i64, rpc_core::Error>>> {
+    gate.close();
+    let asked = requests.lock().unwrap().writes.len();
+    let calls: Vec<_> = (0..n)
+        .map(|i| {
+            let adder = adder.clone();
+            tokio::spawn(async move { adder.add(i, 1).await })
+        })
+        .collect();
+    written(requests, asked, n as usize).await;
+    calls
+}
+
+/// Waits for calls `add(i, 1)` made by [`held_back`], checking each sum.
+async fn answered(calls: Vec<tokio::task::JoinHandle<Result<i64, rpc_core::Error>>>) {
+    for (i, call) in (0..).zip(calls) {
+        let sum = tokio::time::timeout(LIMIT, call).await.unwrap().unwrap();
+        assert_eq!(sum.unwrap(), i + 1);
+    }
+}
+
 /// The writes that carried the replies to `CALLS` requests the server read
 /// at once.
 async fn server_batch() -> Vec<usize> {
@@ -234,22 +263,11 @@ async fn server_batch() -> Vec<usize> {
     assert_eq!(adder.add(1, 2).await.unwrap(), 3);
 
     // The server reads the whole batch at once, once it has all come.
-    gate.close();
-    let asked = requests.lock().unwrap().writes.len();
-    let answered = replies.lock().unwrap().writes.len();
-    let calls: Vec<_> = (0..CALLS)
-        .map(|i| {
-            let adder = adder.clone();
-            tokio::spawn(async move { adder.add(i, 1).await })
-        })
-        .collect();
-    written(&requests, asked, CALLS as usize).await;
+    let mark = replies.lock().unwrap().writes.len();
+    let calls = held_back(&adder, &gate, &requests, CALLS).await;
     gate.open();
-    for (i, call) in (0..CALLS).zip(calls) {
-        let sum = tokio::time::timeout(LIMIT, call).await.unwrap().unwrap();
-        assert_eq!(sum.unwrap(), i + 1);
-    }
-    let writes = since(&replies, answered);
+    answered(calls).await;
+    let writes = since(&replies, mark);
     assert_eq!(writes.iter().sum::<usize>(), CALLS as usize, "{writes:?}");
     writes
 }
@@ -277,15 +295,7 @@ fn batches_stay_whole_while_more_connections_pipeline_deeply_than_there_are_work
         let (server_end, client_end) = (Tap::new(far, 1 << 16), Tap::new(near, 1 << 16));
         let (gate, requests) = (server_end.gate.clone(), client_end.log.clone());
         let busy = pair(server_end, client_end).await;
-        gate.close();
-        let asked = requests.lock().unwrap().writes.len();
-        let stuck: Vec<_> = (0..12)
-            .map(|i| {
-                let busy = busy.clone();
-                tokio::spawn(async move { busy.add(i, 1).await })
-            })
-            .collect();
-        written(&requests, asked, 12).await;
+        let stuck = held_back(&busy, &gate, &requests, 12).await;
 
         let writes = server_batch().await;
         assert_eq!(
@@ -295,13 +305,7 @@ fn batches_stay_whole_while_more_connections_pipeline_deeply_than_there_are_work
         );
 
         gate.open();
-        for call in stuck {
-            tokio::time::timeout(LIMIT, call)
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
-        }
+        answered(stuck).await;
     });
 }
 
@@ -362,23 +366,9 @@ fn a_server_connection_that_pipelined_deeply_counts_until_it_has_been_quiet() {
         let adder = pair(server_end, client_end).await;
         // A read of 40 requests, then a read of one: the server's connection
         // counts itself in at the second, and its client has none in flight.
-        gate.close();
-        let asked = requests.lock().unwrap().writes.len();
-        let calls: Vec<_> = (0..CALLS)
-            .map(|i| {
-                let adder = adder.clone();
-                tokio::spawn(async move { adder.add(i, 1).await })
-            })
-            .collect();
-        written(&requests, asked, CALLS as usize).await;
+        let calls = held_back(&adder, &gate, &requests, CALLS).await;
         gate.open();
-        for call in calls {
-            tokio::time::timeout(LIMIT, call)
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
-        }
+        answered(calls).await;
         assert_eq!(adder.add(1, 2).await.unwrap(), 3);
 
         // With another connection's deep client: two, on one worker.
