@@ -37,11 +37,11 @@ pub(crate) const QUIET: Duration = Duration::from_millis(100);
 /// The connections of this process that pipeline deeply: a client's with
 /// [`CUT`] calls in flight or more (until fewer than [`CUT_OUT`]), a
 /// server's from the read after one that brought that many requests
-/// until a read brings fewer, [`QUIET`] passes without one, or it ends.
+/// until [`QUIET`] passes without another such read, or it ends.
 /// Read by every cut; written when a connection starts or stops
 /// pipelining deeply.
 ///
-/// A client and a server in one process count apart: a deep pipeline from
+/// A client and a server in one process both count: a deep pipeline from
 /// a process to itself counts twice.
 static DEEP: AtomicUsize = AtomicUsize::new(0);
 

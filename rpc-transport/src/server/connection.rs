@@ -180,7 +180,8 @@ impl ServerConnection<'_> {
         };
         // Replies go out every `CUT` of them while the process has few
         // connections that pipeline deeply (`pipelining`); this one counts
-        // itself in from the read after one that brought `CUT` requests.
+        // itself in from the read after one that brought `CUT` requests,
+        // and out once `QUIET` has passed without another such read.
         let workers = pipelining::workers();
         let mut deep = Deep::default();
         let mut this_read = 0;
@@ -313,10 +314,10 @@ impl ServerConnection<'_> {
                     if this_read >= CUT {
                         deep_at = last_active;
                         if !deep.is_counted() {
+                            deep.set(true);
                             quiet.as_mut().reset(deep_at + QUIET);
                         }
                     }
-                    deep.set(this_read >= CUT);
                     this_read = 0;
                     match self.after_read(read, &input, spare, &mut room, calls.tasks.len()) {
                         None => {}
