@@ -177,8 +177,25 @@ impl AsyncWrite for Tap {
     }
 }
 
-/// A client and a server joined by a pipe whose two ends are the taps given.
-async fn pair(server_end: Tap, client_end: Tap) -> AdderClient {
+/// A client and a server joined by a pipe, each end tapped.
+struct Pair {
+    adder: AdderClient,
+    /// Holds the server's reads back.
+    server_gate: Arc<Gate>,
+    /// Holds the client's reads back.
+    client_gate: Arc<Gate>,
+    /// The server's writes.
+    replies: Arc<Mutex<Log>>,
+    /// The client's writes.
+    requests: Arc<Mutex<Log>>,
+}
+
+/// Joins a client and a server whose reads take at most `server_read` bytes.
+async fn pair(server_read: usize) -> Pair {
+    let (near, far) = tokio::io::duplex(1 << 16);
+    let (server_end, client_end) = (Tap::new(far, server_read), Tap::new(near, 1 << 16));
+    let (server_gate, replies) = (server_end.gate.clone(), server_end.log.clone());
+    let (client_gate, requests) = (client_end.gate.clone(), client_end.log.clone());
     let config = ServerConfig::builder()
         .authkey("k")
         .no_env()
@@ -195,7 +212,23 @@ async fn pair(server_end: Tap, client_end: Tap) -> AdderClient {
         .build()
         .unwrap();
     let connection = Connection::over(client_end, &config).await.unwrap();
-    AdderClient::new(Client::new(connection))
+    Pair {
+        adder: AdderClient::new(Client::new(connection)),
+        server_gate,
+        client_gate,
+        replies,
+        requests,
+    }
+}
+
+/// Checks that `writes` carried a batch in dozens or fewer, in four writes
+/// at least (without the cut: one write of all 40).
+fn in_dozens(writes: &[usize], what: &str) {
+    assert!(writes.len() >= 4, "the {what} went out in {writes:?}");
+    assert!(
+        writes.iter().all(|&n| n <= 12),
+        "the {what} went out in {writes:?}"
+    );
 }
 
 /// Waits until `log` holds `frames` frames written since its write `mark`.
@@ -252,14 +285,13 @@ async fn answered(calls: Vec<tokio::task::JoinHandle<Result<i64, rpc_core::Error
 /// The writes that carried the replies to `CALLS` requests the server read
 /// at once.
 async fn server_batch() -> Vec<usize> {
-    let (near, far) = tokio::io::duplex(1 << 16);
-    let (server_end, client_end) = (Tap::new(far, 1 << 16), Tap::new(near, 1 << 16));
-    let (gate, replies, requests) = (
-        server_end.gate.clone(),
-        server_end.log.clone(),
-        client_end.log.clone(),
-    );
-    let adder = pair(server_end, client_end).await;
+    let Pair {
+        adder,
+        server_gate: gate,
+        replies,
+        requests,
+        ..
+    } = pair(1 << 16).await;
     assert_eq!(adder.add(1, 2).await.unwrap(), 3);
 
     // The server reads the whole batch at once, once it has all come.
@@ -275,13 +307,7 @@ async fn server_batch() -> Vec<usize> {
 #[test]
 fn a_server_writes_a_deep_pipeline_s_replies_a_dozen_at_a_time() {
     serially(|| async {
-        let writes = server_batch().await;
-        // Without the cut: one write of all 40.
-        assert!(writes.len() >= 4, "the replies went out in {writes:?}");
-        assert!(
-            writes.iter().all(|&n| n <= 12),
-            "the replies went out in {writes:?}"
-        );
+        in_dozens(&server_batch().await, "replies");
     });
 }
 
@@ -291,11 +317,8 @@ fn batches_stay_whole_while_more_connections_pipeline_deeply_than_there_are_work
         // Another connection with a dozen calls in flight (its server reads
         // none of them): with the batch's own client, two such connections on
         // a runtime of one worker.
-        let (near, far) = tokio::io::duplex(1 << 16);
-        let (server_end, client_end) = (Tap::new(far, 1 << 16), Tap::new(near, 1 << 16));
-        let (gate, requests) = (server_end.gate.clone(), client_end.log.clone());
-        let busy = pair(server_end, client_end).await;
-        let stuck = held_back(&busy, &gate, &requests, 12).await;
+        let busy = pair(1 << 16).await;
+        let stuck = held_back(&busy.adder, &busy.server_gate, &busy.requests, 12).await;
 
         let writes = server_batch().await;
         assert_eq!(
@@ -304,7 +327,7 @@ fn batches_stay_whole_while_more_connections_pipeline_deeply_than_there_are_work
             "the replies went out in {writes:?}"
         );
 
-        gate.open();
+        busy.server_gate.open();
         answered(stuck).await;
     });
 }
@@ -312,16 +335,15 @@ fn batches_stay_whole_while_more_connections_pipeline_deeply_than_there_are_work
 #[test]
 fn a_client_writes_a_deep_pipeline_s_requests_a_dozen_at_a_time() {
     serially(|| async {
-        let (near, far) = tokio::io::duplex(1 << 16);
         // The server reads a frame or two at a time: it is never one of the
         // connections that pipeline deeply, and the client alone decides.
-        let (server_end, client_end) = (Tap::new(far, 40), Tap::new(near, 1 << 16));
-        let (gate, replies, requests) = (
-            client_end.gate.clone(),
-            server_end.log.clone(),
-            client_end.log.clone(),
-        );
-        let adder = pair(server_end, client_end).await;
+        let Pair {
+            adder,
+            client_gate: gate,
+            replies,
+            requests,
+            ..
+        } = pair(40).await;
         assert_eq!(adder.add(1, 2).await.unwrap(), 3);
 
         // Every caller makes two calls: the first ones' replies reach the
@@ -349,21 +371,19 @@ fn a_client_writes_a_deep_pipeline_s_requests_a_dozen_at_a_time() {
         let writes = since(&requests, asked);
         assert_eq!(writes.iter().sum::<usize>(), CALLS as usize, "{writes:?}");
         // Without the cut: one write of all 40, by the last caller woken.
-        assert!(writes.len() >= 4, "the requests went out in {writes:?}");
-        assert!(
-            writes.iter().all(|&n| n <= 12),
-            "the requests went out in {writes:?}"
-        );
+        in_dozens(&writes, "requests");
     });
 }
 
 #[test]
 fn a_server_connection_that_pipelined_deeply_counts_until_it_has_been_quiet() {
     serially(|| async {
-        let (near, far) = tokio::io::duplex(1 << 16);
-        let (server_end, client_end) = (Tap::new(far, 1 << 16), Tap::new(near, 1 << 16));
-        let (gate, requests) = (server_end.gate.clone(), client_end.log.clone());
-        let adder = pair(server_end, client_end).await;
+        let Pair {
+            adder,
+            server_gate: gate,
+            requests,
+            ..
+        } = pair(1 << 16).await;
         // A read of 40 requests, then a read of one: the server's connection
         // counts itself in at the second, and its client has none in flight.
         let calls = held_back(&adder, &gate, &requests, CALLS).await;
@@ -380,8 +400,7 @@ fn a_server_connection_that_pipelined_deeply_counts_until_it_has_been_quiet() {
         );
 
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let writes = server_batch().await;
-        assert!(writes.len() >= 4, "the replies went out in {writes:?}");
+        in_dozens(&server_batch().await, "replies");
         drop(adder);
     });
 }
