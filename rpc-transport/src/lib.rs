@@ -27,18 +27,18 @@
 //! |---|---|---|
 //! | `wire/` | bytes on the wire, no tasks: [`frame`], [`handshake`], [`hello`], and the session that opens a stream with them | [`net`], [`quiet`] |
 //! | [`net`] | streams and listeners: TCP, Unix | — |
-//! | `tls` | TLS (rustls, ring): loading `[server.tls]`/`[client.tls]` files, the server's reloadable acceptor, the client's connector, each session's channel binding and peer certificate subject, TLS failures named | config, net, wire (handshake errors) |
+//! | `tls` | TLS (rustls, ring): loading `[server.tls]`/`[client.tls]` files, the server's reloadable acceptor, the client's connector, each session's channel binding and peer certificate subject (`subject`), the send limit (`pace`), TLS failures named | config, net, wire (handshake errors) |
 //! | [`server`] | [`Listening`] (its listeners, TLS or plaintext, and the accept loop); admission (connections not yet authenticated); the connection loop, its read buffer (`read_room`) and whether a large frame's work leaves the worker (`long_turn`); one request and its call (through the registry's middleware layers, with its metadata in the `Context`); calls in flight and cancel; batches; queued replies; stream messages; a received trace context continued | wire, net, tls, config, metrics, quiet, the outbox, pipelining, stream, the shutdown signal, python |
-//! | [`client`] | [`connect`]; the [`Connection`] (callers, reader, writer, expiry; each call's metadata and trace context); its streams; the [`Balancer`] (endpoints, health, reconnection, retries) | wire, net, tls, config, the outbox, pipelining, stream, python |
-//! | [`config`] | the public types, the builders, the layering of builder → env → file, the `[server]` and `[client]` tables, [`limits`] (the nested tables), the checks | wire (the smallest frame) |
+//! | [`client`] | [`connect`]; the [`Connection`] (callers, reader, writer, expiry; each call's metadata and trace context); its streams; the [`Balancer`] (endpoints, health, reconnection, retries) | wire, net, tls, config, quiet, the outbox, pipelining, stream, python |
+//! | [`config`] | the public types, the builders, the layering of builder → env → file, the `[server]` and `[client]` tables, [`limits`] (the nested tables), `[client.balance]`, the TLS tables, the checks | wire (the smallest frame) |
 //! | `local` | [`local()`]: a client and a registry in one process, over an in-memory pipe | server, client, config |
 //! | `shutdown` | the drain signal every listener shares | — |
-//! | `outbox` | a connection's outgoing frames and the writer that drains them | wire |
+//! | `outbox` | a connection's outgoing frames and the writer that drains them | wire, net |
 //! | `pipelining` | when a batch of frames is cut into several writes: on a deep pipeline, while the process has no more such connections than workers | — |
-//! | `stream` | streams on a connection (protocol 2): the table by call id, each stream's credit, the pump that sends one | metrics |
+//! | `stream` | streams on a connection (protocol 2): the table by call id, each stream's credit, the pump that sends one | metrics, the outbox, wire |
 //! | [`metrics`], [`quiet`] | what every listener counts; log-safe peer text and rate-limited warnings | — |
 //! | [`python`] | Python peers: serving stock `multiprocessing` clients, calling Python servers | wire, net, config, metrics, the shutdown signal |
-//! | `http` | the HTTP gateway (feature `http`) | server, config, metrics, quiet, the shutdown signal |
+//! | `http` | the HTTP gateway (feature `http`) | server, config, tls, metrics, quiet, the shutdown signal |
 //!
 //! # The wire
 //!

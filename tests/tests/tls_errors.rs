@@ -162,6 +162,34 @@ async fn a_plaintext_client_on_a_tls_port_is_told_to_configure_client_tls() {
 }
 
 #[tokio::test]
+async fn a_plaintext_client_the_tls_port_closes_on_first_is_told_to_configure_client_tls() {
+    // The server waits for a ClientHello, the client for a challenge: the
+    // server's shorter handshake timeout ends it, and the client says why.
+    let setup = Setup::new();
+    let config = setup
+        .server()
+        .handshake_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let server = serve_with(config, registry()).await;
+    for codec in CODECS {
+        let started = Instant::now();
+        let config = client_builder(&server.address, codec)
+            .handshake_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let e = refused(config).await;
+        assert_names(
+            &e,
+            &[
+                "the server closed the connection without a challenge: if it speaks TLS, configure [client.tls]",
+            ],
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "{e}");
+    }
+}
+
+#[tokio::test]
 async fn a_missing_certificate_file_is_named_at_bind() {
     let setup = Setup::new();
     let tls = rpc_transport::config::ServerTls::new(setup.pki.path("none.pem"), &setup.server.1);

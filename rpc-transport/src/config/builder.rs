@@ -287,8 +287,8 @@ macro_rules! shared_setters {
                 self.load(&text, path.parent().unwrap_or(Path::new("")))
             }
 
-            /// Seeds the builder from TOML text; a relative `authkey_file` is relative to the
-            /// working directory.
+            /// Seeds the builder from TOML text; relative paths (`authkey_file`, the TLS
+            /// files) are relative to the working directory.
             pub fn load_toml(self, text: &str) -> Result<Self, ConfigError> {
                 self.load(text, Path::new(""))
             }

@@ -3,8 +3,8 @@
 //! The room: the public types and their accessors here; `builder` (the two
 //! builders), `layer` (builder calls, environment, file, and how they
 //! resolve), `table` (`[server]` and `[client]` as written), [`limits`]
-//! (`[server.limits]`, `[client.reconnect]`), [`balance`] (`[client.balance]`) and `check` (every check and
-//! its error). It uses nothing that runs: only [`hello`](crate::hello)'s
+//! (`[server.limits]`, `[client.reconnect]`), [`balance`] (`[client.balance]`), `tls`
+//! (`[server.tls]`, `[client.tls]`) and `check` (every check and its error). It uses nothing that runs: only [`hello`](crate::hello)'s
 //! smallest frame.
 //!
 //! ```
@@ -68,7 +68,8 @@
 //! The TLS files are read when the server binds (and on
 //! [`Listening::reload_tls`](crate::Listening::reload_tls)) or the client
 //! connects, not when the config is built; relative paths are relative to
-//! the config file.
+//! the config file (to the working directory for TOML text given to
+//! `load_toml`).
 //!
 //! Unknown keys and unknown tables are errors. Known tables that one side does not read
 //! (`[client]` for the server, `[server]` for the client) are skipped; `[http]` is read by

@@ -26,7 +26,8 @@
 //! Without `cipher_suites`, every suite of rustls' ring provider is offered,
 //! AES-128-GCM first (see [`crate::tls`]); the names are rustls' (IANA's).
 //!
-//! Relative paths are relative to the config file.
+//! Relative paths are relative to the config file (to the working directory
+//! for TOML text given to `load_toml`).
 
 use std::path::{Path, PathBuf};
 

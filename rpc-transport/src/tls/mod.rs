@@ -50,8 +50,9 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Reads the exporter (once: rustls 0.24 allows one export per
-    /// connection) and the peer's certificate subject, right after the handshake.
+    /// Reads the exporter (once: rustls 0.23 allows more, but 0.24 will
+    /// allow one export per connection) and the peer's certificate subject,
+    /// right after the handshake.
     fn of<D>(connection: &rustls::ConnectionCommon<D>) -> Result<Session, Error> {
         let binding = connection
             .export_keying_material([0u8; 32], EXPORTER_LABEL, Some(b""))
