@@ -111,6 +111,7 @@ async fn the_tls_tables_are_read_from_a_file_relative_to_it() {
         server_name = "localhost"
         cert_file = "client.pem"
         key_file = "client.key"
+        min_version = "1.2"
         cipher_suites = ["TLS13_CHACHA20_POLY1305_SHA256"]
     "#;
     std::fs::write(&file, text).unwrap();
@@ -139,6 +140,7 @@ async fn the_tls_tables_are_read_from_a_file_relative_to_it() {
     let tls = client.tls().expect("[client.tls] read");
     assert_eq!(tls.expected_name(), Some("localhost"));
     assert_eq!(tls.client_identity().unwrap().1, setup.client.1);
+    assert_eq!(tls.min_version(), rpc_transport::config::TlsVersion::V1_2);
     assert_eq!(tls.suites(), ["TLS13_CHACHA20_POLY1305_SHA256"]);
 }
 

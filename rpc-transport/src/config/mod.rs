@@ -63,7 +63,7 @@
 //! | `[client.reconnect]` | client | absent (no reconnect, unless balancing) | backoff and whether calls wait while disconnected; see [`Reconnect`] |
 //! | `[client.balance]` | client | absent (one endpoint, dialed by name; `max_retries = 2`) | `policy`, `health_interval_ms`, `resolve_interval_ms`, `max_retries`; see [`Balance`] |
 //! | `[server.tls]` | server | absent (plaintext) | `cert_file`, `key_file` (PEM: PKCS#8, PKCS#1 or SEC1), optional `client_ca_file` (require client certificates signed by these: mTLS), `min_version` (`"1.3"`, or `"1.2"` with extended master secret required), `cipher_suites` (only these; absent: all, AES-128-GCM first); see [`ServerTls`] |
-//! | `[client.tls]` | client | absent (plaintext) | `ca_file` (absent: the platform's roots), `server_name` (absent: the host of `connect`), `cert_file` and `key_file` (mTLS), `cipher_suites` (only these, most preferred first; absent: all, AES-128-GCM first); see [`ClientTls`] |
+//! | `[client.tls]` | client | absent (plaintext) | `ca_file` (absent: the platform's roots), `server_name` (absent: the host of `connect`), `cert_file` and `key_file` (mTLS), `min_version` (`"1.3"`, or `"1.2"` for a TLS 1.2 server, with extended master secret required), `cipher_suites` (only these, most preferred first; absent: all, AES-128-GCM first); see [`ClientTls`] |
 //!
 //! The TLS files are read when the server binds (and on
 //! [`Listening::reload_tls`](crate::Listening::reload_tls)) or the client
@@ -107,7 +107,7 @@ pub(crate) use self::layer::read_key_file;
 #[cfg(feature = "http")]
 pub(crate) use self::table::read_table;
 #[cfg(feature = "http")]
-pub(crate) use self::tls::suite_list;
+pub(crate) use self::tls::{min_version, suite_list};
 
 use self::check::quoted;
 
@@ -838,5 +838,23 @@ mod tests {
                       cipher_suites = [\"TLS13_AES_256_GCM_SHA384\"]\n";
         let tls = server(listed).unwrap().tls().unwrap().clone();
         assert_eq!(tls.suites(), ["TLS13_AES_256_GCM_SHA384"]);
+    }
+
+    #[test]
+    fn a_client_offers_tls_1_3_alone_unless_its_table_says_1_2() {
+        let tls = |extra: &str| {
+            let text = format!(
+                "[client]\nauthkey = \"k\"\nconnect = \"127.0.0.1:1\"\n[client.tls]\n{extra}"
+            );
+            client(&text).map(|c| c.tls().unwrap().min_version())
+        };
+        assert_eq!(tls("").unwrap(), TlsVersion::V1_3);
+        assert_eq!(tls("min_version = \"1.2\"\n").unwrap(), TlsVersion::V1_2);
+        let e = tls("min_version = \"1.1\"\n").unwrap_err().to_string();
+        assert!(e.contains("client.tls.min_version"), "{e}");
+        let e = server_error(
+            "[server]\n[server.tls]\ncert_file = \"c\"\nkey_file = \"k\"\nmin_version = \"1.0\"\n",
+        );
+        assert!(e.contains("server.tls.min_version"), "{e}");
     }
 }

@@ -20,6 +20,7 @@
 //! server_name = "rpc.internal"      # optional: otherwise the host part of `connect`
 //! cert_file = "client.pem"          # optional, for mTLS, with key_file
 //! key_file = "client.key"
+//! min_version = "1.3"               # or "1.2", for a server that speaks TLS 1.2 (with extended master secret)
 //! # cipher_suites = ["TLS13_AES_256_GCM_SHA384"]  # optional: only these, most preferred first
 //! ```
 //!
@@ -36,7 +37,7 @@ use serde::Deserialize;
 use super::ConfigError;
 use super::check::invalid;
 
-/// The oldest TLS version a server accepts.
+/// The oldest TLS version a server accepts, or a client offers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TlsVersion {
@@ -133,6 +134,7 @@ pub struct ClientTls {
     ca_file: Option<PathBuf>,
     server_name: Option<String>,
     identity: Option<(PathBuf, PathBuf)>,
+    min_version: TlsVersion,
     cipher_suites: Vec<String>,
 }
 
@@ -157,6 +159,14 @@ impl ClientTls {
     /// Presents this certificate chain and key (PEM files) to the server (mTLS).
     pub fn identity(mut self, cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
         self.identity = Some((cert_file.into(), key_file.into()));
+        self
+    }
+
+    /// Sets the oldest version offered: TLS 1.3 alone by default,
+    /// [`TlsVersion::V1_2`] for a server that speaks TLS 1.2 (then with
+    /// extended master secret required).
+    pub fn with_min_version(mut self, version: TlsVersion) -> ClientTls {
+        self.min_version = version;
         self
     }
 
@@ -185,6 +195,11 @@ impl ClientTls {
             .map(|(c, k)| (c.as_path(), k.as_path()))
     }
 
+    /// The oldest version offered.
+    pub fn min_version(&self) -> TlsVersion {
+        self.min_version
+    }
+
     /// The cipher suites offered, most preferred first; empty: every suite,
     /// AES-128-GCM first.
     pub fn suites(&self) -> &[String] {
@@ -205,17 +220,7 @@ pub(super) struct ServerTlsTable {
 
 impl ServerTlsTable {
     pub(super) fn resolve(self, base: &Path) -> Result<ServerTls, ConfigError> {
-        let min_version = match self.min_version.as_deref() {
-            None | Some("1.3") => TlsVersion::V1_3,
-            Some("1.2") => TlsVersion::V1_2,
-            Some(other) => {
-                return Err(invalid(
-                    "server.tls.min_version",
-                    format!("{other:?}"),
-                    "\"1.3\" (the default) or \"1.2\"",
-                ));
-            }
-        };
+        let min_version = min_version(self.min_version.as_deref(), "server.tls")?;
         Ok(ServerTls {
             cert_file: base.join(self.cert_file),
             key_file: base.join(self.key_file),
@@ -234,6 +239,7 @@ pub(super) struct ClientTlsTable {
     server_name: Option<String>,
     cert_file: Option<PathBuf>,
     key_file: Option<PathBuf>,
+    min_version: Option<String>,
     cipher_suites: Option<Vec<String>>,
 }
 
@@ -255,8 +261,22 @@ impl ClientTlsTable {
             ca_file: self.ca_file.map(|p| base.join(p)),
             server_name: self.server_name,
             identity,
+            min_version: min_version(self.min_version.as_deref(), "client.tls")?,
             cipher_suites: suite_list(self.cipher_suites, "client.tls")?,
         })
+    }
+}
+
+/// `min_version` as written under `table`: absent is TLS 1.3.
+pub(crate) fn min_version(written: Option<&str>, table: &str) -> Result<TlsVersion, ConfigError> {
+    match written {
+        None | Some("1.3") => Ok(TlsVersion::V1_3),
+        Some("1.2") => Ok(TlsVersion::V1_2),
+        Some(other) => Err(invalid(
+            format!("{table}.min_version"),
+            format!("{other:?}"),
+            "\"1.3\" (the default) or \"1.2\"",
+        )),
     }
 }
 

@@ -25,7 +25,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_rustls::server::TlsStream;
 
 use super::listener::Counted;
-use crate::config::{ConfigError, ServerTls, TlsVersion, invalid, suite_list};
+use crate::config::{ConfigError, ServerTls, min_version, suite_list};
 use crate::metrics::{Metrics, Refused};
 use crate::server::admission::Notice;
 use crate::tls::Acceptor;
@@ -52,18 +52,7 @@ pub(super) struct HttpTlsTable {
 impl HttpTlsTable {
     /// The settings, paths relative to `base` (the config file's directory).
     pub(super) fn resolve(self, base: &Path) -> Result<ServerTls, ConfigError> {
-        let min_version = match self.min_version.as_deref() {
-            None | Some("1.3") => TlsVersion::V1_3,
-            Some("1.2") => TlsVersion::V1_2,
-            Some(other) => {
-                let expected = "\"1.3\" (the default) or \"1.2\"";
-                return Err(invalid(
-                    "http.tls.min_version",
-                    format!("{other:?}"),
-                    expected,
-                ));
-            }
-        };
+        let min_version = min_version(self.min_version.as_deref(), "http.tls")?;
         let tls = ServerTls::new(base.join(self.cert_file), base.join(self.key_file));
         let tls = match self.client_ca_file {
             Some(path) => tls.client_ca_file(base.join(path)),

@@ -80,7 +80,7 @@ pub(crate) fn auth_failed(e: AuthError, address: &str) -> Error {
 }
 
 /// What a rustls error means, seen from `side`.
-fn describe(e: &rustls::Error, side: Side) -> String {
+pub(super) fn describe(e: &rustls::Error, side: Side) -> String {
     let peer = side.peer();
     match e {
         rustls::Error::InvalidCertificate(cert) => certificate(cert, side),
@@ -93,6 +93,24 @@ fn describe(e: &rustls::Error, side: Side) -> String {
             PeerIncompatible::ExtendedMasterSecretExtensionRequired,
         ) => {
             format!("{peer} offers TLS 1.2 without extended master secret, which is required")
+        }
+        // A client of TLS 1.2 at most, at a server of TLS 1.3 alone.
+        rustls::Error::PeerIncompatible(
+            PeerIncompatible::Tls12NotOffered
+            | PeerIncompatible::Tls12NotOfferedOrEnabled
+            | PeerIncompatible::SupportedVersionsExtensionRequired,
+        ) => format!(
+            "{peer} offers no TLS version we accept: TLS 1.2 needs `min_version = \"1.2\"` in [{}]",
+            side.table()
+        ),
+        // A server that answered with TLS 1.2 to a client of TLS 1.3 alone.
+        rustls::Error::PeerIncompatible(
+            PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig,
+        ) => {
+            format!(
+                "{peer} chose a TLS version we do not offer: TLS 1.2 needs `min_version = \"1.2\"` in [{}]",
+                side.table()
+            )
         }
         rustls::Error::PeerIncompatible(PeerIncompatible::NoCipherSuitesInCommon) => format!(
             "{peer} offers no cipher suite we accept (`cipher_suites` in [{}])",
@@ -149,9 +167,11 @@ fn alert_received(alert: AlertDescription, side: Side) -> String {
         AlertDescription::BadCertificate | AlertDescription::CertificateUnknown => {
             format!("{peer} refused {ours} (alert {alert:?})")
         }
-        AlertDescription::ProtocolVersion => {
-            format!("{peer} accepts none of the TLS versions offered")
-        }
+        AlertDescription::ProtocolVersion => format!(
+            "{peer} accepts none of the TLS versions offered (`min_version` in [{}]: \"1.2\" offers \
+             TLS 1.2 besides 1.3)",
+            side.table()
+        ),
         // What rustls answers when no cipher suite is shared, among other causes.
         AlertDescription::HandshakeFailure => format!(
             "{peer} refused the TLS handshake (alert HandshakeFailure): it may accept none of \

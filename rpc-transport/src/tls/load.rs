@@ -190,7 +190,7 @@ pub(crate) fn client_config(tls: &ClientTls) -> Result<rustls::ClientConfig, Err
     };
     let provider = provider(tls.suites(), "client.tls.cipher_suites")?;
     let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions(TlsVersion::V1_2))
+        .with_protocol_versions(versions(tls.min_version()))
         .map_err(|e| unusable("client.tls", e))?
         .with_root_certificates(roots);
     let mut config = match tls.client_identity() {
@@ -207,6 +207,7 @@ pub(crate) fn client_config(tls: &ClientTls) -> Result<rustls::ClientConfig, Err
             })?
         }
     };
+    // As the server's: TLS 1.2, when allowed, only with extended master secret.
     config.require_ems = true;
     Ok(config)
 }
@@ -216,6 +217,7 @@ mod tests {
     use rustls::{ClientConnection, ServerConnection};
 
     use super::*;
+    use crate::tls::explain::{Side, describe};
     use crate::tls::test_pem::Pem;
 
     /// A client built by hand: `provider`'s suites, `version` alone.
@@ -231,25 +233,101 @@ mod tests {
             .with_no_client_auth()
     }
 
-    /// Runs the handshake between the two in memory; the suite the client got.
-    fn negotiate(client: rustls::ClientConfig, server: rustls::ServerConfig) -> CipherSuite {
+    /// What a handshake in memory came to: the suite the client got, or the
+    /// error each side saw (a side that refuses still sends its alert).
+    #[derive(Debug, Default)]
+    struct Outcome {
+        suite: Option<CipherSuite>,
+        client: Option<rustls::Error>,
+        server: Option<rustls::Error>,
+    }
+
+    /// Runs the handshake between the two in memory.
+    fn handshake(client: rustls::ClientConfig, server: rustls::ServerConfig) -> Outcome {
         let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
         let mut client = ClientConnection::new(Arc::new(client), name).unwrap();
         let mut server = ServerConnection::new(Arc::new(server)).unwrap();
+        let mut outcome = Outcome::default();
         for _ in 0..10 {
             let mut flight = Vec::new();
             client.write_tls(&mut flight).unwrap();
             server.read_tls(&mut &flight[..]).unwrap();
-            server.process_new_packets().unwrap();
+            outcome.server = outcome.server.or(server.process_new_packets().err());
             flight.clear();
             server.write_tls(&mut flight).unwrap();
             client.read_tls(&mut &flight[..]).unwrap();
-            client.process_new_packets().unwrap();
+            outcome.client = client.process_new_packets().err();
+            if outcome.client.is_some() || outcome.server.is_some() {
+                return outcome;
+            }
             if !client.is_handshaking() && !server.is_handshaking() {
-                return client.negotiated_cipher_suite().unwrap().suite();
+                outcome.suite = Some(client.negotiated_cipher_suite().unwrap().suite());
+                return outcome;
             }
         }
         panic!("no handshake in 10 flights");
+    }
+
+    /// [`handshake`], which must succeed: the suite the client got.
+    fn negotiate(client: rustls::ClientConfig, server: rustls::ServerConfig) -> CipherSuite {
+        let outcome = handshake(client, server);
+        outcome
+            .suite
+            .unwrap_or_else(|| panic!("no handshake: {outcome:?}"))
+    }
+
+    /// A server built by hand: our suites, `version` alone.
+    fn rustls_server(
+        pem: &Pem,
+        version: &'static rustls::SupportedProtocolVersion,
+    ) -> rustls::ServerConfig {
+        let tls = pem.server();
+        rustls::ServerConfig::builder_with_provider(provider(&[], "k").unwrap())
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                certificates(tls.cert_file(), "cert").unwrap(),
+                private_key(tls.key_file(), "key").unwrap(),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn our_client_offers_tls_1_2_only_when_told_and_says_so() {
+        let pem = Pem::new("client12");
+        let refused = handshake(
+            client_config(&pem.client()).unwrap(),
+            rustls_server(&pem, &TLS12),
+        );
+        let seen = refused
+            .client
+            .expect("a TLS 1.2 server is refused by default");
+        let said = describe(&seen, Side::Client);
+        assert!(said.contains("`min_version` in [client.tls]"), "{said}");
+        let allowed = pem.client().with_min_version(TlsVersion::V1_2);
+        assert_eq!(
+            negotiate(
+                client_config(&allowed).unwrap(),
+                rustls_server(&pem, &TLS12)
+            ),
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        );
+    }
+
+    #[test]
+    fn our_server_refuses_a_tls_1_2_client_naming_min_version() {
+        let pem = Pem::new("server13");
+        let client = rustls_client(&pem, provider(&[], "k").unwrap(), &TLS12);
+        let refused = handshake(client, server_config(&pem.server(), "server.tls").unwrap());
+        let seen = refused
+            .server
+            .expect("a TLS 1.2 client is refused by default");
+        let said = describe(&seen, Side::Server("server.tls"));
+        assert!(
+            said.contains("`min_version = \"1.2\"` in [server.tls]"),
+            "{said}"
+        );
     }
 
     #[test]
