@@ -18,13 +18,18 @@ pub struct Args {
     pub middleware: crate::middleware::Flags,
 }
 
-/// Sends logs to stderr, filtered by `RUST_LOG` (default `info`).
+/// Sends logs to stderr, filtered by `RUST_LOG` (default `info`), in
+/// colour only on a terminal (and without `NO_COLOR`): a log file or a pipe
+/// gets plain text.
 pub fn init_logging() {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
 }
 

@@ -120,6 +120,23 @@ async fn calc_client_with_the_wrong_authkey_fails_and_says_authentication() {
     let stderr = text(&out.stderr);
     assert!(stderr.to_lowercase().contains("authentication"), "{stderr}");
 
+    // The server logs the refusal, as plain text: its stderr is a pipe, and
+    // colour codes would litter a log file.
+    let logged = within("the server to log the refusal", async {
+        loop {
+            let logged = server.stderr_text();
+            if logged.contains("refused a connection") {
+                return logged;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        !logged.contains('\u{1b}'),
+        "colour codes in a pipe: {logged:?}"
+    );
+
     // The server is still serving good clients.
     let client = client_config(&server.address, "json", KEY);
     let mut calc_client = command("calc-client");
