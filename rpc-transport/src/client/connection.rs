@@ -15,7 +15,7 @@ use tokio_util::codec::Framed;
 
 use super::shared::{Shared, Sink, Waiting};
 use super::task::{Reader, run};
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, TlsVersion};
 use crate::net::{self, Io};
 use crate::outbox::{Chunks, Outbox};
 use crate::stream::Streams;
@@ -118,7 +118,10 @@ impl Connection {
         let key = config.authkey().as_bytes();
         session::connect_bound(&mut framed, key, &opts, binding)
             .await
-            .map_err(|e| tls::auth_failed(e, name))?;
+            .map_err(|e| {
+                let min = config.tls().map_or(TlsVersion::V1_3, |t| t.min_version());
+                tls::auth_failed(e, name, min)
+            })?;
         let hello = Hello {
             protocol: PROTOCOL_VERSION,
             codec: config.codec().to_owned(),

@@ -117,8 +117,8 @@
 //! the WebSocket as `wss://`; see `secure.rs` for the sequence), and
 //! without it [`HttpGateway::bind`] refuses a non-loopback address unless
 //! `allow_plaintext_password = true` (a proxy in front terminates TLS).
-//! The TLS handshake is pending like the header wait, both within
-//! `http_header_timeout_ms`; a plain HTTP request to the HTTPS port gets
+//! The TLS handshake is pending like the header wait, and each has
+//! `http_header_timeout_ms` (the head's starts after the handshake); a plain HTTP request to the HTTPS port gets
 //! 400 and a close. [`HttpListening::tls_reloader`] re-reads the certificate.
 //!
 //! ```text

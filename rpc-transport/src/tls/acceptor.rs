@@ -67,10 +67,13 @@ impl Acceptor {
         peer: &str,
     ) -> Result<(TlsStream<S>, Session), Error> {
         let config = self.current.read().expect("tls config lock").clone();
-        let stream = TlsAcceptor::from(config)
-            .accept(io)
-            .await
-            .map_err(|e| handshake_failed(e, Side::Server(self.table), peer))?;
+        let stream = TlsAcceptor::from(config).accept(io).await.map_err(|e| {
+            handshake_failed(
+                e,
+                Side::Server(self.table, self.settings.min_version()),
+                peer,
+            )
+        })?;
         let session = Session::of(stream.get_ref().1)?;
         let mut stream = stream;
         stream.get_mut().1.set_buffer_limit(Some(SEND_BUFFER));

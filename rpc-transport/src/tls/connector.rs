@@ -45,7 +45,13 @@ pub(crate) async fn connect<S: Io>(
                 ),
             ));
         }
-        Err(e) => return Err(handshake_failed(e, Side::Client, address)),
+        Err(e) => {
+            return Err(handshake_failed(
+                e,
+                Side::Client(tls.min_version()),
+                address,
+            ));
+        }
     };
     let session = Session::of(stream.get_ref().1)?;
     let mut stream = stream;

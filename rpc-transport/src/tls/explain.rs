@@ -9,30 +9,39 @@ use std::io;
 use rpc_core::{Error, ErrorKind};
 use rustls::{AlertDescription, CertificateError, PeerIncompatible};
 
+use crate::config::TlsVersion;
 use crate::wire::handshake::AuthError;
 
-/// Which side is speaking: the peer is the other one.
+/// Which side is speaking (the peer is the other one), with the oldest TLS
+/// version it allows, which version hints depend on.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Side {
-    Client,
+    Client(TlsVersion),
     /// A server, with the table its TLS settings come from (`server.tls`,
     /// `http.tls`), which hints name.
-    Server(&'static str),
+    Server(&'static str, TlsVersion),
 }
 
 impl Side {
     /// The table of this side's TLS settings.
     fn table(self) -> &'static str {
         match self {
-            Side::Client => "client.tls",
-            Side::Server(table) => table,
+            Side::Client(_) => "client.tls",
+            Side::Server(table, _) => table,
         }
     }
 
     fn peer(self) -> &'static str {
         match self {
-            Side::Client => "the server",
-            Side::Server(_) => "the client",
+            Side::Client(_) => "the server",
+            Side::Server(..) => "the client",
+        }
+    }
+
+    /// Whether this side allows TLS 1.3 alone.
+    fn only_13(self) -> bool {
+        match self {
+            Side::Client(min) | Side::Server(_, min) => min == TlsVersion::V1_3,
         }
     }
 }
@@ -61,12 +70,13 @@ pub(crate) fn handshake_failed(e: io::Error, side: Side, peer: &str) -> Error {
     .with_source(e)
 }
 
-/// The error for a failed authkey handshake on the client: one that broke
-/// on a TLS alert (the server refused our certificate only after its
-/// handshake, while we read its challenge) names the TLS cause.
-pub(crate) fn auth_failed(e: AuthError, address: &str) -> Error {
+/// The error for a failed authkey handshake on the client (which allows
+/// TLS versions from `min`): one that broke on a TLS alert (the server
+/// refused our certificate only after its handshake, while we read its
+/// challenge) names the TLS cause.
+pub(crate) fn auth_failed(e: AuthError, address: &str, min: TlsVersion) -> Error {
     let tls = match &e {
-        AuthError::Io(io) => rustls_error(io).map(|tls| describe(tls, Side::Client)),
+        AuthError::Io(io) => rustls_error(io).map(|tls| describe(tls, Side::Client(min))),
         _ => None,
     };
     match tls {
@@ -94,24 +104,19 @@ pub(super) fn describe(e: &rustls::Error, side: Side) -> String {
         ) => {
             format!("{peer} offers TLS 1.2 without extended master secret, which is required")
         }
-        // A client of TLS 1.2 at most, at a server of TLS 1.3 alone.
         rustls::Error::PeerIncompatible(
-            PeerIncompatible::Tls12NotOffered
-            | PeerIncompatible::Tls12NotOfferedOrEnabled
+            PeerIncompatible::Tls12NotOffered | PeerIncompatible::ServerDoesNotSupportTls12Or13,
+        ) => format!("{peer} speaks only TLS 1.1 or older, which is never accepted"),
+        // A server's: the client offers neither version allowed (with TLS
+        // 1.3 allowed, most likely a client of TLS 1.2 at most).
+        rustls::Error::PeerIncompatible(
+            PeerIncompatible::Tls12NotOfferedOrEnabled
             | PeerIncompatible::SupportedVersionsExtensionRequired,
-        ) => format!(
-            "{peer} offers no TLS version we accept: TLS 1.2 needs `min_version = \"1.2\"` in [{}]",
-            side.table()
-        ),
-        // A server that answered with TLS 1.2 to a client of TLS 1.3 alone.
+        ) => version_hint(format!("{peer} offers no TLS version we accept"), side),
+        // A client's: the server answered with a version not offered, TLS 1.2.
         rustls::Error::PeerIncompatible(
             PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig,
-        ) => {
-            format!(
-                "{peer} chose a TLS version we do not offer: TLS 1.2 needs `min_version = \"1.2\"` in [{}]",
-                side.table()
-            )
-        }
+        ) => version_hint(format!("{peer} chose a TLS version we do not offer"), side),
         rustls::Error::PeerIncompatible(PeerIncompatible::NoCipherSuitesInCommon) => format!(
             "{peer} offers no cipher suite we accept (`cipher_suites` in [{}])",
             side.table()
@@ -121,14 +126,26 @@ pub(super) fn describe(e: &rustls::Error, side: Side) -> String {
     }
 }
 
+/// `what` went wrong with the TLS version: while this side allows TLS 1.3
+/// alone, with how to allow 1.2; else with the versions it allows.
+fn version_hint(what: String, side: Side) -> String {
+    match side.only_13() {
+        true => format!(
+            "{what}: TLS 1.3 alone is allowed, and `min_version = \"1.2\"` in [{}] allows TLS 1.2 too",
+            side.table()
+        ),
+        false => format!("{what} (TLS 1.2 and 1.3 are allowed)"),
+    }
+}
+
 fn certificate(e: &CertificateError, side: Side) -> String {
     let whose = match side {
-        Side::Client => "the server's certificate",
-        Side::Server(_) => "the client's certificate",
+        Side::Client(_) => "the server's certificate",
+        Side::Server(..) => "the client's certificate",
     };
     let trusted = match side {
-        Side::Client => "`ca_file` in [client.tls], or the platform's roots".to_owned(),
-        Side::Server(table) => format!("`client_ca_file` in [{table}]"),
+        Side::Client(_) => "`ca_file` in [client.tls], or the platform's roots".to_owned(),
+        Side::Server(table, _) => format!("`client_ca_file` in [{table}]"),
     };
     match e {
         CertificateError::UnknownIssuer => {
@@ -153,8 +170,8 @@ fn certificate(e: &CertificateError, side: Side) -> String {
 fn alert_received(alert: AlertDescription, side: Side) -> String {
     let peer = side.peer();
     let ours = match side {
-        Side::Client => "our client certificate",
-        Side::Server(_) => "our certificate",
+        Side::Client(_) => "our client certificate",
+        Side::Server(..) => "our certificate",
     };
     match alert {
         AlertDescription::CertificateRequired => format!(
@@ -167,11 +184,13 @@ fn alert_received(alert: AlertDescription, side: Side) -> String {
         AlertDescription::BadCertificate | AlertDescription::CertificateUnknown => {
             format!("{peer} refused {ours} (alert {alert:?})")
         }
-        AlertDescription::ProtocolVersion => format!(
-            "{peer} accepts none of the TLS versions offered (`min_version` in [{}]: \"1.2\" offers \
-             TLS 1.2 besides 1.3)",
-            side.table()
-        ),
+        AlertDescription::ProtocolVersion => match side {
+            Side::Client(_) => version_hint(
+                format!("{peer} accepts none of the TLS versions offered"),
+                side,
+            ),
+            Side::Server(..) => format!("{peer} refused the TLS version chosen (alert {alert:?})"),
+        },
         // What rustls answers when no cipher suite is shared, among other causes.
         AlertDescription::HandshakeFailure => format!(
             "{peer} refused the TLS handshake (alert HandshakeFailure): it may accept none of \
@@ -186,24 +205,67 @@ fn alert_received(alert: AlertDescription, side: Side) -> String {
 mod tests {
     use super::*;
 
+    const SERVER: Side = Side::Server("server.tls", TlsVersion::V1_3);
+    const CLIENT: Side = Side::Client(TlsVersion::V1_3);
+
     #[test]
     fn a_servers_hints_name_the_table_its_settings_come_from() {
-        let none = describe(
-            &rustls::Error::NoCertificatesPresented,
-            Side::Server("http.tls"),
-        );
+        let http = Side::Server("http.tls", TlsVersion::V1_3);
+        let none = describe(&rustls::Error::NoCertificatesPresented, http);
         assert!(none.contains("`client_ca_file` in [http.tls]"), "{none}");
-        let unknown = certificate(&CertificateError::UnknownIssuer, Side::Server("server.tls"));
+        let unknown = certificate(&CertificateError::UnknownIssuer, SERVER);
         assert!(
             unknown.contains("`client_ca_file` in [server.tls]"),
             "{unknown}"
         );
-        let client = certificate(&CertificateError::UnknownIssuer, Side::Client);
+        let client = certificate(&CertificateError::UnknownIssuer, CLIENT);
         assert!(client.contains("[client.tls]"), "{client}");
         let suites = describe(
             &rustls::Error::PeerIncompatible(PeerIncompatible::NoCipherSuitesInCommon),
-            Side::Server("http.tls"),
+            http,
         );
         assert!(suites.contains("`cipher_suites` in [http.tls]"), "{suites}");
+    }
+
+    #[test]
+    fn a_version_refused_says_how_to_allow_tls_1_2_only_where_that_helps() {
+        let said =
+            |why: PeerIncompatible, side| describe(&rustls::Error::PeerIncompatible(why), side);
+        let hint = "`min_version = \"1.2\"` in [server.tls] allows TLS 1.2 too";
+        let at_13 = said(PeerIncompatible::SupportedVersionsExtensionRequired, SERVER);
+        assert!(at_13.contains(hint), "{at_13}");
+        let at_12 = said(
+            PeerIncompatible::Tls12NotOfferedOrEnabled,
+            Side::Server("server.tls", TlsVersion::V1_2),
+        );
+        assert!(!at_12.contains("min_version"), "{at_12}");
+        assert!(at_12.contains("TLS 1.2 and 1.3 are allowed"), "{at_12}");
+        // TLS 1.1 or older: no setting helps.
+        for old in [
+            said(PeerIncompatible::Tls12NotOffered, SERVER),
+            said(PeerIncompatible::ServerDoesNotSupportTls12Or13, CLIENT),
+        ] {
+            assert!(old.contains("TLS 1.1 or older"), "{old}");
+            assert!(!old.contains("min_version"), "{old}");
+        }
+        // A server that answered with TLS 1.2 to a client of 1.3 alone.
+        let chose = said(
+            PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig,
+            CLIENT,
+        );
+        assert!(
+            chose.contains("`min_version = \"1.2\"` in [client.tls]"),
+            "{chose}"
+        );
+        // Its alert: a hint to a client of 1.3 alone, none to one of 1.2 or to a server.
+        let alert = |side| alert_received(AlertDescription::ProtocolVersion, side);
+        assert!(
+            alert(CLIENT).contains("in [client.tls]"),
+            "{}",
+            alert(CLIENT)
+        );
+        let both = alert(Side::Client(TlsVersion::V1_2));
+        assert!(!both.contains("min_version"), "{both}");
+        assert!(!alert(SERVER).contains("min_version"), "{}", alert(SERVER));
     }
 }

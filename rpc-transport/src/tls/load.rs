@@ -77,7 +77,8 @@ fn config_error(message: String) -> Error {
 /// where only 1.3 is allowed).
 fn unusable(table: &str, e: rustls::Error) -> Error {
     config_error(format!(
-        "`{table}`: the TLS versions allowed and the cipher suites listed have nothing in common: {e}"
+        "`{table}`: the TLS versions allowed (`min_version`: TLS 1.3 alone unless \"1.2\") and the \
+         cipher suites listed have nothing in common: {e}"
     ))
 }
 
@@ -303,8 +304,11 @@ mod tests {
         let seen = refused
             .client
             .expect("a TLS 1.2 server is refused by default");
-        let said = describe(&seen, Side::Client);
-        assert!(said.contains("`min_version` in [client.tls]"), "{said}");
+        let said = describe(&seen, Side::Client(TlsVersion::V1_3));
+        assert!(
+            said.contains("`min_version = \"1.2\"` in [client.tls]"),
+            "{said}"
+        );
         let allowed = pem.client().with_min_version(TlsVersion::V1_2);
         assert_eq!(
             negotiate(
@@ -323,7 +327,7 @@ mod tests {
         let seen = refused
             .server
             .expect("a TLS 1.2 client is refused by default");
-        let said = describe(&seen, Side::Server("server.tls"));
+        let said = describe(&seen, Side::Server("server.tls", TlsVersion::V1_3));
         assert!(
             said.contains("`min_version = \"1.2\"` in [server.tls]"),
             "{said}"
@@ -436,5 +440,13 @@ mod tests {
         let e = server_config(&tls, "server.tls").unwrap_err().to_string();
         assert!(e.contains("`server.tls`"), "{e}");
         assert!(e.contains("nothing in common"), "{e}");
+        // A client's TLS 1.2 suites need TLS 1.2 allowed, and the error says so.
+        let tls = pem
+            .client()
+            .cipher_suites(["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]);
+        let e = client_config(&tls).unwrap_err().to_string();
+        assert!(e.contains("`client.tls`"), "{e}");
+        assert!(e.contains("`min_version`"), "{e}");
+        assert!(client_config(&tls.with_min_version(TlsVersion::V1_2)).is_ok());
     }
 }

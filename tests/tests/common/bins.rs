@@ -173,13 +173,14 @@ impl Drop for TempConfig {
 }
 
 /// A command for the example binary `name` (built if need be), isolated from
-/// this process's `RPC_AUTHKEY` and `RPC_CODEC`, with `RUST_LOG=warn`, no
+/// this process's `RPC_AUTHKEY`, `RPC_CODEC` and `NO_COLOR`, with `RUST_LOG=warn`, no
 /// stdin, stdout and stderr piped, and killed when dropped.
 pub(crate) fn command(name: &str) -> Command {
     let mut command = Command::new(bin(name));
     command
         .env_remove("RPC_AUTHKEY")
         .env_remove("RPC_CODEC")
+        .env_remove("NO_COLOR")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
