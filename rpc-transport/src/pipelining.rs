@@ -55,14 +55,19 @@ pub(crate) struct Deep {
 
 impl Default for Deep {
     fn default() -> Deep {
-        Deep {
-            counted: false,
-            count: &DEEP,
-        }
+        Deep::in_count(&DEEP)
     }
 }
 
 impl Deep {
+    /// A connection not yet counted in `count`.
+    fn in_count(count: &'static AtomicUsize) -> Deep {
+        Deep {
+            counted: false,
+            count,
+        }
+    }
+
     /// Whether the connection is counted in.
     pub(crate) fn is_counted(&self) -> bool {
         self.counted
@@ -114,14 +119,7 @@ mod tests {
     #[test]
     fn a_connection_counts_in_and_out_once() {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let mut a = Deep {
-            counted: false,
-            count: &COUNT,
-        };
-        let mut b = Deep {
-            counted: false,
-            count: &COUNT,
-        };
+        let (mut a, mut b) = (Deep::in_count(&COUNT), Deep::in_count(&COUNT));
         a.set(true);
         a.set(true);
         assert_eq!(COUNT.load(Ordering::Relaxed), 1);
@@ -138,10 +136,7 @@ mod tests {
     #[test]
     fn a_client_counts_in_at_a_dozen_calls_and_out_below_half_that() {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let mut deep = Deep {
-            counted: false,
-            count: &COUNT,
-        };
+        let mut deep = Deep::in_count(&COUNT);
         let counted = |deep: &mut Deep, calls| {
             deep.in_flight(calls);
             COUNT.load(Ordering::Relaxed)
